@@ -1,0 +1,69 @@
+"""Roost: a Kestra-compatible workflow orchestrator built on pluggy.
+
+This module is the public face for plugin authors. It depends only on the model
+and expression layers: importing ``roost`` never imports the engine, the server
+or a database driver.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from roost.assets.model import Asset, AssetBundle
+from roost.flow.properties import Dynamic, Model, is_expression
+from roost.flow.task import (
+    FlowableTask,
+    Output,
+    PollingTrigger,
+    Retry,
+    RunContext,
+    Task,
+    TaskRunner,
+    Trigger,
+)
+from roost.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from roost.engine.model import Execution
+
+__version__ = "0.1.0"
+
+
+class TaskError(Exception):
+    """Raise from ``run`` to fail the task with a message meant for the user (no traceback)."""
+
+
+class TaskWarning(Exception):
+    """Raise from ``run`` to end the task in WARNING, with outputs given as ``outputs``."""
+
+    def __init__(self, message: str, outputs: Any = None) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+
+
+def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution:
+    """Run a flow (a path, YAML text or Flow) on embedded storage and return the final execution."""
+    from roost.engine.local import run_flow
+
+    return run_flow(flow, inputs=inputs, **kw)
+
+
+__all__ = [
+    "Asset",
+    "AssetBundle",
+    "Dynamic",
+    "FlowableTask",
+    "Model",
+    "Output",
+    "PollingTrigger",
+    "Retry",
+    "RunContext",
+    "Task",
+    "TaskError",
+    "TaskRunner",
+    "TaskWarning",
+    "Trigger",
+    "hookimpl",
+    "is_expression",
+    "run",
+]

@@ -1,0 +1,299 @@
+"""Task and trigger bases: what every plugin type subclasses.
+
+A task type is one pydantic class declared with its Kestra type id::
+
+    class Log(Task, type="io.kestra.plugin.core.log.Log"):
+        message: Dynamic[str]
+        def run(self, ctx): ...
+
+Runnable tasks implement ``run(ctx)``; flowable tasks (Sequential, If, ForEach...)
+subclass :class:`FlowableTask` and tell the executor which children run next.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from roost.flow.properties import Dynamic, DynamicMarker, Model
+
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+class Retry(Model):
+    """Retry policy of a task or flow (Kestra's ``constant``, ``exponential``, ``random``)."""
+
+    type: Literal["constant", "exponential", "random"]
+    """Retry strategy."""
+    interval: timedelta | None = None
+    """Wait between attempts (constant, and the first wait of exponential)."""
+    max_attempts: int | None = Field(default=None, ge=1)
+    """Maximum number of attempts, the first one included."""
+    max_duration: timedelta | None = None
+    """Stop retrying once this much time has passed since the first attempt."""
+    max_interval: timedelta | None = None
+    """Upper bound of the wait (exponential)."""
+    min_interval: timedelta | None = None
+    """Lower bound of the wait (random)."""
+    delay_factor: float | None = None
+    """Multiplier of the wait between attempts (exponential, default 2)."""
+    warning_on_retry: bool = False
+    """End in WARNING rather than SUCCESS when a retry was needed."""
+    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
+    """What is retried."""
+
+    @model_validator(mode="after")
+    def _needs_bound(self) -> Retry:
+        if self.max_attempts is None and self.max_duration is None:
+            raise ValueError("a retry needs maxAttempts or maxDuration")
+        if self.type in ("constant", "exponential") and self.interval is None:
+            raise ValueError(f"a {self.type} retry needs an interval")
+        if self.type == "random" and (self.min_interval is None or self.max_interval is None):
+            raise ValueError("a random retry needs minInterval and maxInterval")
+        return self
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt + 1`` (``attempt`` counts from 1)."""
+        import random
+
+        if self.type == "constant":
+            return self.interval.total_seconds() if self.interval else 0.0
+        if self.type == "exponential":
+            base = self.interval.total_seconds() if self.interval else 1.0
+            wait = base * (self.delay_factor or 2.0) ** (attempt - 1)
+            if self.max_interval is not None:
+                wait = min(wait, self.max_interval.total_seconds())
+            return wait
+        low = self.min_interval.total_seconds() if self.min_interval else 0.0
+        high = self.max_interval.total_seconds() if self.max_interval else low
+        return random.uniform(low, high)
+
+
+class AssetRef(Model):
+    """An asset declared on a task under ``assets.inputs`` or ``assets.outputs``."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    """Asset identifier (may be an expression rendered after the run)."""
+    type: str | None = None
+    """Asset type, such as ``io.kestra.plugin.ee.assets.Table``."""
+    namespace: str | None = None
+    """Namespace of the asset; defaults to the flow's."""
+    display_name: str | None = None
+    """Name shown in lists."""
+    description: str | None = None
+    """What the asset is."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form metadata (owner, system, database...)."""
+
+
+class TaskAssets(Model):
+    """The ``assets`` property every task has."""
+
+    inputs: list[AssetRef] = Field(default_factory=list)
+    """Assets the task reads."""
+    outputs: list[AssetRef] = Field(default_factory=list)
+    """Assets the task writes."""
+    enable_auto: bool = False
+    """Let the plugin emit the assets it touched."""
+
+
+class TaskCache(Model):
+    """Cache a task's outputs for a while (Kestra's ``taskCache``)."""
+
+    enabled: bool = False
+    """Turn the cache on."""
+    ttl: timedelta | None = None
+    """How long a cached output stays valid."""
+
+
+class Output(BaseModel):
+    """Base of a task's typed outputs; fields are camelCase in expressions and the API."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", arbitrary_types_allowed=True
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+@runtime_checkable
+class RunContext(Protocol):
+    """What a task sees while it runs; the engine implements it.
+
+    ``render`` evaluates expressions with the execution's variables; ``logger``
+    masks secrets; ``working_dir`` is a private folder for the attempt;
+    ``killed()`` turns true when the execution is being killed.
+    """
+
+    logger: logging.Logger
+    variables: Mapping[str, Any]
+
+    @property
+    def working_dir(self) -> Path: ...
+
+    def render(self, value: Any, **extra: Any) -> Any: ...
+
+    def killed(self) -> bool: ...
+
+    def on_kill(self, callback: Callable[[], None]) -> None: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def secret(self, key: str) -> str: ...
+
+    def put_file(self, path: Path | str, name: str | None = None) -> str: ...
+
+    def read_file(self, uri: str) -> bytes: ...
+
+    def open_file(self, uri: str) -> Path: ...
+
+    def namespace_file(self, path: str, namespace: str | None = None) -> bytes: ...
+
+    def namespace_files(self, namespace: str | None = None) -> Iterator[tuple[str, bytes]]: ...
+
+    def metric(self, name: str, value: float, kind: str = "counter", **tags: str) -> None: ...
+
+
+class PluginType(Model):
+    """Common base of task and trigger types: the ``type`` id and the registry hooks."""
+
+    type_id: ClassVar[str] = ""
+    type_aliases: ClassVar[tuple[str, ...]] = ()
+    _dynamic_fields: ClassVar[tuple[tuple[str, DynamicMarker], ...]] = ()
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$", max_length=100)
+    """Identifier, unique within the flow."""
+    type: str
+    """The plugin type id."""
+    description: str | None = None
+    """What this does, shown in the UI."""
+    disabled: bool = False
+    """Skip it entirely."""
+
+    def __init_subclass__(cls, type: str | None = None, aliases: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if type is not None:
+            cls.type_id = type
+            cls.type_aliases = tuple(aliases)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kw: Any) -> None:
+        super().__pydantic_init_subclass__(**kw)
+        dyn = []
+        for name, info in cls.model_fields.items():
+            for meta in info.metadata:
+                if isinstance(meta, DynamicMarker):
+                    dyn.append((name, meta))
+        cls._dynamic_fields = tuple(dyn)
+
+    @classmethod
+    def dynamic_fields(cls) -> tuple[tuple[str, DynamicMarker], ...]:
+        return cls._dynamic_fields
+
+
+class Task(PluginType):
+    """A runnable task: implement ``run(ctx) -> Output | dict | None``."""
+
+    retry: Retry | None = None
+    """Retry policy when the task fails."""
+    timeout: Dynamic[timedelta] | None = None
+    """Stop the task when it runs longer than this (ISO-8601 duration)."""
+    log_level: LogLevel | None = None
+    """Minimum level of the logs kept for this task."""
+    log_to_file: bool = False
+    """Also store the task's logs as a file."""
+    allow_failure: bool = False
+    """A failure of this task makes the execution WARNING instead of FAILED."""
+    allow_warning: bool = False
+    """A WARNING of this task counts as SUCCESS."""
+    run_if: Dynamic[bool] | None = None
+    """Expression: the task is SKIPPED when it renders to false."""
+    assets: TaskAssets | None = None
+    """Assets the task reads and writes; ``enableAuto`` lets the plugin emit them."""
+    task_cache: TaskCache | None = None
+    """Cache the task's outputs."""
+    worker_group: dict[str, Any] | None = None
+    """Accepted for compatibility; one worker group here."""
+
+    def run(self, ctx: RunContext) -> Output | dict[str, Any] | None:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} does not implement run()")
+
+    def auto_assets(self, ctx: RunContext, output: Any) -> list[Any]:
+        """Assets emitted with ``assets.enableAuto``; plugins override this."""
+        return []
+
+    def kill(self) -> None:
+        """Called from another thread when the execution is killed while the task runs."""
+
+
+class FlowableTask(Task):
+    """A task that only arranges children; the executor asks it what runs next.
+
+    Subclasses list their child slots in ``child_slots`` (attribute names holding
+    lists of tasks) and implement ``next_children`` and ``resolve_state`` (see
+    :mod:`roost.engine.flowable`).
+    """
+
+    child_slots: ClassVar[tuple[str, ...]] = ("tasks",)
+    error_slots: ClassVar[tuple[str, ...]] = ("errors",)
+
+    def children(self) -> Iterator[Task]:
+        """Every direct child task, across slots."""
+        for slot in (*self.child_slots, *self.error_slots, "finally_"):
+            for child in getattr(self, slot, None) or ():
+                yield child
+
+
+class Trigger(PluginType):
+    """Base of trigger types; polling triggers implement ``evaluate(ctx)``."""
+
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
+    """Conditions that must all hold for the trigger to start an execution."""
+    stop_after: list[str] = Field(default_factory=list)
+    """Disable the trigger once an execution it started ends in one of these states."""
+    log_level: LogLevel | None = None
+    """Minimum level of the trigger's logs."""
+    worker_group: dict[str, Any] | None = None
+    """Accepted for compatibility."""
+    inputs: dict[str, Any] | None = None
+    """Inputs passed to the executions this trigger starts."""
+    labels: Any = None
+    """Labels added to the executions this trigger starts."""
+
+
+class PollingTrigger(Trigger):
+    """A trigger the scheduler evaluates every ``interval``.
+
+    ``evaluate(ctx)`` returns the variables exposed as ``trigger.*`` for one
+    execution, a list of such mappings for several, or ``None`` for none.
+    """
+
+    interval: timedelta = timedelta(minutes=1)
+    """How often the trigger is evaluated."""
+
+    def evaluate(self, ctx: Any) -> dict[str, Any] | list[dict[str, Any]] | None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class TaskRunner(Model):
+    """Where a script task's commands run (Process, Docker...)."""
+
+    type_id: ClassVar[str] = ""
+    type: str
+    """The task runner type id."""
+
+    def __init_subclass__(cls, type: str | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if type is not None:
+            cls.type_id = type
+
+    def run(self, ctx: RunContext, spec: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError

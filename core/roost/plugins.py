@@ -1,0 +1,229 @@
+"""Plugin discovery and the type registry.
+
+Plugins are found through the ``roost`` entry-point group; the built-in plugin
+is registered the same way a third-party one is. ``ROOST_LOAD_PLUGINS`` (a
+comma list) loads only those; ``ROOST_DISABLE_PLUGINS`` skips some. A plugin
+that fails to import is reported in :attr:`Plugins.broken` and skipped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from roost import hookspecs
+from roost.flow.task import PluginType, TaskRunner, Task, Trigger
+
+BUILTIN_PLUGINS = ("roost.builtin.plugin",)
+
+
+class PluginError(Exception):
+    """A plugin is malformed (e.g. two plugins claim one type id)."""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    module: str
+    hooks: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    distribution: str | None = None
+
+
+@dataclass
+class BrokenPlugin:
+    name: str
+    error: str
+
+
+class Plugins:
+    """A typed wrapper around pluggy's manager: one method per hook, a registry of types."""
+
+    def __init__(self, load_entry_points: bool = True, builtins: Iterable[str] = BUILTIN_PLUGINS) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.broken: list[BrokenPlugin] = []
+        self.info: dict[str, PluginInfo] = {}
+        self._types: dict[str, type[PluginType]] | None = None
+        self._runners: dict[str, type[TaskRunner]] | None = None
+        self._owner: dict[str, str] = {}
+        self._named: dict[str, dict[str, Callable[..., Any]]] = {}
+        self._lock = threading.Lock()
+        for mod in builtins:
+            self.register_module(importlib.import_module(mod), name="core", version=_core_version())
+        if load_entry_points:
+            self._load_entry_points()
+        self.pm.check_pending()
+
+    # -- discovery -------------------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        only = _env_list("ROOST_LOAD_PLUGINS")
+        skip = _env_list("ROOST_DISABLE_PLUGINS")
+        seen: set[str] = set()
+        for ep in metadata.entry_points(group=hookspecs.PROJECT):
+            if ep.name in seen or (only is not None and ep.name not in only) or ep.name in (skip or ()):
+                continue
+            seen.add(ep.name)
+            dist = ep.dist
+            try:
+                module = ep.load()
+            except Exception as exc:  # one broken plugin never stops the others
+                self.broken.append(BrokenPlugin(ep.name, f"{type(exc).__name__}: {exc}"))
+                print(f"roost: plugin {ep.name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
+            self.register_module(
+                module,
+                name=ep.name,
+                version=dist.version if dist else "unknown",
+                distribution=dist.metadata["Name"] if dist else None,
+            )
+
+    def register_module(
+        self, module: ModuleType | object, name: str, version: str = "0", distribution: str | None = None
+    ) -> None:
+        """Register a module (or object) of hookimpls as plugin ``name``."""
+        if self.pm.get_plugin(name) is not None:
+            return
+        self.pm.register(module, name=name)
+        hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
+        mod_name = getattr(module, "__name__", type(module).__name__)
+        self.info[name] = PluginInfo(name, version, mod_name, hooks, distribution=distribution)
+        self._types = None
+        self._runners = None
+        self._named.clear()
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.info.pop(name, None)
+        self._types = None
+        self._runners = None
+        self._named.clear()
+
+    # -- types -----------------------------------------------------------------------------------
+    def _collect_types(self) -> None:
+        with self._lock:
+            if self._types is not None:
+                return
+            types: dict[str, type[PluginType]] = {}
+            owner: dict[str, str] = {}
+            runners: dict[str, type[TaskRunner]] = {}
+            for plugin_name, plugin in self.pm.list_name_plugin():
+                found: list[type] = []
+                for hook in ("register_task_types", "register_trigger_types", "register_task_runners"):
+                    impl = getattr(plugin, hook, None)
+                    if impl is None:
+                        continue
+                    impl(register=lambda *classes, _f=found: _f.extend(classes))
+                info = self.info.get(plugin_name)
+                for cls in found:
+                    ids = (cls.type_id, *getattr(cls, "type_aliases", ()))
+                    if not cls.type_id:
+                        raise PluginError(f"plugin {plugin_name!r}: {cls.__name__} has no type id")
+                    for tid in ids:
+                        if tid in owner and owner[tid] != plugin_name:
+                            raise PluginError(
+                                f"type {tid!r} is claimed by two plugins: {owner[tid]!r} and {plugin_name!r}"
+                            )
+                        owner[tid] = plugin_name
+                        if issubclass(cls, TaskRunner):
+                            runners[tid] = cls
+                        else:
+                            types[tid] = cls
+                    if info is not None and cls.type_id not in info.types:
+                        info.types.append(cls.type_id)
+            self._owner = owner
+            self._runners = runners
+            self._types = types
+
+    @property
+    def types(self) -> dict[str, type[PluginType]]:
+        if self._types is None:
+            self._collect_types()
+        assert self._types is not None
+        return self._types
+
+    @property
+    def task_runners(self) -> dict[str, type[TaskRunner]]:
+        if self._runners is None:
+            self._collect_types()
+        assert self._runners is not None
+        return self._runners
+
+    def type_owner(self, type_id: str) -> str | None:
+        self.types
+        return self._owner.get(type_id)
+
+    def task_types(self) -> dict[str, type[Task]]:
+        return {k: v for k, v in self.types.items() if issubclass(v, Task)}
+
+    def trigger_types(self) -> dict[str, type[Trigger]]:
+        return {k: v for k, v in self.types.items() if issubclass(v, Trigger)}
+
+    def close_matches(self, type_id: str, n: int = 3) -> list[str]:
+        return difflib.get_close_matches(type_id, list(self.types), n=n, cutoff=0.6)
+
+    # -- named registrations (functions, filters, backends...) ------------------------------------
+    def named(self, hook: str) -> dict[str, Callable[..., Any]]:
+        """Everything plugins registered through a ``register(name, obj)`` hook."""
+        cached = self._named.get(hook)
+        if cached is not None:
+            return cached
+        out: dict[str, Callable[..., Any]] = {}
+        getattr(self.pm.hook, hook)(register=lambda name, obj: out.__setitem__(name, obj))
+        self._named[hook] = out
+        return out
+
+    def task_assets(self, task: Any, ctx: Any, output: Any) -> list[Any]:
+        bundles: list[Any] = []
+        for result in self.pm.hook.task_assets(task=task, ctx=ctx, output=output):
+            if result:
+                bundles.extend(result)
+        return bundles
+
+    def add_commands(self, cli: Any) -> None:
+        self.pm.hook.register_commands(cli=cli)
+
+
+def _env_list(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def _core_version() -> str:
+    try:
+        return metadata.version("roost")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+_default: Plugins | None = None
+_default_lock = threading.Lock()
+
+
+def get_plugins() -> Plugins:
+    """The process-wide plugin set, loaded on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Plugins()
+    return _default
+
+
+def set_plugins(plugins: Plugins | None) -> None:
+    """Replace the process-wide plugin set (tests use a fresh one)."""
+    global _default
+    _default = plugins
