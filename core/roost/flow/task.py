@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -189,14 +189,26 @@ class PluginType(Model):
         super().__pydantic_init_subclass__(**kw)
         dyn = []
         for name, info in cls.model_fields.items():
-            for meta in info.metadata:
-                if isinstance(meta, DynamicMarker):
-                    dyn.append((name, meta))
+            marker = _find_marker(info.metadata, info.annotation)
+            if marker is not None:
+                dyn.append((name, marker))
         cls._dynamic_fields = tuple(dyn)
 
     @classmethod
     def dynamic_fields(cls) -> tuple[tuple[str, DynamicMarker], ...]:
         return cls._dynamic_fields
+
+
+def _find_marker(metadata: list[Any], annotation: Any) -> DynamicMarker | None:
+    """The ``Dynamic`` marker of a field, also when wrapped in ``Optional``."""
+    for meta in metadata:
+        if isinstance(meta, DynamicMarker):
+            return meta
+    for arg in get_args(annotation):
+        for meta in getattr(arg, "__metadata__", ()):
+            if isinstance(meta, DynamicMarker):
+                return meta
+    return None
 
 
 class Task(PluginType):

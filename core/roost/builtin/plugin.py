@@ -1,0 +1,24 @@
+"""The built-in plugin: core task, trigger and task-runner types, registered like any other plugin."""
+
+from roost import hookimpl
+
+
+@hookimpl
+def register_task_types(register):
+    from roost.builtin import flow, http, kv, log, scripts, vcs
+
+    register(*log.TASKS, *flow.TASKS, *http.TASKS, *scripts.TASKS, *kv.TASKS, *vcs.TASKS)
+
+
+@hookimpl
+def register_trigger_types(register):
+    from roost.builtin import triggers
+
+    register(*triggers.TRIGGERS)
+
+
+@hookimpl
+def register_task_runners(register):
+    from roost.scripts import Docker, Process
+
+    register(Process, Docker)

@@ -1,0 +1,356 @@
+"""The engine's implementation of :class:`roost.RunContext`, and task rendering.
+
+A :class:`Runtime` holds what every task run shares (storage, KV, secrets,
+sinks for logs and metrics); a :class:`TaskRunContext` is one attempt's view.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from roost import TaskError
+from roost.expr import ExpressionEngine, ExpressionError, get_engine
+from roost.expr.masking import mask
+from roost.flow.properties import needs_render
+from roost.flow.task import PluginType
+from roost.store.storage import LocalStorage, Storage
+
+LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
+LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
+
+
+class Killed(Exception):
+    """Raised inside a task when its execution is killed."""
+
+
+class KVMemory:
+    """KV store kept in memory (``run_task`` and tests); the SQL store has the same methods."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], Any] = {}
+
+    def get(self, namespace: str, key: str) -> Any:
+        return self.data.get((namespace, key), _MISSING)
+
+    def put(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
+        self.data[(namespace, key)] = value
+
+    def delete(self, namespace: str, key: str) -> bool:
+        return self.data.pop((namespace, key), _MISSING) is not _MISSING
+
+    def keys(self, namespace: str) -> list[str]:
+        return sorted(k for ns, k in self.data if ns == namespace)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING: Any = _Missing()
+MISSING = _MISSING
+
+
+class NamespaceFilesMemory:
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], bytes] = {}
+
+    def read(self, namespace: str, path: str) -> bytes | None:
+        return self.files.get((namespace, path.lstrip("/")))
+
+    def write(self, namespace: str, path: str, data: bytes) -> None:
+        self.files[(namespace, path.lstrip("/"))] = data
+
+    def list(self, namespace: str) -> list[str]:
+        return sorted(p for ns, p in self.files if ns == namespace)
+
+
+class EnvSecrets:
+    """Kestra's open-source secret backend: ``SECRET_<KEY>`` variables holding base64 values."""
+
+    def get(self, namespace: str, key: str) -> str | None:
+        raw = os.environ.get(f"SECRET_{key}")
+        if raw is None:
+            return os.environ.get(f"ENV_SECRET_{key}")
+        try:
+            return base64.b64decode(raw, validate=True).decode()
+        except ValueError:
+            return raw
+
+
+@dataclass
+class Runtime:
+    """Services every task run of one engine shares."""
+
+    storage: Storage
+    kv: Any = field(default_factory=KVMemory)
+    namespace_files: Any = field(default_factory=NamespaceFilesMemory)
+    secrets: Any = field(default_factory=EnvSecrets)
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    expressions: ExpressionEngine = field(default_factory=get_engine)
+    log_sink: Callable[[list[dict[str, Any]]], None] | None = None
+    metric_sink: Callable[[dict[str, Any]], None] | None = None
+    encryption_key: str | None = None
+    plugins: Any = None
+    tenant: str = "main"
+    work_root: Path | None = None
+
+    @classmethod
+    def in_memory(cls, root: Path | None = None) -> Runtime:
+        root = root or Path(tempfile.mkdtemp(prefix="roost-"))
+        return cls(storage=LocalStorage(root / "storage"), work_root=root / "work")
+
+
+class TaskLogger:
+    """A logger whose records go to the execution's log store, secrets masked."""
+
+    def __init__(self, ctx: TaskRunContext, min_level: int = 5) -> None:
+        self._ctx = ctx
+        self.min_level = min_level
+
+    def log(self, level: int | str, message: str, *args: Any) -> None:
+        lvl = LEVELS[level] if isinstance(level, str) else level
+        if lvl < self.min_level:
+            return
+        if args:
+            try:
+                message = message % args
+            except (TypeError, ValueError):
+                message = " ".join([message, *map(str, args)])
+        self._ctx.emit_log(LEVEL_NAMES.get(lvl, "INFO") if lvl in LEVEL_NAMES else _nearest(lvl), message)
+
+    def trace(self, msg: str, *a: Any) -> None:
+        self.log(5, msg, *a)
+
+    def debug(self, msg: str, *a: Any) -> None:
+        self.log(10, msg, *a)
+
+    def info(self, msg: str, *a: Any) -> None:
+        self.log(20, msg, *a)
+
+    def warning(self, msg: str, *a: Any) -> None:
+        self.log(30, msg, *a)
+
+    warn = warning
+
+    def error(self, msg: str, *a: Any) -> None:
+        self.log(40, msg, *a)
+
+    def exception(self, msg: str, *a: Any) -> None:
+        self.log(40, msg, *a)
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging.Logger's name
+        return level >= self.min_level
+
+
+def _nearest(lvl: int) -> str:
+    return LEVEL_NAMES[max(k for k in LEVEL_NAMES if k <= lvl)] if lvl >= 5 else "TRACE"
+
+
+class TaskRunContext:
+    """One attempt of one task run: variables, services, logs, kill signal."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        variables: dict[str, Any],
+        *,
+        namespace: str,
+        flow_id: str = "",
+        execution_id: str = "",
+        task_id: str = "",
+        taskrun_id: str = "",
+        kill_event: threading.Event | None = None,
+        log_level: str | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.variables = variables
+        self.namespace = namespace
+        self.flow_id = flow_id
+        self.execution_id = execution_id
+        self.task_id = task_id
+        self.taskrun_id = taskrun_id
+        self.kill_event = kill_event or threading.Event()
+        self.secret_values: set[str] = set()
+        self.logs: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
+        self._kill_callbacks: list[Callable[[], None]] = []
+        self._working_dir: Path | None = None
+        self.logger = TaskLogger(self, LEVELS.get(log_level or "TRACE", 5))
+        self.encryption_key = runtime.encryption_key
+
+    # -- expressions -----------------------------------------------------------------------------
+    def render(self, value: Any, **extra: Any) -> Any:
+        if not needs_render(value):
+            return value
+        variables = {**self.variables, **extra} if extra else self.variables
+        return self.runtime.expressions.render(value, variables, self)
+
+    # Services protocol of the expression engine -------------------------------------------------
+    def secret(self, key: str) -> str:
+        value = self.runtime.secrets.get(self.namespace, key)
+        if value is None:
+            raise ExpressionError(f"Cannot find secret for key '{key}'.")
+        self.secret_values.add(value)
+        return value
+
+    def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any:
+        value = self.runtime.kv.get(namespace or self.namespace, key)
+        if value is MISSING:
+            if error_on_missing:
+                raise ExpressionError(
+                    f"The key '{key}' does not exist in the namespace '{namespace or self.namespace}'."
+                )
+            return None
+        return value
+
+    def read(self, path: str) -> str:
+        if path.startswith("kestra://"):
+            return self.read_file(path).decode()
+        return self.namespace_file(path).decode()
+
+    def file_uri(self, path: str) -> str:
+        return f"kestra:///{self.namespace.replace('.', '/')}/_files/{path.lstrip('/')}"
+
+    def credential(self, key: str) -> str:
+        provider = self.runtime.credentials.get(key)
+        if provider is None:
+            raise ExpressionError(f"No credential '{key}' is configured")
+        token = provider.token()
+        self.secret_values.add(token)
+        return str(token)
+
+    # -- logs and metrics --------------------------------------------------------------------------
+    def emit_log(self, level: str, message: str) -> None:
+        record = {
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "executionId": self.execution_id,
+            "taskId": self.task_id or None,
+            "taskRunId": self.taskrun_id or None,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "level": level,
+            "message": mask(message, self.secret_values) if self.secret_values else message,
+        }
+        self.logs.append(record)
+        if self.runtime.log_sink is not None:
+            self.runtime.log_sink([record])
+
+    def metric(self, name: str, value: float, kind: str = "counter", **tags: str) -> None:
+        m = {"name": name, "value": value, "type": kind, "tags": tags, "taskRunId": self.taskrun_id}
+        self.metrics.append(m)
+        if self.runtime.metric_sink is not None:
+            self.runtime.metric_sink(m)
+
+    # -- kill ------------------------------------------------------------------------------------
+    def killed(self) -> bool:
+        return self.kill_event.is_set()
+
+    def on_kill(self, callback: Callable[[], None]) -> None:
+        self._kill_callbacks.append(callback)
+        if self.kill_event.is_set():
+            callback()
+
+    def fire_kill(self) -> None:
+        self.kill_event.set()
+        for cb in list(self._kill_callbacks):
+            try:
+                cb()
+            except Exception:  # a failing cancel hook must not stop the others
+                logging.getLogger("roost").exception("kill callback failed")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking at once (with :class:`Killed`) when the execution is killed."""
+        if self.kill_event.wait(max(0.0, seconds)):
+            raise Killed("killed while waiting")
+
+    # -- files -----------------------------------------------------------------------------------
+    @property
+    def working_dir(self) -> Path:
+        if self._working_dir is None:
+            base = self.runtime.work_root
+            if base is not None:
+                base.mkdir(parents=True, exist_ok=True)
+            self._working_dir = Path(tempfile.mkdtemp(prefix=f"{self.task_id or 'task'}-", dir=base))
+        return self._working_dir
+
+    def use_working_dir(self, path: Path) -> None:
+        """Share a folder between tasks (WorkingDirectory's children)."""
+        self._working_dir = path
+
+    def cleanup(self) -> None:
+        if self._working_dir is not None and not getattr(self, "_shared_dir", False):
+            shutil.rmtree(self._working_dir, ignore_errors=True)
+
+    def _storage_prefix(self) -> str:
+        ns = self.namespace.replace(".", "/")
+        ex = self.execution_id or "adhoc"
+        return f"{ns}/{self.flow_id or '_'}/executions/{ex}/tasks/{self.task_id or '_'}/{self.taskrun_id or '_'}"
+
+    def put_file(self, path: Path | str, name: str | None = None) -> str:
+        path = Path(path)
+        if not path.is_absolute():
+            path = self.working_dir / path
+        key = f"{self._storage_prefix()}/{time.time_ns():x}-{name or path.name}"
+        return self.runtime.storage.put(key, path)
+
+    def put_bytes(self, data: bytes, name: str) -> str:
+        return self.runtime.storage.put(f"{self._storage_prefix()}/{time.time_ns():x}-{name}", data)
+
+    def read_file(self, uri: str) -> bytes:
+        return self.runtime.storage.get(uri)
+
+    def open_file(self, uri: str) -> Path:
+        return self.runtime.storage.local_path(uri)
+
+    def namespace_file(self, path: str, namespace: str | None = None) -> bytes:
+        data = self.runtime.namespace_files.read(namespace or self.namespace, path)
+        if data is None:
+            raise TaskError(f"namespace file '{path}' not found in namespace '{namespace or self.namespace}'")
+        return data
+
+    def namespace_files(self, namespace: str | None = None) -> Iterator[tuple[str, bytes]]:
+        ns = namespace or self.namespace
+        for p in self.runtime.namespace_files.list(ns):
+            data = self.runtime.namespace_files.read(ns, p)
+            if data is not None:
+                yield p, data
+
+
+def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
+    """A copy of ``task`` with every ``Dynamic`` property rendered and typed."""
+    update: dict[str, Any] = {}
+    for name, marker in type(task).dynamic_fields():
+        value = getattr(task, name)
+        if value is None or not needs_render(value):
+            continue
+        rendered = ctx.render(value)
+        try:
+            update[name] = marker.adapter.validate_python(rendered)
+        except Exception as exc:
+            alias = type(task).model_fields[name].alias or name
+            raise TaskError(
+                f"property '{alias}' of task '{task.id}': {value!r} rendered to {rendered!r}, "
+                f"which is not a valid {marker.inner if isinstance(marker.inner, str) else getattr(marker.inner, '__name__', marker.inner)}: {_first_error(exc)}"
+            ) from None
+    return task.model_copy(update=update) if update else task
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        errs = errors()
+        if errs:
+            return str(errs[0].get("msg"))
+    return str(exc)
