@@ -22,7 +22,7 @@ from typing import Any
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import mask
-from roost.flow.properties import needs_render
+from roost.flow.properties import needs_render, stringify
 from roost.flow.task import PluginType
 from roost.store.storage import LocalStorage, Storage
 
@@ -336,6 +336,8 @@ def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
         if value is None or not needs_render(value):
             continue
         rendered = ctx.render(value)
+        if marker.inner is str and not isinstance(rendered, str):
+            rendered = stringify(rendered)
         try:
             update[name] = marker.adapter.validate_python(rendered)
         except Exception as exc:

@@ -36,6 +36,21 @@ def needs_render(value: Any) -> bool:
     return False
 
 
+def stringify(value: Any) -> str:
+    """A rendered value as Kestra prints it: JSON for maps and lists, ``true``/``false``, empty for null."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list | tuple):
+        import json
+
+        return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+    return str(value)
+
+
 def _must_be_expression(value: str) -> str:
     if not is_expression(value):
         raise ValueError("not a {{ expression }}")
