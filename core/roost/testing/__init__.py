@@ -75,4 +75,4 @@ def run_task(
     return TaskResult(state, outputs, ctx.logs, assets, error, ctx)
 
 
-__all__ = ["Output", "TaskResult", "run_task"]
+__all__ = ["Output", "Runtime", "TaskResult", "TaskRunContext", "run_task"]
