@@ -22,6 +22,7 @@ from roost.flow.task import (
     Trigger,
 )
 from roost.hookspecs import hookimpl
+from roost.scripts import ScriptOutput, ScriptTask
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -58,6 +59,8 @@ __all__ = [
     "PollingTrigger",
     "Retry",
     "RunContext",
+    "ScriptOutput",
+    "ScriptTask",
     "Task",
     "TaskError",
     "TaskRunner",
