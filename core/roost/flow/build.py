@@ -1,0 +1,478 @@
+"""From YAML to a validated :class:`Flow`, collecting every violation with its path and line.
+
+Tasks and triggers are resolved through the plugin registry; plugin defaults
+are merged in before validation (so a property a default supplies is not
+missing); pydantic's errors are reworded into messages that say what was
+expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing
+from functools import cache
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from roost.flow.model import USER_SYSTEM_LABELS, Flow, PluginDefault, child_tasks
+from roost.flow.properties import is_expression
+from roost.flow.task import PluginType, Task, Trigger
+from roost.flow.yaml import Document, Path, Violation, YamlError, format_path, load_document
+
+TASK_LISTS = ("tasks", "errors", "finally", "afterExecution")
+
+
+class FlowInvalid(Exception):
+    """A flow failed validation; ``violations`` lists every problem."""
+
+    def __init__(self, violations: list[Violation], flow_ref: str = "") -> None:
+        self.violations = violations
+        self.flow_ref = flow_ref
+        head = f"flow {flow_ref} is invalid" if flow_ref else "flow is invalid"
+        super().__init__(head + ":\n" + "\n".join(f"  - {v}" for v in violations))
+
+
+@cache
+def task_slots(cls: type) -> dict[str, str]:
+    """Fields of ``cls`` that hold tasks: ``list`` (list[Task]), ``dict`` (dict[str, list[Task]]) or ``single``."""
+    slots: dict[str, str] = {}
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        return slots
+    for name, info in cls.model_fields.items():
+        kind = _slot_kind(info.annotation)
+        if kind:
+            slots[name] = kind
+    return slots
+
+
+def _is_task(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Task)
+
+
+def _slot_kind(tp: Any) -> str | None:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for a in args:
+            kind = _slot_kind(a)
+            if kind:
+                return kind
+        return None
+    if origin is list and args and _is_task(args[0]):
+        return "list"
+    if origin is dict and len(args) == 2 and _slot_kind(args[1]) == "list":
+        return "dict"
+    if _is_task(tp):
+        return "single"
+    return None
+
+
+def _alias(cls: type[BaseModel], name: str) -> str:
+    field = cls.model_fields[name]
+    return field.alias or name
+
+
+def known_properties(cls: type[BaseModel]) -> list[str]:
+    return sorted((f.alias or n) for n, f in cls.model_fields.items())
+
+
+def merge(base: Any, over: Any) -> Any:
+    """Deep merge: maps merge key by key, anything else is replaced by ``over``."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if k in out else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+def matches(default_type: str, type_id: str) -> bool:
+    return type_id == default_type or type_id.startswith(default_type + ".")
+
+
+@cache
+def registry_index() -> dict[str, str]:
+    """Type id → plugin package, from the suite's registry catalogue."""
+    candidates = [FsPath(__file__).resolve().parents[3] / "registry" / "index.json"]
+    try:
+        candidates.insert(0, FsPath(str(resources.files("roost") / "registry_index.json")))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    for path in candidates:
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return {t: pkg["package"] for pkg in data.get("plugins", []) for t in pkg.get("types", [])}
+    return {}
+
+
+class FlowBuilder:
+    """Builds one flow from a YAML document, collecting violations instead of stopping at the first."""
+
+    def __init__(self, plugins: Any, doc: Document, defaults: list[PluginDefault] | None = None) -> None:
+        self.plugins = plugins
+        self.doc = doc
+        self.outer_defaults = list(defaults or [])
+        self.violations: list[Violation] = []
+        self.task_ids: dict[str, Path] = {}
+        self.task_paths: dict[int, Path] = {}
+
+    # -- reporting -------------------------------------------------------------------------------
+    def add(self, path: Path, message: str) -> None:
+        self.violations.append(Violation(format_path(path), message, self.doc.line_of(path)))
+
+    # -- flow ------------------------------------------------------------------------------------
+    def build(self) -> Flow | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.add((), f"expected a flow (a mapping with id, namespace and tasks), got {type(data).__name__}")
+            return None
+        flow_defaults = self._flow_defaults(data)
+        # Precedence for non-forced values: instance < namespace < flow < task; forced ones win over all.
+        self.defaults = [*self.outer_defaults, *flow_defaults]
+        built: dict[str, list[Any]] = {}
+        for key in TASK_LISTS:
+            raw = data.get(key)
+            if raw is None:
+                continue
+            if not isinstance(raw, list):
+                self.add((key,), f"expected a list of tasks, got {_kind(raw)}")
+                continue
+            built[key] = [t for i, item in enumerate(raw) if (t := self.build_task(item, (key, i))) is not None]
+        triggers: list[Trigger] = []
+        if isinstance(data.get("triggers"), list):
+            trigger_ids: dict[str, Path] = {}
+            for i, item in enumerate(data["triggers"]):
+                trig = self.build_plugin(item, ("triggers", i), Trigger)
+                if trig is not None:
+                    if trig.id in trigger_ids:
+                        self.add(("triggers", i, "id"), f"duplicate trigger id '{trig.id}'")
+                    trigger_ids[trig.id] = ("triggers", i)
+                    triggers.append(trig)  # type: ignore[arg-type]
+        elif "triggers" in data:
+            self.add(("triggers",), f"expected a list of triggers, got {_kind(data['triggers'])}")
+
+        flow_data = {k: v for k, v in data.items() if k not in (*TASK_LISTS, "triggers")}
+        flow_data.update(built)
+        flow_data["triggers"] = triggers
+        empty_because_broken = {k for k in built if not built[k] and data.get(k)}
+        flow: Flow | None = None
+        try:
+            flow = Flow.model_validate(flow_data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                if loc and loc[0] in empty_because_broken and err["type"] == "too_short":
+                    continue
+                if loc == () and err["type"] == "missing":
+                    continue
+                self.pydantic_error((), Flow, err)
+        self._flow_checks(data, flow)
+        if self.violations:
+            return None
+        return flow
+
+    def _flow_defaults(self, data: dict[str, Any]) -> list[PluginDefault]:
+        out: list[PluginDefault] = []
+        for key in ("pluginDefaults", "taskDefaults"):
+            raw = data.get(key)
+            if raw is None:
+                continue
+            if not isinstance(raw, list):
+                self.add((key,), f"expected a list of plugin defaults, got {_kind(raw)}")
+                continue
+            for i, item in enumerate(raw):
+                try:
+                    pd = PluginDefault.model_validate(item)
+                except ValidationError as exc:
+                    for err in exc.errors():
+                        self.pydantic_error((key, i), PluginDefault, err)
+                    continue
+                self._check_default_properties(pd, (key, i))
+                out.append(pd)
+        return out
+
+    def _check_default_properties(self, pd: PluginDefault, path: Path) -> None:
+        """A default naming a property that no matching type has is an error."""
+        types = [cls for tid, cls in self.plugins.types.items() if matches(pd.type, tid)]
+        if not types:
+            return  # defaults for plugins not installed here are kept, as Kestra does
+        for prop in pd.values:
+            if not any(prop in _accepted_keys(cls) for cls in types):
+                known = sorted(set().union(*(set(known_properties(c)) for c in types)) - {"id", "type"})
+                self.add((*path, "values", prop),
+                         f"unknown property '{prop}' for type '{pd.type}'; known properties: {', '.join(known)}")
+
+    def _flow_checks(self, data: dict[str, Any], flow: Flow | None) -> None:
+        inputs = data.get("inputs")
+        if isinstance(inputs, list):
+            seen: set[str] = set()
+            for i, item in enumerate(inputs):
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    if item["id"] in seen:
+                        self.add(("inputs", i, "id"), f"duplicate input id '{item['id']}'")
+                    seen.add(item["id"])
+                    dep = item.get("dependsOn")
+                    if isinstance(dep, dict):
+                        for name in dep.get("inputs") or []:
+                            if not any(isinstance(x, dict) and x.get("id") == name for x in inputs):
+                                self.add(("inputs", i, "dependsOn", "inputs"), f"depends on unknown input '{name}'")
+        labels = data.get("labels")
+        keys: list[tuple[Path, str]] = []
+        if isinstance(labels, dict):
+            keys = [(("labels", k), k) for k in labels]
+        elif isinstance(labels, list):
+            keys = [(("labels", i, "key"), x.get("key")) for i, x in enumerate(labels) if isinstance(x, dict)]
+        for path, key in keys:
+            if isinstance(key, str) and key.startswith("system.") and key not in USER_SYSTEM_LABELS:
+                self.add(path, f"label '{key}' is reserved: labels starting with 'system.' are set by the system "
+                               f"(users may set only {', '.join(sorted(USER_SYSTEM_LABELS))})")
+        if flow is None:
+            return
+        for task in flow.all_tasks():
+            check = getattr(task, "check_in_flow", None)
+            if check is not None:
+                for rel, message in check(flow):
+                    path = self.task_paths.get(id(task), ())
+                    self.add((*path, *rel), message)
+
+    # -- tasks and triggers -----------------------------------------------------------------------
+    def build_task(self, data: Any, path: Path) -> Task | None:
+        task = self.build_plugin(data, path, Task)
+        if task is not None:
+            if task.id in self.task_ids:
+                self.add((*path, "id"), f"duplicate task id '{task.id}' (also at {format_path(self.task_ids[task.id])})")
+            else:
+                self.task_ids[task.id] = path
+            self.task_paths[id(task)] = path
+        return task  # type: ignore[return-value]
+
+    def build_plugin(self, data: Any, path: Path, base: type[PluginType]) -> PluginType | None:
+        what = "task" if base is Task else "trigger"
+        if not isinstance(data, dict):
+            self.add(path, f"expected a {what} (a mapping with id and type), got {_kind(data)}")
+            return None
+        type_id = data.get("type")
+        if not isinstance(type_id, str):
+            self.add(path, "missing required property 'type'" if type_id is None
+                     else f"'type' must be a string, got {_kind(type_id)}")
+            return None
+        cls = self.plugins.types.get(type_id)
+        if cls is None or not issubclass(cls, base):
+            self.add((*path, "type"), self._unknown_type(type_id, base))
+            return None
+        values = self._with_defaults(type_id, data)
+        n_before = len(self.violations)
+        for name, kind in task_slots(cls).items():
+            key = _alias(cls, name)
+            if key not in values:
+                continue
+            raw = values[key]
+            if kind == "list":
+                if not isinstance(raw, list):
+                    self.add((*path, key), f"expected a list of tasks, got {_kind(raw)}")
+                    values[key] = []
+                    continue
+                values[key] = [t for i, item in enumerate(raw) if (t := self.build_task(item, (*path, key, i)))]
+            elif kind == "dict":
+                if not isinstance(raw, dict):
+                    self.add((*path, key), f"expected a map of task lists, got {_kind(raw)}")
+                    values[key] = {}
+                    continue
+                out = {}
+                for case, items in raw.items():
+                    if not isinstance(items, list):
+                        self.add((*path, key, case), f"expected a list of tasks, got {_kind(items)}")
+                        continue
+                    out[case] = [t for i, it in enumerate(items) if (t := self.build_task(it, (*path, key, case, i)))]
+                values[key] = out
+            else:
+                values[key] = self.build_task(raw, (*path, key))
+        if len(self.violations) > n_before:
+            return None
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            grouped = _group_dynamic(cls, exc.errors())
+            for err in grouped:
+                self.pydantic_error(path, cls, err)
+            return None
+
+    def _with_defaults(self, type_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        matching = [d for d in self.defaults if matches(d.type, type_id)]
+        if not matching:
+            return dict(data)
+        values: dict[str, Any] = {}
+        for d in matching:
+            if not d.forced:
+                values = merge(values, d.values)
+        values = merge(values, data)
+        for d in matching:
+            if d.forced:
+                values = merge(values, d.values)
+        values["type"] = data["type"]
+        if "id" in data:
+            values["id"] = data["id"]
+        return values
+
+    def _unknown_type(self, type_id: str, base: type[PluginType]) -> str:
+        what = "task" if base is Task else "trigger"
+        msg = f"unknown {what} type '{type_id}'"
+        package = registry_index().get(type_id)
+        if package:
+            msg += f"; it is provided by the plugin package '{package}' (pip install {package})"
+        close = [t for t in self.plugins.close_matches(type_id) if issubclass(self.plugins.types[t], base)]
+        if close:
+            msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        return msg
+
+    def pydantic_error(self, path: Path, cls: type[BaseModel], err: dict[str, Any]) -> None:
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "missing":
+            self.add((*path, *loc), f"missing required property '{loc[-1]}'")
+            return
+        if kind == "extra_forbidden":
+            owner = _model_at(cls, loc[:-1]) or cls
+            known = ", ".join(p for p in known_properties(owner) if p not in ("type",))
+            self.add((*path, *loc), f"unknown property '{loc[-1]}'; known properties: {known}")
+            return
+        got = err.get("input")
+        shown = json.dumps(got, default=str)[:80] if not isinstance(got, dict) else "a mapping"
+        msg = err["msg"]
+        if kind.startswith("value_error"):
+            msg = msg.removeprefix("Value error, ")
+        else:
+            msg = f"{msg}, got {shown}"
+        self.add((*path, *loc), msg[0].lower() + msg[1:] if msg else msg)
+
+
+def _accepted_keys(cls: type[BaseModel]) -> set[str]:
+    return {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
+
+
+def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: Any = cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part or n == part), None)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(tp: Any) -> Any:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in typing.get_args(tp):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _group_dynamic(cls: type[PluginType], errors: list[Any]) -> list[dict[str, Any]]:
+    """Collapse pydantic's per-branch union errors on ``Dynamic`` fields into one clear error."""
+    dynamic = {(cls.model_fields[n].alias or n): m for n, m in cls.dynamic_fields()}
+    out: list[dict[str, Any]] = []
+    done: set[str] = set()
+    for err in errors:
+        loc = tuple(err["loc"])
+        field = loc[0] if loc else None
+        if isinstance(field, str) and field in dynamic and err["type"] not in ("missing", "extra_forbidden"):
+            if field in done:
+                continue
+            done.add(field)
+            inner = dynamic[field].inner
+            name = _type_name(inner)
+            got = err.get("input")
+            if isinstance(got, str) and not is_expression(got):
+                msg = f"expected {name} or a {{{{ expression }}}}, got {json.dumps(got)[:80]}"
+            else:
+                msg = f"expected {name} or a {{{{ expression }}}}, got {_kind(got)}"
+            out.append({"loc": (field,), "type": "value_error", "msg": msg, "input": got})
+            continue
+        out.append(err)
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", bool: "a boolean", str: "a string", dict: "a mapping",
+             list: "a list"}
+    if tp in names:
+        return names[tp]
+    origin = typing.get_origin(tp)
+    if origin in names:
+        return names[origin]
+    if getattr(tp, "__name__", "") == "timedelta":
+        return "an ISO-8601 duration (e.g. PT5M)"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
+            bool: "a boolean", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+# -- entry points ------------------------------------------------------------------------------------
+def parse_flow(
+    source: str,
+    plugins: Any = None,
+    defaults: list[PluginDefault] | None = None,
+    ref: str = "",
+) -> Flow:
+    """Parse and validate one flow; raises :class:`FlowInvalid` listing every violation."""
+    if plugins is None:
+        from roost.plugins import get_plugins
+
+        plugins = get_plugins()
+    try:
+        doc = load_document(source)
+    except YamlError as exc:
+        raise FlowInvalid([exc.violation], ref) from None
+    builder = FlowBuilder(plugins, doc, defaults)
+    flow = builder.build()
+    if flow is None:
+        data = doc.data if isinstance(doc.data, dict) else {}
+        name = ref or f"{data.get('namespace', '?')}.{data.get('id', '?')}"
+        raise FlowInvalid(builder.violations, name)
+    flow._source = source
+    return flow
+
+
+def flow_source(flow: Flow) -> str:
+    src = flow._source
+    if src:
+        return src
+    from roost.flow.yaml import dump
+
+    return dump(flow.model_dump(by_alias=True, exclude_defaults=True, mode="json", serialize_as_any=True))
+
+
+def validate_source(source: str, plugins: Any = None, defaults: list[PluginDefault] | None = None) -> list[Violation]:
+    try:
+        parse_flow(source, plugins, defaults)
+    except FlowInvalid as exc:
+        return exc.violations
+    return []
+
+
+__all__ = [
+    "FlowBuilder",
+    "FlowInvalid",
+    "child_tasks",
+    "flow_source",
+    "merge",
+    "parse_flow",
+    "task_slots",
+    "validate_source",
+]
