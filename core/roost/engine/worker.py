@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -44,3 +47,114 @@ def collect_assets(task: Any, ctx: Any, out: Any, outputs: dict[str, Any]) -> li
             auto.extend(plugins.task_assets(task, ctx, out))
         bundles.extend(b if isinstance(b, AssetBundle) else AssetBundle.model_validate(b) for b in auto)
     return bundles
+
+
+class Worker:
+    """Runs jobs on a thread pool; kill and timeout reach the task through its context."""
+
+    def __init__(self, engine: Any, threads: int = 8) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.engine = engine
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="roost-worker")
+        self.running: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, job: Any) -> None:
+        self.pool.submit(self._run_guarded, job)
+
+    def kill(self, taskrun_id: str) -> None:
+        ctx = self.running.get(taskrun_id)
+        if ctx is not None:
+            threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
+
+    def shutdown(self) -> None:
+        for ctx in list(self.running.values()):
+            ctx.kill_event.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run_guarded(self, job: Any) -> None:
+        try:
+            self.run(job)
+        except Exception as exc:  # never lose a result: report the crash as the task's failure
+            logging.getLogger("roost.worker").exception("worker crashed on %s", job.taskrun_id)
+            self.engine.report(job.execution_id, job.taskrun_id, "FAILED", None,
+                               {"state": "FAILED", "startDate": None}, f"worker error: {exc}")  # fmt: skip
+
+    def run(self, job: Any) -> None:
+        from roost import TaskError, TaskWarning
+        from roost.engine.context import Killed, TaskRunContext, render_task
+        from roost.engine.model import iso, now
+
+        runtime = self.engine.runtime(job.tenant)
+        task = job.task
+        ctx = TaskRunContext(runtime, job.variables, namespace=job.namespace, flow_id=job.flow_id,
+                             execution_id=job.execution_id, task_id=task.id, taskrun_id=job.taskrun_id,
+                             log_level=task.log_level)  # fmt: skip
+        if job.workdir:
+            Path(job.workdir).mkdir(parents=True, exist_ok=True)
+            ctx.use_working_dir(Path(job.workdir))
+            ctx._shared_dir = True  # type: ignore[attr-defined]
+        started = now()
+        reported = threading.Event()
+        self.running[job.taskrun_id] = ctx
+
+        def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None) -> None:
+            if reported.is_set():
+                return
+            reported.set()
+            attempt = {"state": {"current": state, "histories": [{"state": "RUNNING", "date": iso(started)},
+                                                                  {"state": state, "date": iso(now())}]}}  # fmt: skip
+            if error:
+                ctx.logger.error(error)
+            self.engine.report(job.execution_id, job.taskrun_id, state, outputs, attempt, error)
+
+        timer = None
+        try:
+            rendered = render_task(task, ctx)
+            timeout = getattr(rendered, "timeout", None)
+            if timeout is not None:
+                seconds = timeout.total_seconds()
+
+                def on_timeout() -> None:
+                    finish("FAILED", None, f"Timeout after {seconds:g} s: the task was stopped")
+                    ctx.fire_kill()
+
+                timer = threading.Timer(seconds, on_timeout)
+                timer.daemon = True
+                timer.start()
+            out = rendered.run(ctx)
+            outputs = outputs_dict(out)
+            self._assets(rendered, ctx, out, outputs, job)
+            finish("SUCCESS", outputs)
+        except TaskWarning as warn:
+            outputs = outputs_dict(warn.outputs)
+            ctx.logger.warning(str(warn))
+            finish("WARNING", outputs)
+        except Killed:
+            finish("KILLED", None)
+        except TaskError as exc:
+            finish("KILLED" if ctx.killed() and not reported.is_set() else "FAILED", None,
+                   None if ctx.killed() else str(exc))  # fmt: skip
+        except Exception as exc:
+            if ctx.killed():
+                finish("KILLED", None)
+            else:
+                finish("FAILED", None, f"{type(exc).__name__}: {exc}")
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.running.pop(job.taskrun_id, None)
+            ctx.cleanup()
+
+    def _assets(self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any], job: Any) -> None:
+        if getattr(task, "assets", None) is None:
+            return
+        try:
+            bundles = collect_assets(task, ctx, out, outputs)
+        except Exception as exc:  # assets never fail the task; the user sees why none were recorded
+            ctx.logger.warning(f"assets could not be recorded: {exc}")
+            return
+        sink = getattr(self.engine, "asset_sink", None)
+        if bundles and sink is not None:
+            sink(job, ctx, bundles)

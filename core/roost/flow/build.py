@@ -49,6 +49,11 @@ def task_slots(cls: type) -> dict[str, str]:
     return slots
 
 
+def _unwrap_optional(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType) and args else tp
+
+
 def _is_task(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Task)
 
@@ -64,6 +69,8 @@ def _slot_kind(tp: Any) -> str | None:
         return None
     if origin is list and args and _is_task(args[0]):
         return "list"
+    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel) and task_slots(args[0]):
+        return "models"
     if origin is dict and len(args) == 2 and _slot_kind(args[1]) == "list":
         return "dict"
     if _is_task(tp):
@@ -289,6 +296,24 @@ class FlowBuilder:
                         continue
                     out[case] = [t for i, it in enumerate(items) if (t := self.build_task(it, (*path, key, case, i)))]
                 values[key] = out
+            elif kind == "models":
+                if not isinstance(raw, list):
+                    self.add((*path, key), f"expected a list, got {_kind(raw)}")
+                    values[key] = []
+                    continue
+                inner_cls = typing.get_args(_unwrap_optional(cls.model_fields[name].annotation))[0]
+                out_models = []
+                for i, item in enumerate(raw):
+                    if not isinstance(item, dict):
+                        self.add((*path, key, i), f"expected a mapping, got {_kind(item)}")
+                        continue
+                    item = dict(item)
+                    for inner_name in task_slots(inner_cls):
+                        inner_key = _alias(inner_cls, inner_name)
+                        if inner_key in item:
+                            item[inner_key] = self.build_task(item[inner_key], (*path, key, i, inner_key))
+                    out_models.append(item)
+                values[key] = out_models
             else:
                 values[key] = self.build_task(raw, (*path, key))
         if len(self.violations) > n_before:

@@ -211,6 +211,22 @@ def child_tasks(task: Task) -> list[Task]:
         elif kind == "dict":
             for items in value.values():
                 children.extend(items)
+        elif kind == "models":
+            for model in value:
+                children.extend(child_tasks_of_model(model))
         else:
             children.append(value)
     return children
+
+
+def child_tasks_of_model(model: Any) -> list[Task]:
+    from roost.flow.build import task_slots
+
+    out: list[Task] = []
+    for name in task_slots(type(model)):
+        value = getattr(model, name, None)
+        if isinstance(value, Task):
+            out.append(value)
+        elif isinstance(value, list):
+            out.extend(value)
+    return out

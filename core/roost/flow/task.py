@@ -249,19 +249,17 @@ class Task(PluginType):
 class FlowableTask(Task):
     """A task that only arranges children; the executor asks it what runs next.
 
-    Subclasses list their child slots in ``child_slots`` (attribute names holding
-    lists of tasks) and implement ``next_children`` and ``resolve_state`` (see
-    :mod:`roost.engine.flowable`).
+    ``step(view)`` returns ``(state, children)``: children to create now, or
+    the final state once nothing runs (``RUNNING`` while waiting). The view
+    (:class:`roost.engine.executor.FlowView`) offers ``sequence``/``list_step``
+    for Kestra's usual semantics. Optional ``on_start(view)`` and
+    ``on_done(view)`` run when the task run starts and ends.
     """
 
-    child_slots: ClassVar[tuple[str, ...]] = ("tasks",)
-    error_slots: ClassVar[tuple[str, ...]] = ("errors",)
-
-    def children(self) -> Iterator[Task]:
-        """Every direct child task, across slots."""
-        for slot in (*self.child_slots, *self.error_slots, "finally_"):
-            for child in getattr(self, slot, None) or ():
-                yield child
+    def step(self, view: Any) -> tuple[str, list[Any]]:
+        """Next children to create, or the final state: Kestra's sequence over tasks, errors, finally."""
+        return view.sequence(getattr(self, "tasks", None) or [], getattr(self, "errors", None),
+                             getattr(self, "finally_", None))
 
 
 class Trigger(PluginType):

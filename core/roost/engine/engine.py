@@ -1,0 +1,545 @@
+"""The engine: executor loop, worker pool, timers and persistence, in one process.
+
+The executor loop takes messages in batches, applies them to executions held in
+memory, persists every changed execution in one transaction, and only then
+dispatches the resulting jobs: a task run whose result was persisted never runs
+again, and a job in flight when the process dies is dispatched again on the
+next start (at-least-once for that one).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from roost.engine.context import Runtime
+from roost.engine.executor import Effects, Executor, StartSubflow
+from roost.engine.inputs import resolve_inputs
+from roost.engine.model import (
+    CANCELLED,
+    CREATED,
+    FAILED,
+    KILLED,
+    PAUSED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SUCCESS,
+    TERMINAL,
+    Execution,
+    iso,
+    now,
+)
+from roost.engine.queue import InProcessQueue, Message, Queue
+from roost.engine.worker import Worker
+from roost.flow.build import FlowInvalid, parse_flow
+from roost.flow.model import Flow, PluginDefault
+from roost.store.db import SqlKV, SqlNamespaceFiles, Store
+from roost.store.storage import LocalStorage
+
+log = logging.getLogger("roost.engine")
+
+ACTIVE = (CREATED, QUEUED, RUNNING, PAUSED, RETRYING, "KILLING", "RESTARTED")
+
+
+class FlowNotFound(LookupError):
+    pass
+
+
+class Engine:
+    """Executor, worker and timers over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path | str,
+        *,
+        plugins: Any = None,
+        workers: int = 8,
+        queue: Queue | None = None,
+        defaults: Callable[[str, str], list[PluginDefault]] | None = None,
+        ignore_executions: set[str] | None = None,
+        ignore_flows: set[str] | None = None,
+        credentials: dict[str, Any] | None = None,
+        on_execution_end: Callable[[Execution], None] | None = None,
+    ) -> None:
+        from roost.plugins import get_plugins
+
+        self.store = store
+        self.data_dir = Path(data_dir)
+        self.plugins = plugins or get_plugins()
+        self.queue = queue or InProcessQueue()
+        self.defaults = defaults or (lambda tenant, namespace: [])
+        self.ignore_executions = set(ignore_executions or ())
+        self.ignore_flows = set(ignore_flows or ())
+        self.credentials = credentials or {}
+        self.on_execution_end = [on_execution_end] if on_execution_end else []
+        self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
+        self._cache: dict[str, Execution] = {}
+        self._persisted: dict[str, dict[str, int]] = {}  # execution → task run id → signature persisted
+        self._flows: dict[tuple[str, str, str, int], Flow] = {}
+        self._waiters: dict[str, threading.Event] = {}
+        self._timers: list[tuple[float, int, Message]] = []
+        self._timer_seq = 0
+        self._log_buffer: list[tuple[str, dict[str, Any]]] = []
+        self._log_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self.worker = Worker(self, workers)
+        self.log_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.asset_sink: Callable[[Any, Any, list[Any]], None] | None = None
+
+    # -- runtimes (one per tenant) -------------------------------------------------------------------
+    def runtime(self, tenant: str = "main") -> Runtime:
+        return self._tenant(tenant)[0]
+
+    def _tenant(self, tenant: str) -> tuple[Runtime, Executor]:
+        pair = self._runtimes.get(tenant)
+        if pair is None:
+            rt = Runtime(
+                storage=LocalStorage(self.data_dir / "storage", tenant),
+                kv=SqlKV(self.store, tenant),
+                namespace_files=SqlNamespaceFiles(self.store, tenant),
+                credentials=self.credentials,
+                log_sink=lambda records, _t=tenant: self._buffer_logs(_t, records),
+                plugins=self.plugins,
+                tenant=tenant,
+                work_root=self.data_dir / "work",
+            )
+            pair = self._runtimes[tenant] = (rt, Executor(rt))
+        return pair
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self, recover: bool = True) -> Engine:
+        if self._thread is not None:
+            return self
+        if recover:
+            for ex_id in self.store.execution_ids(ACTIVE):
+                self.queue.put(Message("recover", ex_id))
+        self._thread = threading.Thread(target=self._loop, name="roost-executor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self.queue.put(Message("wake", ""))
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.worker.shutdown()
+        self._flush_logs()
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- flows -------------------------------------------------------------------------------------------
+    def deploy(self, source: str, tenant: str = "main") -> Flow:
+        """Validate and store a flow; returns it with its revision."""
+        flow = self.parse(source, tenant)
+        revision = self.store.save_flow(tenant, flow.namespace, flow.id, source, flow.label_list(), flow.disabled)
+        flow.revision = revision
+        self._flows[(tenant, flow.namespace, flow.id, revision)] = flow
+        return flow
+
+    def parse(self, source: str, tenant: str = "main", namespace_hint: str | None = None) -> Flow:
+        from roost.flow.yaml import load_documents
+
+        ns = namespace_hint
+        if ns is None:
+            docs = load_documents(source)
+            if docs and not isinstance(docs[0], Exception) and isinstance(getattr(docs[0], "data", None), dict):
+                ns = docs[0].data.get("namespace")  # type: ignore[union-attr]
+        return parse_flow(source, self.plugins, self.defaults(tenant, ns or "") if isinstance(ns, str) else [])
+
+    def flow(self, tenant: str, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
+        if revision is not None:
+            cached = self._flows.get((tenant, namespace, flow_id, revision))
+            if cached is not None:
+                return cached
+        found = self.store.get_flow(tenant, namespace, flow_id, revision, allow_deleted=revision is not None)
+        if found is None:
+            raise FlowNotFound(f"flow {namespace}.{flow_id} not found" + (f" (revision {revision})" if revision else ""))
+        rev, source = found
+        key = (tenant, namespace, flow_id, rev)
+        flow = self._flows.get(key)
+        if flow is None:
+            flow = self.parse(source, tenant, namespace)
+            flow.revision = rev
+            self._flows[key] = flow
+        return flow
+
+    # -- executions --------------------------------------------------------------------------------------
+    def create_execution(
+        self,
+        flow: Flow,
+        inputs: dict[str, Any] | None = None,
+        labels: list[dict[str, str]] | dict[str, str] | None = None,
+        *,
+        tenant: str = "main",
+        trigger: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        schedule_date: Any = None,
+        execution_id: str | None = None,
+    ) -> Execution:
+        """Type the inputs (raising :class:`InputsInvalid` before anything starts), store and queue an execution."""
+        if flow.disabled:
+            raise ValueError(f"flow {flow.namespace}.{flow.id} is disabled")
+        rt = self.runtime(tenant)
+        ex = Execution(flow.namespace, flow.id, flow.revision or 1, tenant, id=execution_id)
+        from roost.engine.context import TaskRunContext
+        from roost.engine.variables import task_variables
+
+        ctx = TaskRunContext(rt, task_variables(rt, ex, flow, None), namespace=flow.namespace, flow_id=flow.id,
+                             execution_id=ex.id)  # fmt: skip
+
+        def store_file(input_id: str, value: Any) -> str:
+            key = f"{flow.namespace.replace('.', '/')}/{flow.id}/executions/{ex.id}/inputs/{input_id}/"
+            name = getattr(value, "name", input_id)
+            return rt.storage.put(key + name, value)
+
+        ex.inputs = resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
+        given = labels or []
+        if isinstance(given, dict):
+            given = [{"key": k, "value": str(v)} for k, v in given.items()]
+        merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
+        ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
+        ex.trigger = trigger
+        ex.parent_id = parent_id
+        ex.variables = {}
+        if schedule_date is not None:
+            ex.schedule_date = schedule_date
+        if flow.concurrency is not None:
+            running = self.store.count_running(tenant, flow.namespace, flow.id, (RUNNING, PAUSED, "KILLING", "RESTARTED"))
+            running += sum(1 for e in self._cache.values() if e.namespace == flow.namespace and e.flow_id == flow.id
+                           and e.tenant == tenant and e.state.current in (RUNNING, PAUSED) and not self._persisted_running(e))  # fmt: skip
+            if running >= flow.concurrency.limit:
+                behavior = flow.concurrency.behavior
+                ex.state.set({"QUEUE": QUEUED, "CANCEL": CANCELLED, "FAIL": FAILED}[behavior])
+        self._waiters[ex.id] = threading.Event()
+        self.store.save_executions([(ex.header_dict(), [])])
+        if ex.state.current == CREATED:
+            self.queue.put(Message("start", ex.id, {"tenant": tenant}))
+        elif ex.state.terminal():
+            self._waiters[ex.id].set()
+            self._notify_end(ex)
+        return ex
+
+    def _persisted_running(self, ex: Execution) -> bool:
+        return ex.id in self._persisted
+
+    def run(self, flow: Flow, inputs: dict[str, Any] | None = None, timeout: float | None = None, **kw: Any) -> Execution:
+        ex = self.create_execution(flow, inputs, **kw)
+        return self.wait(ex.id, timeout)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> Execution:
+        event = self._waiters.get(execution_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ex = self.get_execution(execution_id)
+            if ex is not None and ex.state.terminal() and (event is None or event.is_set() or ex.id not in self._cache):
+                return ex
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"execution {execution_id} did not end within {timeout} s")
+            if event is not None:
+                event.wait(0.5 if remaining is None else min(0.5, remaining))
+            else:
+                time.sleep(0.05)
+
+    def get_execution(self, execution_id: str) -> Execution | None:
+        ex = self._cache.get(execution_id)
+        if ex is not None:
+            return ex
+        loaded = self.store.load_execution(execution_id)
+        if loaded is None:
+            return None
+        return Execution.from_dicts(*loaded)
+
+    def kill(self, execution_id: str) -> None:
+        self.queue.put(Message("kill", execution_id))
+
+    def resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> None:
+        self.queue.put(Message("resume", execution_id, {"inputs": inputs or {}}))
+
+    def restart(self, execution_id: str) -> None:
+        self._waiters[execution_id] = threading.Event()
+        self.queue.put(Message("restart", execution_id))
+
+    def _buffer_logs(self, tenant: str, records: list[dict[str, Any]]) -> None:
+        with self._log_lock:
+            self._log_buffer.extend((tenant, r) for r in records)
+        for listener in self.log_listeners:
+            for r in records:
+                listener(r)
+
+    def _flush_logs(self) -> None:
+        with self._log_lock:
+            buffered, self._log_buffer = self._log_buffer, []
+        if not buffered:
+            return
+        by_tenant: dict[str, list[dict[str, Any]]] = {}
+        for tenant, record in buffered:
+            by_tenant.setdefault(tenant, []).append(record)
+        for tenant, records in by_tenant.items():
+            self.store.add_logs(tenant, records)
+
+    # -- the executor loop ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            timeout = 0.2
+            if self._timers:
+                timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
+            messages = self.queue.take(timeout)
+            while self._timers and self._timers[0][0] <= time.time():
+                messages.append(heapq.heappop(self._timers)[2])
+            if not messages:
+                self._flush_logs()
+                continue
+            try:
+                self._handle(messages)
+            except Exception:  # the loop must survive a bug in one message
+                log.exception("executor loop failed on a batch")
+
+    def _handle(self, messages: list[Message]) -> None:
+        touched: dict[str, Execution] = {}
+        effects: dict[str, Effects] = {}
+        for msg in messages:
+            if msg.kind == "wake":
+                continue
+            if msg.execution_id in self.ignore_executions:
+                continue
+            ex = self._load(msg.execution_id)
+            if ex is None:
+                continue
+            if self._flow_ignored(ex):
+                continue
+            try:
+                eff = self._apply(ex, msg)
+            except Exception as exc:
+                log.exception("message %s on execution %s failed", msg.kind, ex.id)
+                ex.error = f"{type(exc).__name__}: {exc}"
+                if not ex.state.terminal():
+                    ex.state.set(FAILED)
+                eff = Effects(ended=True)
+            touched[ex.id] = ex
+            effects.setdefault(ex.id, Effects()).extend(eff)
+        if not touched:
+            return
+        self._persist(touched.values())
+        self._flush_logs()
+        for ex_id, eff in effects.items():
+            self._carry_out(touched[ex_id], eff)
+
+    def _flow_ignored(self, ex: Execution) -> bool:
+        if not self.ignore_flows:
+            return False
+        return (f"{ex.tenant}|{ex.namespace}|{ex.flow_id}" in self.ignore_flows
+                or f"{ex.namespace}|{ex.flow_id}" in self.ignore_flows)  # fmt: skip
+
+    def _load(self, execution_id: str) -> Execution | None:
+        ex = self._cache.get(execution_id)
+        if ex is None:
+            loaded = self.store.load_execution(execution_id)
+            if loaded is None:
+                return None
+            ex = Execution.from_dicts(*loaded)
+            if ex.state.terminal() and execution_id not in self._waiters:
+                return ex
+            self._cache[ex.id] = ex
+            self._persisted[ex.id] = {tr.id: _signature(tr) for tr in ex.task_runs}
+        return ex
+
+    def _apply(self, ex: Execution, msg: Message) -> Effects:
+        executor = self._tenant(ex.tenant)[1]
+        try:
+            flow = self.flow(ex.tenant, ex.namespace, ex.flow_id, ex.flow_revision)
+        except (FlowNotFound, FlowInvalid) as exc:
+            if not ex.state.terminal():
+                ex.error = str(exc)
+                ex.state.set(FAILED)
+            return Effects(ended=True)
+        kind, p = msg.kind, msg.payload
+        if kind == "start":
+            return executor.start(ex, flow)
+        if kind == "result":
+            return executor.on_result(ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["attempt"], p.get("error"))
+        if kind == "timer":
+            return executor.on_timer(ex, flow, p["taskrun_id"], p["timer"])
+        if kind == "kill":
+            return executor.kill(ex, flow)
+        if kind == "resume":
+            return executor.resume(ex, flow, p.get("inputs"))
+        if kind == "restart":
+            self._waiters.setdefault(ex.id, threading.Event())
+            return executor.restart(ex, flow)
+        if kind == "subflow_ended":
+            return executor.subflow_ended(ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["child_id"])
+        if kind == "recover":
+            return self._recover(ex, flow, executor)
+        return Effects()
+
+    def _recover(self, ex: Execution, flow: Flow, executor: Executor) -> Effects:
+        """Re-derive pending work after a restart of the process (the record is the truth)."""
+        from roost.engine.executor import Timer
+
+        self._waiters.setdefault(ex.id, threading.Event())
+        if ex.state.current in (CREATED, "RESTARTED"):
+            return executor.start(ex, flow)
+        if ex.state.current == QUEUED:
+            return Effects()
+        eff = Effects()
+        for tr in ex.task_runs:
+            state = tr.state.current
+            if state == RUNNING and tr.extra.get("job"):
+                if ex.state.current == "KILLING":
+                    tr.state.set(KILLED)
+                    continue
+                eff.jobs.append(executor._job(ex, flow, tr, executor_task(flow, tr.task_id)))  # in flight: run again
+            elif state == RETRYING and "retryAt" in tr.extra:
+                eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
+            elif state == PAUSED and "pauseUntil" in tr.extra:
+                eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
+            elif state == RUNNING and tr.extra.get("subflowPending"):
+                task = executor_task(flow, tr.task_id)
+                eff.subflows.append(StartSubflow(ex.id, tr.id, task, FlowViewInputs(executor, ex, flow, tr, task), [], task.wait))
+            elif state == RUNNING and tr.extra.get("subflow"):
+                child = self.get_execution(tr.extra["subflow"])
+                if child is not None and child.state.terminal():
+                    self.queue.put(Message("subflow_ended", ex.id, {"taskrun_id": tr.id, "state": child.state.current,
+                                                                     "outputs": child.outputs, "child_id": child.id}))  # fmt: skip
+        eff.extend(executor.process(ex, flow))
+        return eff
+
+    def _persist(self, touched: Any) -> None:
+        items = []
+        for ex in touched:
+            seen = self._persisted.setdefault(ex.id, {})
+            changed = []
+            for seq, tr in enumerate(ex.task_runs):
+                sig = _signature(tr)
+                if seen.get(tr.id) != sig:
+                    changed.append((seq, tr.to_dict()))
+                    seen[tr.id] = sig
+            if len(seen) > len(ex.task_runs):  # a restart dropped runs
+                keep = {tr.id for tr in ex.task_runs}
+                self.store.replace_taskruns(ex.id, keep)
+                for k in [k for k in seen if k not in keep]:
+                    del seen[k]
+            items.append((ex.header_dict(), changed))
+        self.store.save_executions(items)
+
+    def _carry_out(self, ex: Execution, eff: Effects) -> None:
+        for job in eff.jobs:
+            self.worker.submit(job)
+        for kill in eff.kills:
+            self.worker.kill(kill.taskrun_id)
+        for k in eff.kill_executions:
+            self.kill(k.execution_id)
+        for timer in eff.timers:
+            self._timer_seq += 1
+            heapq.heappush(self._timers, (timer.at, self._timer_seq,
+                                          Message("timer", timer.execution_id, {"taskrun_id": timer.taskrun_id, "timer": timer.kind})))  # fmt: skip
+        for sub in eff.subflows:
+            self._start_subflow(ex, sub)
+        if eff.ended or ex.state.terminal():
+            if ex.state.terminal():
+                self._ended(ex)
+
+    def _start_subflow(self, ex: Execution, sub: StartSubflow) -> None:
+        tr = ex.by_id[sub.taskrun_id]
+        task = sub.task
+        try:
+            child_flow = self.flow(ex.tenant, task.namespace, task.flow_id, task.revision)
+            child = self.create_execution(
+                child_flow, sub.inputs, sub.labels, tenant=ex.tenant, parent_id=ex.id,
+                trigger={"id": tr.task_id, "type": task.type, "variables": {
+                    "executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
+                    "flowRevision": ex.flow_revision, "taskRunId": tr.id, "taskId": tr.task_id}},
+            )  # fmt: skip
+        except Exception as exc:
+            self.queue.put(Message("result", ex.id, {"taskrun_id": tr.id, "state": FAILED, "outputs": None,
+                                                      "attempt": {"state": FAILED}, "error": f"subflow: {exc}"}))  # fmt: skip
+            self._buffer_logs(ex.tenant, [_log_record(ex, tr, "ERROR", f"Unable to start subflow {task.namespace}.{task.flow_id}: {exc}")])
+            return
+        tr.extra["subflow"] = child.id
+        tr.extra.pop("subflowPending", None)
+        tr.outputs = {"executionId": child.id}
+        self._persist([ex])
+        if not sub.wait:
+            self.queue.put(Message("result", ex.id, {"taskrun_id": tr.id, "state": SUCCESS,
+                                                      "outputs": {"executionId": child.id}, "attempt": {"state": SUCCESS}}))  # fmt: skip
+        elif child.state.terminal():
+            self.queue.put(Message("subflow_ended", ex.id, {"taskrun_id": tr.id, "state": child.state.current,
+                                                             "outputs": child.outputs, "child_id": child.id}))  # fmt: skip
+
+    def _ended(self, ex: Execution) -> None:
+        self._cache.pop(ex.id, None)
+        self._persisted.pop(ex.id, None)
+        self._notify_end(ex)
+
+    def _notify_end(self, ex: Execution) -> None:
+        waiter = self._waiters.get(ex.id)
+        if waiter is not None:
+            waiter.set()
+        trig = ex.trigger or {}
+        variables = trig.get("variables") or {}
+        if ex.parent_id and variables.get("taskRunId"):
+            self.queue.put(Message("subflow_ended", ex.parent_id, {"taskrun_id": variables["taskRunId"], "state": ex.state.current,
+                                                                    "outputs": ex.outputs, "child_id": ex.id}))  # fmt: skip
+        self._release_queued(ex)
+        for callback in self.on_execution_end:
+            try:
+                callback(ex)
+            except Exception:
+                log.exception("execution-end listener failed")
+
+    def _release_queued(self, ex: Execution) -> None:
+        """Start the oldest QUEUED execution of the flow when one ends (concurrency QUEUE)."""
+        queued, _ = self.store.search_executions(ex.tenant, namespace=ex.namespace, flow_id=ex.flow_id,
+                                                 states=[QUEUED], prefix=False, size=1000)  # fmt: skip
+        if not queued:
+            return
+        oldest = min(queued, key=lambda d: d["state"]["startDate"])
+        self.queue.put(Message("start", oldest["id"]))
+
+    # -- worker callbacks ------------------------------------------------------------------------------------
+    def report(self, execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
+               attempt: dict[str, Any], error: str | None = None) -> None:  # fmt: skip
+        self.queue.put(Message("result", execution_id, {"taskrun_id": taskrun_id, "state": state, "outputs": outputs,
+                                                         "attempt": attempt, "error": error}))  # fmt: skip
+
+
+def executor_task(flow: Flow, task_id: str) -> Any:
+    from roost.engine.executor import index_of
+
+    return index_of(flow).task(task_id)
+
+
+def FlowViewInputs(executor: Executor, ex: Execution, flow: Flow, tr: Any, task: Any) -> dict[str, Any]:  # noqa: N802
+    from roost.engine.executor import FlowView
+
+    return FlowView(executor, ex, flow, tr).render(task.inputs or {})
+
+
+def _signature(tr: Any) -> int:
+    """Cheap fingerprint of what a task run persists; flowables keep scratch state in memory instead."""
+    outputs = tr.outputs
+    return hash((len(tr.state.histories), len(tr.attempts), id(outputs), len(outputs) if outputs else 0,
+                 frozenset(tr.extra)))
+
+
+def _log_record(ex: Execution, tr: Any, level: str, message: str) -> dict[str, Any]:
+    return {"namespace": ex.namespace, "flowId": ex.flow_id, "executionId": ex.id, "taskId": tr.task_id,
+            "taskRunId": tr.id, "timestamp": iso(now()), "level": level, "message": message}  # fmt: skip
+
+
+__all__ = ["ACTIVE", "Engine", "FlowNotFound", "TERMINAL"]

@@ -1,0 +1,563 @@
+"""Repositories over SQLAlchemy Core (SQLite embedded; PostgreSQL for several processes).
+
+One :class:`Store` per database: flows with revisions, executions and their
+task runs, logs, KV, namespace files with revisions, trigger state, and a
+schema-version table that :func:`migrate` advances.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+metadata = sa.MetaData()
+
+flows = sa.Table(
+    "flows", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("labels", sa.Text),
+    sa.Column("updated", sa.Float, nullable=False),
+)  # fmt: skip
+
+executions = sa.Table(
+    "executions", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(150), nullable=False),
+    sa.Column("flow_id", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("start_date", sa.Float, nullable=False),
+    sa.Column("end_date", sa.Float),
+    sa.Column("parent_id", sa.String(32)),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_executions_flow", "tenant", "namespace", "flow_id", "state"),
+    sa.Index("ix_executions_state", "state"),
+)  # fmt: skip
+
+taskruns = sa.Table(
+    "taskruns", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("execution_id", sa.String(32), nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+)  # fmt: skip
+
+logs = sa.Table(
+    "logs", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(150)),
+    sa.Column("flow_id", sa.String(100)),
+    sa.Column("execution_id", sa.String(32), index=True),
+    sa.Column("taskrun_id", sa.String(32)),
+    sa.Column("task_id", sa.String(100)),
+    sa.Column("timestamp", sa.String(40), nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)  # fmt: skip
+
+kv = sa.Table(
+    "kv", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("expires", sa.Float),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Column("description", sa.Text),
+)  # fmt: skip
+
+namespace_files = sa.Table(
+    "namespace_files", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("content", sa.LargeBinary),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+
+triggers = sa.Table(
+    "triggers", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("flow_id", sa.String(100), primary_key=True),
+    sa.Column("trigger_id", sa.String(100), primary_key=True),
+    sa.Column("next_date", sa.Float),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("data", sa.Text, nullable=False),
+)  # fmt: skip
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied", sa.Float, nullable=False),
+)  # fmt: skip
+
+
+def _v1(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[flows, executions, taskruns, logs, kv, namespace_files, triggers])
+
+
+# Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
+MIGRATIONS: list[tuple[int, Any]] = [(1, _v1)]
+EXTRA_MIGRATIONS: list[tuple[str, Any]] = []  # (name, fn) registered by other modules (assets...)
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the schema to the latest version; returns the version reached."""
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+        for version, fn in MIGRATIONS:
+            if version > current:
+                fn(conn)
+                conn.execute(schema_version.insert().values(version=version, applied=time.time()))
+                current = version
+        for _name, fn in EXTRA_MIGRATIONS:
+            fn(conn)
+    return current
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint; commits stay cheap
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+class Store:
+    """All repositories of one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                           poolclass=sa.pool.SingletonThreadPool if ":memory:" in url else sa.pool.QueuePool,
+                                           pool_size=8, max_overflow=16)  # fmt: skip
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+        self.write_lock = threading.RLock() if url.startswith("sqlite") else _NullLock()
+        migrate(self.engine)
+
+    @classmethod
+    def sqlite(cls, folder: Path | str) -> Store:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{folder / 'roost.db'}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- flows -------------------------------------------------------------------------------------
+    def save_flow(self, tenant: str, namespace: str, flow_id: str, source: str, labels: Any = None,
+                  disabled: bool = False) -> int:  # fmt: skip
+        """Store a new revision when the source changed; returns the revision now current."""
+        with self.write_lock, self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(flows.c.revision, flows.c.source, flows.c.deleted)
+                .where(flows.c.tenant == tenant, flows.c.namespace == namespace, flows.c.id == flow_id)
+                .order_by(flows.c.revision.desc()).limit(1)
+            ).first()  # fmt: skip
+            if row is not None and row.source == source and not row.deleted:
+                return int(row.revision)
+            revision = (row.revision + 1) if row is not None else 1
+            conn.execute(flows.insert().values(tenant=tenant, namespace=namespace, id=flow_id, revision=revision,
+                                               source=source, deleted=False, disabled=disabled,
+                                               labels=dumps(labels) if labels else None, updated=time.time()))  # fmt: skip
+            return revision
+
+    def get_flow(self, tenant: str, namespace: str, flow_id: str, revision: int | None = None,
+                 allow_deleted: bool = False) -> tuple[int, str] | None:  # fmt: skip
+        q = sa.select(flows.c.revision, flows.c.source, flows.c.deleted).where(
+            flows.c.tenant == tenant, flows.c.namespace == namespace, flows.c.id == flow_id
+        )
+        if revision is not None:
+            q = q.where(flows.c.revision == revision)
+        with self.engine.connect() as conn:
+            row = conn.execute(q.order_by(flows.c.revision.desc()).limit(1)).first()
+        if row is None or (row.deleted and not allow_deleted and revision is None):
+            return None
+        return int(row.revision), row.source
+
+    def flow_revisions(self, tenant: str, namespace: str, flow_id: str) -> list[tuple[int, str, float]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(flows.c.revision, flows.c.source, flows.c.updated)
+                .where(flows.c.tenant == tenant, flows.c.namespace == namespace, flows.c.id == flow_id,
+                       flows.c.deleted.is_(False))
+                .order_by(flows.c.revision)
+            ).all()  # fmt: skip
+        return [(r.revision, r.source, r.updated) for r in rows]
+
+    def delete_flow(self, tenant: str, namespace: str, flow_id: str) -> bool:
+        current = self.get_flow(tenant, namespace, flow_id)
+        if current is None:
+            return False
+        with self.write_lock, self.engine.begin() as conn:
+            conn.execute(flows.insert().values(tenant=tenant, namespace=namespace, id=flow_id, revision=current[0] + 1,
+                                               source=current[1], deleted=True, disabled=False, updated=time.time()))  # fmt: skip
+        return True
+
+    def list_flows(self, tenant: str, namespace: str | None = None, prefix: bool = False) -> list[tuple[str, str, int, str]]:
+        """Latest non-deleted revision of each flow: (namespace, id, revision, source)."""
+        latest = (
+            sa.select(flows.c.namespace, flows.c.id, sa.func.max(flows.c.revision).label("rev"))
+            .where(flows.c.tenant == tenant)
+            .group_by(flows.c.namespace, flows.c.id)
+            .subquery()
+        )
+        q = sa.select(flows.c.namespace, flows.c.id, flows.c.revision, flows.c.source).join(
+            latest, sa.and_(flows.c.namespace == latest.c.namespace, flows.c.id == latest.c.id,
+                            flows.c.revision == latest.c.rev)
+        ).where(flows.c.tenant == tenant, flows.c.deleted.is_(False))  # fmt: skip
+        if namespace is not None:
+            if prefix:
+                q = q.where(sa.or_(flows.c.namespace == namespace, flows.c.namespace.startswith(namespace + ".")))
+            else:
+                q = q.where(flows.c.namespace == namespace)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(flows.c.namespace, flows.c.id)).all()
+        return [(r.namespace, r.id, r.revision, r.source) for r in rows]
+
+    def namespaces(self, tenant: str) -> list[str]:
+        with self.engine.connect() as conn:
+            names = {r[0] for r in conn.execute(sa.select(flows.c.namespace).where(flows.c.tenant == tenant).distinct())}
+            names |= {r[0] for r in conn.execute(sa.select(namespace_files.c.namespace).where(namespace_files.c.tenant == tenant).distinct())}
+            names |= {r[0] for r in conn.execute(sa.select(kv.c.namespace).where(kv.c.tenant == tenant).distinct())}
+        return sorted(names)
+
+    # -- executions ----------------------------------------------------------------------------------
+    def save_executions(self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]]) -> None:
+        """Write execution headers and their changed task runs in one transaction."""
+        ex_rows = []
+        tr_rows = []
+        for header, changed in items:
+            st = header["state"]
+            ex_rows.append((
+                header["id"], header.get("tenantId") or "main", header["namespace"], header["flowId"], st["current"],
+                _ts(st.get("startDate")), _ts(st.get("endDate")), header.get("parentId"), bool(header.get("deleted")),
+                dumps(header),
+            ))  # fmt: skip
+            for seq, tr in changed:
+                tr_rows.append((tr["id"], header["id"], seq, dumps(tr)))
+        if not ex_rows:
+            return
+        with self.write_lock, self.engine.begin() as conn:
+            if self.url.startswith("sqlite"):
+                conn.exec_driver_sql(
+                    "INSERT OR REPLACE INTO executions (id, tenant, namespace, flow_id, state, start_date, end_date,"
+                    " parent_id, deleted, data) VALUES (?,?,?,?,?,?,?,?,?,?)", ex_rows)  # fmt: skip
+                if tr_rows:
+                    conn.exec_driver_sql("INSERT OR REPLACE INTO taskruns (id, execution_id, seq, data) VALUES (?,?,?,?)", tr_rows)
+            else:
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                cols = ["id", "tenant", "namespace", "flow_id", "state", "start_date", "end_date", "parent_id", "deleted", "data"]
+                stmt = pg_insert(executions)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={c: stmt.excluded[c] for c in cols[1:]}),
+                             [dict(zip(cols, r, strict=True)) for r in ex_rows])  # fmt: skip
+                if tr_rows:
+                    tcols = ["id", "execution_id", "seq", "data"]
+                    tstmt = pg_insert(taskruns)
+                    conn.execute(tstmt.on_conflict_do_update(index_elements=["id"], set_={c: tstmt.excluded[c] for c in tcols[1:]}),
+                                 [dict(zip(tcols, r, strict=True)) for r in tr_rows])  # fmt: skip
+
+    def load_execution(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(executions.c.data).where(executions.c.id == execution_id)).first()
+            if row is None:
+                return None
+            trs = conn.execute(sa.select(taskruns.c.data).where(taskruns.c.execution_id == execution_id)
+                               .order_by(taskruns.c.seq)).all()  # fmt: skip
+        return json.loads(row.data), [json.loads(r.data) for r in trs]
+
+    def replace_taskruns(self, execution_id: str, keep_ids: set[str]) -> None:
+        with self.write_lock, self.engine.begin() as conn:
+            conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id, taskruns.c.id.not_in(keep_ids)))
+
+    def execution_ids(self, states: Sequence[str]) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(executions.c.id).where(executions.c.state.in_(states))
+                                .order_by(executions.c.start_date)).all()  # fmt: skip
+        return [r.id for r in rows]
+
+    def count_running(self, tenant: str, namespace: str, flow_id: str, states: Sequence[str]) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(executions).where(
+                    executions.c.tenant == tenant, executions.c.namespace == namespace,
+                    executions.c.flow_id == flow_id, executions.c.state.in_(states))
+            ).scalar() or 0)  # fmt: skip
+
+    def search_executions(self, tenant: str, *, namespace: str | None = None, flow_id: str | None = None,
+                          states: Sequence[str] | None = None, prefix: bool = True, page: int = 1, size: int = 25,
+                          parent_id: str | None = None, start_after: float | None = None,
+                          labels: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+        q = sa.select(executions.c.data).where(executions.c.tenant == tenant, executions.c.deleted.is_(False))
+        if namespace:
+            q = q.where(sa.or_(executions.c.namespace == namespace, executions.c.namespace.startswith(namespace + "."))
+                        if prefix else executions.c.namespace == namespace)  # fmt: skip
+        if flow_id:
+            q = q.where(executions.c.flow_id == flow_id)
+        if states:
+            q = q.where(executions.c.state.in_(list(states)))
+        if parent_id:
+            q = q.where(executions.c.parent_id == parent_id)
+        if start_after is not None:
+            q = q.where(executions.c.start_date >= start_after)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(executions.c.start_date.desc())).all()
+        results = [json.loads(r.data) for r in rows]
+        if labels:
+            results = [r for r in results if all({"key": k, "value": v} in (r.get("labels") or []) for k, v in labels.items())]
+        total = len(results)
+        start = (max(page, 1) - 1) * size
+        return results[start : start + size], total
+
+    def delete_execution(self, execution_id: str) -> None:
+        with self.write_lock, self.engine.begin() as conn:
+            conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id))
+            conn.execute(logs.delete().where(logs.c.execution_id == execution_id))
+            conn.execute(executions.delete().where(executions.c.id == execution_id))
+
+    # -- logs ----------------------------------------------------------------------------------------
+    def add_logs(self, tenant: str, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        rows = [(tenant, r.get("namespace"), r.get("flowId"), r.get("executionId"), r.get("taskRunId"), r.get("taskId"),
+                 r["timestamp"], r["level"], r["message"]) for r in records]  # fmt: skip
+        with self.write_lock, self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO logs (tenant, namespace, flow_id, execution_id, taskrun_id, task_id, timestamp, level, message)"
+                + (" VALUES (?,?,?,?,?,?,?,?,?)" if self.url.startswith("sqlite") else " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"),
+                rows,
+            )
+
+    def get_logs(self, tenant: str, execution_id: str | None = None, *, min_level: str | None = None,
+                 task_id: str | None = None, after_seq: int = 0, namespace: str | None = None,
+                 flow_id: str | None = None, query: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        q = sa.select(logs).where(logs.c.tenant == tenant, logs.c.seq > after_seq)
+        if execution_id:
+            q = q.where(logs.c.execution_id == execution_id)
+        if task_id:
+            q = q.where(logs.c.task_id == task_id)
+        if namespace:
+            q = q.where(sa.or_(logs.c.namespace == namespace, logs.c.namespace.startswith(namespace + ".")))
+        if flow_id:
+            q = q.where(logs.c.flow_id == flow_id)
+        if min_level:
+            order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+            q = q.where(logs.c.level.in_(order[order.index(min_level):] if min_level in order else order))
+        if query:
+            q = q.where(logs.c.message.contains(query))
+        q = q.order_by(logs.c.seq)
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [{
+            "seq": r.seq, "tenantId": r.tenant, "namespace": r.namespace, "flowId": r.flow_id, "executionId": r.execution_id,
+            "taskRunId": r.taskrun_id, "taskId": r.task_id, "timestamp": r.timestamp, "level": r.level, "message": r.message,
+        } for r in rows]  # fmt: skip
+
+    def delete_logs(self, tenant: str, execution_id: str) -> int:
+        with self.write_lock, self.engine.begin() as conn:
+            return conn.execute(logs.delete().where(logs.c.tenant == tenant, logs.c.execution_id == execution_id)).rowcount
+
+    # -- triggers ------------------------------------------------------------------------------------
+    def get_trigger(self, tenant: str, namespace: str, flow_id: str, trigger_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(triggers).where(
+                triggers.c.tenant == tenant, triggers.c.namespace == namespace,
+                triggers.c.flow_id == flow_id, triggers.c.trigger_id == trigger_id)).first()  # fmt: skip
+        if row is None:
+            return None
+        return {**json.loads(row.data), "disabled": row.disabled, "nextDate": row.next_date}
+
+    def put_trigger(self, tenant: str, namespace: str, flow_id: str, trigger_id: str, data: dict[str, Any],
+                    next_date: float | None = None, disabled: bool | None = None) -> None:  # fmt: skip
+        with self.write_lock, self.engine.begin() as conn:
+            existing = conn.execute(sa.select(triggers.c.disabled).where(
+                triggers.c.tenant == tenant, triggers.c.namespace == namespace,
+                triggers.c.flow_id == flow_id, triggers.c.trigger_id == trigger_id)).first()  # fmt: skip
+            values = {"data": dumps(data), "next_date": next_date}
+            if disabled is not None:
+                values["disabled"] = disabled
+            if existing is None:
+                conn.execute(triggers.insert().values(tenant=tenant, namespace=namespace, flow_id=flow_id,
+                                                      trigger_id=trigger_id, disabled=bool(disabled), **{k: v for k, v in values.items() if k != "disabled"}))  # fmt: skip
+            else:
+                conn.execute(triggers.update().where(
+                    triggers.c.tenant == tenant, triggers.c.namespace == namespace,
+                    triggers.c.flow_id == flow_id, triggers.c.trigger_id == trigger_id).values(**values))  # fmt: skip
+
+    def list_triggers(self, tenant: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(triggers).where(triggers.c.tenant == tenant)
+        if namespace:
+            q = q.where(sa.or_(triggers.c.namespace == namespace, triggers.c.namespace.startswith(namespace + ".")))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [{**json.loads(r.data), "namespace": r.namespace, "flowId": r.flow_id, "triggerId": r.trigger_id,
+                 "disabled": r.disabled, "nextDate": r.next_date} for r in rows]  # fmt: skip
+
+
+class _NullLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+class SqlKV:
+    """The KV store over the ``kv`` table, shaped as the engine's KV interface."""
+
+    def __init__(self, store: Store, tenant: str = "main") -> None:
+        self.store = store
+        self.tenant = tenant
+
+    def get(self, namespace: str, key: str) -> Any:
+        from roost.engine.context import MISSING
+
+        with self.store.engine.connect() as conn:
+            row = conn.execute(sa.select(kv.c.value, kv.c.expires).where(
+                kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)).first()  # fmt: skip
+        if row is None or (row.expires is not None and row.expires < time.time()):
+            return MISSING
+        return json.loads(row.value)
+
+    def entry(self, namespace: str, key: str) -> dict[str, Any] | None:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(sa.select(kv).where(
+                kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)).first()  # fmt: skip
+        if row is None or (row.expires is not None and row.expires < time.time()):
+            return None
+        return {"key": row.key, "value": json.loads(row.value), "expires": row.expires, "updated": row.updated,
+                "description": row.description}  # fmt: skip
+
+    def put(self, namespace: str, key: str, value: Any, ttl: float | None = None, description: str | None = None) -> None:
+        expires = time.time() + ttl if ttl else None
+        with self.store.write_lock, self.store.engine.begin() as conn:
+            conn.execute(kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key))
+            conn.execute(kv.insert().values(tenant=self.tenant, namespace=namespace, key=key, value=dumps(value),
+                                            expires=expires, updated=time.time(), description=description))  # fmt: skip
+
+    def delete(self, namespace: str, key: str) -> bool:
+        with self.store.write_lock, self.store.engine.begin() as conn:
+            return conn.execute(kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)).rowcount > 0
+
+    def keys(self, namespace: str) -> list[str]:
+        now_ = time.time()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(kv.c.key, kv.c.expires).where(kv.c.tenant == self.tenant, kv.c.namespace == namespace)
+                                .order_by(kv.c.key)).all()  # fmt: skip
+        return [r.key for r in rows if r.expires is None or r.expires >= now_]
+
+
+class SqlNamespaceFiles:
+    """Namespace files with revisions: every write adds a revision, a delete adds a tombstone."""
+
+    def __init__(self, store: Store, tenant: str = "main") -> None:
+        self.store = store
+        self.tenant = tenant
+
+    @staticmethod
+    def clean(path: str) -> str:
+        parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+        if any(p == ".." for p in parts):
+            raise ValueError(f"path {path!r} leaves its namespace")
+        return "/".join(parts)
+
+    def _latest(self, conn: sa.Connection, namespace: str, path: str) -> Any:
+        return conn.execute(sa.select(namespace_files).where(
+            namespace_files.c.tenant == self.tenant, namespace_files.c.namespace == namespace,
+            namespace_files.c.path == path).order_by(namespace_files.c.revision.desc()).limit(1)).first()  # fmt: skip
+
+    def read(self, namespace: str, path: str, revision: int | None = None) -> bytes | None:
+        path = self.clean(path)
+        with self.store.engine.connect() as conn:
+            if revision is None:
+                row = self._latest(conn, namespace, path)
+            else:
+                row = conn.execute(sa.select(namespace_files).where(
+                    namespace_files.c.tenant == self.tenant, namespace_files.c.namespace == namespace,
+                    namespace_files.c.path == path, namespace_files.c.revision == revision)).first()  # fmt: skip
+        if row is None or row.deleted:
+            return None
+        return bytes(row.content)
+
+    def write(self, namespace: str, path: str, data: bytes) -> int:
+        path = self.clean(path)
+        with self.store.write_lock, self.store.engine.begin() as conn:
+            row = self._latest(conn, namespace, path)
+            revision = (row.revision + 1) if row is not None else 1
+            conn.execute(namespace_files.insert().values(tenant=self.tenant, namespace=namespace, path=path,
+                                                         revision=revision, content=data, deleted=False, created=time.time()))  # fmt: skip
+        return revision
+
+    def delete(self, namespace: str, path: str) -> int:
+        """Delete a file, or every file under a folder; returns how many."""
+        path = self.clean(path)
+        targets = [p for p in self.list(namespace) if p == path or p.startswith(path + "/")]
+        with self.store.write_lock, self.store.engine.begin() as conn:
+            for p in targets:
+                row = self._latest(conn, namespace, p)
+                conn.execute(namespace_files.insert().values(tenant=self.tenant, namespace=namespace, path=p,
+                                                             revision=row.revision + 1, content=None, deleted=True, created=time.time()))  # fmt: skip
+        return len(targets)
+
+    def list(self, namespace: str) -> list[str]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(namespace_files.c.path, namespace_files.c.revision, namespace_files.c.deleted)
+                                .where(namespace_files.c.tenant == self.tenant, namespace_files.c.namespace == namespace)
+                                .order_by(namespace_files.c.path, namespace_files.c.revision)).all()  # fmt: skip
+        latest: dict[str, bool] = {}
+        for r in rows:
+            latest[r.path] = r.deleted
+        return sorted(p for p, deleted in latest.items() if not deleted)
+
+    def stat(self, namespace: str, path: str) -> dict[str, Any] | None:
+        path = self.clean(path)
+        with self.store.engine.connect() as conn:
+            row = self._latest(conn, namespace, path)
+        if row is None or row.deleted:
+            return None
+        return {"path": path, "revision": row.revision, "size": len(row.content or b""), "created": row.created}
+
+    def revisions(self, namespace: str, path: str) -> list[int]:
+        path = self.clean(path)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(namespace_files.c.revision).where(
+                namespace_files.c.tenant == self.tenant, namespace_files.c.namespace == namespace,
+                namespace_files.c.path == path, namespace_files.c.deleted.is_(False)).order_by(namespace_files.c.revision)).all()  # fmt: skip
+        return [r.revision for r in rows]
