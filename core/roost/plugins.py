@@ -118,13 +118,19 @@ class Plugins:
             types: dict[str, type[PluginType]] = {}
             owner: dict[str, str] = {}
             runners: dict[str, type[TaskRunner]] = {}
-            for plugin_name, plugin in self.pm.list_name_plugin():
+            for plugin_name, plugin in list(self.pm.list_name_plugin()):
                 found: list[type] = []
-                for hook in ("register_task_types", "register_trigger_types", "register_task_runners"):
-                    impl = getattr(plugin, hook, None)
-                    if impl is None:
-                        continue
-                    impl(register=lambda *classes, _f=found: _f.extend(classes))
+                try:
+                    for hook in ("register_task_types", "register_trigger_types", "register_task_runners"):
+                        impl = getattr(plugin, hook, None)
+                        if impl is not None:
+                            impl(register=lambda *classes, _f=found: _f.extend(classes))
+                except Exception as exc:  # a plugin whose types fail to import is skipped, not fatal
+                    self.broken.append(BrokenPlugin(plugin_name, f"{type(exc).__name__}: {exc}"))
+                    print(f"roost: plugin {plugin_name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    self.pm.unregister(name=plugin_name)
+                    self.info.pop(plugin_name, None)
+                    continue
                 info = self.info.get(plugin_name)
                 for cls in found:
                     ids = (cls.type_id, *getattr(cls, "type_aliases", ()))

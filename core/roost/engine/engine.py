@@ -245,7 +245,7 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             ex = self.get_execution(execution_id)
-            if ex is not None and ex.state.terminal() and (event is None or event.is_set() or ex.id not in self._cache):
+            if ex is not None and ex.state.terminal() and (event is None or event.is_set()):
                 return ex
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:

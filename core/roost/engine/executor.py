@@ -301,7 +301,8 @@ class Executor:
             retry = task.retry or flow.retry
             if retry is not None and retry.warning_on_retry:
                 state = WARNING
-        tr.outputs = outputs if outputs else tr.outputs
+        if outputs is not None:
+            tr.outputs = outputs
         tr.state.set(state)
         if error and state in FAILURES:
             tr.extra["error"] = error

@@ -12,10 +12,10 @@ from pydantic import BaseModel
 from roost.assets.model import Asset, AssetBundle
 
 
-def outputs_dict(out: Any) -> dict[str, Any]:
-    """A task's return value as the JSON-shaped mapping stored on its task run."""
+def outputs_dict(out: Any) -> dict[str, Any] | None:
+    """A task's return value as the JSON-shaped mapping stored on its task run (None: no outputs)."""
     if out is None:
-        return {}
+        return None
     if isinstance(out, BaseModel):
         return out.model_dump(by_alias=True, mode="json", exclude_none=True)
     if isinstance(out, dict):
@@ -23,14 +23,14 @@ def outputs_dict(out: Any) -> dict[str, Any]:
     raise TypeError(f"a task must return an Output, a dict or None, not {type(out).__name__}")
 
 
-def collect_assets(task: Any, ctx: Any, out: Any, outputs: dict[str, Any]) -> list[AssetBundle]:
+def collect_assets(task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None) -> list[AssetBundle]:
     """Declared assets (rendered with the task's outputs in scope) and, with enableAuto, the plugin's."""
     spec = getattr(task, "assets", None)
     if spec is None:
         return []
     bundles: list[AssetBundle] = []
     if spec.inputs or spec.outputs:
-        scope = {"outputs": {**ctx.variables.get("outputs", {}), task.id: outputs}, "output": outputs}
+        scope = {"outputs": {**ctx.variables.get("outputs", {}), task.id: outputs or {}}, "output": outputs or {}}
 
         def declared(refs: list[Any]) -> list[Asset]:
             result = []
@@ -147,7 +147,7 @@ class Worker:
             self.running.pop(job.taskrun_id, None)
             ctx.cleanup()
 
-    def _assets(self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any], job: Any) -> None:
+    def _assets(self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None, job: Any) -> None:
         if getattr(task, "assets", None) is None:
             return
         try:

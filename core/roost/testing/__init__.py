@@ -70,7 +70,7 @@ def run_task(
         if raise_on_failure:
             raise
         return TaskResult("FAILED", {}, ctx.logs, error=str(exc), context=ctx)
-    outputs = outputs_dict(out)
+    outputs = outputs_dict(out) or {}
     assets = collect_assets(rendered, ctx, out, outputs)
     return TaskResult(state, outputs, ctx.logs, assets, error, ctx)
 
