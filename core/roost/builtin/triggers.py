@@ -7,7 +7,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from roost import Model, Trigger
 
@@ -17,6 +17,14 @@ CRON_ALIASES = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
     "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
 }  # fmt: skip
+
+
+def _croniter_expr(cron: str, with_seconds: bool) -> str:
+    expr = CRON_ALIASES.get(cron.strip(), cron)
+    if with_seconds:
+        sec, rest = expr.split(None, 1)
+        return f"{rest} {sec}"  # croniter takes seconds as a sixth, trailing field
+    return expr
 
 
 class Backfill(Model):
@@ -33,10 +41,10 @@ class Backfill(Model):
 class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.triggers.types.Schedule",)):
     """Start executions on a cron schedule (five fields, or six with ``withSeconds``)."""
 
-    cron: str
-    """Cron expression, or @hourly, @daily..."""
     with_seconds: bool = False
     """The cron has a leading seconds field."""
+    cron: str
+    """Cron expression, or @hourly, @daily..."""
     timezone: str = "Etc/UTC"
     """Time zone the cron is read in."""
     recover_missed_schedules: Literal["ALL", "LAST", "NONE"] | None = None
@@ -56,24 +64,22 @@ class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.tri
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
 
-    @model_validator(mode="after")
-    def _valid_cron(self) -> Schedule:
-        expr = CRON_ALIASES.get(self.cron.strip(), self.cron)
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str, info: ValidationInfo) -> str:
+        with_seconds = bool(info.data.get("with_seconds"))
+        expr = CRON_ALIASES.get(cron.strip(), cron)
         fields = len(expr.split())
-        expected = 6 if self.with_seconds else 5
+        expected = 6 if with_seconds else 5
         if fields != expected:
-            raise ValueError(f"cron {self.cron!r} has {fields} fields; expected {expected}"
+            raise ValueError(f"cron {cron!r} has {fields} fields; expected {expected}"
                              + (" (withSeconds: true adds a leading seconds field)" if fields == 6 else ""))
-        if not croniter.is_valid(self._croniter_expr()):
-            raise ValueError(f"invalid cron expression {self.cron!r}")
-        return self
+        if not croniter.is_valid(_croniter_expr(cron, with_seconds)):
+            raise ValueError(f"invalid cron expression {cron!r}")
+        return cron
 
     def _croniter_expr(self) -> str:
-        expr = CRON_ALIASES.get(self.cron.strip(), self.cron)
-        if self.with_seconds:
-            sec, rest = expr.split(None, 1)
-            return f"{rest} {sec}"  # croniter takes seconds as a sixth, trailing field
-        return expr
+        return _croniter_expr(self.cron, self.with_seconds)
 
     def next_after(self, when: datetime) -> datetime:
         """The first scheduled date strictly after ``when``."""

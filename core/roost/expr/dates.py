@@ -149,7 +149,7 @@ def _pad(n: int, width: int) -> str:
     return str(n).zfill(width)
 
 
-def _field(letter: str, count: int):  # noqa: C901 - one branch per pattern letter
+def _field(letter: str, count: int):
     if letter in "yu":
         return (lambda d: _pad(d.year % 100, 2)) if count == 2 else (lambda d: _pad(d.year, count))
     if letter == "Y":

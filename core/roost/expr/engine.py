@@ -211,7 +211,7 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
 
     # Pebble reads map entries, never map methods: outputs.task.values is the "values" key.
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping):
+        if type(obj) is dict or isinstance(obj, Mapping):
             try:
                 return obj[attribute]
             except (KeyError, TypeError):
@@ -223,7 +223,7 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        if isinstance(obj, Mapping):
+        if type(obj) is dict or isinstance(obj, Mapping):
             try:
                 return obj[argument]
             except (KeyError, TypeError):
@@ -270,7 +270,7 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
             return False
         if isinstance(container, str):
             return to_text(item) in container
-        many = isinstance(item, list | tuple | set) and not isinstance(container, str)
+        many = isinstance(item, list | tuple | set)  # `contains [a, b]` means all of them
         if isinstance(container, Mapping | list | tuple | set | frozenset):
             return all(i in container for i in item) if many else item in container
         raise TypeError(f"contains is not supported on {type(container).__name__}")

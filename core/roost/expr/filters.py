@@ -252,7 +252,7 @@ def slugify(value: Any) -> Any:
     return s.lower()
 
 
-def escape_char(value: Any, type: str) -> Any:  # noqa: A002 - Pebble's argument name
+def escape_char(value: Any, type: str) -> Any:
     if value is None:
         return None
     s = _string(value)
@@ -343,7 +343,7 @@ def abs_(value: Any) -> Any:
     return abs(value)
 
 
-def number(value: Any, type: str | None = None) -> Any:  # noqa: A002 - Pebble's argument name
+def number(value: Any, type: str | None = None) -> Any:
     """Parse a string to a number (commons-lang ``NumberUtils.createNumber``)."""
     if value is None:
         return None
@@ -379,7 +379,7 @@ def _parse_int(text: str) -> int:
     return -n if text.startswith("-") else n
 
 
-def number_format(value: Any, format: str | None = None) -> Any:  # noqa: A002 - Pebble's argument name
+def number_format(value: Any, format: str | None = None) -> Any:
     """``java.text.DecimalFormat`` patterns: ``#,##0.00``, ``0.###``, ``#%``..."""
     if value is None:
         return None
@@ -474,7 +474,7 @@ def join(value: Any, separator: str | None = None) -> Any:
     return (separator or "").join(to_text(v) for v in value)
 
 
-def slice_(value: Any, fromIndex: int = 0, toIndex: int | None = None) -> Any:  # noqa: N803 - Pebble's names
+def slice_(value: Any, fromIndex: int = 0, toIndex: int | None = None) -> Any:
     if value is None:
         return None
     _check(value)
@@ -661,10 +661,10 @@ def yaml(value: Any) -> str:
 def date(
     value: Any,
     format: str | None = None,
-    timeZone: str | None = None,  # noqa: A002, N803
+    timeZone: str | None = None,
     existingFormat: str | None = None,
     locale: str | None = None,
-) -> Any:  # noqa: N803
+) -> Any:
     if value is None:
         return None
     _check(value)
@@ -676,9 +676,9 @@ def date_add(
     value: Any,
     amount: int,
     unit: str,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     timeZone: str | None = None,
-    existingFormat: str | None = None,  # noqa: N803
+    existingFormat: str | None = None,
     locale: str | None = None,
 ) -> Any:
     if value is None:
@@ -689,32 +689,32 @@ def date_add(
     return dates.format_date(moved, format, tz)
 
 
-def _epoch(value: Any, timeZone: str | None, existingFormat: str | None) -> tuple[int, int]:  # noqa: N803
+def _epoch(value: Any, timeZone: str | None, existingFormat: str | None) -> tuple[int, int]:
     _check(value)
     dt = dates.to_datetime(value, dates.zone(timeZone), existingFormat)
     seconds = int(dt.timestamp() // 1)
     return seconds, dt.microsecond
 
 
-def timestamp(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:  # noqa: N803
+def timestamp(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:
     return None if value is None else _epoch(value, timeZone, existingFormat)[0]
 
 
-def timestamp_milli(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:  # noqa: N803
+def timestamp_milli(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:
     if value is None:
         return None
     s, us = _epoch(value, timeZone, existingFormat)
     return s * 1000 + us // 1000
 
 
-def timestamp_micro(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:  # noqa: N803
+def timestamp_micro(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:
     if value is None:
         return None
     s, us = _epoch(value, timeZone, existingFormat)
     return s * 1_000_000 + us
 
 
-def timestamp_nano(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:  # noqa: N803
+def timestamp_nano(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:
     if value is None:
         return None
     s, us = _epoch(value, timeZone, existingFormat)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 MAX_RANGE = 100_000
 MAX_RENDER_PASSES = 100  # Kestra's VariableRenderer.MAX_RENDERING_AMOUNT
-_loads = json.loads
+_loads = json.loads  # from_json() takes an argument named "json", as in Kestra
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _NANOID = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -46,10 +46,10 @@ def _check(*values: Any) -> None:
 # -- plain functions -------------------------------------------------------------------------------
 def now(
     format: str | None = None,
-    timeZone: str | None = None,  # noqa: A002, N803 - Pebble's names
+    timeZone: str | None = None,
     existingFormat: str | None = None,
     locale: str | None = None,
-) -> str:  # noqa: N803
+) -> str:
     """The current date-time as ISO-8601 with offset (Kestra's ``iso`` format) unless ``format`` says otherwise."""
     tz = dates.zone(timeZone)
     return dates.format_date(datetime.now(tz), format, tz)
@@ -129,7 +129,7 @@ def min_(*args: Any) -> Any:
     return min(args[0]) if len(args) == 1 and isinstance(args[0], list | tuple) else min(args)
 
 
-def from_json(json: Any) -> Any:  # noqa: F811 - Kestra's argument name shadows the module
+def from_json(json: Any) -> Any:
     _check(json)
     if json is None:
         return None
@@ -181,7 +181,7 @@ def credential(ctx: RenderCtx, key: str) -> Any:
     return value
 
 
-def kv(ctx: RenderCtx, key: str, namespace: str | None = None, errorOnMissing: bool = True) -> Any:  # noqa: N803
+def kv(ctx: RenderCtx, key: str, namespace: str | None = None, errorOnMissing: bool = True) -> Any:
     _check(key, namespace, errorOnMissing)
     return _services(ctx, "kv").kv(key, namespace=namespace, error_on_missing=bool(errorOnMissing))
 
@@ -218,7 +218,7 @@ def current_each_output(ctx: RenderCtx, outputs: Any) -> Any:
     return outputs.get(taskrun.get("value"))
 
 
-def render(ctx: RenderCtx, toRender: Any, recursive: bool = True) -> Any:  # noqa: N803 - Kestra's names
+def render(ctx: RenderCtx, toRender: Any, recursive: bool = True) -> Any:
     """Render a value that itself holds expressions, with the same variables.
 
     Strings render to strings (as Kestra does); maps and lists render member by
@@ -251,7 +251,7 @@ def render(ctx: RenderCtx, toRender: Any, recursive: bool = True) -> Any:  # noq
     return one(toRender)
 
 
-def render_once(ctx: RenderCtx, toRender: Any) -> Any:  # noqa: N803
+def render_once(ctx: RenderCtx, toRender: Any) -> Any:
     return render(ctx, toRender, recursive=False)
 
 

@@ -138,7 +138,7 @@ class FlowBuilder:
             self.add((), f"expected a flow (a mapping with id, namespace and tasks), got {type(data).__name__}")
             return None
         flow_defaults = self._flow_defaults(data)
-        # Precedence for non-forced values: instance < namespace < flow < task; forced ones win over all.
+        # Non-forced values: instance < namespace < flow < task. Forced: flow < namespace < instance, over the task.
         self.defaults = [*self.outer_defaults, *flow_defaults]
         built: dict[str, list[Any]] = {}
         for key in TASK_LISTS:
@@ -166,6 +166,7 @@ class FlowBuilder:
         flow_data.update(built)
         flow_data["triggers"] = triggers
         empty_because_broken = {k for k in built if not built[k] and data.get(k)}
+        reported = {k for k in TASK_LISTS if k in data and k not in built}
         flow: Flow | None = None
         try:
             flow = Flow.model_validate(flow_data)
@@ -173,6 +174,8 @@ class FlowBuilder:
             for err in exc.errors():
                 loc = tuple(err["loc"])
                 if loc and loc[0] in empty_because_broken and err["type"] == "too_short":
+                    continue
+                if loc and loc[0] in reported:
                     continue
                 if loc == () and err["type"] == "missing":
                     continue
@@ -198,20 +201,24 @@ class FlowBuilder:
                     for err in exc.errors():
                         self.pydantic_error((key, i), PluginDefault, err)
                     continue
-                self._check_default_properties(pd, (key, i))
+                for bad in self._check_default_properties(pd, (key, i)):
+                    pd.values.pop(bad, None)
                 out.append(pd)
         return out
 
-    def _check_default_properties(self, pd: PluginDefault, path: Path) -> None:
-        """A default naming a property that no matching type has is an error."""
+    def _check_default_properties(self, pd: PluginDefault, path: Path) -> list[str]:
+        """A default naming a property that no matching type has is an error; returns those properties."""
         types = [cls for tid, cls in self.plugins.types.items() if matches(pd.type, tid)]
+        bad: list[str] = []
         if not types:
-            return  # defaults for plugins not installed here are kept, as Kestra does
+            return bad  # defaults for plugins not installed here are kept, as Kestra does
         for prop in pd.values:
             if not any(prop in _accepted_keys(cls) for cls in types):
                 known = sorted(set().union(*(set(known_properties(c)) for c in types)) - {"id", "type"})
                 self.add((*path, "values", prop),
                          f"unknown property '{prop}' for type '{pd.type}'; known properties: {', '.join(known)}")
+                bad.append(prop)
+        return bad
 
     def _flow_checks(self, data: dict[str, Any], flow: Flow | None) -> None:
         inputs = data.get("inputs")
@@ -335,7 +342,7 @@ class FlowBuilder:
             if not d.forced:
                 values = merge(values, d.values)
         values = merge(values, data)
-        for d in matching:
+        for d in reversed(matching):  # forced: the instance's (an administrator's) have the last word
             if d.forced:
                 values = merge(values, d.values)
         values["type"] = data["type"]
@@ -365,14 +372,37 @@ class FlowBuilder:
             known = ", ".join(p for p in known_properties(owner) if p not in ("type",))
             self.add((*path, *loc), f"unknown property '{loc[-1]}'; known properties: {known}")
             return
-        got = err.get("input")
-        shown = json.dumps(got, default=str)[:80] if not isinstance(got, dict) else "a mapping"
-        msg = err["msg"]
-        if kind.startswith("value_error"):
-            msg = msg.removeprefix("Value error, ")
-        else:
-            msg = f"{msg}, got {shown}"
-        self.add((*path, *loc), msg[0].lower() + msg[1:] if msg else msg)
+        self.add((*path, *loc), reword(err))
+
+
+def reword(err: dict[str, Any]) -> str:
+    """pydantic's error as a sentence saying what was expected and what was found."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    got = err.get("input")
+    shown = json.dumps(got, default=str)[:80] if not isinstance(got, dict) else "a mapping"
+    if kind.startswith("value_error") or kind == "assertion_error":
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        return msg[0].lower() + msg[1:] if msg else msg
+    expected = {
+        "literal_error": lambda: f"one of {ctx.get('expected')}",
+        "int_parsing": lambda: "an integer", "int_type": lambda: "an integer", "int_from_float": lambda: "an integer",
+        "float_parsing": lambda: "a number", "float_type": lambda: "a number",
+        "bool_parsing": lambda: "true or false", "bool_type": lambda: "true or false",
+        "string_type": lambda: "a string", "list_type": lambda: "a list", "dict_type": lambda: "a mapping",
+        "model_type": lambda: "a mapping", "model_attributes_type": lambda: "a mapping",
+        "string_pattern_mismatch": lambda: f"a value matching {ctx.get('pattern')}",
+        "string_too_long": lambda: f"at most {ctx.get('max_length')} characters",
+        "greater_than_equal": lambda: f"a value of at least {ctx.get('ge')}",
+        "greater_than": lambda: f"a value above {ctx.get('gt')}",
+        "less_than_equal": lambda: f"a value of at most {ctx.get('le')}",
+        "too_short": lambda: f"at least {ctx.get('min_length')} item(s)",
+        "time_delta_parsing": lambda: "an ISO-8601 duration (e.g. PT5M)", "time_delta_type": lambda: "an ISO-8601 duration (e.g. PT5M)",
+        "datetime_parsing": lambda: "an ISO-8601 date-time", "datetime_from_date_parsing": lambda: "an ISO-8601 date-time",
+    }.get(kind)
+    if expected is not None:
+        return f"expected {expected()}, got {shown}"
+    msg = str(err["msg"])
+    return f"{msg[0].lower() + msg[1:]}, got {shown}"
 
 
 def _accepted_keys(cls: type[BaseModel]) -> set[str]:

@@ -50,7 +50,7 @@ class Document:
             if pos is not None:
                 return pos[0]
             if not path:
-                return None
+                return 1  # the document itself starts on its first line
             path = path[:-1]
 
 

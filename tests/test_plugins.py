@@ -1,0 +1,137 @@
+"""The plugin system: hooks documented, entry-point discovery, selection, broken plugins, type clashes."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from roost import hookimpl, hookspecs
+from roost.plugins import PluginError, Plugins
+
+
+def test_every_hook_is_documented():
+    hooks = [(n, f) for n, f in vars(hookspecs).items() if callable(f) and hasattr(f, "roost_spec")]
+    assert len(hooks) >= 11
+    for name, fn in hooks:
+        doc = inspect.getdoc(fn)
+        assert doc and len(doc) > 20, f"hook {name} needs a docstring"
+
+
+def test_core_is_a_plugin_like_any_other():
+    plugins = Plugins(load_entry_points=False)
+    assert "core" in plugins.info
+    assert "io.kestra.plugin.core.log.Log" in plugins.types
+    assert plugins.type_owner("io.kestra.plugin.core.flow.ForEach") == "core"
+    assert "io.kestra.plugin.core.runner.Process" in plugins.task_runners
+
+
+def _fake_distribution(tmp_path: Path, name: str, module_source: str, module: str) -> Path:
+    """A distribution on sys.path (dist-info + module), found by importlib.metadata like an installed one."""
+    site = tmp_path / "site"
+    (site / f"{name.replace('-', '_')}-1.0.dist-info").mkdir(parents=True)
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[roost]\n{name.removeprefix('roost-plugin-')} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(module_source))
+    return site
+
+
+GOOD = """
+    from roost import Task, hookimpl
+
+    class Ping(Task, type="io.test.Ping"):
+        '''Answer pong.'''
+        def run(self, ctx):
+            return {"answer": "pong"}
+
+    @hookimpl
+    def register_task_types(register):
+        register(Ping)
+"""
+
+
+@pytest.fixture
+def on_path(monkeypatch):
+    def add(site: Path) -> None:
+        monkeypatch.syspath_prepend(str(site))
+
+    yield add
+    for mod in ("fake_good", "fake_broken", "fake_clash"):
+        sys.modules.pop(mod, None)
+
+
+def test_entry_point_discovery_and_selection(tmp_path, on_path, monkeypatch):
+    on_path(_fake_distribution(tmp_path, "roost-plugin-good", GOOD, "fake_good"))
+    monkeypatch.delenv("ROOST_LOAD_PLUGINS", raising=False)
+    plugins = Plugins()
+    assert plugins.info["good"].version == "1.0"
+    assert plugins.info["good"].distribution == "roost-plugin-good"
+    assert "io.test.Ping" in plugins.types
+    assert plugins.info["good"].types == ["io.test.Ping"]
+    assert "register_task_types" in plugins.info["good"].hooks
+
+    monkeypatch.setenv("ROOST_DISABLE_PLUGINS", "good")
+    assert "good" not in Plugins().info
+    monkeypatch.delenv("ROOST_DISABLE_PLUGINS")
+    monkeypatch.setenv("ROOST_LOAD_PLUGINS", "nothing-else")
+    assert "good" not in Plugins().info
+
+
+def test_broken_plugin_is_reported_and_skipped(tmp_path, on_path, monkeypatch, capsys):
+    on_path(_fake_distribution(tmp_path, "roost-plugin-broken", "raise ImportError('no such SDK: vendor_sdk')\n", "fake_broken"))
+    on_path(_fake_distribution(tmp_path / "g", "roost-plugin-good", GOOD, "fake_good"))
+    monkeypatch.delenv("ROOST_LOAD_PLUGINS", raising=False)
+    plugins = Plugins()
+    assert [b.name for b in plugins.broken] == ["broken"]
+    assert "no such SDK: vendor_sdk" in plugins.broken[0].error
+    assert "io.test.Ping" in plugins.types  # the others still load
+    assert "plugin 'broken' skipped" in capsys.readouterr().err
+
+
+def test_plugin_whose_types_fail_to_import_is_skipped():
+    class Bad:
+        @hookimpl
+        def register_task_types(self, register):
+            raise ModuleNotFoundError("No module named 'heavy_sdk'")
+
+    plugins = Plugins(load_entry_points=False)
+    plugins.register_module(Bad(), name="bad")
+    assert "io.kestra.plugin.core.log.Log" in plugins.types
+    assert plugins.broken[0].name == "bad" and "heavy_sdk" in plugins.broken[0].error
+
+
+def test_two_plugins_claiming_one_type_is_an_error_naming_both():
+    from roost import Task
+
+    class Clash(Task, type="io.kestra.plugin.core.log.Log"):
+        """Claims the core Log type."""
+
+    class Clasher:
+        @hookimpl
+        def register_task_types(self, register):
+            register(Clash)
+
+    plugins = Plugins(load_entry_points=False)
+    plugins.register_module(Clasher(), name="clasher")
+    with pytest.raises(PluginError) as err:
+        plugins.types
+    assert "'core'" in str(err.value) and "'clasher'" in str(err.value)
+
+
+def test_expression_functions_from_plugins():
+    from roost.expr import ExpressionEngine
+
+    class Funcs:
+        @hookimpl
+        def register_expression_functions(self, register):
+            register("double", lambda ctx, x: x * 2)
+
+    plugins = Plugins(load_entry_points=False)
+    plugins.register_module(Funcs(), name="funcs")
+    functions = plugins.named("register_expression_functions")
+    engine = ExpressionEngine(functions=functions)
+    assert engine.render("{{ double(21) }}", {}) == 42
