@@ -31,7 +31,15 @@ __version__ = "0.1.0"
 
 
 class TaskError(Exception):
-    """Raise from ``run`` to fail the task with a message meant for the user (no traceback)."""
+    """Raise from ``run`` to fail the task with a message meant for the user (no traceback).
+
+    ``outputs`` (an Output or a dict) are kept on the failed task run, as Kestra keeps a failed
+    script's outputs.
+    """
+
+    def __init__(self, message: str, outputs: Any = None) -> None:
+        super().__init__(message)
+        self.outputs = outputs
 
 
 class TaskWarning(Exception):

@@ -247,6 +247,7 @@ class ScriptTask(Task):
     warning_on_std_err: bool = False
     """End in WARNING when the commands wrote to stderr."""
     target_os: str = "AUTO"
+    """Operating system the commands are written for (AUTO, LINUX, WINDOWS)."""
     docker: dict[str, Any] | None = None
     """Deprecated Docker options, accepted for compatibility."""
 
@@ -341,8 +342,8 @@ class ScriptTask(Task):
                            output_files=self.collect_output_files(ctx, workdir))
         if result.exit_code != 0:
             if ctx.killed():
-                raise TaskError("killed")
-            raise TaskError(f"Command failed with exit code {result.exit_code}")
+                raise TaskError("killed", outputs=out)
+            raise TaskError(f"Command failed with exit code {result.exit_code}", outputs=out)
         if self.warning_on_std_err and result.stderr_lines:
             raise TaskWarning("the commands wrote to stderr", outputs=out)
         return out

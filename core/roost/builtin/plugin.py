@@ -5,16 +5,16 @@ from roost import hookimpl
 
 @hookimpl
 def register_task_types(register):
-    from roost.builtin import flow, http, kv, log, scripts, vcs
+    from roost.builtin import assets, flow, http, kv, log, scripts, vcs
 
-    register(*log.TASKS, *flow.TASKS, *http.TASKS, *scripts.TASKS, *kv.TASKS, *vcs.TASKS)
+    register(*log.TASKS, *flow.TASKS, *http.TASKS, *scripts.TASKS, *kv.TASKS, *vcs.TASKS, *assets.TASKS)
 
 
 @hookimpl
 def register_trigger_types(register):
-    from roost.builtin import triggers
+    from roost.builtin import assets, triggers
 
-    register(*triggers.TRIGGERS)
+    register(*triggers.TRIGGERS, *assets.TRIGGERS)
 
 
 @hookimpl

@@ -109,7 +109,7 @@ def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], lab
             flow_obj = engine.deploy(Path(file).read_text())
         except FlowInvalid as exc:
             fail(str(exc))
-        live = LiveRun(engine, enabled=output == "text")
+        live = LiveRun(engine)
         engine.start()
         try:
             ex = engine.create_execution(flow_obj, _parse_inputs(inputs), dict(kv.split("=", 1) for kv in labels))

@@ -105,11 +105,18 @@ class Runtime:
     plugins: Any = None
     tenant: str = "main"
     work_root: Path | None = None
+    assets: Any = None  # the AssetService, when a store backs this runtime
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
+        """A runtime for one-off runs (``run_task``): files in a temporary folder, assets in a private SQLite."""
+        from roost.assets.service import AssetService
+        from roost.store.db import Store
+
         root = root or Path(tempfile.mkdtemp(prefix="roost-"))
-        return cls(storage=LocalStorage(root / "storage"), work_root=root / "work")
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(storage=LocalStorage(root / "storage"), work_root=root / "work",
+                   assets=AssetService(Store.sqlite(root / "db")))
 
 
 class TaskLogger:
@@ -214,6 +221,9 @@ class TaskRunContext:
                 )
             return None
         return value
+
+    def kv_put(self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None) -> None:
+        self.runtime.kv.put(namespace or self.namespace, key, value, ttl)
 
     def read(self, path: str) -> str:
         if path.startswith("kestra://"):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from roost.assets.service import AssetService
 from roost.engine.context import Runtime
 from roost.engine.executor import Effects, Executor, StartSubflow
 from roost.engine.inputs import resolve_inputs
@@ -93,7 +94,8 @@ class Engine:
         self._lock = threading.RLock()
         self.worker = Worker(self, workers)
         self.log_listeners: list[Callable[[dict[str, Any]], None]] = []
-        self.asset_sink: Callable[[Any, Any, list[Any]], None] | None = None
+        self.assets = AssetService(store)
+        self.assets.listeners.append(self._on_asset_event)
 
     # -- runtimes (one per tenant) -------------------------------------------------------------------
     def runtime(self, tenant: str = "main") -> Runtime:
@@ -111,6 +113,7 @@ class Engine:
                 plugins=self.plugins,
                 tenant=tenant,
                 work_root=self.data_dir / "work",
+                assets=self.assets,
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
         return pair
@@ -510,6 +513,37 @@ class Engine:
             return
         oldest = min(queued, key=lambda d: d["state"]["startDate"])
         self.queue.put(Message("start", oldest["id"]))
+
+    # -- assets ------------------------------------------------------------------------------------------------
+    def asset_sink(self, job: Any, ctx: Any, bundles: list[Any]) -> None:
+        """Record what a task run emitted (declared or automatic assets)."""
+        ex = self._cache.get(job.execution_id)
+        self.assets.record(job.tenant, bundles, {
+            "namespace": job.namespace, "flowId": job.flow_id, "flowRevision": ex.flow_revision if ex else None,
+            "executionId": job.execution_id, "taskId": job.task.id, "taskRunId": job.taskrun_id,
+        })  # fmt: skip
+
+    def _on_asset_event(self, tenant: str, event: dict[str, Any]) -> None:
+        """Start the executions of every EventTrigger that matches an asset lifecycle event."""
+        for namespace, flow_id, revision, _source in self.store.list_flows(tenant):
+            try:
+                flow = self.flow(tenant, namespace, flow_id, revision)
+            except (FlowNotFound, FlowInvalid):
+                continue
+            if flow.disabled:
+                continue
+            for trig in flow.triggers:
+                matches = getattr(trig, "matches", None)
+                if trig.disabled or matches is None or not matches(event):
+                    continue
+                state = self.store.get_trigger(tenant, namespace, flow_id, trig.id)
+                if state is not None and state.get("disabled"):
+                    continue
+                try:
+                    self.create_execution(flow, trig.inputs, trig.labels, tenant=tenant, trigger={
+                        "id": trig.id, "type": trig.type, "variables": trig.variables(event)})  # fmt: skip
+                except Exception:
+                    log.exception("EventTrigger %s of %s.%s failed to start an execution", trig.id, namespace, flow_id)
 
     # -- worker callbacks ------------------------------------------------------------------------------------
     def report(self, execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,

@@ -134,7 +134,7 @@ class Worker:
         except Killed:
             finish("KILLED", None)
         except TaskError as exc:
-            finish("KILLED" if ctx.killed() and not reported.is_set() else "FAILED", None,
+            finish("KILLED" if ctx.killed() and not reported.is_set() else "FAILED", outputs_dict(exc.outputs),
                    None if ctx.killed() else str(exc))  # fmt: skip
         except Exception as exc:
             if ctx.killed():

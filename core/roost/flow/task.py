@@ -117,7 +117,8 @@ class Output(BaseModel):
     """Base of a task's typed outputs; fields are camelCase in expressions and the API."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="allow", arbitrary_types_allowed=True
+        alias_generator=to_camel, populate_by_name=True, extra="allow", arbitrary_types_allowed=True,
+        use_attribute_docstrings=True,
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -149,7 +150,13 @@ class RunContext(Protocol):
 
     def secret(self, key: str) -> str: ...
 
+    def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any: ...
+
+    def kv_put(self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None) -> None: ...
+
     def put_file(self, path: Path | str, name: str | None = None) -> str: ...
+
+    def put_bytes(self, data: bytes, name: str) -> str: ...
 
     def read_file(self, uri: str) -> bytes: ...
 

@@ -104,6 +104,51 @@ triggers = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
 )  # fmt: skip
 
+assets = sa.Table(
+    "assets", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("id", sa.String(512), primary_key=True),
+    sa.Column("type", sa.String(255), primary_key=True),
+    sa.Column("display_name", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Index("ix_assets_id", "tenant", "id"),
+)  # fmt: skip
+
+asset_lineage = sa.Table(
+    "asset_lineage", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(150)),
+    sa.Column("flow_id", sa.String(100)),
+    sa.Column("flow_revision", sa.Integer),
+    sa.Column("execution_id", sa.String(32), index=True),
+    sa.Column("task_id", sa.String(100)),
+    sa.Column("taskrun_id", sa.String(32)),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+
+asset_events = sa.Table(
+    "asset_events", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(150), nullable=False),
+    sa.Column("asset_id", sa.String(512), nullable=False),
+    sa.Column("type", sa.String(255), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("execution_id", sa.String(32)),
+    sa.Column("flow_id", sa.String(100)),
+    sa.Column("task_id", sa.String(100)),
+    sa.Index("ix_asset_events_asset", "tenant", "asset_id"),
+)  # fmt: skip
+
 schema_version = sa.Table(
     "schema_version", metadata,
     sa.Column("version", sa.Integer, primary_key=True),
@@ -115,9 +160,12 @@ def _v1(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[flows, executions, taskruns, logs, kv, namespace_files, triggers])
 
 
+def _v2_assets(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[assets, asset_lineage, asset_events])
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
-MIGRATIONS: list[tuple[int, Any]] = [(1, _v1)]
-EXTRA_MIGRATIONS: list[tuple[str, Any]] = []  # (name, fn) registered by other modules (assets...)
+MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets)]
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -130,8 +178,6 @@ def migrate(engine: sa.Engine) -> int:
                 fn(conn)
                 conn.execute(schema_version.insert().values(version=version, applied=time.time()))
                 current = version
-        for _name, fn in EXTRA_MIGRATIONS:
-            fn(conn)
     return current
 
 

@@ -1,0 +1,158 @@
+"""Server configuration: a YAML file (``--config``) and ``ROOST_SERVER_*`` environment variables.
+
+```yaml
+server:
+  url: https://roost.example.com        # public address, used in execution URLs
+  basicAuth:
+    users:
+      - username: admin@example.com
+        passwordHash: "scrypt$16384$8$1$<salt>$<hash>"   # roost server hash-password
+    openUrls: ["/api/v1/*/executions/webhook/"]          # reachable without credentials
+  apiTokens:
+    - name: ci
+      tokenHash: "sha256$<hex>"                          # roost server new-token
+```
+
+Only hashes are kept: a clear password or token given through the environment
+(``ROOST_SERVER_BASIC_AUTH_USERNAME`` / ``ROOST_SERVER_BASIC_AUTH_PASSWORD``,
+``ROOST_SERVER_API_TOKENS`` as a comma list) is hashed as soon as it is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OPEN_URLS = ("/api/v1/*/executions/webhook/",)
+_SCRYPT = (2**14, 8, 1)
+
+
+class ConfigError(Exception):
+    """The server configuration is malformed; the message names the key."""
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt$hash`` (base64), the only form passwords are stored in."""
+    n, r, p = _SCRYPT
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${n}${r}${p}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                             dklen=len(expected))  # fmt: skip
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+def hash_token(token: str) -> str:
+    """API tokens are long random strings: one SHA-256 is enough, and cheap on every request."""
+    return "sha256$" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "roost_" + secrets.token_urlsafe(32)
+
+
+@dataclass
+class AuthConfig:
+    users: dict[str, str] = field(default_factory=dict)  # username → password hash
+    tokens: dict[str, str] = field(default_factory=dict)  # token hash → token name
+    open_urls: tuple[str, ...] = DEFAULT_OPEN_URLS
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.users or self.tokens)
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    url: str | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
+
+
+def _section(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if isinstance(data, dict) and key in data:
+            return data[key]
+    return None
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> ServerConfig:
+    env = dict(os.environ if env is None else env)
+    data: dict[str, Any] = {}
+    if path:
+        from ruamel.yaml import YAML
+
+        try:
+            loaded = YAML(typ="safe", pure=True).load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+        except Exception as exc:
+            raise ConfigError(f"configuration {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"configuration {path}: expected a mapping at the top level")
+        data = loaded.get("roost", loaded) if isinstance(loaded.get("roost"), dict) else loaded
+    server = _section(data, "server") or {}
+    if not isinstance(server, dict):
+        raise ConfigError("server: expected a mapping")
+    cfg = ServerConfig()
+    if "port" in server:
+        cfg.port = int(server["port"])
+    if "host" in server:
+        cfg.host = str(server["host"])
+    cfg.url = server.get("url") or env.get("ROOST_SERVER_URL") or None
+    tenants = server.get("tenants")
+    if tenants is not None:
+        if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
+            raise ConfigError("server.tenants: expected a list of tenant ids")
+        cfg.tenants = tuple(tenants)
+    basic = _section(server, "basicAuth", "basic-auth", "basic_auth") or {}
+    if not isinstance(basic, dict):
+        raise ConfigError("server.basicAuth: expected a mapping with users")
+    for i, user in enumerate(basic.get("users") or []):
+        if not isinstance(user, dict) or not user.get("username"):
+            raise ConfigError(f"server.basicAuth.users[{i}]: expected username and passwordHash")
+        hashed = user.get("passwordHash") or user.get("password-hash")
+        if not hashed:
+            if "password" in user:
+                raise ConfigError(f"server.basicAuth.users[{i}]: clear-text passwords are refused; store passwordHash "
+                                  "(from `roost server hash-password`)")  # fmt: skip
+            raise ConfigError(f"server.basicAuth.users[{i}]: passwordHash is missing")
+        if not str(hashed).startswith("scrypt$"):
+            raise ConfigError(f"server.basicAuth.users[{i}].passwordHash: expected a scrypt$... hash")
+        cfg.auth.users[str(user["username"])] = str(hashed)
+    if "openUrls" in basic:
+        cfg.auth.open_urls = tuple(str(u) for u in basic["openUrls"] or ())
+    for i, tok in enumerate(_section(server, "apiTokens", "api-tokens") or []):
+        if not isinstance(tok, dict) or not str(tok.get("tokenHash", "")).startswith("sha256$"):
+            raise ConfigError(f"server.apiTokens[{i}]: expected name and tokenHash (sha256$...)")
+        cfg.auth.tokens[str(tok["tokenHash"])] = str(tok.get("name") or f"token-{i}")
+    user = env.get("ROOST_SERVER_BASIC_AUTH_USERNAME")
+    if user:
+        hashed = env.get("ROOST_SERVER_BASIC_AUTH_PASSWORD_HASH")
+        clear = env.get("ROOST_SERVER_BASIC_AUTH_PASSWORD")
+        if not hashed and not clear:
+            raise ConfigError("ROOST_SERVER_BASIC_AUTH_USERNAME is set without ROOST_SERVER_BASIC_AUTH_PASSWORD(_HASH)")
+        cfg.auth.users[user] = hashed or hash_password(clear or "")
+    for i, token in enumerate(t.strip() for t in env.get("ROOST_SERVER_API_TOKENS", "").split(",")):
+        if token:
+            cfg.auth.tokens[hash_token(token)] = f"env-{i}"
+    return cfg
