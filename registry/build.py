@@ -22,7 +22,7 @@ def build() -> dict[str, dict]:
     from roost.plugins import Plugins
 
     plugins = Plugins()
-    plugins.types  # load every type
+    plugins.load_types()
     by_dist = {info.distribution: info for info in plugins.info.values() if info.distribution}
     entries = []
     schemas: dict[str, dict] = {}

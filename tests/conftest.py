@@ -20,6 +20,9 @@ def flow(body: str, id: str = "test", namespace: str = "company.team") -> str:
 @pytest.fixture
 def states() -> Any:
     def of(execution: Any) -> dict[str, str]:
-        return {tr.task_id + (f"[{tr.value}]" if tr.value is not None else ""): tr.state.current for tr in execution.task_runs}
+        return {
+            tr.task_id + (f"[{tr.value}]" if tr.value is not None else ""): tr.state.current
+            for tr in execution.task_runs
+        }
 
     return of

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from conftest import flow
-
 from roost import Asset, AssetBundle
 from roost.assets.service import matches_query
 
@@ -39,7 +38,8 @@ def test_asset_lifecycle_ops_acceptance_flow(run_flow, roost_engine):
 
 
 def test_declared_assets_rendered_with_outputs_and_bundles_kept_apart(run_flow, roost_engine):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: make
             type: io.kestra.plugin.core.debug.Return
@@ -63,7 +63,8 @@ def test_declared_assets_rendered_with_outputs_and_bundles_kept_apart(run_flow, 
               outputs:
                 - id: customer_report
                   type: io.kestra.plugin.ee.assets.Table
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     svc = roost_engine.assets
     assert svc.get("main", "orders_v2")["metadata"] == {"layer": "mart"}
@@ -71,13 +72,16 @@ def test_declared_assets_rendered_with_outputs_and_bundles_kept_apart(run_flow, 
     edges = {(e["source"].split("/")[1], e["target"].split("/")[1]) for e in graph["edges"]}
     assert edges == {("raw_orders", "orders_v2")}  # no edge from customers: bundles are not mixed
     lineage = svc.lineage_events("main", execution_id=ex.id)
-    assert [(r["taskId"], [a["id"] for a in r["inputs"]], [a["id"] for a in r["outputs"]]) for r in lineage] == [
-        ("make", ["raw_orders"], ["orders_v2"]), ("other", ["customers"], ["customer_report"])]
+    assert [
+        (r["taskId"], [a["id"] for a in r["inputs"]], [a["id"] for a in r["outputs"]]) for r in lineage
+    ] == [("make", ["raw_orders"], ["orders_v2"]), ("other", ["customers"], ["customer_report"])]
     assert [e["event"] for e in svc.events("main", "raw_orders")] == ["CREATED", "USED"]
 
 
 def test_event_trigger_fires_once_per_matching_event(roost_engine):
-    roost_engine.deploy(flow("""
+    roost_engine.deploy(
+        flow(
+            """
         inputs:
           - id: source_asset_id
             type: STRING
@@ -89,23 +93,35 @@ def test_event_trigger_fires_once_per_matching_event(roost_engine):
           - id: log
             type: io.kestra.plugin.core.log.Log
             message: "{{ inputs.source_asset_id }} {{ inputs.source_event }}"
-    """, id="create_mart_tables", namespace="company.data"))
+    """,
+            id="create_mart_tables",
+            namespace="company.data",
+        )
+    )
     pipeline = roost_engine.deploy((ACCEPTANCE / "asset_event_driven_pipeline.yaml").read_text())
     table = "io.kestra.plugin.ee.assets.Table"
     svc = roost_engine.assets
-    svc.upsert("main", Asset(id="stg_orders", type=table, metadata={"model_layer": "staging"}), "company.data")
-    svc.upsert("main", Asset(id="stg_orders", type=table, metadata={"model_layer": "staging"}), "company.data")
+    svc.upsert(
+        "main", Asset(id="stg_orders", type=table, metadata={"model_layer": "staging"}), "company.data"
+    )
+    svc.upsert(
+        "main", Asset(id="stg_orders", type=table, metadata={"model_layer": "staging"}), "company.data"
+    )
     svc.upsert("main", Asset(id="mart_orders", type=table, metadata={"model_layer": "mart"}), "company.data")
     svc.upsert("main", Asset(id="stg_other_ns", type=table, metadata={"model_layer": "staging"}), "other.ns")
 
     def runs():
-        found, total = roost_engine.store.search_executions("main", namespace="company.data", flow_id=pipeline.id)
+        found, total = roost_engine.store.search_executions(
+            "main", namespace="company.data", flow_id=pipeline.id
+        )
         return found if total == 2 and all(f["state"]["current"] == "SUCCESS" for f in found) else None
 
     found = wait_for(runs)
     events = sorted(f["trigger"]["variables"]["asset"]["event"] for f in found)
     assert events == ["CREATED", "UPDATED"]
-    children, total = roost_engine.store.search_executions("main", namespace="company.data", flow_id="create_mart_tables")
+    children, total = roost_engine.store.search_executions(
+        "main", namespace="company.data", flow_id="create_mart_tables"
+    )
     wait_for(lambda: roost_engine.store.search_executions("main", flow_id="create_mart_tables")[1] == 2)
     child = roost_engine.store.search_executions("main", flow_id="create_mart_tables")[0][0]
     assert child["inputs"]["source_asset_id"] == "stg_orders"
@@ -140,8 +156,10 @@ def test_auto_assets_from_a_task(run_flow, roost_engine):
             return {"ok": True}
 
         def auto_assets(self, ctx, out):
-            return [AssetBundle(inputs=[Asset(id="a")], outputs=[Asset(id="b")]),
-                    AssetBundle(inputs=[Asset(id="c")], outputs=[Asset(id="d")])]
+            return [
+                AssetBundle(inputs=[Asset(id="a")], outputs=[Asset(id="b")]),
+                AssetBundle(inputs=[Asset(id="c")], outputs=[Asset(id="d")]),
+            ]
 
     class Plugin:
         from roost import hookimpl
@@ -153,15 +171,20 @@ def test_auto_assets_from_a_task(run_flow, roost_engine):
     plugins = get_plugins()
     plugins.register_module(Plugin(), name="emitter")
     try:
-        ex = run_flow(flow("""
+        ex = run_flow(
+            flow("""
             tasks:
               - id: emit
                 type: io.test.assets.Emitter
                 assets:
                   enableAuto: true
-        """))
+        """)
+        )
     finally:
         plugins.unregister("emitter")
     assert ex.state.current == "SUCCESS"
-    edges = {(e["source"].split("/")[1], e["target"].split("/")[1]) for e in roost_engine.assets.lineage("main", "a")["edges"]}
+    edges = {
+        (e["source"].split("/")[1], e["target"].split("/")[1])
+        for e in roost_engine.assets.lineage("main", "a")["edges"]
+    }
     assert edges == {("a", "b")}

@@ -48,7 +48,9 @@ def test_flow_run_json_and_exit_codes(tmp_path):
     assert ex["state"]["current"] == "SUCCESS" and ex["outputs"] == {"shout": "ROOST"}
     assert "Hello roost" in out.stderr  # live logs
 
-    (tmp_path / "fail.yaml").write_text("id: f\nnamespace: company.team\ntasks:\n  - id: x\n    type: io.kestra.plugin.core.execution.Fail\n")
+    (tmp_path / "fail.yaml").write_text(
+        "id: f\nnamespace: company.team\ntasks:\n  - id: x\n    type: io.kestra.plugin.core.execution.Fail\n"
+    )
     out = roost("flow", "run", "fail.yaml", cwd=tmp_path)
     assert out.returncode == 1
     assert "FAILED" in out.stderr
@@ -64,8 +66,12 @@ def test_flow_run_bad_input_starts_nothing(tmp_path):
 def test_flow_run_with_subflows_folder(tmp_path):
     sub = tmp_path / "flows"
     sub.mkdir()
-    (sub / "child.yaml").write_text("id: child\nnamespace: company.team\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: child-ran\noutputs:\n  - id: v\n    type: STRING\n    value: '{{ outputs.r.value }}'\n")
-    (tmp_path / "parent.yaml").write_text("id: parent\nnamespace: company.team\ntasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n    namespace: company.team\n    flowId: child\n")
+    (sub / "child.yaml").write_text(
+        "id: child\nnamespace: company.team\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: child-ran\noutputs:\n  - id: v\n    type: STRING\n    value: '{{ outputs.r.value }}'\n"
+    )
+    (tmp_path / "parent.yaml").write_text(
+        "id: parent\nnamespace: company.team\ntasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n    namespace: company.team\n    flowId: child\n"
+    )
     out = roost("flow", "run", "parent.yaml", "--flows", "flows", "-o", "json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["taskRunList"][0]["outputs"]["outputs"] == {"v": "child-ran"}
@@ -73,18 +79,28 @@ def test_flow_run_with_subflows_folder(tmp_path):
 
 def test_flow_validate_reports_and_exit_code(tmp_path):
     (tmp_path / "ok.yaml").write_text(HELLO)
-    (tmp_path / "bad.yaml").write_text("id: bad\nnamespace: company.team\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n")
+    (tmp_path / "bad.yaml").write_text(
+        "id: bad\nnamespace: company.team\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n"
+    )
     out = roost("flow", "validate", str(tmp_path), "--output", "json")
     assert out.returncode == 1
     report = {Path(r["file"]).name: r for r in json.loads(out.stdout)}
     assert report["ok.yaml"]["valid"] is True
     assert report["bad.yaml"]["violations"] == [
-        {"path": "tasks[0].message", "message": "missing required property 'message'", "line": 4, "column": None}]
+        {
+            "path": "tasks[0].message",
+            "message": "missing required property 'message'",
+            "line": 4,
+            "column": None,
+        }
+    ]
     text = roost("flow", "validate", str(tmp_path / "bad.yaml"))
     assert "line 4" in text.stdout and "tasks[0].message" in text.stdout
 
 
-@pytest.mark.skipif(not ACCEPTANCE.is_dir(), reason="shared/acceptance is beside the checkout in CI and sessions")
+@pytest.mark.skipif(
+    not ACCEPTANCE.is_dir(), reason="shared/acceptance is beside the checkout in CI and sessions"
+)
 def test_validate_acceptance_flows_names_missing_plugins():
     out = roost("flow", "validate", str(ACCEPTANCE), "--output", "json")
     for result in json.loads(out.stdout):
@@ -121,7 +137,9 @@ def test_plugins_new_yields_an_installable_package_with_a_passing_test(tmp_path)
         installer = [sys.executable, "-m", "pip", "install", "-q"]
     else:
         installer = [shutil.which("uv") or "uv", "pip", "install", "-q", "--python", sys.executable]
-    inst = subprocess.run([*installer, "--no-deps", "--target", str(venv_site), str(pkg)], capture_output=True, text=True)
+    inst = subprocess.run(
+        [*installer, "--no-deps", "--target", str(venv_site), str(pkg)], capture_output=True, text=True
+    )
     assert inst.returncode == 0, inst.stderr
     env = {**os.environ, "PYTHONPATH": str(venv_site), "ROOST_LOAD_PLUGINS": "greeter"}
     test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],

@@ -55,7 +55,9 @@ def test_sigkill_mid_flow_then_resume(tmp_path):
     flow_file = tmp_path / "flow.yaml"
     flow_file.write_text(FLOW.format(log=log, marker=marker))
     env = {**os.environ, "ROOST_LOAD_PLUGINS": ""}
-    proc = subprocess.Popen([sys.executable, "-c", START, str(home), str(flow_file)], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", START, str(home), str(flow_file)], stdout=subprocess.PIPE, text=True, env=env
+    )
     execution_id = proc.stdout.readline().strip()
     deadline = time.monotonic() + 30
     while not marker.exists():

@@ -6,7 +6,8 @@ from conftest import flow
 
 
 def test_sequential_outputs_and_flow_outputs(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         inputs:
           - id: name
             type: STRING
@@ -22,14 +23,17 @@ def test_sequential_outputs_and_flow_outputs(run_flow):
           - id: greeting
             type: STRING
             value: "{{ outputs.upper.value }}"
-    """), {"name": "roost"})
+    """),
+        {"name": "roost"},
+    )
     assert ex.state.current == "SUCCESS"
     assert ex.outputs == {"greeting": "HELLO ROOST"}
     assert [tr.task_id for tr in ex.task_runs] == ["hello", "upper"]
 
 
 def test_foreach_outputs_nested_by_value(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: each
             type: io.kestra.plugin.core.flow.ForEach
@@ -42,14 +46,16 @@ def test_foreach_outputs_nested_by_value(run_flow):
           - id: after
             type: io.kestra.plugin.core.debug.Return
             format: "{{ outputs.inner['b'].value }}"
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     assert ex.outputs_tree["inner"] == {"a": {"value": "a-0"}, "b": {"value": "b-1"}, "c": {"value": "c-2"}}
     assert ex.outputs_tree["after"] == {"value": "b-1"}
 
 
 def test_nested_foreach_outputs_and_parent(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: outer
             type: io.kestra.plugin.core.flow.ForEach
@@ -62,7 +68,8 @@ def test_nested_foreach_outputs_and_parent(run_flow):
                   - id: leaf
                     type: io.kestra.plugin.core.debug.Return
                     format: "{{ parent.taskrun.value }}/{{ taskrun.value }}"
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     assert ex.outputs_tree["leaf"]["y"]["2"] == {"value": "y/2"}
     assert ex.outputs_tree["leaf"]["x"]["1"] == {"value": "x/1"}
@@ -117,7 +124,8 @@ def test_if_then_else(run_flow, states):
 
 
 def test_errors_then_finally_order(run_flow, states):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: ok
             type: io.kestra.plugin.core.log.Log
@@ -136,7 +144,8 @@ def test_errors_then_finally_order(run_flow, states):
           - id: cleanup
             type: io.kestra.plugin.core.log.Log
             message: cleanup
-    """))
+    """)
+    )
     assert ex.state.current == "FAILED"
     assert [tr.task_id for tr in ex.task_runs] == ["ok", "boom", "on_error", "cleanup"]
     assert states(ex) == {"ok": "SUCCESS", "boom": "FAILED", "on_error": "SUCCESS", "cleanup": "SUCCESS"}
@@ -144,7 +153,8 @@ def test_errors_then_finally_order(run_flow, states):
 
 
 def test_local_errors_inside_sequential(run_flow, states):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: seq
             type: io.kestra.plugin.core.flow.Sequential
@@ -159,13 +169,15 @@ def test_local_errors_inside_sequential(run_flow, states):
           - id: global_handler
             type: io.kestra.plugin.core.log.Log
             message: handled globally
-    """))
+    """)
+    )
     assert ex.state.current == "FAILED"
     assert [tr.task_id for tr in ex.task_runs] == ["seq", "boom", "local_handler", "global_handler"]
 
 
 def test_allow_failure_gives_warning(run_flow, states):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: allow
             type: io.kestra.plugin.core.flow.AllowFailure
@@ -175,13 +187,15 @@ def test_allow_failure_gives_warning(run_flow, states):
           - id: next
             type: io.kestra.plugin.core.log.Log
             message: still runs
-    """))
+    """)
+    )
     assert ex.state.current == "WARNING"
     assert states(ex) == {"allow": "WARNING", "boom": "FAILED", "next": "SUCCESS"}
 
 
 def test_task_allow_failure_property(run_flow, states):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: boom
             type: io.kestra.plugin.core.execution.Fail
@@ -189,13 +203,15 @@ def test_task_allow_failure_property(run_flow, states):
           - id: next
             type: io.kestra.plugin.core.log.Log
             message: still runs
-    """))
+    """)
+    )
     assert ex.state.current == "WARNING"
     assert states(ex)["next"] == "SUCCESS"
 
 
 def test_run_if_skips_and_disabled_is_absent(run_flow, states):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: skipped
             type: io.kestra.plugin.core.log.Log
@@ -209,13 +225,15 @@ def test_run_if_skips_and_disabled_is_absent(run_flow, states):
             type: io.kestra.plugin.core.log.Log
             message: yes
             runIf: "{{ true }}"
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     assert states(ex) == {"skipped": "SKIPPED", "runs": "SUCCESS"}
 
 
 def test_parallel_and_dag(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: par
             type: io.kestra.plugin.core.flow.Parallel
@@ -247,7 +265,8 @@ def test_parallel_and_dag(run_flow):
                   type: io.kestra.plugin.core.debug.Return
                   format: two
                 dependsOn: [d1]
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     order = [tr.task_id for tr in ex.task_runs]
     assert order.index("d1") < order.index("d2") < order.index("d3")
@@ -255,7 +274,8 @@ def test_parallel_and_dag(run_flow):
 
 
 def test_labels_and_variables(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         labels:
           team: data
         variables:
@@ -264,23 +284,37 @@ def test_labels_and_variables(run_flow):
           - id: r
             type: io.kestra.plugin.core.debug.Return
             format: "{{ vars.greeting }} {{ labels.team }} {{ labels.extra }}"
-    """), labels={"extra": "x"})
+    """),
+        labels={"extra": "x"},
+    )
     assert ex.outputs_tree["r"]["value"] == "hi data x"
     assert {"key": "team", "value": "data"} in ex.labels
 
 
 def test_execution_json_shape(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: r
             type: io.kestra.plugin.core.debug.Return
             format: x
-    """))
+    """)
+    )
     data = ex.to_dict()
     assert data["state"]["current"] == "SUCCESS"
     assert [h["state"] for h in data["state"]["histories"]] == ["CREATED", "RUNNING", "SUCCESS"]
     tr = data["taskRunList"][0]
-    assert set(tr) >= {"id", "executionId", "namespace", "flowId", "taskId", "parentTaskRunId", "value", "attempts",
-                       "outputs", "state"}
+    assert set(tr) >= {
+        "id",
+        "executionId",
+        "namespace",
+        "flowId",
+        "taskId",
+        "parentTaskRunId",
+        "value",
+        "attempts",
+        "outputs",
+        "state",
+    }
     assert tr["attempts"][0]["state"]["current"] == "SUCCESS"
     assert "_engine" not in tr

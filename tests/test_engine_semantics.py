@@ -7,7 +7,6 @@ import time
 
 import pytest
 from conftest import flow
-
 from roost.engine.inputs import InputsInvalid
 
 
@@ -18,12 +17,15 @@ def wait_state(engine, execution_id, state, timeout=20):
         if ex is not None and ex.state.current == state:
             return ex
         time.sleep(0.02)
-    raise AssertionError(f"execution never reached {state}: {engine.get_execution(execution_id).state.current}")
+    raise AssertionError(
+        f"execution never reached {state}: {engine.get_execution(execution_id).state.current}"
+    )
 
 
 def test_retry_constant_counts_attempts(run_flow, tmp_path):
     marker = tmp_path / "count"
-    ex = run_flow(flow(f"""
+    ex = run_flow(
+        flow(f"""
         tasks:
           - id: flaky
             type: io.kestra.plugin.scripts.shell.Commands
@@ -34,7 +36,8 @@ def test_retry_constant_counts_attempts(run_flow, tmp_path):
               type: constant
               interval: PT0.05S
               maxAttempts: 5
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     tr = ex.task_runs[0]
     assert len(tr.attempts) == 3
@@ -42,7 +45,8 @@ def test_retry_constant_counts_attempts(run_flow, tmp_path):
 
 
 def test_retry_exhausted_and_warning_on_retry(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: always
             type: io.kestra.plugin.core.execution.Fail
@@ -51,14 +55,16 @@ def test_retry_exhausted_and_warning_on_retry(run_flow):
               interval: PT0.01S
               maxInterval: PT0.05S
               maxAttempts: 3
-    """))
+    """)
+    )
     assert ex.state.current == "FAILED"
     assert len(ex.task_runs[0].attempts) == 3
 
 
 def test_warning_on_retry(run_flow, tmp_path):
     marker = tmp_path / "m"
-    ex = run_flow(flow(f"""
+    ex = run_flow(
+        flow(f"""
         tasks:
           - id: once
             type: io.kestra.plugin.scripts.shell.Commands
@@ -69,27 +75,31 @@ def test_warning_on_retry(run_flow, tmp_path):
               interval: PT0.01S
               maxAttempts: 2
               warningOnRetry: true
-    """))
+    """)
+    )
     assert ex.state.current == "WARNING"
 
 
 def test_timeout_stops_the_task(run_flow):
     started = time.monotonic()
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: slow
             type: io.kestra.plugin.scripts.shell.Commands
             timeout: PT0.5S
             commands:
               - sleep 30
-    """))
+    """)
+    )
     assert ex.state.current == "FAILED"
     assert time.monotonic() - started < 10
     assert "Timeout" in ex.task_runs[0].extra.get("error", "")
 
 
 def test_pause_then_resume_with_inputs(roost_engine):
-    f = roost_engine.deploy(flow("""
+    f = roost_engine.deploy(
+        flow("""
         tasks:
           - id: approve
             type: io.kestra.plugin.core.flow.Pause
@@ -99,7 +109,8 @@ def test_pause_then_resume_with_inputs(roost_engine):
           - id: after
             type: io.kestra.plugin.core.debug.Return
             format: "{{ outputs.approve.onResume.reason }}"
-    """))
+    """)
+    )
     ex = roost_engine.create_execution(f)
     wait_state(roost_engine, ex.id, "PAUSED")
     roost_engine.resume(ex.id, {"reason": "looks good"})
@@ -109,19 +120,22 @@ def test_pause_then_resume_with_inputs(roost_engine):
 
 
 def test_pause_duration_behaviors(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: wait
             type: io.kestra.plugin.core.flow.Pause
             pauseDuration: PT0.2S
             behavior: WARN
-    """))
+    """)
+    )
     assert ex.state.current == "WARNING"
 
 
 def test_restart_failed_execution_same_id(roost_engine, tmp_path):
     marker = tmp_path / "fixed"
-    f = roost_engine.deploy(flow(f"""
+    f = roost_engine.deploy(
+        flow(f"""
         tasks:
           - id: first
             type: io.kestra.plugin.scripts.shell.Commands
@@ -129,7 +143,8 @@ def test_restart_failed_execution_same_id(roost_engine, tmp_path):
           - id: second
             type: io.kestra.plugin.scripts.shell.Commands
             commands: ["test -f {marker}"]
-    """))
+    """)
+    )
     ex = roost_engine.run(f, timeout=20)
     assert ex.state.current == "FAILED"
     marker.touch()
@@ -143,14 +158,16 @@ def test_restart_failed_execution_same_id(roost_engine, tmp_path):
 
 def test_kill_running_shell_task_process_is_gone(roost_engine, tmp_path):
     pidfile = tmp_path / "pid"
-    f = roost_engine.deploy(flow(f"""
+    f = roost_engine.deploy(
+        flow(f"""
         tasks:
           - id: long
             type: io.kestra.plugin.scripts.shell.Commands
             commands:
               - echo $$ > {pidfile}
               - sleep 60
-    """))
+    """)
+    )
     ex = roost_engine.create_execution(f)
     deadline = time.monotonic() + 10
     while not pidfile.exists() or not pidfile.read_text().strip():
@@ -166,7 +183,9 @@ def test_kill_running_shell_task_process_is_gone(roost_engine, tmp_path):
 
 
 def test_subflow_outputs_wait_and_failure(roost_engine):
-    roost_engine.deploy(flow("""
+    roost_engine.deploy(
+        flow(
+            """
         inputs:
           - id: n
             type: INT
@@ -178,8 +197,13 @@ def test_subflow_outputs_wait_and_failure(roost_engine):
           - id: result
             type: STRING
             value: "{{ outputs.double.value }}"
-    """, id="child"))
-    parent = roost_engine.deploy(flow("""
+    """,
+            id="child",
+        )
+    )
+    parent = roost_engine.deploy(
+        flow(
+            """
         labels:
           owner: me
         tasks:
@@ -193,7 +217,10 @@ def test_subflow_outputs_wait_and_failure(roost_engine):
           - id: use
             type: io.kestra.plugin.core.debug.Return
             format: "{{ outputs.call.outputs.result }}"
-    """, id="parent"))
+    """,
+            id="parent",
+        )
+    )
     ex = roost_engine.run(parent, timeout=20)
     assert ex.state.current == "SUCCESS"
     assert ex.outputs_tree["use"]["value"] == "42"
@@ -203,35 +230,55 @@ def test_subflow_outputs_wait_and_failure(roost_engine):
     labels = child.label_map()
     assert labels["owner"] == "me" and labels["system.correlationId"] == ex.id
 
-    roost_engine.deploy(flow("""
+    roost_engine.deploy(
+        flow(
+            """
         tasks:
           - id: boom
             type: io.kestra.plugin.core.execution.Fail
-    """, id="failing"))
-    bad = roost_engine.deploy(flow("""
+    """,
+            id="failing",
+        )
+    )
+    bad = roost_engine.deploy(
+        flow(
+            """
         tasks:
           - id: call
             type: io.kestra.plugin.core.flow.Subflow
             namespace: company.team
             flowId: failing
-    """, id="caller"))
+    """,
+            id="caller",
+        )
+    )
     assert roost_engine.run(bad, timeout=20).state.current == "FAILED"
 
 
 def test_subflow_kill_cascades(roost_engine):
-    roost_engine.deploy(flow("""
+    roost_engine.deploy(
+        flow(
+            """
         tasks:
           - id: sleep
             type: io.kestra.plugin.core.flow.Sleep
             duration: PT60S
-    """, id="sleeper"))
-    parent = roost_engine.deploy(flow("""
+    """,
+            id="sleeper",
+        )
+    )
+    parent = roost_engine.deploy(
+        flow(
+            """
         tasks:
           - id: call
             type: io.kestra.plugin.core.flow.Subflow
             namespace: company.team
             flowId: sleeper
-    """, id="parent_k"))
+    """,
+            id="parent_k",
+        )
+    )
     ex = roost_engine.create_execution(parent)
     deadline = time.monotonic() + 10
     child_id = None
@@ -246,9 +293,13 @@ def test_subflow_kill_cascades(roost_engine):
     assert roost_engine.wait(child_id, 20).state.current == "KILLED"
 
 
-@pytest.mark.parametrize("behavior,expected", [("CANCEL", "CANCELLED"), ("FAIL", "FAILED"), ("QUEUE", "QUEUED")])
+@pytest.mark.parametrize(
+    "behavior,expected", [("CANCEL", "CANCELLED"), ("FAIL", "FAILED"), ("QUEUE", "QUEUED")]
+)
 def test_concurrency_behaviors(roost_engine, behavior, expected):
-    f = roost_engine.deploy(flow(f"""
+    f = roost_engine.deploy(
+        flow(
+            f"""
         concurrency:
           limit: 1
           behavior: {behavior}
@@ -256,7 +307,10 @@ def test_concurrency_behaviors(roost_engine, behavior, expected):
           - id: sleep
             type: io.kestra.plugin.core.flow.Sleep
             duration: PT0.6S
-    """, id=f"conc_{behavior.lower()}"))
+    """,
+            id=f"conc_{behavior.lower()}",
+        )
+    )
     first = roost_engine.create_execution(f)
     wait_state(roost_engine, first.id, "RUNNING")
     second = roost_engine.create_execution(f)
@@ -267,7 +321,8 @@ def test_concurrency_behaviors(roost_engine, behavior, expected):
 
 
 def test_typed_inputs_every_error_reported_nothing_started(roost_engine):
-    f = roost_engine.deploy(flow("""
+    f = roost_engine.deploy(
+        flow("""
         inputs:
           - id: count
             type: INT
@@ -289,22 +344,29 @@ def test_typed_inputs_every_error_reported_nothing_started(roost_engine):
           - id: r
             type: io.kestra.plugin.core.debug.Return
             format: "{{ inputs.count + 1 }}"
-    """))
+    """)
+    )
     with pytest.raises(InputsInvalid) as err:
-        roost_engine.create_execution(f, {"count": "11", "when": "yesterday", "color": "blue", "mail": "x", "tags": "[1,\"a\"]"})
+        roost_engine.create_execution(
+            f, {"count": "11", "when": "yesterday", "color": "blue", "mail": "x", "tags": '[1,"a"]'}
+        )
     assert set(err.value.errors) == {"count", "when", "color", "mail", "tags"}
     assert "greater than the maximum 10" in err.value.errors["count"]
     assert "is not one of red, green" in err.value.errors["color"]
     found, total = roost_engine.store.search_executions("main", flow_id="test")
     assert total == 0
-    ex = roost_engine.run(f, {"count": "3", "when": "2024-01-01T00:00:00Z", "color": "red", "mail": "a@b.io", "tags": "[1,2]"},
-                          timeout=20)
+    ex = roost_engine.run(
+        f,
+        {"count": "3", "when": "2024-01-01T00:00:00Z", "color": "red", "mail": "a@b.io", "tags": "[1,2]"},
+        timeout=20,
+    )
     assert ex.inputs["count"] == 3 and ex.inputs["tags"] == [1, 2] and ex.inputs["optional"] is None
     assert ex.outputs_tree["r"]["value"] == "4"
 
 
 def test_working_directory_shares_files_and_collects_outputs(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: wd
             type: io.kestra.plugin.core.flow.WorkingDirectory
@@ -322,14 +384,18 @@ def test_working_directory_shares_files_and_collects_outputs(run_flow):
                 type: io.kestra.plugin.scripts.shell.Commands
                 commands:
                   - 'echo "::{\\"outputs\\":{\\"content\\":\\"$(cat result.out | tr -d "\\n")\\"}}::"'
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS", ex.task_runs
     assert ex.outputs_tree["read"]["vars"]["content"] == "hello world"
-    assert ex.outputs_tree["wd"]["outputFiles"]["result.out"].startswith("kestra:///company/team/test/executions/")
+    assert ex.outputs_tree["wd"]["outputFiles"]["result.out"].startswith(
+        "kestra:///company/team/test/executions/"
+    )
 
 
 def test_kv_set_get_delete_and_kv_function(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: set
             type: io.kestra.plugin.core.kv.Set
@@ -348,7 +414,8 @@ def test_kv_set_get_delete_and_kv_function(run_flow):
           - id: missing
             type: io.kestra.plugin.core.kv.Get
             key: counter
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     assert ex.outputs_tree["get"]["value"] == 41
     assert ex.outputs_tree["expr"]["value"] == "42"
@@ -357,14 +424,16 @@ def test_kv_set_get_delete_and_kv_function(run_flow):
 
 
 def test_python_script_outputs(run_flow):
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: py
             type: io.kestra.plugin.scripts.python.Script
             script: |
               import json, sys
               print("::" + json.dumps({"outputs": {"version": sys.version_info[0]}}) + "::")
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"
     assert ex.outputs_tree["py"]["vars"] == {"version": 3}
     assert ex.outputs_tree["py"]["exitCode"] == 0
@@ -372,7 +441,8 @@ def test_python_script_outputs(run_flow):
 
 def test_docker_runner_without_engine_fails_clearly(run_flow, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    ex = run_flow(flow("""
+    ex = run_flow(
+        flow("""
         tasks:
           - id: in_docker
             type: io.kestra.plugin.scripts.shell.Commands
@@ -380,7 +450,8 @@ def test_docker_runner_without_engine_fails_clearly(run_flow, monkeypatch):
               type: io.kestra.plugin.scripts.runner.docker.Docker
             containerImage: ubuntu
             commands: ["echo hi"]
-    """))
+    """)
+    )
     assert ex.state.current == "FAILED"
     assert "No Docker engine is reachable" in ex.task_runs[0].extra["error"]
 
@@ -390,12 +461,19 @@ def test_git_clone_local_repository(run_flow, tmp_path):
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     (repo / "hello.txt").write_text("from git")
     subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
     subprocess.run(["git", "-C", str(repo), "commit", "-qm", "init"], check=True, env=env)
-    ex = run_flow(flow(f"""
+    ex = run_flow(
+        flow(f"""
         tasks:
           - id: wd
             type: io.kestra.plugin.core.flow.WorkingDirectory
@@ -408,5 +486,6 @@ def test_git_clone_local_repository(run_flow, tmp_path):
                 type: io.kestra.plugin.scripts.shell.Commands
                 commands:
                   - test "$(cat hello.txt)" = "from git"
-    """))
+    """)
+    )
     assert ex.state.current == "SUCCESS"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from roost.flow.build import FlowInvalid, parse_flow
 
 HERE = Path(__file__).parent / "invalid_flows"

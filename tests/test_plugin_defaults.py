@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import PluginDefault
 from roost.plugin_defaults import defaults_for
@@ -96,27 +95,43 @@ tasks:
 
 
 def test_sources_flow_over_namespace_over_instance(tmp_path):
-    (tmp_path / "instance.yaml").write_text(f"pluginDefaults:\n  - type: {LOG}\n    values: {{level: DEBUG, message: instance}}\n")
+    (tmp_path / "instance.yaml").write_text(
+        f"pluginDefaults:\n  - type: {LOG}\n    values: {{level: DEBUG, message: instance}}\n"
+    )
     (tmp_path / "company.yaml").write_text(f"pluginDefaults:\n  - type: {LOG}\n    values: {{level: WARN}}\n")
-    (tmp_path / "company.team.yaml").write_text(f"pluginDefaults:\n  - type: {LOG}\n    values: {{level: ERROR}}\n")
+    (tmp_path / "company.team.yaml").write_text(
+        f"pluginDefaults:\n  - type: {LOG}\n    values: {{level: ERROR}}\n"
+    )
     outer = defaults_for("company.team", tmp_path)
-    assert [d.values for d in outer] == [{"level": "DEBUG", "message": "instance"}, {"level": "WARN"}, {"level": "ERROR"}]
+    assert [d.values for d in outer] == [
+        {"level": "DEBUG", "message": "instance"},
+        {"level": "WARN"},
+        {"level": "ERROR"},
+    ]
     flow = build(f"tasks:\n  - id: a\n    type: {LOG}\n", outer)
     assert (flow.tasks[0].message, flow.tasks[0].level) == ("instance", "ERROR")
-    flow = build(f"pluginDefaults:\n  - type: {LOG}\n    values: {{level: TRACE}}\ntasks:\n  - id: a\n    type: {LOG}\n", outer)
+    flow = build(
+        f"pluginDefaults:\n  - type: {LOG}\n    values: {{level: TRACE}}\ntasks:\n  - id: a\n    type: {LOG}\n",
+        outer,
+    )
     assert flow.tasks[0].level == "TRACE"
     assert defaults_for("other", tmp_path)[0].values["message"] == "instance"
 
 
 def test_forced_instance_default_beats_flow_default():
     outer = [PluginDefault(type=LOG, values={"level": "ERROR"}, forced=True)]
-    flow = build(f"pluginDefaults:\n  - type: {LOG}\n    forced: true\n    values: {{level: TRACE}}\ntasks:\n  - id: a\n    type: {LOG}\n    message: m\n", outer)
+    flow = build(
+        f"pluginDefaults:\n  - type: {LOG}\n    forced: true\n    values: {{level: TRACE}}\ntasks:\n  - id: a\n    type: {LOG}\n    message: m\n",
+        outer,
+    )
     assert flow.tasks[0].level == "ERROR"  # an administrator's forced default has the last word
 
 
 def test_default_naming_unknown_property_is_an_error():
     with pytest.raises(FlowInvalid) as err:
-        build(f"pluginDefaults:\n  - type: {LOG}\n    values: {{colour: red}}\ntasks:\n  - id: a\n    type: {LOG}\n    message: m\n")
+        build(
+            f"pluginDefaults:\n  - type: {LOG}\n    values: {{colour: red}}\ntasks:\n  - id: a\n    type: {LOG}\n    message: m\n"
+        )
     [v] = err.value.violations
     assert v.path == "pluginDefaults[0].values.colour"
     assert v.message.startswith("unknown property 'colour' for type 'io.kestra.plugin.core.log.Log'")

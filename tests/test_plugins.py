@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from roost import hookimpl, hookspecs
 from roost.plugins import PluginError, Plugins
 
@@ -82,7 +81,11 @@ def test_entry_point_discovery_and_selection(tmp_path, on_path, monkeypatch):
 
 
 def test_broken_plugin_is_reported_and_skipped(tmp_path, on_path, monkeypatch, capsys):
-    on_path(_fake_distribution(tmp_path, "roost-plugin-broken", "raise ImportError('no such SDK: vendor_sdk')\n", "fake_broken"))
+    on_path(
+        _fake_distribution(
+            tmp_path, "roost-plugin-broken", "raise ImportError('no such SDK: vendor_sdk')\n", "fake_broken"
+        )
+    )
     on_path(_fake_distribution(tmp_path / "g", "roost-plugin-good", GOOD, "fake_good"))
     monkeypatch.delenv("ROOST_LOAD_PLUGINS", raising=False)
     plugins = Plugins()
@@ -118,7 +121,7 @@ def test_two_plugins_claiming_one_type_is_an_error_naming_both():
     plugins = Plugins(load_entry_points=False)
     plugins.register_module(Clasher(), name="clasher")
     with pytest.raises(PluginError) as err:
-        plugins.types
+        plugins.load_types()
     assert "'core'" in str(err.value) and "'clasher'" in str(err.value)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from roost import hookspecs
-from roost.flow.task import PluginType, TaskRunner, Task, Trigger
+from roost.flow.task import PluginType, Task, TaskRunner, Trigger
 
 BUILTIN_PLUGINS = ("roost.builtin.plugin",)
 
@@ -127,7 +127,9 @@ class Plugins:
                             impl(register=lambda *classes, _f=found: _f.extend(classes))
                 except Exception as exc:  # a plugin whose types fail to import is skipped, not fatal
                     self.broken.append(BrokenPlugin(plugin_name, f"{type(exc).__name__}: {exc}"))
-                    print(f"roost: plugin {plugin_name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    print(
+                        f"roost: plugin {plugin_name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr
+                    )
                     self.pm.unregister(name=plugin_name)
                     self.info.pop(plugin_name, None)
                     continue
@@ -166,8 +168,12 @@ class Plugins:
         assert self._runners is not None
         return self._runners
 
+    def load_types(self) -> dict[str, type[PluginType]]:
+        """Ask every plugin for its types (once); fills each plugin's ``types`` list."""
+        return self.types
+
     def type_owner(self, type_id: str) -> str | None:
-        self.types
+        self.load_types()
         return self._owner.get(type_id)
 
     def task_types(self) -> dict[str, type[Task]]:

@@ -83,8 +83,12 @@ class LineHandler:
             self.vars.update(outputs)
         for m in payload.get("metrics") or []:
             if isinstance(m, dict) and "name" in m:
-                self.ctx.metric(str(m["name"]), float(m.get("value", 0)), str(m.get("type", "counter")).lower(),
-                                **{str(k): str(v) for k, v in (m.get("tags") or {}).items()})
+                self.ctx.metric(
+                    str(m["name"]),
+                    float(m.get("value", 0)),
+                    str(m.get("type", "counter")).lower(),
+                    **{str(k): str(v) for k, v in (m.get("tags") or {}).items()},
+                )
         for log in payload.get("logs") or []:
             if isinstance(log, dict):
                 level = str(log.get("level", "INFO")).upper()
@@ -183,15 +187,27 @@ class Docker(TaskRunner, type=DOCKER_RUNNER):
                 host, _, port = address[len("tcp://") :].partition(":")
                 socket.create_connection((host, int(port or 2375)), timeout=2).close()
         except OSError as exc:
-            raise RuntimeError(f"No Docker engine is reachable at {address} ({exc.strerror or exc}). {hint}") from None
+            raise RuntimeError(
+                f"No Docker engine is reachable at {address} ({exc.strerror or exc}). {hint}"
+            ) from None
         if shutil.which("docker") is None:
-            raise RuntimeError(f"A Docker engine answers at {address} but the docker client is not installed. {hint}")
+            raise RuntimeError(
+                f"A Docker engine answers at {address} but the docker client is not installed. {hint}"
+            )
 
     def run(self, ctx: RunContext, spec: ScriptSpec) -> ScriptResult:
         self.check_engine()
         if not spec.container_image:
             raise RuntimeError("the Docker task runner needs a containerImage")
-        argv = ["docker", "run", "--rm" if self.delete else "--init", "-v", f"{spec.working_dir}:/app", "-w", "/app"]
+        argv = [
+            "docker",
+            "run",
+            "--rm" if self.delete else "--init",
+            "-v",
+            f"{spec.working_dir}:/app",
+            "-w",
+            "/app",
+        ]
         for k, v in spec.env.items():
             if k in os.environ and os.environ[k] == v:
                 continue  # only the task's own variables go into the container
@@ -278,7 +294,9 @@ class ScriptTask(Task):
         runners = _task_runners()
         cls = runners.get(spec["type"])
         if cls is None:
-            raise RuntimeError(f"unknown task runner type {spec['type']!r}; known: {', '.join(sorted(runners))}")
+            raise RuntimeError(
+                f"unknown task runner type {spec['type']!r}; known: {', '.join(sorted(runners))}"
+            )
         return cls.model_validate(spec)
 
     def run_script(self, ctx: RunContext) -> tuple[ScriptResult, Path]:
@@ -291,7 +309,9 @@ class ScriptTask(Task):
             body = "set -e\n" + body
         env = {**os.environ, **(self.env or {}), **self.extra_env(ctx, workdir), "WORKING_DIR": str(workdir)}
         runner = self.runner(ctx)
-        spec = ScriptSpec([*self.interpreter, body], env, workdir, self.container_image or self.default_image())
+        spec = ScriptSpec(
+            [*self.interpreter, body], env, workdir, self.container_image or self.default_image()
+        )
         try:
             result = runner.run(ctx, spec)
         except RuntimeError as exc:
@@ -338,8 +358,9 @@ class ScriptTask(Task):
         from roost import TaskError, TaskWarning
 
         result, workdir = self.run_script(ctx)
-        out = ScriptOutput(exit_code=result.exit_code, vars=result.vars,
-                           output_files=self.collect_output_files(ctx, workdir))
+        out = ScriptOutput(
+            exit_code=result.exit_code, vars=result.vars, output_files=self.collect_output_files(ctx, workdir)
+        )
         if result.exit_code != 0:
             if ctx.killed():
                 raise TaskError("killed", outputs=out)

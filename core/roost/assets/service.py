@@ -51,7 +51,9 @@ def matches_query(metadata: dict[str, Any], query: Iterable[Any]) -> bool:
             inside = present and text in {str(v) for v in values}
             ok = inside if op == "IN" else not inside
         elif op == "CONTAINS":
-            ok = present and (str(expected) in actual if isinstance(actual, list | dict) else str(expected) in text)
+            ok = present and (
+                str(expected) in actual if isinstance(actual, list | dict) else str(expected) in text
+            )
         elif op == "STARTS_WITH":
             ok = present and text.startswith(str(expected))
         elif op == "ENDS_WITH":
@@ -111,7 +113,11 @@ class AssetService:
         if metadata_query:
             out = [a for a in out if matches_query(a["metadata"], metadata_query)]
         if q:
-            out = [a for a in out if q.lower() in a["id"].lower() or q.lower() in (a["displayName"] or "").lower()]
+            out = [
+                a
+                for a in out
+                if q.lower() in a["id"].lower() or q.lower() in (a["displayName"] or "").lower()
+            ]
         return out
 
     def get(self, tenant: str, asset_id: str, namespace: str | None = None, type_: str | None = None,
@@ -123,12 +129,19 @@ class AssetService:
         return max(found, key=lambda a: a["_updated"])
 
     # -- writing ---------------------------------------------------------------------------------------
-    def upsert(self, tenant: str, asset: Asset, default_namespace: str, source: dict[str, Any] | None = None) -> str:
+    def upsert(
+        self, tenant: str, asset: Asset, default_namespace: str, source: dict[str, Any] | None = None
+    ) -> str:
         """Create or update an asset; returns the event (CREATED or UPDATED)."""
         ns = asset.namespace or default_namespace
         now = time.time()
         with self._lock, self.store.write_lock, self.store.engine.begin() as conn:
-            key = (assets.c.tenant == tenant, assets.c.namespace == ns, assets.c.id == asset.id, assets.c.type == asset.type)
+            key = (
+                assets.c.tenant == tenant,
+                assets.c.namespace == ns,
+                assets.c.id == asset.id,
+                assets.c.type == asset.type,
+            )
             row = conn.execute(sa.select(assets).where(*key)).first()
             values = {"display_name": asset.display_name, "description": asset.description,
                       "metadata": dumps(asset.metadata), "updated": now, "deleted": False}  # fmt: skip
@@ -153,7 +166,9 @@ class AssetService:
     def delete(self, tenant: str, asset_id: str, namespace: str | None = None, type_: str | None = None,
                source: dict[str, Any] | None = None) -> int:  # fmt: skip
         """Soft-delete matching assets (their history stays); returns how many."""
-        found = self.search(tenant, namespace=namespace, asset_id=asset_id, prefix=False, types=[type_] if type_ else None)
+        found = self.search(
+            tenant, namespace=namespace, asset_id=asset_id, prefix=False, types=[type_] if type_ else None
+        )
         now = time.time()
         with self._lock, self.store.write_lock, self.store.engine.begin() as conn:
             for a in found:
@@ -165,7 +180,9 @@ class AssetService:
             self._notify(tenant, a["namespace"], a["id"], a["type"], "DELETED", now, source, a["metadata"])
         return len(found)
 
-    def used(self, tenant: str, asset: Asset, default_namespace: str, source: dict[str, Any] | None = None) -> None:
+    def used(
+        self, tenant: str, asset: Asset, default_namespace: str, source: dict[str, Any] | None = None
+    ) -> None:
         ns = asset.namespace or default_namespace
         if self.get(tenant, asset.id, ns, asset.type) is None:
             self.upsert(tenant, asset, default_namespace, source)
@@ -211,7 +228,9 @@ class AssetService:
             listener(tenant, payload)
 
     # -- history ---------------------------------------------------------------------------------------
-    def events(self, tenant: str, asset_id: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, tenant: str, asset_id: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         q = sa.select(asset_events).where(asset_events.c.tenant == tenant)
         if asset_id:
             q = q.where(asset_events.c.asset_id == asset_id)
@@ -222,7 +241,9 @@ class AssetService:
         return [{"id": r.asset_id, "namespace": r.namespace, "type": r.type, "event": r.event, "eventTime": iso(r.time),
                  "executionId": r.execution_id, "flowId": r.flow_id, "taskId": r.task_id} for r in rows]  # fmt: skip
 
-    def lineage_events(self, tenant: str, asset_id: str | None = None, execution_id: str | None = None) -> list[dict[str, Any]]:
+    def lineage_events(
+        self, tenant: str, asset_id: str | None = None, execution_id: str | None = None
+    ) -> list[dict[str, Any]]:
         q = sa.select(asset_lineage).where(asset_lineage.c.tenant == tenant)
         if execution_id:
             q = q.where(asset_lineage.c.execution_id == execution_id)
@@ -268,8 +289,15 @@ class AssetService:
                 nodes[uid(current)] = current
                 keep.add(uid(current))
         return {
-            "nodes": [{"uid": u, "namespace": nodes[u]["namespace"], "id": nodes[u]["id"], "type": nodes[u]["type"]} for u in sorted(keep)],
-            "edges": [{"source": s, "target": t, "relation": "DERIVED_FROM"} for s, t in sorted(edges) if s in keep and t in keep],
+            "nodes": [
+                {"uid": u, "namespace": nodes[u]["namespace"], "id": nodes[u]["id"], "type": nodes[u]["type"]}
+                for u in sorted(keep)
+            ],
+            "edges": [
+                {"source": s, "target": t, "relation": "DERIVED_FROM"}
+                for s, t in sorted(edges)
+                if s in keep and t in keep
+            ],
         }
 
 

@@ -35,8 +35,13 @@ def _service(ctx: RunContext) -> Any:
 
 
 def _source(ctx: RunContext) -> dict[str, Any]:
-    return {"namespace": ctx.namespace, "flowId": ctx.flow_id, "executionId": ctx.execution_id,  # type: ignore[attr-defined]
-            "taskId": ctx.task_id, "taskRunId": ctx.taskrun_id}  # type: ignore[attr-defined]
+    return {
+        "namespace": ctx.namespace,
+        "flowId": ctx.flow_id,
+        "executionId": ctx.execution_id,  # type: ignore[attr-defined]
+        "taskId": ctx.task_id,
+        "taskRunId": ctx.taskrun_id,
+    }  # type: ignore[attr-defined]
 
 
 class SetOutput(Output):
@@ -64,8 +69,14 @@ class Set(Task, type=A + "Set", aliases=(B + "Set",)):
 
     def run(self, ctx: RunContext) -> SetOutput:
         service = _service(ctx)
-        asset = Asset(id=self.asset_id, type=self.asset_type, namespace=self.namespace or ctx.namespace,  # type: ignore[attr-defined]
-                      display_name=self.display_name, description=self.asset_description, metadata=self.metadata)
+        asset = Asset(
+            id=self.asset_id,
+            type=self.asset_type,
+            namespace=self.namespace or ctx.namespace,  # type: ignore[attr-defined]
+            display_name=self.display_name,
+            description=self.asset_description,
+            metadata=self.metadata,
+        )
         tenant = ctx.runtime.tenant  # type: ignore[attr-defined]
         event = service.upsert(tenant, asset, asset.namespace, _source(ctx))
         stored = service.get(tenant, asset.id, asset.namespace, asset.type)
@@ -97,8 +108,12 @@ class List(Task, type=A + "List", aliases=(B + "List",)):
     """What the outputs carry."""
 
     def run(self, ctx: RunContext) -> ListOutput:
-        found = _service(ctx).search(ctx.runtime.tenant, namespace=self.namespace, types=self.types or None,  # type: ignore[attr-defined]
-                                     metadata_query=[c.model_dump() for c in self.metadata_query])
+        found = _service(ctx).search(
+            ctx.runtime.tenant,
+            namespace=self.namespace,
+            types=self.types or None,  # type: ignore[attr-defined]
+            metadata_query=[c.model_dump() for c in self.metadata_query],
+        )
         items = [{k: v for k, v in a.items() if not k.startswith("_")} for a in found]
         ctx.logger.info("%d asset(s) found", len(items))
         out = ListOutput(size=len(items))
@@ -129,7 +144,9 @@ class Delete(Task, type=A + "Delete", aliases=(B + "Delete",)):
     """Fail when no asset matches."""
 
     def run(self, ctx: RunContext) -> DeleteOutput:
-        count = _service(ctx).delete(ctx.runtime.tenant, self.asset_id, self.namespace, self.asset_type, _source(ctx))  # type: ignore[attr-defined]
+        count = _service(ctx).delete(
+            ctx.runtime.tenant, self.asset_id, self.namespace, self.asset_type, _source(ctx)
+        )  # type: ignore[attr-defined]
         if count == 0 and self.error_on_missing:
             raise TaskError(f"no asset '{self.asset_id}' to delete")
         ctx.logger.info("%d asset(s) deleted", count)
@@ -144,7 +161,8 @@ class EventTrigger(Trigger, type=B + "EventTrigger", aliases=(A + "EventTrigger"
     asset_type: str | None = None
     """Type of the assets; any by default."""
     events: list[Literal["CREATED", "UPDATED", "DELETED", "USED"]] = Field(
-        default_factory=lambda: ["CREATED", "UPDATED", "DELETED", "USED"])
+        default_factory=lambda: ["CREATED", "UPDATED", "DELETED", "USED"]
+    )
     """Events that start an execution."""
     metadata_query: list[MetadataCondition] = Field(default_factory=list)
     """Conditions on the asset's metadata."""
@@ -154,7 +172,9 @@ class EventTrigger(Trigger, type=B + "EventTrigger", aliases=(A + "EventTrigger"
 
         if event["event"] not in self.events:
             return False
-        if self.namespace and not (event["namespace"] == self.namespace or event["namespace"].startswith(self.namespace + ".")):
+        if self.namespace and not (
+            event["namespace"] == self.namespace or event["namespace"].startswith(self.namespace + ".")
+        ):
             return False
         if self.asset_type and event["type"] != self.asset_type:
             return False

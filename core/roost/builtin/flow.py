@@ -113,7 +113,13 @@ class Switch(FlowableTask, type=P + "Switch", aliases=(OLD + "Switch",)):
 
     def on_start(self, view: FlowView) -> None:
         value = view.render(self.value)
-        key = value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict | list) else str(value)
+        key = (
+            value
+            if isinstance(value, str)
+            else json.dumps(value)
+            if isinstance(value, dict | list)
+            else str(value)
+        )
         if isinstance(value, bool):
             key = "true" if value else "false"
         matched = key in self.cases
@@ -231,7 +237,9 @@ class Dag(FlowableTask, type=P + "Dag"):
         for n in self.tasks:
             for dep in n.depends_on:
                 if dep not in known:
-                    raise ValueError(f"task '{n.task.id}' depends on unknown task '{dep}' (known: {', '.join(ids)})")
+                    raise ValueError(
+                        f"task '{n.task.id}' depends on unknown task '{dep}' (known: {', '.join(ids)})"
+                    )
         graph = {n.task.id: list(n.depends_on) for n in self.tasks}
         state: dict[str, int] = {}
 

@@ -119,7 +119,9 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
             kwargs["content"] = self.body.encode()
             headers.setdefault("Content-Type", self.content_type)
         try:
-            with httpx.Client(timeout=timeout, follow_redirects=opts.follow_redirects, verify=verify) as client:
+            with httpx.Client(
+                timeout=timeout, follow_redirects=opts.follow_redirects, verify=verify
+            ) as client:
                 ctx.on_kill(client.close)
                 response = client.request(self.method, self.uri, **kwargs)
         except httpx.TimeoutException as exc:
@@ -127,7 +129,9 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
         except httpx.HTTPError as exc:
             raise TaskError(f"HTTP {self.method} {self.uri} failed: {exc}") from None
         if opts.max_content_length is not None and len(response.content) > opts.max_content_length:
-            raise TaskError(f"response body of {len(response.content)} bytes exceeds maxContentLength {opts.max_content_length}")
+            raise TaskError(
+                f"response body of {len(response.content)} bytes exceeds maxContentLength {opts.max_content_length}"
+            )
         ctx.logger.debug("HTTP %s %s -> %s", self.method, self.uri, response.status_code)
         ctx.metric("response.length", len(response.content))
         if response.status_code >= 400 and not (self.allow_failed or opts.allow_failed):
@@ -140,7 +144,9 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
         body: Any = response.text
         if self.encrypt_body:
             body = "******"
-        return RequestOutput(uri=str(response.request.url), code=response.status_code, headers=grouped, body=body)
+        return RequestOutput(
+            uri=str(response.request.url), code=response.status_code, headers=grouped, body=body
+        )
 
 
 TASKS = (Request,)

@@ -29,7 +29,9 @@ class ReturnOutput(Output):
     """The rendered value."""
 
 
-class Return(Task, type="io.kestra.plugin.core.debug.Return", aliases=("io.kestra.core.tasks.debugs.Return",)):
+class Return(
+    Task, type="io.kestra.plugin.core.debug.Return", aliases=("io.kestra.core.tasks.debugs.Return",)
+):
     """Render a value and expose it as ``outputs.<id>.value``."""
 
     format: Dynamic[str] | None = None
@@ -49,7 +51,9 @@ class OutputValues(Task, type="io.kestra.plugin.core.output.OutputValues"):
         return {"values": self.values}
 
 
-class Fail(Task, type="io.kestra.plugin.core.execution.Fail", aliases=("io.kestra.core.tasks.executions.Fail",)):
+class Fail(
+    Task, type="io.kestra.plugin.core.execution.Fail", aliases=("io.kestra.core.tasks.executions.Fail",)
+):
     """Fail the execution, optionally only when ``condition`` is true."""
 
     condition: Dynamic[str] | None = None

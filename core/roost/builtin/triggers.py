@@ -72,8 +72,10 @@ class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.tri
         fields = len(expr.split())
         expected = 6 if with_seconds else 5
         if fields != expected:
-            raise ValueError(f"cron {cron!r} has {fields} fields; expected {expected}"
-                             + (" (withSeconds: true adds a leading seconds field)" if fields == 6 else ""))
+            raise ValueError(
+                f"cron {cron!r} has {fields} fields; expected {expected}"
+                + (" (withSeconds: true adds a leading seconds field)" if fields == 6 else "")
+            )
         if not croniter.is_valid(_croniter_expr(cron, with_seconds)):
             raise ValueError(f"invalid cron expression {cron!r}")
         return cron

@@ -47,14 +47,20 @@ class Clone(Task, type="io.kestra.plugin.git.Clone"):
         try:
             if self.username or self.password:
                 askpass = secrets_dir / "askpass.sh"
-                askpass.write_text('#!/bin/sh\ncase "$1" in Username*) echo "$GIT_USER";; *) echo "$GIT_PASS";; esac\n')
+                askpass.write_text(
+                    '#!/bin/sh\ncase "$1" in Username*) echo "$GIT_USER";; *) echo "$GIT_PASS";; esac\n'
+                )
                 askpass.chmod(0o700)
-                env.update(GIT_ASKPASS=str(askpass), GIT_USER=self.username or "", GIT_PASS=self.password or "")
+                env.update(
+                    GIT_ASKPASS=str(askpass), GIT_USER=self.username or "", GIT_PASS=self.password or ""
+                )
             if self.private_key:
                 key = secrets_dir / "id"
                 key.write_text(self.private_key.strip() + "\n")
                 key.chmod(0o600)
-                env["GIT_SSH_COMMAND"] = f"ssh -i {key} -o StrictHostKeyChecking=accept-new -o IdentitiesOnly=yes"
+                env["GIT_SSH_COMMAND"] = (
+                    f"ssh -i {key} -o StrictHostKeyChecking=accept-new -o IdentitiesOnly=yes"
+                )
             self._git(ctx, env, target, "init", "-q")
             self._git(ctx, env, target, "remote", "add", "origin", self.url)
             fetch = ["fetch", "-q", "origin"]
@@ -77,7 +83,9 @@ class Clone(Task, type="io.kestra.plugin.git.Clone"):
     def _git(self, ctx: RunContext, env: dict[str, str], cwd: Path, *args: str) -> None:
         proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
-            raise TaskError(f"git {args[0]} failed for {self.url}: {proc.stderr.strip() or proc.stdout.strip()}")
+            raise TaskError(
+                f"git {args[0]} failed for {self.url}: {proc.stderr.strip() or proc.stdout.strip()}"
+            )
 
 
 TASKS = (Clone,)

@@ -10,7 +10,13 @@ from typing import Any
 from roost.cli.output import err_console
 
 COLORS = {"TRACE": "dim", "DEBUG": "dim", "INFO": "cyan", "WARN": "yellow", "ERROR": "red"}
-STATE_COLORS = {"SUCCESS": "green", "WARNING": "yellow", "FAILED": "red", "KILLED": "red", "CANCELLED": "yellow"}
+STATE_COLORS = {
+    "SUCCESS": "green",
+    "WARNING": "yellow",
+    "FAILED": "red",
+    "KILLED": "red",
+    "CANCELLED": "yellow",
+}
 
 
 class LiveRun:
@@ -29,7 +35,9 @@ class LiveRun:
         stamp = record["timestamp"][11:23]
         err_console().print(
             f"[dim]{stamp}[/dim] [{COLORS.get(level, 'white')}]{level:<5}[/] [bold]{task}[/bold] {record['message']}",
-            markup=True, highlight=False, soft_wrap=True,
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
         )
 
     @contextlib.contextmanager

@@ -52,11 +52,26 @@ def flow_validate(paths: tuple[str, ...], output: str) -> None:
             from roost.flow.yaml import load_documents
 
             docs = load_documents(source)
-            ns = docs[0].data.get("namespace") if docs and isinstance(getattr(docs[0], "data", None), dict) else None  # type: ignore[union-attr]
-            flow_obj = parse_flow(source, defaults=defaults_for(ns) if isinstance(ns, str) else [], ref=str(path))
-            results.append({"file": str(path), "flow": f"{flow_obj.namespace}.{flow_obj.id}", "valid": True, "violations": []})
+            ns = (
+                docs[0].data.get("namespace")
+                if docs and isinstance(getattr(docs[0], "data", None), dict)
+                else None
+            )  # type: ignore[union-attr]
+            flow_obj = parse_flow(
+                source, defaults=defaults_for(ns) if isinstance(ns, str) else [], ref=str(path)
+            )
+            results.append(
+                {
+                    "file": str(path),
+                    "flow": f"{flow_obj.namespace}.{flow_obj.id}",
+                    "valid": True,
+                    "violations": [],
+                }
+            )
         except FlowInvalid as exc:
-            results.append({"file": str(path), "valid": False, "violations": [v.as_dict() for v in exc.violations]})
+            results.append(
+                {"file": str(path), "valid": False, "violations": [v.as_dict() for v in exc.violations]}
+            )
     if output == "json":
         echo_json(results)
     else:
@@ -67,7 +82,9 @@ def flow_validate(paths: tuple[str, ...], output: str) -> None:
                 console().print(f"[red]✗[/red] {r['file']}")
                 for v in r["violations"]:
                     where = f"line {v['line']}: " if v.get("line") else ""
-                    console().print(f"    {where}[bold]{v['path'] or '<root>'}[/bold]: {v['message']}", highlight=False)
+                    console().print(
+                        f"    {where}[bold]{v['path'] or '<root>'}[/bold]: {v['message']}", highlight=False
+                    )
     if not all(r["valid"] for r in results):
         sys.exit(1)
 
@@ -84,13 +101,30 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 @flow.command("run")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--flows", "flow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Folders of flows that subflows may call.")
+@click.option(
+    "--flows",
+    "flow_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folders of flows that subflows may call.",
+)
 @click.option("--input", "-i", "inputs", multiple=True, help="An input as key=value (repeatable).")
 @click.option("--label", "-l", "labels", multiple=True, help="A label as key=value (repeatable).")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", help="Print the final execution as JSON.")
-@click.option("--home", type=click.Path(file_okay=False), envvar="ROOST_HOME", default=".roost", show_default=True,
-              help="Folder of the embedded database and storage.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="Print the final execution as JSON.",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="ROOST_HOME",
+    default=".roost",
+    show_default=True,
+    help="Folder of the embedded database and storage.",
+)
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
 def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], labels: tuple[str, ...], output: str,
              home: str, timeout: float | None) -> None:  # fmt: skip
@@ -112,7 +146,9 @@ def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], lab
         live = LiveRun(engine)
         engine.start()
         try:
-            ex = engine.create_execution(flow_obj, _parse_inputs(inputs), dict(kv.split("=", 1) for kv in labels))
+            ex = engine.create_execution(
+                flow_obj, _parse_inputs(inputs), dict(kv.split("=", 1) for kv in labels)
+            )
         except InputsInvalid as exc:
             fail(str(exc))
         except ValueError as exc:
@@ -148,7 +184,7 @@ def plugins_list(as_json: bool) -> None:
     from roost.plugins import get_plugins
 
     pl = get_plugins()
-    pl.types  # collect types so that each plugin's list is filled
+    pl.load_types()  # fills each plugin's list of types
     rows = [{"name": i.name, "version": i.version, "distribution": i.distribution, "module": i.module,
              "hooks": i.hooks, "types": sorted(i.types)} for i in pl.info.values()]  # fmt: skip
     broken = [{"name": b.name, "error": b.error} for b in pl.broken]

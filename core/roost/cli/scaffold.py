@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 FILES = {
-    "pyproject.toml": '''[project]
+    "pyproject.toml": """[project]
 name = "roost-plugin-{name}"
 version = "0.1.0"
 description = "Roost plugin: {title}."
@@ -22,8 +22,8 @@ build-backend = "hatchling.build"
 
 [tool.hatch.build.targets.wheel]
 packages = ["src/roost_{module}"]
-''',
-    "README.md": '''# roost-plugin-{name}
+""",
+    "README.md": """# roost-plugin-{name}
 
 {title} for Roost.
 
@@ -37,7 +37,7 @@ tasks:
 ```
 
 Test: `pip install -e . && pytest tests`.
-''',
+""",
     "src/roost_{module}/__init__.py": '"""Roost plugin: {title}."""\n',
     "src/roost_{module}/plugin.py": '''"""Hook implementations only; heavy imports stay inside the hooks."""
 

@@ -115,8 +115,11 @@ class Runtime:
 
         root = root or Path(tempfile.mkdtemp(prefix="roost-"))
         root.mkdir(parents=True, exist_ok=True)
-        return cls(storage=LocalStorage(root / "storage"), work_root=root / "work",
-                   assets=AssetService(Store.sqlite(root / "db")))
+        return cls(
+            storage=LocalStorage(root / "storage"),
+            work_root=root / "work",
+            assets=AssetService(Store.sqlite(root / "db")),
+        )
 
 
 class TaskLogger:
@@ -306,7 +309,9 @@ class TaskRunContext:
     def _storage_prefix(self) -> str:
         ns = self.namespace.replace(".", "/")
         ex = self.execution_id or "adhoc"
-        return f"{ns}/{self.flow_id or '_'}/executions/{ex}/tasks/{self.task_id or '_'}/{self.taskrun_id or '_'}"
+        return (
+            f"{ns}/{self.flow_id or '_'}/executions/{ex}/tasks/{self.task_id or '_'}/{self.taskrun_id or '_'}"
+        )
 
     def put_file(self, path: Path | str, name: str | None = None) -> str:
         path = Path(path)

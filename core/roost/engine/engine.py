@@ -148,7 +148,9 @@ class Engine:
     def deploy(self, source: str, tenant: str = "main") -> Flow:
         """Validate and store a flow; returns it with its revision."""
         flow = self.parse(source, tenant)
-        revision = self.store.save_flow(tenant, flow.namespace, flow.id, source, flow.label_list(), flow.disabled)
+        revision = self.store.save_flow(
+            tenant, flow.namespace, flow.id, source, flow.label_list(), flow.disabled
+        )
         flow.revision = revision
         self._flows[(tenant, flow.namespace, flow.id, revision)] = flow
         return flow
@@ -159,9 +161,15 @@ class Engine:
         ns = namespace_hint
         if ns is None:
             docs = load_documents(source)
-            if docs and not isinstance(docs[0], Exception) and isinstance(getattr(docs[0], "data", None), dict):
+            if (
+                docs
+                and not isinstance(docs[0], Exception)
+                and isinstance(getattr(docs[0], "data", None), dict)
+            ):
                 ns = docs[0].data.get("namespace")  # type: ignore[union-attr]
-        return parse_flow(source, self.plugins, self.defaults(tenant, ns or "") if isinstance(ns, str) else [])
+        return parse_flow(
+            source, self.plugins, self.defaults(tenant, ns or "") if isinstance(ns, str) else []
+        )
 
     def flow(self, tenant: str, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
         if revision is not None:
@@ -170,7 +178,9 @@ class Engine:
                 return cached
         found = self.store.get_flow(tenant, namespace, flow_id, revision, allow_deleted=revision is not None)
         if found is None:
-            raise FlowNotFound(f"flow {namespace}.{flow_id} not found" + (f" (revision {revision})" if revision else ""))
+            raise FlowNotFound(
+                f"flow {namespace}.{flow_id} not found" + (f" (revision {revision})" if revision else "")
+            )
         rev, source = found
         key = (tenant, namespace, flow_id, rev)
         flow = self._flows.get(key)
@@ -221,7 +231,9 @@ class Engine:
         if schedule_date is not None:
             ex.schedule_date = schedule_date
         if flow.concurrency is not None:
-            running = self.store.count_running(tenant, flow.namespace, flow.id, (RUNNING, PAUSED, "KILLING", "RESTARTED"))
+            running = self.store.count_running(
+                tenant, flow.namespace, flow.id, (RUNNING, PAUSED, "KILLING", "RESTARTED")
+            )
             running += sum(1 for e in self._cache.values() if e.namespace == flow.namespace and e.flow_id == flow.id
                            and e.tenant == tenant and e.state.current in (RUNNING, PAUSED) and not self._persisted_running(e))  # fmt: skip
             if running >= flow.concurrency.limit:
@@ -239,7 +251,9 @@ class Engine:
     def _persisted_running(self, ex: Execution) -> bool:
         return ex.id in self._persisted
 
-    def run(self, flow: Flow, inputs: dict[str, Any] | None = None, timeout: float | None = None, **kw: Any) -> Execution:
+    def run(
+        self, flow: Flow, inputs: dict[str, Any] | None = None, timeout: float | None = None, **kw: Any
+    ) -> Execution:
         ex = self.create_execution(flow, inputs, **kw)
         return self.wait(ex.id, timeout)
 
@@ -374,7 +388,9 @@ class Engine:
         if kind == "start":
             return executor.start(ex, flow)
         if kind == "result":
-            return executor.on_result(ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["attempt"], p.get("error"))
+            return executor.on_result(
+                ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["attempt"], p.get("error")
+            )
         if kind == "timer":
             return executor.on_timer(ex, flow, p["taskrun_id"], p["timer"])
         if kind == "kill":
@@ -385,7 +401,9 @@ class Engine:
             self._waiters.setdefault(ex.id, threading.Event())
             return executor.restart(ex, flow)
         if kind == "subflow_ended":
-            return executor.subflow_ended(ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["child_id"])
+            return executor.subflow_ended(
+                ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["child_id"]
+            )
         if kind == "recover":
             return self._recover(ex, flow, executor)
         return Effects()
@@ -406,14 +424,20 @@ class Engine:
                 if ex.state.current == "KILLING":
                     tr.state.set(KILLED)
                     continue
-                eff.jobs.append(executor._job(ex, flow, tr, executor_task(flow, tr.task_id)))  # in flight: run again
+                eff.jobs.append(
+                    executor._job(ex, flow, tr, executor_task(flow, tr.task_id))
+                )  # in flight: run again
             elif state == RETRYING and "retryAt" in tr.extra:
                 eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
             elif state == PAUSED and "pauseUntil" in tr.extra:
                 eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
             elif state == RUNNING and tr.extra.get("subflowPending"):
                 task = executor_task(flow, tr.task_id)
-                eff.subflows.append(StartSubflow(ex.id, tr.id, task, FlowViewInputs(executor, ex, flow, tr, task), [], task.wait))
+                eff.subflows.append(
+                    StartSubflow(
+                        ex.id, tr.id, task, FlowViewInputs(executor, ex, flow, tr, task), [], task.wait
+                    )
+                )
             elif state == RUNNING and tr.extra.get("subflow"):
                 child = self.get_execution(tr.extra["subflow"])
                 if child is not None and child.state.terminal():
@@ -453,9 +477,8 @@ class Engine:
                                           Message("timer", timer.execution_id, {"taskrun_id": timer.taskrun_id, "timer": timer.kind})))  # fmt: skip
         for sub in eff.subflows:
             self._start_subflow(ex, sub)
-        if eff.ended or ex.state.terminal():
-            if ex.state.terminal():
-                self._ended(ex)
+        if ex.state.terminal():
+            self._ended(ex)
 
     def _start_subflow(self, ex: Execution, sub: StartSubflow) -> None:
         tr = ex.by_id[sub.taskrun_id]
@@ -471,7 +494,14 @@ class Engine:
         except Exception as exc:
             self.queue.put(Message("result", ex.id, {"taskrun_id": tr.id, "state": FAILED, "outputs": None,
                                                       "attempt": {"state": FAILED}, "error": f"subflow: {exc}"}))  # fmt: skip
-            self._buffer_logs(ex.tenant, [_log_record(ex, tr, "ERROR", f"Unable to start subflow {task.namespace}.{task.flow_id}: {exc}")])
+            self._buffer_logs(
+                ex.tenant,
+                [
+                    _log_record(
+                        ex, tr, "ERROR", f"Unable to start subflow {task.namespace}.{task.flow_id}: {exc}"
+                    )
+                ],
+            )
             return
         tr.extra["subflow"] = child.id
         tr.extra.pop("subflowPending", None)
@@ -543,7 +573,9 @@ class Engine:
                     self.create_execution(flow, trig.inputs, trig.labels, tenant=tenant, trigger={
                         "id": trig.id, "type": trig.type, "variables": trig.variables(event)})  # fmt: skip
                 except Exception:
-                    log.exception("EventTrigger %s of %s.%s failed to start an execution", trig.id, namespace, flow_id)
+                    log.exception(
+                        "EventTrigger %s of %s.%s failed to start an execution", trig.id, namespace, flow_id
+                    )
 
     # -- worker callbacks ------------------------------------------------------------------------------------
     def report(self, execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
@@ -567,8 +599,15 @@ def FlowViewInputs(executor: Executor, ex: Execution, flow: Flow, tr: Any, task:
 def _signature(tr: Any) -> int:
     """Cheap fingerprint of what a task run persists; flowables keep scratch state in memory instead."""
     outputs = tr.outputs
-    return hash((len(tr.state.histories), len(tr.attempts), id(outputs), len(outputs) if outputs else 0,
-                 frozenset(tr.extra)))
+    return hash(
+        (
+            len(tr.state.histories),
+            len(tr.attempts),
+            id(outputs),
+            len(outputs) if outputs else 0,
+            frozenset(tr.extra),
+        )
+    )
 
 
 def _log_record(ex: Execution, tr: Any, level: str, message: str) -> dict[str, Any]:

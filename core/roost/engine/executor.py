@@ -236,7 +236,9 @@ class FlowView:
             room = (concurrency or len(tasks)) - running
             if room > 0:
                 todo = tasks[created : created + room]
-                return RUNNING, [Child(t, slot, created + i, value, group, iteration) for i, t in enumerate(todo)]
+                return RUNNING, [
+                    Child(t, slot, created + i, value, group, iteration) for i, t in enumerate(todo)
+                ]
             return RUNNING, []
         if running:
             return RUNNING, []
@@ -331,7 +333,9 @@ class Executor:
         if kind == "pause" and tr.state.current == PAUSED:
             task = index_of(flow).task(tr.task_id)
             behavior = getattr(task, "behavior", "RESUME")
-            final = {"RESUME": SUCCESS, "WARN": WARNING, "FAIL": FAILED, "CANCEL": CANCELLED}.get(behavior, SUCCESS)
+            final = {"RESUME": SUCCESS, "WARN": WARNING, "FAIL": FAILED, "CANCEL": CANCELLED}.get(
+                behavior, SUCCESS
+            )
             tr.extra.pop("pauseUntil", None)
             tr.state.set(RUNNING)
             tr.state.set(final)
@@ -395,21 +399,29 @@ class Executor:
 
     def restart(self, ex: Execution, flow: Flow) -> Effects:
         if ex.state.current not in (FAILED, KILLED, WARNING, CANCELLED):
-            raise ValueError(f"execution {ex.id} is {ex.state.current}: only a failed or killed execution restarts")
+            raise ValueError(
+                f"execution {ex.id} is {ex.state.current}: only a failed or killed execution restarts"
+            )
         failed = [tr for tr in ex.task_runs if tr.state.current in (FAILED, KILLED, CANCELLED)]
         reset: set[str] = set()
         for tr in failed:
             reset.add(tr.id)
             reset.update(p.id for p in ex.parents(tr))
         # errors and finally branches of the reset runs (and of the root) run again after the retry
-        drop = {tr.id for tr in ex.task_runs if tr.slot in ("errors", "finally") and (tr.parent_id in reset or tr.parent_id is None)}
+        drop = {
+            tr.id
+            for tr in ex.task_runs
+            if tr.slot in ("errors", "finally") and (tr.parent_id in reset or tr.parent_id is None)
+        }
         drop |= _descendants(ex, drop)
         ex.reindex([tr for tr in ex.task_runs if tr.id not in drop])
         for tr in ex.task_runs:
             if tr.id in reset:
                 tr.state.set(RESTARTED)
                 tr.extra.pop("error", None)
-                if index_of(flow).tasks.get(tr.task_id) and isinstance(index_of(flow).task(tr.task_id), FlowableTask):
+                if index_of(flow).tasks.get(tr.task_id) and isinstance(
+                    index_of(flow).task(tr.task_id), FlowableTask
+                ):
                     tr.state.set(RUNNING)
         ex.rebuild_outputs()
         ex.metadata["attemptNumber"] = int(ex.metadata.get("attemptNumber", 1)) + 1
@@ -495,7 +507,9 @@ class Executor:
             variables = task_variables(self.runtime, ex, flow, None)
             from roost.engine.context import TaskRunContext
 
-            ctx = TaskRunContext(self.runtime, variables, namespace=ex.namespace, flow_id=ex.flow_id, execution_id=ex.id)
+            ctx = TaskRunContext(
+                self.runtime, variables, namespace=ex.namespace, flow_id=ex.flow_id, execution_id=ex.id
+            )
             outs: dict[str, Any] = {}
             try:
                 for o in flow.outputs:
@@ -507,7 +521,9 @@ class Executor:
         ex.metadata.pop("finalState", None)
         ex.state.set(state)
 
-    def _create(self, ex: Execution, flow: Flow, parent: TaskRun | None, children: list[Child], eff: Effects) -> None:
+    def _create(
+        self, ex: Execution, flow: Flow, parent: TaskRun | None, children: list[Child], eff: Effects
+    ) -> None:
         for child in children:
             task = child.task
             value = child.value if child.value is not None else (parent.value if parent else None)
@@ -576,8 +592,13 @@ class Executor:
             return
         if task.inherit_labels:
             own = {lbl["key"] for lbl in labels}
-            labels = [*labels, *(lbl for lbl in ex.labels if lbl["key"] not in own and not lbl["key"].startswith("system."))]
-        labels.append({"key": "system.correlationId", "value": ex.label_map().get("system.correlationId", ex.id)})
+            labels = [
+                *labels,
+                *(lbl for lbl in ex.labels if lbl["key"] not in own and not lbl["key"].startswith("system.")),
+            ]
+        labels.append(
+            {"key": "system.correlationId", "value": ex.label_map().get("system.correlationId", ex.id)}
+        )
         tr.state.set(RUNNING)
         tr.extra["subflowPending"] = True
         eff.subflows.append(StartSubflow(ex.id, tr.id, task, inputs, labels, task.wait))
@@ -613,7 +634,13 @@ def _truthy(value: Any) -> bool:
 
 def value_key(value: Any) -> str:
     """A ForEach value as Kestra keys it: strings as is, anything else as JSON."""
-    return value if isinstance(value, str) else stringify(value) if not isinstance(value, dict | list) else json.dumps(value, separators=(",", ":"))
+    return (
+        value
+        if isinstance(value, str)
+        else stringify(value)
+        if not isinstance(value, dict | list)
+        else json.dumps(value, separators=(",", ":"))
+    )
 
 
 __all__ = ["Child", "Effects", "Executor", "FlowView", "Job", "index_of", "task_slots", "value_key"]

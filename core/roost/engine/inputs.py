@@ -23,10 +23,14 @@ class InputsInvalid(Exception):
     def __init__(self, errors: dict[str, str], flow_ref: str = "") -> None:
         self.errors = errors
         lines = "\n".join(f"  - inputs.{k}: {v}" for k, v in errors.items())
-        super().__init__(f"invalid inputs for flow {flow_ref}:\n{lines}" if flow_ref else f"invalid inputs:\n{lines}")
+        super().__init__(
+            f"invalid inputs for flow {flow_ref}:\n{lines}" if flow_ref else f"invalid inputs:\n{lines}"
+        )
 
 
-def resolve_inputs(flow: Flow, raw: dict[str, Any], ctx: Any = None, store_file: Any = None) -> dict[str, Any]:
+def resolve_inputs(
+    flow: Flow, raw: dict[str, Any], ctx: Any = None, store_file: Any = None
+) -> dict[str, Any]:
     """Type every input of ``flow`` from ``raw`` (strings from the CLI/API, or native values).
 
     ``ctx`` renders expression defaults; ``store_file(input_id, value) -> uri`` stores FILE inputs.
@@ -63,7 +67,13 @@ def coerce(inp: Input, value: Any, store_file: Any = None, kind: str | None = No
     kind = kind or inp.type
     label = f"input '{inp.id}' ({kind})"
     if kind == "STRING" or kind == "SECRET":
-        text = value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict | list) else str(value)
+        text = (
+            value
+            if isinstance(value, str)
+            else json.dumps(value)
+            if isinstance(value, dict | list)
+            else str(value)
+        )
         if inp.validator and not re.fullmatch(inp.validator, text):
             raise ValueError(f"{label}: {text!r} does not match the pattern {inp.validator!r}")
         if inp.min_length is not None and len(text) < inp.min_length:
@@ -115,9 +125,13 @@ def coerce(inp: Input, value: Any, store_file: Any = None, kind: str | None = No
             when = when.replace(tzinfo=dt.UTC)
         return when.isoformat().replace("+00:00", "Z")
     if kind == "DATE":
-        return (value if isinstance(value, dt.date) else _parse(label, dt.date.fromisoformat, value)).isoformat()
+        return (
+            value if isinstance(value, dt.date) else _parse(label, dt.date.fromisoformat, value)
+        ).isoformat()
     if kind == "TIME":
-        return (value if isinstance(value, dt.time) else _parse(label, dt.time.fromisoformat, value)).isoformat()
+        return (
+            value if isinstance(value, dt.time) else _parse(label, dt.time.fromisoformat, value)
+        ).isoformat()
     if kind == "DURATION":
         try:
             duration = _TD.validate_python(value)

@@ -11,7 +11,14 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
-CREATED, QUEUED, RUNNING, PAUSED, RESTARTED, KILLING = "CREATED", "QUEUED", "RUNNING", "PAUSED", "RESTARTED", "KILLING"
+CREATED, QUEUED, RUNNING, PAUSED, RESTARTED, KILLING = (
+    "CREATED",
+    "QUEUED",
+    "RUNNING",
+    "PAUSED",
+    "RESTARTED",
+    "KILLING",
+)
 SUCCESS, WARNING, FAILED, KILLED, CANCELLED = "SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"
 RETRYING, RETRIED, SKIPPED, RESUBMITTED = "RETRYING", "RETRIED", "SKIPPED", "RESUBMITTED"
 
@@ -302,4 +309,3 @@ class Execution:
             ex.add(TaskRun.from_dict(data))
         ex.rebuild_outputs()
         return ex
-

@@ -17,7 +17,12 @@ def envs() -> dict[str, str]:
 
 def task_variables(runtime: Any, ex: Execution, flow: Any, tr: TaskRun | None) -> dict[str, Any]:
     variables: dict[str, Any] = {
-        "flow": {"id": ex.flow_id, "namespace": ex.namespace, "revision": ex.flow_revision, "tenantId": ex.tenant},
+        "flow": {
+            "id": ex.flow_id,
+            "namespace": ex.namespace,
+            "revision": ex.flow_revision,
+            "tenantId": ex.tenant,
+        },
         "execution": {
             "id": ex.id,
             "startDate": iso(ex.state.start),
@@ -52,7 +57,9 @@ def task_variables(runtime: Any, ex: Execution, flow: Any, tr: TaskRun | None) -
         if tr.extra.get("workdir"):
             variables["workingDir"] = tr.extra["workdir"]
     if ex.state.current in ("FAILED", "KILLED") or any(t.extra.get("error") for t in ex.task_runs[-50:]):
-        errs = [{"taskId": t.task_id, "message": t.extra["error"]} for t in ex.task_runs if t.extra.get("error")]
+        errs = [
+            {"taskId": t.task_id, "message": t.extra["error"]} for t in ex.task_runs if t.extra.get("error")
+        ]
         if errs:
             variables["error"] = errs[-1]
             variables["errors"] = errs

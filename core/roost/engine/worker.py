@@ -30,7 +30,10 @@ def collect_assets(task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None
         return []
     bundles: list[AssetBundle] = []
     if spec.inputs or spec.outputs:
-        scope = {"outputs": {**ctx.variables.get("outputs", {}), task.id: outputs or {}}, "output": outputs or {}}
+        scope = {
+            "outputs": {**ctx.variables.get("outputs", {}), task.id: outputs or {}},
+            "output": outputs or {},
+        }
 
         def declared(refs: list[Any]) -> list[Asset]:
             result = []

@@ -69,7 +69,13 @@ def _slot_kind(tp: Any) -> str | None:
         return None
     if origin is list and args and _is_task(args[0]):
         return "list"
-    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel) and task_slots(args[0]):
+    if (
+        origin is list
+        and args
+        and isinstance(args[0], type)
+        and issubclass(args[0], BaseModel)
+        and task_slots(args[0])
+    ):
         return "models"
     if origin is dict and len(args) == 2 and _slot_kind(args[1]) == "list":
         return "dict"
@@ -135,7 +141,9 @@ class FlowBuilder:
     def build(self) -> Flow | None:
         data = self.doc.data
         if not isinstance(data, dict):
-            self.add((), f"expected a flow (a mapping with id, namespace and tasks), got {type(data).__name__}")
+            self.add(
+                (), f"expected a flow (a mapping with id, namespace and tasks), got {type(data).__name__}"
+            )
             return None
         flow_defaults = self._flow_defaults(data)
         # Non-forced values: instance < namespace < flow < task. Forced: flow < namespace < instance, over the task.
@@ -148,7 +156,9 @@ class FlowBuilder:
             if not isinstance(raw, list):
                 self.add((key,), f"expected a list of tasks, got {_kind(raw)}")
                 continue
-            built[key] = [t for i, item in enumerate(raw) if (t := self.build_task(item, (key, i))) is not None]
+            built[key] = [
+                t for i, item in enumerate(raw) if (t := self.build_task(item, (key, i))) is not None
+            ]
         triggers: list[Trigger] = []
         if isinstance(data.get("triggers"), list):
             trigger_ids: dict[str, Path] = {}
@@ -215,8 +225,10 @@ class FlowBuilder:
         for prop in pd.values:
             if not any(prop in _accepted_keys(cls) for cls in types):
                 known = sorted(set().union(*(set(known_properties(c)) for c in types)) - {"id", "type"})
-                self.add((*path, "values", prop),
-                         f"unknown property '{prop}' for type '{pd.type}'; known properties: {', '.join(known)}")
+                self.add(
+                    (*path, "values", prop),
+                    f"unknown property '{prop}' for type '{pd.type}'; known properties: {', '.join(known)}",
+                )
                 bad.append(prop)
         return bad
 
@@ -233,7 +245,9 @@ class FlowBuilder:
                     if isinstance(dep, dict):
                         for name in dep.get("inputs") or []:
                             if not any(isinstance(x, dict) and x.get("id") == name for x in inputs):
-                                self.add(("inputs", i, "dependsOn", "inputs"), f"depends on unknown input '{name}'")
+                                self.add(
+                                    ("inputs", i, "dependsOn", "inputs"), f"depends on unknown input '{name}'"
+                                )
         labels = data.get("labels")
         keys: list[tuple[Path, str]] = []
         if isinstance(labels, dict):
@@ -242,8 +256,11 @@ class FlowBuilder:
             keys = [(("labels", i, "key"), x.get("key")) for i, x in enumerate(labels) if isinstance(x, dict)]
         for path, key in keys:
             if isinstance(key, str) and key.startswith("system.") and key not in USER_SYSTEM_LABELS:
-                self.add(path, f"label '{key}' is reserved: labels starting with 'system.' are set by the system "
-                               f"(users may set only {', '.join(sorted(USER_SYSTEM_LABELS))})")
+                self.add(
+                    path,
+                    f"label '{key}' is reserved: labels starting with 'system.' are set by the system "
+                    f"(users may set only {', '.join(sorted(USER_SYSTEM_LABELS))})",
+                )
         if flow is None:
             return
         for task in flow.all_tasks():
@@ -258,7 +275,10 @@ class FlowBuilder:
         task = self.build_plugin(data, path, Task)
         if task is not None:
             if task.id in self.task_ids:
-                self.add((*path, "id"), f"duplicate task id '{task.id}' (also at {format_path(self.task_ids[task.id])})")
+                self.add(
+                    (*path, "id"),
+                    f"duplicate task id '{task.id}' (also at {format_path(self.task_ids[task.id])})",
+                )
             else:
                 self.task_ids[task.id] = path
             self.task_paths[id(task)] = path
@@ -271,8 +291,12 @@ class FlowBuilder:
             return None
         type_id = data.get("type")
         if not isinstance(type_id, str):
-            self.add(path, "missing required property 'type'" if type_id is None
-                     else f"'type' must be a string, got {_kind(type_id)}")
+            self.add(
+                path,
+                "missing required property 'type'"
+                if type_id is None
+                else f"'type' must be a string, got {_kind(type_id)}",
+            )
             return None
         cls = self.plugins.types.get(type_id)
         if cls is None or not issubclass(cls, base):
@@ -290,7 +314,9 @@ class FlowBuilder:
                     self.add((*path, key), f"expected a list of tasks, got {_kind(raw)}")
                     values[key] = []
                     continue
-                values[key] = [t for i, item in enumerate(raw) if (t := self.build_task(item, (*path, key, i)))]
+                values[key] = [
+                    t for i, item in enumerate(raw) if (t := self.build_task(item, (*path, key, i)))
+                ]
             elif kind == "dict":
                 if not isinstance(raw, dict):
                     self.add((*path, key), f"expected a map of task lists, got {_kind(raw)}")
@@ -301,7 +327,9 @@ class FlowBuilder:
                     if not isinstance(items, list):
                         self.add((*path, key, case), f"expected a list of tasks, got {_kind(items)}")
                         continue
-                    out[case] = [t for i, it in enumerate(items) if (t := self.build_task(it, (*path, key, case, i)))]
+                    out[case] = [
+                        t for i, it in enumerate(items) if (t := self.build_task(it, (*path, key, case, i)))
+                    ]
                 values[key] = out
             elif kind == "models":
                 if not isinstance(raw, list):
@@ -385,19 +413,28 @@ def reword(err: dict[str, Any]) -> str:
         return msg[0].lower() + msg[1:] if msg else msg
     expected = {
         "literal_error": lambda: f"one of {ctx.get('expected')}",
-        "int_parsing": lambda: "an integer", "int_type": lambda: "an integer", "int_from_float": lambda: "an integer",
-        "float_parsing": lambda: "a number", "float_type": lambda: "a number",
-        "bool_parsing": lambda: "true or false", "bool_type": lambda: "true or false",
-        "string_type": lambda: "a string", "list_type": lambda: "a list", "dict_type": lambda: "a mapping",
-        "model_type": lambda: "a mapping", "model_attributes_type": lambda: "a mapping",
+        "int_parsing": lambda: "an integer",
+        "int_type": lambda: "an integer",
+        "int_from_float": lambda: "an integer",
+        "float_parsing": lambda: "a number",
+        "float_type": lambda: "a number",
+        "bool_parsing": lambda: "true or false",
+        "bool_type": lambda: "true or false",
+        "string_type": lambda: "a string",
+        "list_type": lambda: "a list",
+        "dict_type": lambda: "a mapping",
+        "model_type": lambda: "a mapping",
+        "model_attributes_type": lambda: "a mapping",
         "string_pattern_mismatch": lambda: f"a value matching {ctx.get('pattern')}",
         "string_too_long": lambda: f"at most {ctx.get('max_length')} characters",
         "greater_than_equal": lambda: f"a value of at least {ctx.get('ge')}",
         "greater_than": lambda: f"a value above {ctx.get('gt')}",
         "less_than_equal": lambda: f"a value of at most {ctx.get('le')}",
         "too_short": lambda: f"at least {ctx.get('min_length')} item(s)",
-        "time_delta_parsing": lambda: "an ISO-8601 duration (e.g. PT5M)", "time_delta_type": lambda: "an ISO-8601 duration (e.g. PT5M)",
-        "datetime_parsing": lambda: "an ISO-8601 date-time", "datetime_from_date_parsing": lambda: "an ISO-8601 date-time",
+        "time_delta_parsing": lambda: "an ISO-8601 duration (e.g. PT5M)",
+        "time_delta_type": lambda: "an ISO-8601 duration (e.g. PT5M)",
+        "datetime_parsing": lambda: "an ISO-8601 date-time",
+        "datetime_from_date_parsing": lambda: "an ISO-8601 date-time",
     }.get(kind)
     if expected is not None:
         return f"expected {expected()}, got {shown}"
@@ -416,7 +453,9 @@ def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | N
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
-        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part or n == part), None)
+        field = next(
+            (f for n, f in current.model_fields.items() if (f.alias or n) == part or n == part), None
+        )
         if field is None:
             return None
         current = _inner_model(field.annotation)
@@ -459,8 +498,14 @@ def _group_dynamic(cls: type[PluginType], errors: list[Any]) -> list[dict[str, A
 
 
 def _type_name(tp: Any) -> str:
-    names = {int: "an integer", float: "a number", bool: "a boolean", str: "a string", dict: "a mapping",
-             list: "a list"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        str: "a string",
+        dict: "a mapping",
+        list: "a list",
+    }
     if tp in names:
         return names[tp]
     origin = typing.get_origin(tp)
@@ -474,8 +519,15 @@ def _type_name(tp: Any) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
-            bool: "a boolean", type(None): "nothing"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
 
 
 # -- entry points ------------------------------------------------------------------------------------
@@ -513,7 +565,9 @@ def flow_source(flow: Flow) -> str:
     return dump(flow.model_dump(by_alias=True, exclude_defaults=True, mode="json", serialize_as_any=True))
 
 
-def validate_source(source: str, plugins: Any = None, defaults: list[PluginDefault] | None = None) -> list[Violation]:
+def validate_source(
+    source: str, plugins: Any = None, defaults: list[PluginDefault] | None = None
+) -> list[Violation]:
     try:
         parse_flow(source, plugins, defaults)
     except FlowInvalid as exc:

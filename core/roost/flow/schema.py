@@ -72,7 +72,10 @@ def flow_schema(plugins: Any = None) -> dict[str, Any]:
             if kind == "list":
                 defs[tid]["properties"][alias] = {"type": "array", "items": {"$ref": "#/$defs/__task"}}
             elif kind == "dict":
-                defs[tid]["properties"][alias] = {"type": "object", "additionalProperties": {"type": "array", "items": {"$ref": "#/$defs/__task"}}}
+                defs[tid]["properties"][alias] = {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"$ref": "#/$defs/__task"}},
+                }
             elif kind == "single":
                 defs[tid]["properties"][alias] = {"$ref": "#/$defs/__task"}
     flow["$defs"] = defs

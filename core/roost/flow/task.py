@@ -117,7 +117,10 @@ class Output(BaseModel):
     """Base of a task's typed outputs; fields are camelCase in expressions and the API."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="allow", arbitrary_types_allowed=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        arbitrary_types_allowed=True,
         use_attribute_docstrings=True,
     )
 
@@ -152,7 +155,9 @@ class RunContext(Protocol):
 
     def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any: ...
 
-    def kv_put(self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None) -> None: ...
+    def kv_put(
+        self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None
+    ) -> None: ...
 
     def put_file(self, path: Path | str, name: str | None = None) -> str: ...
 
@@ -265,8 +270,9 @@ class FlowableTask(Task):
 
     def step(self, view: Any) -> tuple[str, list[Any]]:
         """Next children to create, or the final state: Kestra's sequence over tasks, errors, finally."""
-        return view.sequence(getattr(self, "tasks", None) or [], getattr(self, "errors", None),
-                             getattr(self, "finally_", None))
+        return view.sequence(
+            getattr(self, "tasks", None) or [], getattr(self, "errors", None), getattr(self, "finally_", None)
+        )
 
 
 class Trigger(PluginType):

@@ -114,13 +114,15 @@ def _violation_from(exc: Exception) -> Violation:
     if isinstance(exc, DuplicateKeyError):
         mark = exc.problem_mark
         key = str(exc.problem).split('"')[1] if '"' in str(exc.problem) else str(exc.problem)
-        return Violation("", f"duplicate key '{key}'", mark.line + 1 if mark else None,
-                         mark.column + 1 if mark else None)
+        return Violation(
+            "", f"duplicate key '{key}'", mark.line + 1 if mark else None, mark.column + 1 if mark else None
+        )
     if isinstance(exc, MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        return Violation("", f"invalid YAML: {msg}", mark.line + 1 if mark else None,
-                         mark.column + 1 if mark else None)
+        return Violation(
+            "", f"invalid YAML: {msg}", mark.line + 1 if mark else None, mark.column + 1 if mark else None
+        )
     return Violation("", f"invalid YAML: {exc}")
 
 
@@ -151,7 +153,9 @@ def load_document(source: str) -> Document:
     """Exactly one document; raises :class:`YamlError` on bad YAML."""
     docs = [d for d in load_documents(source)]
     if not docs:
-        raise YamlError(Violation("", "the document is empty: expected a flow with at least id and namespace"))
+        raise YamlError(
+            Violation("", "the document is empty: expected a flow with at least id and namespace")
+        )
     first = docs[0]
     if isinstance(first, Violation):
         raise YamlError(first)

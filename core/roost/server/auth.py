@@ -57,7 +57,9 @@ class AuthMiddleware:
             return self.config.tokens.get(hash_token(credentials.strip()))
         if scheme == "basic" and credentials:
             try:
-                user, sep, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+                user, sep, password = (
+                    base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+                )
             except (binascii.Error, UnicodeDecodeError):
                 return None
             if not sep:

@@ -150,7 +150,9 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         hashed = env.get("ROOST_SERVER_BASIC_AUTH_PASSWORD_HASH")
         clear = env.get("ROOST_SERVER_BASIC_AUTH_PASSWORD")
         if not hashed and not clear:
-            raise ConfigError("ROOST_SERVER_BASIC_AUTH_USERNAME is set without ROOST_SERVER_BASIC_AUTH_PASSWORD(_HASH)")
+            raise ConfigError(
+                "ROOST_SERVER_BASIC_AUTH_USERNAME is set without ROOST_SERVER_BASIC_AUTH_PASSWORD(_HASH)"
+            )
         cfg.auth.users[user] = hashed or hash_password(clear or "")
     for i, token in enumerate(t.strip() for t in env.get("ROOST_SERVER_API_TOKENS", "").split(",")):
         if token:

@@ -55,7 +55,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"path": _where(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        errors = [
+            {"path": _where(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()
+        ]
         text = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
         return JSONResponse(error_body(f"Invalid request: {text}", errors=errors), status_code=400)
 
@@ -66,7 +68,9 @@ def install(app: FastAPI) -> None:
             message = "No such route"
         elif exc.status_code == 405:
             message = "Method not allowed on this route"
-        return JSONResponse(error_body(message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

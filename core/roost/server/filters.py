@@ -45,9 +45,13 @@ def parse_filters(params: Iterable[tuple[str, str]], allowed: Iterable[str]) -> 
     labels: dict[str, dict[str, str]] = {}
     for (field, op, nested), values in grouped.items():
         if field not in allowed:
-            raise bad_request(f"unknown filter field {field!r}: this search accepts {', '.join(sorted(allowed))}")
+            raise bad_request(
+                f"unknown filter field {field!r}: this search accepts {', '.join(sorted(allowed))}"
+            )
         if op not in OPS:
-            raise bad_request(f"unknown filter operation {op!r} on {field!r}: expected one of {', '.join(OPS)}")
+            raise bad_request(
+                f"unknown filter operation {op!r} on {field!r}: expected one of {', '.join(OPS)}"
+            )
         if field == "labels" and nested is not None:
             labels.setdefault(op, {})[nested] = values[0]
             continue
@@ -125,7 +129,9 @@ def match_date(value: datetime | None, op: str, wanted: datetime) -> bool:
     }.get(op, False)  # fmt: skip
 
 
-def match_labels(labels: list[dict[str, str]] | dict[str, str] | None, op: str, wanted: dict[str, str]) -> bool:
+def match_labels(
+    labels: list[dict[str, str]] | dict[str, str] | None, op: str, wanted: dict[str, str]
+) -> bool:
     if isinstance(labels, dict):
         have = {str(k): str(v) for k, v in labels.items()}
     else:
@@ -139,7 +145,9 @@ def match_labels(labels: list[dict[str, str]] | dict[str, str] | None, op: str, 
     raise bad_request(f"operation {op} does not apply to labels")
 
 
-def sorter(sort: list[str] | None, keys: dict[str, Callable[[Any], Any]], default: str) -> tuple[Callable[[Any], Any], bool]:
+def sorter(
+    sort: list[str] | None, keys: dict[str, Callable[[Any], Any]], default: str
+) -> tuple[Callable[[Any], Any], bool]:
     """A sort key and direction from ``sort=field:asc|desc`` (first one wins)."""
     spec = (sort or [default])[0]
     field, _, direction = spec.partition(":")

@@ -69,7 +69,9 @@ class Metrics:
             self.ended[state] = self.ended.get(state, 0) + 1
             end = ex.state.end
             if end is not None:
-                self.exec_sums[state] = self.exec_sums.get(state, 0.0) + (end - ex.state.start).total_seconds()
+                self.exec_sums[state] = (
+                    self.exec_sums.get(state, 0.0) + (end - ex.state.start).total_seconds()
+                )
             for tr in ex.task_runs:
                 tend = tr.state.end
                 if tend is None:
@@ -132,11 +134,18 @@ class ServerState:
             out["taskRunList"] = trs
         secret = self.secret_inputs(header)
         if secret and isinstance(out.get("inputs"), dict):
-            out["inputs"] = {k: (SECRET_MASK if k in secret and v is not None else v) for k, v in out["inputs"].items()}
+            out["inputs"] = {
+                k: (SECRET_MASK if k in secret and v is not None else v) for k, v in out["inputs"].items()
+            }
         return out
 
     def secret_inputs(self, header: dict[str, Any]) -> frozenset[str]:
-        key = (header.get("tenantId") or "main", header["namespace"], header["flowId"], int(header.get("flowRevision") or 1))
+        key = (
+            header.get("tenantId") or "main",
+            header["namespace"],
+            header["flowId"],
+            int(header.get("flowRevision") or 1),
+        )
         cached = self._secret_inputs.get(key)
         if cached is None:
             try:

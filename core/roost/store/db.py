@@ -268,7 +268,9 @@ class Store:
                                                source=current[1], deleted=True, disabled=False, updated=time.time()))  # fmt: skip
         return True
 
-    def list_flows(self, tenant: str, namespace: str | None = None, prefix: bool = False) -> list[tuple[str, str, int, str]]:
+    def list_flows(
+        self, tenant: str, namespace: str | None = None, prefix: bool = False
+    ) -> list[tuple[str, str, int, str]]:
         """Latest non-deleted revision of each flow: (namespace, id, revision, source)."""
         latest = (
             sa.select(flows.c.namespace, flows.c.id, sa.func.max(flows.c.revision).label("rev"))
@@ -282,7 +284,9 @@ class Store:
         ).where(flows.c.tenant == tenant, flows.c.deleted.is_(False))  # fmt: skip
         if namespace is not None:
             if prefix:
-                q = q.where(sa.or_(flows.c.namespace == namespace, flows.c.namespace.startswith(namespace + ".")))
+                q = q.where(
+                    sa.or_(flows.c.namespace == namespace, flows.c.namespace.startswith(namespace + "."))
+                )
             else:
                 q = q.where(flows.c.namespace == namespace)
         with self.engine.connect() as conn:
@@ -291,13 +295,27 @@ class Store:
 
     def namespaces(self, tenant: str) -> list[str]:
         with self.engine.connect() as conn:
-            names = {r[0] for r in conn.execute(sa.select(flows.c.namespace).where(flows.c.tenant == tenant).distinct())}
-            names |= {r[0] for r in conn.execute(sa.select(namespace_files.c.namespace).where(namespace_files.c.tenant == tenant).distinct())}
-            names |= {r[0] for r in conn.execute(sa.select(kv.c.namespace).where(kv.c.tenant == tenant).distinct())}
+            names = {
+                r[0]
+                for r in conn.execute(sa.select(flows.c.namespace).where(flows.c.tenant == tenant).distinct())
+            }
+            names |= {
+                r[0]
+                for r in conn.execute(
+                    sa.select(namespace_files.c.namespace)
+                    .where(namespace_files.c.tenant == tenant)
+                    .distinct()
+                )
+            }
+            names |= {
+                r[0] for r in conn.execute(sa.select(kv.c.namespace).where(kv.c.tenant == tenant).distinct())
+            }
         return sorted(names)
 
     # -- executions ----------------------------------------------------------------------------------
-    def save_executions(self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]]) -> None:
+    def save_executions(
+        self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]]
+    ) -> None:
         """Write execution headers and their changed task runs in one transaction."""
         ex_rows = []
         tr_rows = []
@@ -318,11 +336,25 @@ class Store:
                     "INSERT OR REPLACE INTO executions (id, tenant, namespace, flow_id, state, start_date, end_date,"
                     " parent_id, deleted, data) VALUES (?,?,?,?,?,?,?,?,?,?)", ex_rows)  # fmt: skip
                 if tr_rows:
-                    conn.exec_driver_sql("INSERT OR REPLACE INTO taskruns (id, execution_id, seq, data) VALUES (?,?,?,?)", tr_rows)
+                    conn.exec_driver_sql(
+                        "INSERT OR REPLACE INTO taskruns (id, execution_id, seq, data) VALUES (?,?,?,?)",
+                        tr_rows,
+                    )
             else:
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-                cols = ["id", "tenant", "namespace", "flow_id", "state", "start_date", "end_date", "parent_id", "deleted", "data"]
+                cols = [
+                    "id",
+                    "tenant",
+                    "namespace",
+                    "flow_id",
+                    "state",
+                    "start_date",
+                    "end_date",
+                    "parent_id",
+                    "deleted",
+                    "data",
+                ]
                 stmt = pg_insert(executions)
                 conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={c: stmt.excluded[c] for c in cols[1:]}),
                              [dict(zip(cols, r, strict=True)) for r in ex_rows])  # fmt: skip
@@ -343,7 +375,11 @@ class Store:
 
     def replace_taskruns(self, execution_id: str, keep_ids: set[str]) -> None:
         with self.write_lock, self.engine.begin() as conn:
-            conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id, taskruns.c.id.not_in(keep_ids)))
+            conn.execute(
+                taskruns.delete().where(
+                    taskruns.c.execution_id == execution_id, taskruns.c.id.not_in(keep_ids)
+                )
+            )
 
     def execution_ids(self, states: Sequence[str]) -> list[str]:
         with self.engine.connect() as conn:
@@ -379,7 +415,11 @@ class Store:
             rows = conn.execute(q.order_by(executions.c.start_date.desc())).all()
         results = [json.loads(r.data) for r in rows]
         if labels:
-            results = [r for r in results if all({"key": k, "value": v} in (r.get("labels") or []) for k, v in labels.items())]
+            results = [
+                r
+                for r in results
+                if all({"key": k, "value": v} in (r.get("labels") or []) for k, v in labels.items())
+            ]
         total = len(results)
         start = (max(page, 1) - 1) * size
         return results[start : start + size], total
@@ -399,7 +439,11 @@ class Store:
         with self.write_lock, self.engine.begin() as conn:
             conn.exec_driver_sql(
                 "INSERT INTO logs (tenant, namespace, flow_id, execution_id, taskrun_id, task_id, timestamp, level, message)"
-                + (" VALUES (?,?,?,?,?,?,?,?,?)" if self.url.startswith("sqlite") else " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"),
+                + (
+                    " VALUES (?,?,?,?,?,?,?,?,?)"
+                    if self.url.startswith("sqlite")
+                    else " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                ),
                 rows,
             )
 
@@ -417,7 +461,7 @@ class Store:
             q = q.where(logs.c.flow_id == flow_id)
         if min_level:
             order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-            q = q.where(logs.c.level.in_(order[order.index(min_level):] if min_level in order else order))
+            q = q.where(logs.c.level.in_(order[order.index(min_level) :] if min_level in order else order))
         if query:
             q = q.where(logs.c.message.contains(query))
         q = q.order_by(logs.c.seq)
@@ -432,10 +476,14 @@ class Store:
 
     def delete_logs(self, tenant: str, execution_id: str) -> int:
         with self.write_lock, self.engine.begin() as conn:
-            return conn.execute(logs.delete().where(logs.c.tenant == tenant, logs.c.execution_id == execution_id)).rowcount
+            return conn.execute(
+                logs.delete().where(logs.c.tenant == tenant, logs.c.execution_id == execution_id)
+            ).rowcount
 
     # -- triggers ------------------------------------------------------------------------------------
-    def get_trigger(self, tenant: str, namespace: str, flow_id: str, trigger_id: str) -> dict[str, Any] | None:
+    def get_trigger(
+        self, tenant: str, namespace: str, flow_id: str, trigger_id: str
+    ) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(triggers).where(
                 triggers.c.tenant == tenant, triggers.c.namespace == namespace,
@@ -464,7 +512,9 @@ class Store:
     def list_triggers(self, tenant: str, namespace: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(triggers).where(triggers.c.tenant == tenant)
         if namespace:
-            q = q.where(sa.or_(triggers.c.namespace == namespace, triggers.c.namespace.startswith(namespace + ".")))
+            q = q.where(
+                sa.or_(triggers.c.namespace == namespace, triggers.c.namespace.startswith(namespace + "."))
+            )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [{**json.loads(r.data), "namespace": r.namespace, "flowId": r.flow_id, "triggerId": r.trigger_id,
@@ -511,16 +561,27 @@ class SqlKV:
         return {"key": row.key, "value": json.loads(row.value), "expires": row.expires, "updated": row.updated,
                 "description": row.description}  # fmt: skip
 
-    def put(self, namespace: str, key: str, value: Any, ttl: float | None = None, description: str | None = None) -> None:
+    def put(
+        self, namespace: str, key: str, value: Any, ttl: float | None = None, description: str | None = None
+    ) -> None:
         expires = time.time() + ttl if ttl else None
         with self.store.write_lock, self.store.engine.begin() as conn:
-            conn.execute(kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key))
+            conn.execute(
+                kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)
+            )
             conn.execute(kv.insert().values(tenant=self.tenant, namespace=namespace, key=key, value=dumps(value),
                                             expires=expires, updated=time.time(), description=description))  # fmt: skip
 
     def delete(self, namespace: str, key: str) -> bool:
         with self.store.write_lock, self.store.engine.begin() as conn:
-            return conn.execute(kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)).rowcount > 0
+            return (
+                conn.execute(
+                    kv.delete().where(
+                        kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key
+                    )
+                ).rowcount
+                > 0
+            )
 
     def keys(self, namespace: str) -> list[str]:
         now_ = time.time()
@@ -598,7 +659,12 @@ class SqlNamespaceFiles:
             row = self._latest(conn, namespace, path)
         if row is None or row.deleted:
             return None
-        return {"path": path, "revision": row.revision, "size": len(row.content or b""), "created": row.created}
+        return {
+            "path": path,
+            "revision": row.revision,
+            "size": len(row.content or b""),
+            "created": row.created,
+        }
 
     def revisions(self, namespace: str, path: str) -> list[int]:
         path = self.clean(path)

@@ -1,0 +1,948 @@
+"""The scheduler: starts executions from Schedule, Flow and polling triggers.
+
+One thread loops over the deployed flows of every tenant. It keeps an
+inventory of the flows that declare triggers (reloaded only when the flows
+table changed, and parsed through :meth:`Engine.flow`, which caches by
+revision) and wakes at the earliest due date, at the latest every
+``refresh`` seconds, or as soon as an execution ends.
+
+- **Schedule** (cron, optional seconds, time zone, inputs, conditions,
+  ``lateMaximumDelay``): the next date of each trigger lives in the store's
+  ``triggers`` table. Dates missed while no scheduler ran are replayed on
+  start-up as ``recoverMissedSchedules`` says (ALL by default, LAST, NONE).
+  A backfill (``backfill:`` in the YAML, or ``data["backfill"]`` written by the
+  API: ``start``, ``end``, ``currentDate``, ``paused``, ``inputs``, ``labels``)
+  replays past dates alongside the live schedule and is dropped once done.
+- **Flow** triggers hear :attr:`Engine.on_execution_end`: ``states``,
+  ``conditions`` (ExecutionFlow, ExecutionNamespace, ExecutionStatus,
+  ExecutionLabels, ExecutionOutputs, Expression, Not, Or, date conditions...)
+  and ``preconditions`` (upstream ``flows`` and ``where`` filters that must
+  all be met within a ``timeWindow``; progress persists in the trigger state).
+- **Polling** triggers (any trigger with ``evaluate(ctx)`` and an ``interval``)
+  are evaluated on a small thread pool; each mapping returned starts one
+  execution whose ``trigger.*`` variables are that mapping.
+
+Executions started here carry ``trigger={"id", "type", "variables"}``. A
+Schedule or Flow trigger's execution id is derived from the trigger and the
+date (or upstream execution), and an id that already exists is not created
+again: a crash between starting an execution and saving the trigger state
+does not fire twice. Disabled triggers (in the YAML, or the store flag the
+API sets) and disabled flows start nothing; ``stopAfter`` sets that flag.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import queue
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter
+
+from roost.engine.model import Execution
+
+log = logging.getLogger("roost.scheduler")
+
+TERMINAL_DEFAULT = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+MAX_DATES_PER_TICK = 500
+_DURATION = TypeAdapter(timedelta)
+_ALPHABET = string.ascii_letters + string.digits
+_WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+# -- small helpers ----------------------------------------------------------------------------------------
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def parse_date(value: Any, zone: ZoneInfo | None = None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=zone or UTC)
+    return dt
+
+
+def duration(value: Any, default: timedelta | None = None) -> timedelta | None:
+    if value is None:
+        return default
+    if isinstance(value, timedelta):
+        return value
+    return _DURATION.validate_python(value)
+
+
+def stable_id(*parts: Any) -> str:
+    """A 22-character base62 id derived from ``parts`` (same parts, same id)."""
+    digest = int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest(), "big")
+    out = []
+    for _ in range(22):
+        digest, rem = divmod(digest, 62)
+        out.append(_ALPHABET[rem])
+    return "".join(out)
+
+
+def _short(type_name: str | None) -> str:
+    name = (type_name or "").rsplit(".", 1)[-1]
+    return name[:-9] if name.endswith("Condition") and name not in ("Condition",) else name
+
+
+def _label_list(labels: Any) -> list[dict[str, str]]:
+    if not labels:
+        return []
+    if isinstance(labels, dict):
+        return [{"key": str(k), "value": str(v)} for k, v in labels.items()]
+    return [{"key": str(x.get("key")), "value": str(x.get("value"))} for x in labels if isinstance(x, dict)]
+
+
+def _parse_time(value: str) -> tuple[dtime, ZoneInfo | None]:
+    """``HH:MM[:SS][offset]`` as a time (the offset, when given, as a fixed zone)."""
+    t = dtime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return t.replace(tzinfo=None), (t.tzinfo if t.tzinfo else None)  # type: ignore[return-value]
+
+
+# -- conditions ------------------------------------------------------------------------------------------
+class ConditionError(ValueError):
+    pass
+
+
+class Conditions:
+    """Kestra's trigger conditions, evaluated on an execution (Flow triggers) or a date (Schedule)."""
+
+    def __init__(self, render: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
+        self.render = render
+        self._warned: set[str] = set()
+
+    def all(self, conditions: Iterable[dict[str, Any]], *, execution: Execution | None = None,
+            when: datetime | None = None, variables: dict[str, Any] | None = None) -> bool:  # fmt: skip
+        return all(self.one(c, execution=execution, when=when, variables=variables) for c in conditions or ())
+
+    def one(self, cond: dict[str, Any], *, execution: Execution | None = None, when: datetime | None = None,
+            variables: dict[str, Any] | None = None) -> bool:  # fmt: skip
+        kind = _short(cond.get("type"))
+        when = when or datetime.now(UTC)
+        ex = execution
+        if kind in ("ExecutionFlow", "Flow"):
+            if ex is None:
+                return True
+            return ex.namespace == cond.get("namespace") and ex.flow_id == cond.get("flowId")
+        if kind in ("ExecutionNamespace", "FlowNamespace"):
+            if ex is None:
+                return True
+            ns, target = ex.namespace, str(cond.get("namespace", ""))
+            comparison = str(cond.get("comparison") or ("PREFIX" if cond.get("prefix") else "EQUALS")).upper()
+            if comparison == "PREFIX":
+                return ns == target or ns.startswith(target + ".") or ns.startswith(target)
+            if comparison == "SUFFIX":
+                return ns.endswith(target)
+            return ns == target
+        if kind == "ExecutionStatus":
+            if ex is None:
+                return True
+            state = ex.state.current
+            if cond.get("in") and state not in cond["in"]:
+                return False
+            return not (cond.get("notIn") and state in cond["notIn"])
+        if kind == "ExecutionLabels":
+            if ex is None:
+                return True
+            have = ex.label_map()
+            return all(have.get(lbl["key"]) == lbl["value"] for lbl in _label_list(cond.get("labels")))
+        if kind == "HasRetryAttempt":
+            if ex is None:
+                return True
+            retried = [tr for tr in ex.task_runs if len(tr.attempts) > 1]
+            states = {a.get("state") for tr in retried for a in tr.attempts if isinstance(a, dict)}
+            if cond.get("in"):
+                return bool(states & set(cond["in"]))
+            if cond.get("notIn"):
+                return bool(retried) and not (states & set(cond["notIn"]))
+            return bool(retried)
+        if kind in ("ExecutionOutputs", "Expression"):
+            expression = cond.get("expression")
+            if not expression or self.render is None:
+                return True
+            scope = dict(variables or {})
+            if ex is not None:
+                scope.setdefault("outputs", ex.outputs or {})
+            value = self.render(expression, scope)
+            return value is True or str(value).strip().lower() == "true"
+        if kind == "Not":
+            return not any(
+                self.one(c, execution=ex, when=when, variables=variables)
+                for c in cond.get("conditions") or ()
+            )
+        if kind == "Or":
+            return any(
+                self.one(c, execution=ex, when=when, variables=variables)
+                for c in cond.get("conditions") or ()
+            )
+        if kind in ("DayWeek", "DayWeekInMonth", "Weekend", "TimeBetween", "DateTimeBetween"):
+            return self._date(kind, cond, self._date_of(cond, when, variables))
+        if kind == "MultipleCondition":
+            return True  # evaluated with its state by the scheduler (a window of sub-conditions)
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning(
+                "trigger condition %s is not supported by this scheduler; it never matches", cond.get("type")
+            )
+        return False
+
+    def _date_of(self, cond: dict[str, Any], when: datetime, variables: dict[str, Any] | None) -> datetime:
+        raw = cond.get("date")
+        if raw and self.render is not None and "{{" in str(raw):
+            try:
+                raw = self.render(str(raw), dict(variables or {}))
+            except Exception:
+                raw = None
+        if raw:
+            try:
+                return parse_date(raw) or when
+            except ValueError:
+                return when
+        return when
+
+    @staticmethod
+    def _date(kind: str, cond: dict[str, Any], when: datetime) -> bool:
+        if kind == "Weekend":
+            return when.weekday() >= 5
+        if kind == "DayWeek":
+            return _WEEKDAYS[when.weekday()] == str(cond.get("dayOfWeek", "")).upper()
+        if kind == "DayWeekInMonth":
+            if _WEEKDAYS[when.weekday()] != str(cond.get("dayOfWeek", "")).upper():
+                return False
+            which = str(cond.get("dayInMonth", "FIRST")).upper()
+            nth = (when.day - 1) // 7
+            if which == "LAST":
+                return (when + timedelta(days=7)).month != when.month
+            return nth == {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}.get(which, -1)
+        if kind == "TimeBetween":
+            ok = True
+            for key, cmp in (("after", lambda a, b: a >= b), ("before", lambda a, b: a <= b)):
+                if cond.get(key):
+                    t, zone = _parse_time(cond[key])
+                    local = when.astimezone(zone) if zone else when
+                    ok = ok and cmp(local.time().replace(tzinfo=None), t)
+            return ok
+        if kind == "DateTimeBetween":
+            after, before = parse_date(cond.get("after")), parse_date(cond.get("before"))
+            return (after is None or when >= after) and (before is None or when <= before)
+        return True
+
+
+# -- preconditions ----------------------------------------------------------------------------------------
+class Window:
+    """Kestra's ``timeWindow``: DURATION_WINDOW (default, 24 h from midnight), SLIDING_WINDOW,
+    DAILY_TIME_DEADLINE and DAILY_TIME_WINDOW."""
+
+    def __init__(self, spec: dict[str, Any] | None) -> None:
+        spec = spec or {}
+        self.type = str(spec.get("type") or "DURATION_WINDOW").upper()
+        self.window = duration(spec.get("window"), timedelta(hours=24)) or timedelta(hours=24)
+        self.advance = duration(spec.get("windowAdvance"), timedelta(0)) or timedelta(0)
+        self.deadline = spec.get("deadline")
+        self.start_time = spec.get("startTime")
+        self.end_time = spec.get("endTime")
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """The fixed window holding ``now`` (None for a sliding window)."""
+        if self.type == "SLIDING_WINDOW":
+            return None
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.type == "DAILY_TIME_DEADLINE" and self.deadline:
+            t, zone = _parse_time(self.deadline)
+            end = datetime.combine(midnight.date(), t, tzinfo=zone or now.tzinfo)
+            return midnight, end
+        if self.type == "DAILY_TIME_WINDOW" and self.start_time and self.end_time:
+            (ts, zs), (te, ze) = _parse_time(self.start_time), _parse_time(self.end_time)
+            return (datetime.combine(midnight.date(), ts, tzinfo=zs or now.tzinfo),
+                    datetime.combine(midnight.date(), te, tzinfo=ze or now.tzinfo))  # fmt: skip
+        origin = midnight + self.advance
+        if origin > now:
+            origin -= timedelta(days=1)
+        steps = (now - origin) // self.window
+        start = origin + steps * self.window
+        return start, start + self.window
+
+    def counts(self, now: datetime) -> bool:
+        """Whether an execution ending now may count at all (outside a daily window, it may not)."""
+        b = self.bounds(now)
+        return b is None or b[0] <= now <= b[1]
+
+
+def _filter_value(field: str, ex: Execution) -> Any:
+    return {"FLOW_ID": ex.flow_id, "NAMESPACE": ex.namespace, "STATE": ex.state.current}.get(field)
+
+
+def _filter_ok(f: dict[str, Any], ex: Execution, render: Callable[[str, dict[str, Any]], Any] | None,
+               variables: dict[str, Any]) -> bool:  # fmt: skip
+    import re
+
+    field = str(f.get("field", "")).upper()
+    op = str(f.get("type", "EQUAL_TO")).upper()
+    if field == "EXPRESSION":
+        expr = f.get("value")
+        if not expr or render is None:
+            return True
+        value = render(str(expr), variables)
+        truth = value is True or str(value).strip().lower() == "true"
+        return not truth if op == "IS_FALSE" else truth
+    actual = _filter_value(field, ex)
+    expected = f.get("value")
+    values = f.get("values") or (expected if isinstance(expected, list) else None)
+    text = "" if actual is None else str(actual)
+    if op in ("EQUAL_TO", "EQUALS"):
+        return text == str(expected)
+    if op in ("NOT_EQUAL_TO", "NOT_EQUALS"):
+        return text != str(expected)
+    if op == "IN":
+        return text in {str(v) for v in values or []}
+    if op == "NOT_IN":
+        return text not in {str(v) for v in values or []}
+    if op in ("STARTS_WITH", "PREFIX"):
+        return text.startswith(str(expected))
+    if op == "ENDS_WITH":
+        return text.endswith(str(expected))
+    if op == "CONTAINS":
+        return str(expected) in text
+    if op == "REGEX":
+        return re.search(str(expected), text) is not None
+    if op == "IS_NULL":
+        return actual is None
+    if op == "IS_NOT_NULL":
+        return actual is not None
+    return False
+
+
+def precondition_entries(pre: Any) -> list[tuple[str, Callable[..., bool]]]:
+    """The named requirements of a ``preconditions`` block: each flow, each ``where`` group."""
+    entries: list[tuple[str, Callable[..., bool]]] = []
+    for i, f in enumerate(getattr(pre, "flows", None) or []):
+
+        def flow_ok(ex: Execution, render: Any, variables: dict[str, Any], f: dict[str, Any] = f) -> bool:
+            if f.get("namespace") and ex.namespace != f["namespace"]:
+                return False
+            if f.get("flowId") and ex.flow_id != f["flowId"]:
+                return False
+            if ex.state.current not in (f.get("states") or ["SUCCESS"]):
+                return False
+            have = ex.label_map()
+            return all(have.get(lbl["key"]) == lbl["value"] for lbl in _label_list(f.get("labels")))
+
+        entries.append((f"flow_{i}:{f.get('namespace')}.{f.get('flowId')}", flow_ok))
+    for i, w in enumerate(getattr(pre, "where", None) or []):
+
+        def where_ok(ex: Execution, render: Any, variables: dict[str, Any], w: dict[str, Any] = w) -> bool:
+            filters = w.get("filters") or []
+            results = (_filter_ok(f, ex, render, variables) for f in filters)
+            return any(results) if str(w.get("operand", "AND")).upper() == "OR" else all(results)
+
+        entries.append((f"where_{i}:{w.get('id') or i}", where_ok))
+    return entries
+
+
+# -- the context polling triggers evaluate in ---------------------------------------------------------------
+class TriggerContext:
+    """What ``PollingTrigger.evaluate(ctx)`` sees: the engine, the tenant, the flow and a logger."""
+
+    def __init__(self, engine: Any, tenant: str, flow: Any, trigger: Any) -> None:
+        self.engine = engine
+        self.tenant = tenant
+        self.flow = flow
+        self.namespace = flow.namespace
+        self.flow_id = flow.id
+        self.trigger = trigger
+        self.runtime = engine.runtime(tenant)
+        self.logger = logging.getLogger(f"roost.trigger.{flow.namespace}.{flow.id}.{trigger.id}")
+        self.variables: dict[str, Any] = {
+            "flow": {
+                "id": flow.id,
+                "namespace": flow.namespace,
+                "revision": flow.revision,
+                "tenantId": tenant,
+            },
+            "vars": flow.variables or {},
+        }
+
+    def render(self, value: Any, **extra: Any) -> Any:
+        return render_value(self.engine, self.tenant, self.flow, value, {**self.variables, **extra})
+
+
+def render_value(engine: Any, tenant: str, flow: Any, value: Any, variables: dict[str, Any]) -> Any:
+    """Render ``value`` (a string, or a structure of strings) with the flow's services."""
+    from roost.engine.context import TaskRunContext
+
+    if value is None:
+        return None
+    if isinstance(value, str) and "{{" not in value and "{%" not in value:
+        return value
+    rt = engine.runtime(tenant)
+    scope = {"flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision, "tenantId": tenant},
+             "vars": flow.variables or {}, **variables}  # fmt: skip
+    ctx = TaskRunContext(rt, scope, namespace=flow.namespace, flow_id=flow.id)
+    return ctx.render(value)
+
+
+# -- the inventory ------------------------------------------------------------------------------------------
+class _FlowEntry:
+    __slots__ = (
+        "tenant",
+        "namespace",
+        "flow_id",
+        "revision",
+        "flow",
+        "schedules",
+        "flow_triggers",
+        "polling",
+    )
+
+    def __init__(self, tenant: str, flow: Any) -> None:
+        from roost.builtin.triggers import FlowTrigger, Schedule
+
+        self.tenant = tenant
+        self.namespace = flow.namespace
+        self.flow_id = flow.id
+        self.revision = flow.revision
+        self.flow = flow
+        self.schedules = [t for t in flow.triggers if isinstance(t, Schedule)]
+        self.flow_triggers = [t for t in flow.triggers if isinstance(t, FlowTrigger)]
+        self.polling = [t for t in flow.triggers
+                        if callable(getattr(t, "evaluate", None)) and not isinstance(t, (Schedule, FlowTrigger))]  # fmt: skip
+
+    @property
+    def active(self) -> bool:
+        return bool(self.schedules or self.flow_triggers or self.polling)
+
+
+# -- the scheduler ----------------------------------------------------------------------------------------
+class Scheduler:
+    """Fires the triggers of every deployed flow; ``start()`` runs it in a thread, ``stop()`` ends it."""
+
+    def __init__(self, engine: Any, *, refresh: float = 1.0, pollers: int = 4) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.refresh = refresh
+        self._pollers = pollers
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._events: queue.SimpleQueue[Execution] = queue.SimpleQueue()
+        self._inventory: dict[tuple[str, str, str], _FlowEntry] = {}
+        self._fingerprint: Any = None
+        self._broken: set[tuple[str, str, str, int]] = set()
+        self._started_at = 0.0
+        self._seen: set[tuple[str, str, str, str]] = set()  # triggers evaluated once since start
+        self._in_flight: set[tuple[str, str, str, str]] = set()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.RLock()
+        self._conditions = Conditions()
+        self.next_wakeup = float("inf")
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> Scheduler:
+        if self._thread is not None:
+            return self
+        self._stop.clear()
+        self._started_at = time.time()
+        self._seen.clear()
+        self._pool = concurrent.futures.ThreadPoolExecutor(self._pollers, thread_name_prefix="roost-trigger")
+        self.engine.on_execution_end.append(self._on_execution_end)
+        self._thread = threading.Thread(target=self._loop, name="roost-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        try:
+            self.engine.on_execution_end.remove(self._on_execution_end)
+        except ValueError:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Scheduler:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the loop must survive a bug in one flow
+                log.exception("scheduler tick failed")
+            delay = min(self.refresh, max(0.0, self.next_wakeup - time.time()))
+            if delay > 0 and self._events.empty():
+                self._wake.wait(delay)
+            self._wake.clear()
+
+    # -- one pass ----------------------------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> None:
+        """Evaluate every trigger once: due schedules, backfills, polling triggers and ended executions."""
+        if not self._started_at:
+            self._started_at = time.time()
+        self._reload()
+        self._drain_events()
+        now = time.time() if now is None else now
+        self.next_wakeup = now + self.refresh
+        by_tenant: dict[str, list[_FlowEntry]] = {}
+        for entry in self._inventory.values():
+            if entry.schedules or entry.polling:
+                by_tenant.setdefault(entry.tenant, []).append(entry)
+        for tenant, entries in by_tenant.items():
+            states = {
+                (s["namespace"], s["flowId"], s["triggerId"]): s for s in self.store.list_triggers(tenant)
+            }
+            for entry in entries:
+                if self._stop.is_set():
+                    return
+                for trig in entry.schedules:
+                    try:
+                        self._schedule(
+                            entry, trig, states.get((entry.namespace, entry.flow_id, trig.id)), now
+                        )
+                    except Exception:
+                        log.exception("schedule %s of %s.%s failed", trig.id, entry.namespace, entry.flow_id)
+                for trig in [] if entry.flow.disabled else entry.polling:
+                    try:
+                        self._poll(entry, trig, states.get((entry.namespace, entry.flow_id, trig.id)), now)
+                    except Exception:
+                        log.exception(
+                            "polling trigger %s of %s.%s failed", trig.id, entry.namespace, entry.flow_id
+                        )
+
+    # -- inventory ---------------------------------------------------------------------------------------
+    def _reload(self) -> None:
+        """Re-read which flows carry triggers, only when the flows table changed."""
+        from roost.store.db import flows as flows_table
+
+        with self.store.engine.connect() as conn:
+            fingerprint = tuple(
+                conn.execute(sa.select(sa.func.count(), sa.func.max(flows_table.c.updated))).one()
+            )
+            if fingerprint == self._fingerprint:
+                return
+            latest = (sa.select(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id,
+                                sa.func.max(flows_table.c.revision).label("rev"))
+                      .group_by(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id).subquery())  # fmt: skip
+            rows = conn.execute(
+                sa.select(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id, flows_table.c.revision,
+                          flows_table.c.deleted)
+                .join(latest, sa.and_(flows_table.c.tenant == latest.c.tenant, flows_table.c.namespace == latest.c.namespace,
+                                      flows_table.c.id == latest.c.id, flows_table.c.revision == latest.c.rev))
+            ).all()  # fmt: skip
+        inventory: dict[tuple[str, str, str], _FlowEntry] = {}
+        for r in rows:
+            if r.deleted:
+                continue
+            key = (r.tenant, r.namespace, r.id)
+            old = self._inventory.get(key)
+            if old is not None and old.revision == r.revision:
+                inventory[key] = old
+                continue
+            if (*key, r.revision) in self._broken:
+                continue
+            try:
+                flow = self.engine.flow(r.tenant, r.namespace, r.id, r.revision)
+            except Exception as exc:
+                self._broken.add((*key, r.revision))
+                log.warning("flow %s.%s (revision %s) cannot be parsed; its triggers are ignored: %s",
+                            r.namespace, r.id, r.revision, exc)  # fmt: skip
+                continue
+            entry = _FlowEntry(r.tenant, flow)
+            if entry.active:
+                inventory[key] = entry
+        with self._lock:
+            self._inventory = inventory
+        self._fingerprint = fingerprint
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def _save(self, entry: _FlowEntry, trig: Any, data: dict[str, Any], next_date: float | None) -> None:
+        data = {
+            k: v
+            for k, v in data.items()
+            if k not in ("disabled", "nextDate", "namespace", "flowId", "triggerId")
+        }
+        data["updatedDate"] = iso(datetime.now(UTC))
+        self.store.put_trigger(
+            entry.tenant, entry.namespace, entry.flow_id, trig.id, data, next_date=next_date
+        )
+
+    def _start(self, entry: _FlowEntry, trig: Any, variables: dict[str, Any], *, execution_id: str | None = None,
+               inputs: dict[str, Any] | None = None, labels: Any = None) -> Execution | None:  # fmt: skip
+        """Start one execution of the entry's flow for ``trig``; None when it already exists or cannot start."""
+        if execution_id is not None and self.engine.get_execution(execution_id) is not None:
+            return None  # started before a crash or by another scheduler
+        flow = entry.flow
+        try:
+            given = trig.inputs if inputs is None else {**(trig.inputs or {}), **inputs}
+            rendered = (
+                render_value(self.engine, entry.tenant, flow, given, {"trigger": variables})
+                if given
+                else None
+            )
+            merged = _label_list(trig.labels) + _label_list(labels)
+            return self.engine.create_execution(
+                flow, rendered, merged or None, tenant=entry.tenant, execution_id=execution_id,
+                trigger={"id": trig.id, "type": trig.type, "variables": variables},
+            )  # fmt: skip
+        except Exception as exc:
+            log.error(
+                "trigger %s of %s.%s could not start an execution: %s",
+                trig.id,
+                entry.namespace,
+                entry.flow_id,
+                exc,
+            )
+            return None
+
+    # -- Schedule ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _fingerprint_of(trig: Any) -> str:
+        return f"{trig.cron}|{trig.with_seconds}|{trig.timezone}"
+
+    def _schedule(self, entry: _FlowEntry, trig: Any, state: dict[str, Any] | None, now: float) -> None:
+        key = (entry.tenant, entry.namespace, entry.flow_id, trig.id)
+        zone = ZoneInfo(trig.timezone)
+        now_dt = datetime.fromtimestamp(now, UTC)
+        first_look = key not in self._seen
+        self._seen.add(key)
+        if entry.flow.disabled or trig.disabled or (state is not None and state.get("disabled")):
+            # dates passing while disabled are skipped, not replayed once enabled again
+            if state is not None and state.get("nextDate") is not None and state["nextDate"] <= now:
+                nxt = trig.next_after(now_dt)
+                data = {**state, "nextExecutionDate": iso(nxt)}
+                self._save(entry, trig, data, nxt.timestamp())
+            return
+        data = dict(state or {})
+        data["type"] = trig.type
+        next_ts = state.get("nextDate") if state else None
+        if state is None or next_ts is None or data.get("fingerprint") != self._fingerprint_of(trig):
+            # new trigger, or its cron changed: start from the next date after now, never from the past
+            nxt = trig.next_after(now_dt)
+            data["fingerprint"] = self._fingerprint_of(trig)
+            data["nextExecutionDate"] = iso(nxt)
+            if state is None and trig.backfill is not None:
+                bf = trig.backfill
+                start = parse_date(bf.start, zone)
+                data["backfill"] = {"start": iso(start), "end": iso(parse_date(bf.end, zone)) if bf.end else iso(now_dt),
+                                    "currentDate": iso(start), "paused": False, "inputs": bf.inputs,
+                                    "labels": _label_list(bf.labels)}  # fmt: skip
+            self._save(entry, trig, data, nxt.timestamp())
+            self.next_wakeup = min(self.next_wakeup, nxt.timestamp())
+            state, next_ts = data, nxt.timestamp()
+        # dates now due
+        due: list[datetime] = []
+        cursor = datetime.fromtimestamp(float(next_ts), UTC).astimezone(zone)
+        while cursor.timestamp() <= now and len(due) < MAX_DATES_PER_TICK:
+            due.append(cursor)
+            cursor = trig.next_after(cursor)
+        if due and first_look:
+            missed = [d for d in due if d.timestamp() < self._started_at]
+            live = [d for d in due if d.timestamp() >= self._started_at]
+            policy = trig.recover_missed_schedules or "ALL"
+            if missed and policy != "ALL":
+                log.info("%s.%s/%s: %d schedule(s) missed while stopped, recoverMissedSchedules=%s",
+                         entry.namespace, entry.flow_id, trig.id, len(missed), policy)  # fmt: skip
+                missed = missed[-1:] if policy == "LAST" else []
+            due = missed + live
+        fired = False
+        for d in due:
+            if trig.late_maximum_delay is not None and now_dt - d > trig.late_maximum_delay:
+                log.info("%s.%s/%s: date %s skipped, later than lateMaximumDelay", entry.namespace, entry.flow_id,
+                         trig.id, iso(d))  # fmt: skip
+                continue
+            if self._fire_date(entry, trig, d):
+                data["date"] = iso(d)
+                fired = True
+        if due or fired:
+            data["nextExecutionDate"] = iso(cursor)
+            self._save(entry, trig, data, cursor.timestamp())
+        self.next_wakeup = min(self.next_wakeup, cursor.timestamp())
+        if data.get("backfill"):
+            self._backfill(entry, trig, data, now_dt, cursor.timestamp())
+
+    def _fire_date(
+        self, entry: _FlowEntry, trig: Any, when: datetime, *, backfill: dict[str, Any] | None = None
+    ) -> bool:
+        variables = {
+            "date": iso(when),
+            "next": iso(trig.next_after(when)),
+            "previous": iso(self._previous(trig, when)),
+        }
+        conditions = list(trig.conditions or []) + list(trig.schedule_conditions or [])
+        if conditions:
+            self._conditions.render = lambda expr, scope: render_value(
+                self.engine, entry.tenant, entry.flow, expr, scope
+            )
+            if not self._conditions.all(conditions, when=when, variables={"trigger": variables}):
+                return False
+        ex_id = stable_id(
+            entry.tenant, entry.namespace, entry.flow_id, trig.id, iso(when), "backfill" if backfill else ""
+        )
+        ex = self._start(entry, trig, variables, execution_id=ex_id,
+                         inputs=(backfill or {}).get("inputs"), labels=(backfill or {}).get("labels"))  # fmt: skip
+        return ex is not None
+
+    @staticmethod
+    def _previous(trig: Any, when: datetime) -> datetime:
+        from croniter import croniter
+
+        return croniter(trig._croniter_expr(), when).get_prev(datetime)
+
+    def _backfill(
+        self, entry: _FlowEntry, trig: Any, data: dict[str, Any], now_dt: datetime, next_ts: float
+    ) -> None:
+        bf = dict(data["backfill"])
+        if bf.get("paused"):
+            return
+        zone = ZoneInfo(trig.timezone)
+        end = parse_date(bf.get("end"), zone) or now_dt
+        end = min(end, now_dt)
+        current = parse_date(bf.get("currentDate") or bf.get("start"), zone)
+        if current is None:
+            data.pop("backfill", None)
+            self._save(entry, trig, data, next_ts)
+            return
+        cursor = trig.next_after(current.astimezone(zone) - timedelta(microseconds=1))
+        count = 0
+        while cursor <= end and count < MAX_DATES_PER_TICK:
+            self._fire_date(entry, trig, cursor, backfill=bf)
+            cursor = trig.next_after(cursor)
+            count += 1
+        if cursor > end and (bf.get("end") is None or parse_date(bf.get("end"), zone) <= now_dt):
+            data.pop("backfill", None)  # done
+        else:
+            bf["currentDate"] = iso(cursor)
+            data["backfill"] = bf
+        self._save(entry, trig, data, next_ts)
+
+    # -- polling ----------------------------------------------------------------------------------------------
+    def _poll(self, entry: _FlowEntry, trig: Any, state: dict[str, Any] | None, now: float) -> None:
+        key = (entry.tenant, entry.namespace, entry.flow_id, trig.id)
+        if trig.disabled or (state is not None and state.get("disabled")):
+            return
+        interval = max(duration(getattr(trig, "interval", None), timedelta(minutes=1)).total_seconds(), 0.05)  # type: ignore[union-attr]
+        next_ts = state.get("nextDate") if state else None
+        if next_ts is None:
+            next_ts = now  # a new polling trigger is evaluated at once
+        if next_ts > now:
+            self.next_wakeup = min(self.next_wakeup, next_ts)
+            return
+        if key in self._in_flight or self._pool is None:
+            if self._pool is None:  # tick() called without start(): evaluate inline
+                self._evaluate(entry, trig, dict(state or {}), next_ts, interval, now)
+            return
+        self._in_flight.add(key)
+        self._pool.submit(self._evaluate, entry, trig, dict(state or {}), next_ts, interval, now)
+
+    def _evaluate(self, entry: _FlowEntry, trig: Any, data: dict[str, Any], due: float, interval: float,
+                  now: float) -> None:  # fmt: skip
+        key = (entry.tenant, entry.namespace, entry.flow_id, trig.id)
+        try:
+            # the next evaluation keeps the cadence; after a long gap, it restarts from now
+            nxt = due + interval
+            if nxt <= now:
+                nxt = now + interval
+            data["type"] = trig.type
+            data["date"] = iso(datetime.fromtimestamp(now, UTC))
+            data["nextExecutionDate"] = iso(datetime.fromtimestamp(nxt, UTC))
+            self._save(entry, trig, data, nxt)
+            try:
+                result = trig.evaluate(TriggerContext(self.engine, entry.tenant, entry.flow, trig))
+            except Exception as exc:
+                log.error(
+                    "polling trigger %s of %s.%s failed to evaluate: %s",
+                    trig.id,
+                    entry.namespace,
+                    entry.flow_id,
+                    exc,
+                )
+                result = None
+            if result and trig.conditions:
+                render = lambda expr, scope: render_value(self.engine, entry.tenant, entry.flow, expr, scope)  # noqa: E731
+                if not Conditions(render).all(trig.conditions, when=datetime.fromtimestamp(now, UTC)):
+                    result = None
+            if result and not self._stop.is_set():
+                for variables in [result] if isinstance(result, dict) else list(result):
+                    if hasattr(variables, "as_dict"):
+                        variables = variables.as_dict()
+                    ex = self._start(entry, trig, dict(variables))
+                    if ex is not None:
+                        data["executionId"] = ex.id
+                self._save(entry, trig, data, nxt)
+            self.next_wakeup = min(self.next_wakeup, nxt)
+            self._wake.set()
+        finally:
+            self._in_flight.discard(key)
+
+    # -- Flow triggers and stopAfter -------------------------------------------------------------------------
+    def _on_execution_end(self, ex: Execution) -> None:
+        """Called by the executor thread: hand over to the scheduler thread."""
+        self._events.put(ex)
+        self._wake.set()
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                ex = self._events.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._stop_after(ex)
+                self._flow_triggers(ex)
+            except Exception:
+                log.exception("flow triggers on the end of execution %s failed", ex.id)
+
+    def process_execution_end(self, ex: Execution) -> None:
+        """Apply Flow triggers and stopAfter for one ended execution (what the loop does for each)."""
+        self._reload()
+        self._stop_after(ex)
+        self._flow_triggers(ex)
+
+    def _stop_after(self, ex: Execution) -> None:
+        trig_info = ex.trigger or {}
+        entry = self._inventory.get((ex.tenant, ex.namespace, ex.flow_id))
+        if entry is None or not trig_info.get("id"):
+            return
+        for trig in entry.flow.triggers:
+            if trig.id == trig_info["id"] and trig.stop_after and ex.state.current in trig.stop_after:
+                state = self.store.get_trigger(ex.tenant, ex.namespace, ex.flow_id, trig.id) or {}
+                data = {k: v for k, v in state.items() if k not in ("disabled", "nextDate")}
+                self.store.put_trigger(ex.tenant, ex.namespace, ex.flow_id, trig.id, data, next_date=state.get("nextDate"),
+                                       disabled=True)  # fmt: skip
+                log.info("trigger %s of %s.%s disabled: execution %s ended %s (stopAfter)", trig.id, ex.namespace,
+                         ex.flow_id, ex.id, ex.state.current)  # fmt: skip
+
+    def _flow_triggers(self, ex: Execution) -> None:
+        variables = {
+            "executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id, "flowRevision": ex.flow_revision,
+            "state": ex.state.current, "outputs": ex.outputs or {}, "executionLabels": ex.label_map(),
+        }  # fmt: skip
+        now_dt = datetime.now(UTC)
+        for entry in list(self._inventory.values()):
+            if entry.tenant != ex.tenant or not entry.flow_triggers or entry.flow.disabled:
+                continue
+            if entry.namespace == ex.namespace and entry.flow_id == ex.flow_id:
+                continue  # a flow never triggers itself
+            for trig in entry.flow_triggers:
+                if trig.disabled or ex.state.current not in (trig.states or TERMINAL_DEFAULT):
+                    continue
+                render = lambda expr, scope, _e=entry: render_value(
+                    self.engine, _e.tenant, _e.flow, expr, scope
+                )  # noqa: E731
+                self._conditions.render = render
+                scope = {"trigger": variables}
+                plain = [c for c in trig.conditions or [] if _short(c.get("type")) != "MultipleCondition"]
+                try:
+                    if not self._conditions.all(plain, execution=ex, when=now_dt, variables=scope):
+                        continue
+                except Exception as exc:
+                    log.warning(
+                        "conditions of trigger %s of %s.%s failed: %s",
+                        trig.id,
+                        entry.namespace,
+                        entry.flow_id,
+                        exc,
+                    )
+                    continue
+                state = self.store.get_trigger(entry.tenant, entry.namespace, entry.flow_id, trig.id)
+                if state is not None and state.get("disabled"):
+                    continue
+                windows = self._windows(trig)
+                if windows:
+                    data = dict(state or {})
+                    ok = all(self._window_met(data, name, entries, window, ex, render, scope, now_dt)
+                             for name, entries, window, _reset in windows)  # fmt: skip
+                    if ok:
+                        for name, _entries, _window, reset in windows:
+                            if reset:
+                                data.setdefault("preconditions", {}).pop(name, None)
+                    data["type"] = trig.type
+                    if ok:
+                        data["date"] = iso(now_dt)
+                    self._save(entry, trig, data, None)
+                    if not ok:
+                        continue
+                ex_id = stable_id(entry.tenant, entry.namespace, entry.flow_id, trig.id, ex.id)
+                self._start(entry, trig, dict(variables), execution_id=ex_id)
+
+    @staticmethod
+    def _windows(trig: Any) -> list[tuple[str, list[tuple[str, Callable[..., bool]]], Window, bool]]:
+        """Each stateful requirement group of a Flow trigger: its ``preconditions`` and any MultipleCondition."""
+        out = []
+        pre = trig.preconditions
+        if pre is not None:
+            entries = precondition_entries(pre)
+            if entries:
+                out.append(
+                    (pre.id or "preconditions", entries, Window(pre.time_window), pre.reset_on_success)
+                )
+        for cond in trig.conditions or []:
+            if _short(cond.get("type")) != "MultipleCondition":
+                continue
+            subs = cond.get("conditions") or {}
+            checker = Conditions()
+            entries = [(name, (lambda ex, render, variables, c=c, k=checker: k.one(c, execution=ex, variables=variables)))
+                       for name, c in subs.items()]  # fmt: skip
+            spec = cond.get("timeWindow") or cond.get("timeSLA") or cond.get("sla") or {}
+            if cond.get("window"):
+                spec = {"window": cond["window"], "windowAdvance": cond.get("windowAdvance")}
+            out.append(
+                (cond.get("id") or "multiple", entries, Window(spec), cond.get("resetOnSuccess", True))
+            )
+        return out
+
+    @staticmethod
+    def _window_met(data: dict[str, Any], name: str, entries: list[tuple[str, Callable[..., bool]]], window: Window,
+                    ex: Execution, render: Any, scope: dict[str, Any], now_dt: datetime) -> bool:  # fmt: skip
+        """Record which requirements ``ex`` meets (in the current window) and say whether all are met."""
+        group = data.setdefault("preconditions", {}).setdefault(name, {})
+        bounds = window.bounds(now_dt)
+        if bounds is not None:
+            start, end = iso(bounds[0]), iso(bounds[1])
+            if group.get("windowStart") != start:
+                group.clear()
+                group.update({"windowStart": start, "windowEnd": end})
+        results: dict[str, Any] = group.setdefault("results", {})
+        if bounds is None:  # sliding: forget what is older than the window
+            horizon = (now_dt - window.window).timestamp()
+            for k in [k for k, v in results.items() if v.get("at", 0) < horizon]:
+                del results[k]
+        if window.counts(now_dt):
+            for entry_name, check in entries:
+                try:
+                    matched = check(ex, render, scope)
+                except Exception as exc:
+                    log.warning("precondition %s failed to evaluate: %s", entry_name, exc)
+                    matched = False
+                if matched:
+                    results[entry_name] = {"at": now_dt.timestamp(), "executionId": ex.id}
+        return all(entry_name in results for entry_name, _ in entries)
+
+
+__all__ = ["Scheduler", "TriggerContext", "stable_id"]

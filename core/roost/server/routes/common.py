@@ -1,0 +1,46 @@
+"""Helpers the route modules share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from roost.server.errors import bad_request
+from roost.server.state import ServerState
+
+R = TypeVar("R")
+
+YAML_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/x-yaml": {"schema": {"type": "string"}}}}}  # fmt: skip
+TEXT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
+def multipart_body(required: bool = False, **props: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+    if props:
+        schema["properties"] = props
+    return {"requestBody": {"required": required, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.roost
+
+
+async def blocking(fn: Callable[..., R], *args: Any, **kw: Any) -> R:
+    """Run store or engine work off the event loop."""
+    return await run_in_threadpool(fn, *args, **kw)
+
+
+async def body_text(request: Request, what: str = "body") -> str:
+    raw = await request.body()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request(f"the {what} must be UTF-8 text") from None
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
