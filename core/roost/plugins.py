@@ -119,7 +119,7 @@ class Plugins:
             owner: dict[str, str] = {}
             runners: dict[str, type[TaskRunner]] = {}
             for plugin_name, plugin in list(self.pm.list_name_plugin()):
-                found: list[type] = []
+                found: list[Any] = []
                 try:
                     for hook in ("register_task_types", "register_trigger_types", "register_task_runners"):
                         impl = getattr(plugin, hook, None)

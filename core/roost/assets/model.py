@@ -41,3 +41,5 @@ class AssetBundle(BaseModel):
 
     inputs: list[Asset] = Field(default_factory=list)
     outputs: list[Asset] = Field(default_factory=list)
+    deleted: list[Asset] = Field(default_factory=list)
+    """Assets the work removed (a DELETED event each; history and lineage stay)."""

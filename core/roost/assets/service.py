@@ -199,6 +199,8 @@ class AssetService:
                 self.used(tenant, a, default_ns, source)
             for a in bundle.outputs:
                 self.upsert(tenant, a, default_ns, source)
+            for a in bundle.deleted:
+                self.delete(tenant, a.id, a.namespace or default_ns, a.type, source)
             ident = lambda a: {"id": a.id, "type": a.type, "namespace": a.namespace or default_ns}  # noqa: E731
             with self.store.write_lock, self.store.engine.begin() as conn:
                 conn.execute(asset_lineage.insert().values(

@@ -27,8 +27,12 @@ class MetadataCondition(Model):
     """Value compared with (a list for IN and NOT_IN)."""
 
 
+def _runtime(ctx: RunContext) -> Any:
+    return getattr(ctx, "runtime")  # noqa: B009 - the engine's context; not part of the public protocol
+
+
 def _service(ctx: RunContext) -> Any:
-    service = getattr(ctx.runtime, "assets", None)  # type: ignore[attr-defined]
+    service = getattr(_runtime(ctx), "assets", None)
     if service is None:
         raise TaskError("no asset store is configured for this run")
     return service
@@ -77,7 +81,7 @@ class Set(Task, type=A + "Set", aliases=(B + "Set",)):
             description=self.asset_description,
             metadata=self.metadata,
         )
-        tenant = ctx.runtime.tenant  # type: ignore[attr-defined]
+        tenant = _runtime(ctx).tenant
         event = service.upsert(tenant, asset, asset.namespace, _source(ctx))
         stored = service.get(tenant, asset.id, asset.namespace, asset.type)
         ctx.logger.info("asset %s %s (%s)", asset.id, event.lower(), asset.type)
@@ -109,9 +113,9 @@ class List(Task, type=A + "List", aliases=(B + "List",)):
 
     def run(self, ctx: RunContext) -> ListOutput:
         found = _service(ctx).search(
-            ctx.runtime.tenant,
+            _runtime(ctx).tenant,
             namespace=self.namespace,
-            types=self.types or None,  # type: ignore[attr-defined]
+            types=self.types or None,
             metadata_query=[c.model_dump() for c in self.metadata_query],
         )
         items = [{k: v for k, v in a.items() if not k.startswith("_")} for a in found]
@@ -145,8 +149,8 @@ class Delete(Task, type=A + "Delete", aliases=(B + "Delete",)):
 
     def run(self, ctx: RunContext) -> DeleteOutput:
         count = _service(ctx).delete(
-            ctx.runtime.tenant, self.asset_id, self.namespace, self.asset_type, _source(ctx)
-        )  # type: ignore[attr-defined]
+            _runtime(ctx).tenant, self.asset_id, self.namespace, self.asset_type, _source(ctx)
+        )
         if count == 0 and self.error_on_missing:
             raise TaskError(f"no asset '{self.asset_id}' to delete")
         ctx.logger.info("%d asset(s) deleted", count)
@@ -161,7 +165,7 @@ class EventTrigger(Trigger, type=B + "EventTrigger", aliases=(A + "EventTrigger"
     asset_type: str | None = None
     """Type of the assets; any by default."""
     events: list[Literal["CREATED", "UPDATED", "DELETED", "USED"]] = Field(
-        default_factory=lambda: ["CREATED", "UPDATED", "DELETED", "USED"]
+        default_factory=lambda: ["CREATED", "UPDATED", "DELETED", "USED"]  # type: ignore[arg-type]
     )
     """Events that start an execution."""
     metadata_query: list[MetadataCondition] = Field(default_factory=list)

@@ -263,7 +263,7 @@ class Dag(FlowableTask, type=P + "Dag"):
 
         runs = view.runs(None)
         main = {r.task_id: r for r in runs if r.slot == "tasks"}
-        states = {tid: effective(r, r and view.task(r)) for tid, r in main.items() if r.state.terminal()}
+        states = {tid: effective(r, view.task(r)) for tid, r in main.items() if r.state.terminal()}
         running = sum(1 for r in main.values() if not r.state.terminal())
         failed = any(s in FAILURES for s in states.values())
         create: list[Any] = []

@@ -52,11 +52,8 @@ def flow_validate(paths: tuple[str, ...], output: str) -> None:
             from roost.flow.yaml import load_documents
 
             docs = load_documents(source)
-            ns = (
-                docs[0].data.get("namespace")
-                if docs and isinstance(getattr(docs[0], "data", None), dict)
-                else None
-            )  # type: ignore[union-attr]
+            data = getattr(docs[0], "data", None) if docs else None
+            ns = data.get("namespace") if isinstance(data, dict) else None
             flow_obj = parse_flow(
                 source, defaults=defaults_for(ns) if isinstance(ns, str) else [], ref=str(path)
             )
@@ -197,7 +194,9 @@ def plugins_list(as_json: bool) -> None:
     for col in ("name", "version", "hooks", "types"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["version"], "\n".join(r["hooks"]), "\n".join(r["types"]))
+        table.add_row(
+            str(r["name"]), str(r["version"]), "\n".join(r["hooks"] or ()), "\n".join(r["types"] or ())
+        )
     console().print(table)
     for b in broken:
         console().print(f"[red]broken plugin {b['name']}[/red]: {b['error']}")
@@ -228,8 +227,10 @@ def plugins_new(name: str, target: str) -> None:
 
 
 def main() -> None:
+    from roost.cli.server import server
     from roost.plugins import get_plugins
 
+    cli.add_command(server)
     try:
         get_plugins().add_commands(cli)
     except Exception as exc:  # a plugin's broken command must not take the CLI down

@@ -283,6 +283,11 @@ class TaskRunContext:
             except Exception:  # a failing cancel hook must not stop the others
                 logging.getLogger("roost").exception("kill callback failed")
 
+    def raise_if_killed(self) -> None:
+        """Stop here (with :class:`Killed`) when the execution is being killed."""
+        if self.kill_event.is_set():
+            raise Killed("killed")
+
     def sleep(self, seconds: float) -> None:
         """Sleep, waking at once (with :class:`Killed`) when the execution is killed."""
         if self.kill_event.wait(max(0.0, seconds)):

@@ -9,6 +9,7 @@ next start (at-least-once for that one).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import threading
@@ -72,7 +73,7 @@ class Engine:
         from roost.plugins import get_plugins
 
         self.store = store
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()
         self.plugins = plugins or get_plugins()
         self.queue = queue or InProcessQueue()
         self.defaults = defaults or (lambda tenant, namespace: [])
@@ -109,7 +110,7 @@ class Engine:
                 kv=SqlKV(self.store, tenant),
                 namespace_files=SqlNamespaceFiles(self.store, tenant),
                 credentials=self.credentials,
-                log_sink=lambda records, _t=tenant: self._buffer_logs(_t, records),
+                log_sink=functools.partial(self._buffer_logs, tenant),
                 plugins=self.plugins,
                 tenant=tenant,
                 work_root=self.data_dir / "work",
@@ -570,8 +571,13 @@ class Engine:
                 if state is not None and state.get("disabled"):
                     continue
                 try:
-                    self.create_execution(flow, trig.inputs, trig.labels, tenant=tenant, trigger={
-                        "id": trig.id, "type": trig.type, "variables": trig.variables(event)})  # fmt: skip
+                    self.create_execution(
+                        flow,
+                        trig.inputs,
+                        trig.labels,
+                        tenant=tenant,
+                        trigger={"id": trig.id, "type": trig.type, "variables": trig.variables(event)},
+                    )  # type: ignore[attr-defined]
                 except Exception:
                     log.exception(
                         "EventTrigger %s of %s.%s failed to start an execution", trig.id, namespace, flow_id

@@ -386,7 +386,7 @@ class Executor:
         if tr is None or tr.state.current in TERMINAL:
             return Effects()
         task = index_of(flow).task(tr.task_id)
-        out = {"executionId": child_id, "state": state}
+        out: dict[str, Any] = {"executionId": child_id, "state": state}
         if outputs:
             out["outputs"] = outputs
         if state in FAILURES or state == CANCELLED:

@@ -98,6 +98,10 @@ class Worker:
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             ctx.use_working_dir(Path(job.workdir))
             ctx._shared_dir = True  # type: ignore[attr-defined]
+        from roost.scripts import ScriptTask
+
+        if isinstance(task, ScriptTask):  # Kestra's {{ workingDir }} in commands and files
+            ctx.variables = {**job.variables, "workingDir": str(ctx.working_dir)}
         started = now()
         reported = threading.Event()
         self.running[job.taskrun_id] = ctx
@@ -126,7 +130,7 @@ class Worker:
                 timer = threading.Timer(seconds, on_timeout)
                 timer.daemon = True
                 timer.start()
-            out = rendered.run(ctx)
+            out = rendered.run(ctx)  # type: ignore[attr-defined]
             outputs = outputs_dict(out)
             self._assets(rendered, ctx, out, outputs, job)
             finish("SUCCESS", outputs)

@@ -350,7 +350,7 @@ def parse(text: str, pattern: str, tz: tzinfo) -> datetime:
     day = int(g.get("d", 1))
     hour = int(g.get("H") or g.get("k") or 0) % 24
     if "h" in g or "K" in g:
-        hour = int(g.get("h") or g.get("K")) % 12
+        hour = int(g.get("h") or g.get("K") or 0) % 12
         if g.get("a", "AM").upper() == "PM":
             hour += 12
     fraction = g.get("S") or (f"{int(g['n']):09d}" if "n" in g else "0")

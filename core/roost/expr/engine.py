@@ -443,7 +443,7 @@ def _template_line(exc: BaseException, template: Any, default: int) -> int:
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_globals.get("__jinja_template__") is template:
-            line = template.get_corresponding_lineno(tb.tb_lineno)
+            line = template.get_corresponding_lineno(tb.tb_lineno)  # type: ignore[union-attr]
         tb = tb.tb_next
     return line or default
 
@@ -594,7 +594,10 @@ class ExpressionEngine:
         try:
             # Built directly: no copy of the variables, no set() of the globals per render.
             context = self.env.context_class(
-                self.env, ChainMap(variables, self.env.globals), None, template.blocks
+                self.env,
+                ChainMap(variables, self.env.globals),
+                None,
+                template.blocks,  # type: ignore[arg-type]
             )
             if compiled.typed:
                 for _ in template.root_render_func(context):

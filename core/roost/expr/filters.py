@@ -177,7 +177,8 @@ def split(value: Any, delimiter: str, limit: int = 0) -> Any:
         parts = s.split(delimiter, limit - 1 if limit > 0 else -1)
     else:
         parts = _java_regex(delimiter).split(s, maxsplit=limit - 1 if limit > 0 else 0)
-        if parts and parts[0] == "" and _java_regex(delimiter).match(s).end() == 0:
+        first = _java_regex(delimiter).match(s)
+        if parts and parts[0] == "" and first is not None and first.end() == 0:
             parts = parts[1:]  # a zero-width match at the start never yields a leading ""
     if limit == 0:
         while parts and parts[-1] == "":
@@ -419,7 +420,7 @@ def _decimal_format(num: Decimal, pattern: str) -> str:
     fraction = fraction + "0" * (min_frac - len(fraction))
     whole = whole.lstrip("0").rjust(min_int, "0")
     if group:
-        chunks = []
+        chunks: list[str] = []
         while len(whole) > group:
             chunks.insert(0, whole[-group:])
             whole = whole[:-group]

@@ -169,7 +169,7 @@ class PebbleParser(Parser):
             kind, precedence = operator
             lineno = self.stream.current.lineno
             if kind == "pipe":  # the right side of | is a filter invocation, not an expression
-                left = self.parse_filter(left)
+                left = self.parse_filter(left)  # type: ignore[assignment]
                 continue
             if kind == "is":
                 left = self.parse_test(left)
@@ -214,7 +214,7 @@ class PebbleParser(Parser):
     def parse_for(self) -> nodes.For:
         node = super().parse_for()
         # Pebble iterates a map as entries (entry.key / entry.value), Jinja as keys.
-        node.iter = pebble_call("iter", [node.iter], node.iter.lineno or node.lineno)
+        node.iter = pebble_call("iter", [node.iter], node.iter.lineno or node.lineno)  # type: ignore[list-item]
         return node
 
     def parse_if(self) -> nodes.If:

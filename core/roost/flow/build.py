@@ -249,7 +249,7 @@ class FlowBuilder:
                                     ("inputs", i, "dependsOn", "inputs"), f"depends on unknown input '{name}'"
                                 )
         labels = data.get("labels")
-        keys: list[tuple[Path, str]] = []
+        keys: list[tuple[Path, Any]] = []
         if isinstance(labels, dict):
             keys = [(("labels", k), k) for k in labels]
         elif isinstance(labels, list):
@@ -389,7 +389,7 @@ class FlowBuilder:
             msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
         return msg
 
-    def pydantic_error(self, path: Path, cls: type[BaseModel], err: dict[str, Any]) -> None:
+    def pydantic_error(self, path: Path, cls: type[BaseModel], err: Any) -> None:
         loc = tuple(err["loc"])
         kind = err["type"]
         if kind == "missing":

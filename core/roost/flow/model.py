@@ -223,7 +223,7 @@ def child_tasks_of_model(model: Any) -> list[Task]:
     from roost.flow.build import task_slots
 
     out: list[Task] = []
-    for name in task_slots(type(model)):
+    for name in task_slots(type(model)):  # type: ignore[arg-type]
         value = getattr(model, name, None)
         if isinstance(value, Task):
             out.append(value)

@@ -12,7 +12,6 @@ subclass :class:`FlowableTask` and tell the executor which children run next.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -128,6 +127,22 @@ class Output(BaseModel):
         return self.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+class TaskLoggerLike(Protocol):
+    """The logger a task writes to (levels as names or numbers; secrets masked by the engine)."""
+
+    def log(self, level: int | str, message: str, *args: Any) -> None: ...
+
+    def trace(self, message: str, *args: Any) -> None: ...
+
+    def debug(self, message: str, *args: Any) -> None: ...
+
+    def info(self, message: str, *args: Any) -> None: ...
+
+    def warning(self, message: str, *args: Any) -> None: ...
+
+    def error(self, message: str, *args: Any) -> None: ...
+
+
 @runtime_checkable
 class RunContext(Protocol):
     """What a task sees while it runs; the engine implements it.
@@ -137,8 +152,13 @@ class RunContext(Protocol):
     ``killed()`` turns true when the execution is being killed.
     """
 
-    logger: logging.Logger
+    logger: TaskLoggerLike
     variables: Mapping[str, Any]
+    namespace: str
+    flow_id: str
+    execution_id: str
+    task_id: str
+    taskrun_id: str
 
     @property
     def working_dir(self) -> Path: ...
@@ -150,6 +170,8 @@ class RunContext(Protocol):
     def on_kill(self, callback: Callable[[], None]) -> None: ...
 
     def sleep(self, seconds: float) -> None: ...
+
+    def raise_if_killed(self) -> None: ...
 
     def secret(self, key: str) -> str: ...
 

@@ -7,6 +7,7 @@ schema-version table that :func:`migrate` advances.
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 import time
@@ -643,7 +644,7 @@ class SqlNamespaceFiles:
                                                              revision=row.revision + 1, content=None, deleted=True, created=time.time()))  # fmt: skip
         return len(targets)
 
-    def list(self, namespace: str) -> list[str]:
+    def list(self, namespace: str) -> builtins.list[str]:
         with self.store.engine.connect() as conn:
             rows = conn.execute(sa.select(namespace_files.c.path, namespace_files.c.revision, namespace_files.c.deleted)
                                 .where(namespace_files.c.tenant == self.tenant, namespace_files.c.namespace == namespace)
@@ -666,7 +667,7 @@ class SqlNamespaceFiles:
             "created": row.created,
         }
 
-    def revisions(self, namespace: str, path: str) -> list[int]:
+    def revisions(self, namespace: str, path: str) -> builtins.list[int]:
         path = self.clean(path)
         with self.store.engine.connect() as conn:
             rows = conn.execute(sa.select(namespace_files.c.revision).where(

@@ -15,7 +15,9 @@ R = TypeVar("R")
 
 YAML_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/x-yaml": {"schema": {"type": "string"}}}}}  # fmt: skip
-TEXT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}}
+TEXT_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}
+}
 
 
 def multipart_body(required: bool = False, **props: Any) -> dict[str, Any]:

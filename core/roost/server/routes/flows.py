@@ -42,7 +42,11 @@ def flow_json(tenant: str, namespace: str, flow_id: str, revision: int, source: 
         if isinstance(labels, dict):
             data["labels"] = [{"key": str(k), "value": str(v)} for k, v in labels.items()]
         elif isinstance(labels, list):
-            data["labels"] = [{"key": str(x.get("key")), "value": str(x.get("value"))} for x in labels if isinstance(x, dict)]
+            data["labels"] = [
+                {"key": str(x.get("key")), "value": str(x.get("value"))}
+                for x in labels
+                if isinstance(x, dict)
+            ]
         else:
             data["labels"] = []
         data.update(id=flow_id, namespace=namespace, revision=revision, tenantId=tenant)
@@ -94,11 +98,15 @@ def _deploy(st: ServerState, tenant: str, source: str, *, expect_exists: bool | 
                             "a flow's id and namespace cannot change (create a new flow instead)")  # fmt: skip
     exists = st.store.get_flow(tenant, flow.namespace, flow.id) is not None
     if expect_exists is False and exists:
-        raise unprocessable(f"flow {flow.namespace}.{flow.id} already exists: update it with PUT {P}/{{namespace}}/{{id}}")
+        raise unprocessable(
+            f"flow {flow.namespace}.{flow.id} already exists: update it with PUT {P}/{{namespace}}/{{id}}"
+        )
     if expect_exists is True and not exists:
         raise not_found(f"flow {flow.namespace}.{flow.id} not found")
     deployed = st.engine.deploy(source, tenant)
-    return flow_json(tenant, deployed.namespace, deployed.id, deployed.revision or 1, source, with_source=True)
+    return flow_json(
+        tenant, deployed.namespace, deployed.id, deployed.revision or 1, source, with_source=True
+    )
 
 
 @router.post(P, operation_id="createFlow", summary="Create a flow from YAML source", openapi_extra=YAML_BODY,
@@ -123,7 +131,9 @@ def search_flows(request: Request, tenant: str, page: Page = 1, size: Size = 10,
                  ) -> JSONResponse:  # fmt: skip
     st = state_of(request)
     tenant = st.tenant(tenant)
-    filters = parse_filters(request.query_params.multi_items(), ("q", "namespace", "labels", "flowId", "scope"))
+    filters = parse_filters(
+        request.query_params.multi_items(), ("q", "namespace", "labels", "flowId", "scope")
+    )
     flows = _all_flows(st, tenant)
     if q:
         flows = [f for f in flows if _query_match(f, q)]
@@ -141,7 +151,9 @@ def search_flows(request: Request, tenant: str, page: Page = 1, size: Size = 10,
                 raise bad_request("filters[labels] expects filters[labels][OP][key]=value")
             flows = [f for f in flows if match_labels(f.get("labels"), flt.op, flt.value)]
         elif flt.field == "scope":
-            wanted = {v.upper() for v in (flt.value if isinstance(flt.value, list) else str(flt.value).split(","))}
+            wanted = {
+                v.upper() for v in (flt.value if isinstance(flt.value, list) else str(flt.value).split(","))
+            }
             flows = [f for f in flows if ("SYSTEM" if f["namespace"] == "system" else "USER") in wanted]
     key, desc = sorter(sort, {"id": lambda f: f["id"], "namespace": lambda f: (f["namespace"], f["id"]),
                               "revision": lambda f: f.get("revision") or 0}, "namespace:asc")  # fmt: skip
@@ -244,9 +256,16 @@ def _bulk(st: ServerState, tenant: str, text: str, *, delete: bool, namespace: s
             problems.append({"index": i, "violations": violations_body(exc), "message": str(exc)})
             continue
         if namespace and not override:
-            inside = flow.namespace == namespace or (allow_child and flow.namespace.startswith(namespace + "."))
+            inside = flow.namespace == namespace or (
+                allow_child and flow.namespace.startswith(namespace + ".")
+            )
             if not inside:
-                problems.append({"index": i, "message": f"flow {flow.namespace}.{flow.id} is outside namespace {namespace}"})
+                problems.append(
+                    {
+                        "index": i,
+                        "message": f"flow {flow.namespace}.{flow.id} is outside namespace {namespace}",
+                    }
+                )
                 continue
         parsed.append((flow, chunk))
     if problems:
@@ -255,7 +274,11 @@ def _bulk(st: ServerState, tenant: str, text: str, *, delete: bool, namespace: s
     out = []
     for _flow, chunk in parsed:
         deployed = st.engine.deploy(chunk, tenant)
-        out.append(flow_json(tenant, deployed.namespace, deployed.id, deployed.revision or 1, chunk, with_source=True))
+        out.append(
+            flow_json(
+                tenant, deployed.namespace, deployed.id, deployed.revision or 1, chunk, with_source=True
+            )
+        )
     if delete and namespace:
         keep = {(f.namespace, f.id) for f, _c in parsed}
         for ns, fid, _rev, _src in st.store.list_flows(tenant, namespace, prefix=allow_child):
@@ -266,8 +289,13 @@ def _bulk(st: ServerState, tenant: str, text: str, *, delete: bool, namespace: s
 
 @router.post(P + "/bulk", operation_id="bulkUpdateFlows", summary="Update from multiples yaml sources",
              openapi_extra=YAML_BODY, responses={200: {"model": list[models.FlowWithSource]}, 422: {"model": models.ErrorBody}})  # fmt: skip
-async def bulk_update(request: Request, tenant: str, delete: bool = True, namespace: str | None = None,
-                      allowNamespaceChild: bool = False) -> JSONResponse:  # noqa: N803 - Kestra's parameter name
+async def bulk_update(
+    request: Request,
+    tenant: str,
+    delete: bool = True,
+    namespace: str | None = None,
+    allowNamespaceChild: bool = False,
+) -> JSONResponse:  # noqa: N803 - Kestra's parameter name
     """Create or update every flow of the body; with ``namespace`` and ``delete``, delete that namespace's other flows."""
     st = state_of(request)
     tenant = st.tenant(tenant)
@@ -301,7 +329,9 @@ async def import_flows(request: Request, tenant: str, failOnError: bool = False)
     else:
         from roost.flow.yaml import _split_documents
 
-        sources = [(str(i), chunk) for i, (_o, chunk) in enumerate(_split_documents(data.decode("utf-8", "replace")))]
+        sources = [
+            (str(i), chunk) for i, (_o, chunk) in enumerate(_split_documents(data.decode("utf-8", "replace")))
+        ]
 
     def run() -> list[str]:
         failed = []
@@ -372,7 +402,9 @@ def delete_by_ids(request: Request, tenant: str, body: list[models.IdWithNamespa
 def list_by_namespace(request: Request, tenant: str, namespace: str) -> JSONResponse:
     st = state_of(request)
     tenant = st.tenant(tenant)
-    return JSONResponse([flow_json(tenant, ns, fid, rev, src) for ns, fid, rev, src in st.store.list_flows(tenant, namespace)])
+    return JSONResponse(
+        [flow_json(tenant, ns, fid, rev, src) for ns, fid, rev, src in st.store.list_flows(tenant, namespace)]
+    )
 
 
 @router.post(P + "/{namespace}", operation_id="updateFlowsInNamespace", summary="Update a complete namespace from yaml source",
@@ -389,11 +421,20 @@ async def update_namespace(request: Request, tenant: str, namespace: str, delete
 
 @router.get(P + "/{namespace}/{id}", operation_id="getFlow", summary="Get a flow",
             responses={200: {"model": models.FlowWithSource}})  # fmt: skip
-def get_flow(request: Request, tenant: str, namespace: str, id: str, source: bool = False,
-             revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None, allowDeleted: bool = False) -> JSONResponse:  # noqa: N803
+def get_flow(
+    request: Request,
+    tenant: str,
+    namespace: str,
+    id: str,
+    source: bool = False,
+    revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    allowDeleted: bool = False,
+) -> JSONResponse:  # noqa: N803
     st = state_of(request)
     tenant = st.tenant(tenant)
-    found = st.store.get_flow(tenant, namespace, id, revision, allow_deleted=allowDeleted or revision is not None)
+    found = st.store.get_flow(
+        tenant, namespace, id, revision, allow_deleted=allowDeleted or revision is not None
+    )
     if found is None:
         raise not_found(f"flow {namespace}.{id} not found" + (f" at revision {revision}" if revision else ""))
     rev, src = found
@@ -409,7 +450,9 @@ async def update_flow(request: Request, tenant: str, namespace: str, id: str) ->
     st = state_of(request)
     tenant = st.tenant(tenant)
     source = await body_text(request, "flow source")
-    return JSONResponse(await blocking(_deploy, st, tenant, source, expect_exists=True, namespace=namespace, flow_id=id))
+    return JSONResponse(
+        await blocking(_deploy, st, tenant, source, expect_exists=True, namespace=namespace, flow_id=id)
+    )
 
 
 @router.delete(P + "/{namespace}/{id}", operation_id="deleteFlow", summary="Delete a flow", status_code=204,
@@ -430,7 +473,9 @@ def revisions(request: Request, tenant: str, namespace: str, id: str) -> JSONRes
     revs = st.store.flow_revisions(tenant, namespace, id)
     if not revs:
         raise not_found(f"flow {namespace}.{id} not found")
-    return JSONResponse([flow_json(tenant, namespace, id, rev, src, with_source=True, updated=upd) for rev, src, upd in revs])
+    return JSONResponse(
+        [flow_json(tenant, namespace, id, rev, src, with_source=True, updated=upd) for rev, src, upd in revs]
+    )
 
 
 __all__ = ["ApiError", "Violation", "flow_json", "router"]

@@ -1,0 +1,55 @@
+"""The ASGI app: the Kestra-compatible API under ``/api/v1/{tenant}/...``, auth, errors, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from roost.server import errors
+from roost.server.auth import AuthMiddleware
+from roost.server.routes import executions, flows, logs, namespaces, plugins, system, triggers
+from roost.server.state import ServerState
+
+
+def create_app(state: ServerState) -> FastAPI:
+    from roost.server.routes.system import version
+
+    app = FastAPI(title="Roost API", version=version(), openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",
+                  redoc_url=None,
+                  description="Kestra 1.3-compatible API of Roost. Tenant-scoped routes live under /api/v1/{tenant}/ "
+                              "(the open-source tenant is `main`).")  # fmt: skip
+    app.state.roost = state
+    namespaces.install_tables(state.store)
+    errors.install(app)
+    for module in (flows, executions, logs, namespaces, triggers, plugins, system):
+        app.include_router(module.router)
+    app.add_middleware(AuthMiddleware, config=state.config.auth)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema["components"].setdefault("securitySchemes", {}).update({
+        "basicAuth": {"type": "http", "scheme": "basic"},
+        "bearerAuth": {"type": "http", "scheme": "bearer"},
+    })  # fmt: skip
+    for path, item in schema.get("paths", {}).items():
+        for op in item.values():
+            responses = op.get("responses", {})
+            # parameter errors answer 400 with {"message": ...} (see roost.server.errors), not FastAPI's 422 shape
+            validation = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if validation.get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+            if path != "/health":
+                op["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
+                responses.setdefault("401", {"description": "Authentication required",
+                                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})  # fmt: skip
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,284 @@
+"""Paged, filtered reads of executions and logs for the search routes.
+
+The store's own search loads every matching row; a search page must not, once
+a server has run a few hundred thousand executions. These read-only queries
+run over the store's tables (``roost.store.db``) with LIMIT/OFFSET and COUNT,
+filtering in SQL whatever the filter maps to a column and in Python the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from roost.server.errors import bad_request
+from roost.server.filters import Filter, match_date, match_labels, match_text, parse_date, parse_duration
+from roost.store.db import executions, logs
+
+LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+def _text_clause(col: Any, op: str, value: Any) -> Any:
+    if op == "EQUALS":
+        return col == str(value)
+    if op == "NOT_EQUALS":
+        return col != str(value)
+    if op == "IN":
+        return col.in_([str(v) for v in value])
+    if op == "NOT_IN":
+        return col.not_in([str(v) for v in value])
+    if op == "STARTS_WITH":
+        return col.startswith(str(value), autoescape=True)
+    if op == "ENDS_WITH":
+        return col.endswith(str(value), autoescape=True)
+    if op == "CONTAINS":
+        return col.contains(str(value), autoescape=True)
+    if op == "PREFIX":
+        return sa.or_(col == str(value), col.startswith(str(value) + ".", autoescape=True))
+    return None  # REGEX and the rest: filtered in Python
+
+
+def _date_clause(col: Any, op: str, when: datetime) -> Any:
+    ts = when.timestamp()
+    return {"EQUALS": col == ts, "NOT_EQUALS": col != ts, "GREATER_THAN": col > ts, "GREATER_THAN_OR_EQUAL_TO": col >= ts,
+            "LESS_THAN": col < ts, "LESS_THAN_OR_EQUAL_TO": col <= ts}.get(op)  # fmt: skip
+
+
+EXECUTION_FIELDS = ("q", "scope", "namespace", "flowId", "startDate", "endDate", "state", "labels", "timeRange",
+                    "triggerExecutionId", "childFilter", "kind", "executionId")  # fmt: skip
+EXECUTION_SORTS = {"state.startDate": executions.c.start_date, "startDate": executions.c.start_date,
+                   "state.endDate": executions.c.end_date, "endDate": executions.c.end_date, "id": executions.c.id,
+                   "namespace": executions.c.namespace, "flowId": executions.c.flow_id,
+                   "state.current": executions.c.state, "state": executions.c.state}  # fmt: skip
+
+
+def _ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def search_executions(store: Any, tenant: str, filters: list[Filter], page: int, size: int,
+                      sort: list[str] | None = None) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    t = executions
+    where: list[Any] = [t.c.tenant == tenant, t.c.deleted.is_(False)]
+    python: list[Any] = []
+    for f in filters:
+        op, value = f.op, f.value
+        if f.field in ("namespace", "flowId", "executionId", "triggerExecutionId"):
+            col = {"namespace": t.c.namespace, "flowId": t.c.flow_id, "executionId": t.c.id,
+                   "triggerExecutionId": t.c.parent_id}[f.field]  # fmt: skip
+            clause = _text_clause(col, op, value)
+            if clause is None:
+                key = {
+                    "namespace": "namespace",
+                    "flowId": "flowId",
+                    "executionId": "id",
+                    "triggerExecutionId": "parentId",
+                }[f.field]
+                python.append(lambda d, k=key, o=op, v=value: match_text(d.get(k), o, v))
+            else:
+                where.append(clause)
+        elif f.field == "state":
+            if op not in ("EQUALS", "NOT_EQUALS", "IN", "NOT_IN"):
+                raise bad_request(f"filters[state] does not support {op}")
+            values = value if isinstance(value, list) else [value]
+            where.append(t.c.state.in_(values) if op in ("EQUALS", "IN") else t.c.state.not_in(values))
+        elif f.field in ("startDate", "endDate"):
+            clause = _date_clause(
+                t.c.start_date if f.field == "startDate" else t.c.end_date, op, parse_date(value, f.field)
+            )
+            if clause is None:
+                raise bad_request(f"filters[{f.field}] does not support {op}")
+            where.append(clause)
+        elif f.field == "timeRange":
+            where.append(t.c.start_date >= time.time() - parse_duration(value, "timeRange").total_seconds())
+        elif f.field == "childFilter":
+            child = str(value).upper() == "CHILD"
+            if str(value).upper() not in ("CHILD", "MAIN"):
+                raise bad_request("filters[childFilter] expects CHILD or MAIN")
+            if op == "NOT_EQUALS":
+                child = not child
+            where.append(t.c.parent_id.is_not(None) if child else t.c.parent_id.is_(None))
+        elif f.field == "q":
+            like = sa.or_(t.c.id.contains(str(value), autoescape=True), t.c.namespace.contains(str(value), autoescape=True),
+                          t.c.flow_id.contains(str(value), autoescape=True))  # fmt: skip
+            where.append(like if op != "NOT_EQUALS" else sa.not_(like))
+        elif f.field == "scope":
+            scopes = {s.upper() for s in (value if isinstance(value, list) else str(value).split(","))}
+            if scopes == {"SYSTEM"}:
+                where.append(t.c.namespace == "system")
+            elif scopes == {"USER"}:
+                where.append(t.c.namespace != "system")
+        elif f.field == "labels":
+            if not isinstance(value, dict):
+                raise bad_request("filters[labels] expects filters[labels][OP][key]=value")
+            if op in ("EQUALS", "IN"):
+                for k, v in value.items():
+                    where.append(t.c.data.contains(json.dumps({"key": k, "value": v}, separators=(",", ":"),
+                                                              ensure_ascii=False), autoescape=True))  # fmt: skip
+            python.append(lambda d, o=op, v=value: match_labels(d.get("labels"), o, v))
+        elif f.field == "kind":
+            python.append(lambda d, o=op, v=value: match_text(d.get("kind"), o, v))
+    order = []
+    for spec in sort or ["state.startDate:desc"]:
+        field, _, direction = spec.partition(":")
+        col = EXECUTION_SORTS.get(field)
+        if col is None:
+            raise bad_request(
+                f"cannot sort executions by {field!r}: expected one of {', '.join(sorted(EXECUTION_SORTS))}"
+            )
+        order.append(col.desc() if direction.lower() == "desc" else col.asc())
+    query = sa.select(t.c.data).where(*where).order_by(*order)
+    with store.engine.connect() as conn:
+        if not python:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar() or 0)
+            rows = conn.execute(query.limit(size).offset((page - 1) * size)).all()
+            return [json.loads(r.data) for r in rows], total
+        rows = conn.execute(query).all()
+    found = [d for d in (json.loads(r.data) for r in rows) if all(p(d) for p in python)]
+    start = (page - 1) * size
+    return found[start : start + size], len(found)
+
+
+LOG_FIELDS = (
+    "q",
+    "scope",
+    "namespace",
+    "startDate",
+    "endDate",
+    "flowId",
+    "triggerId",
+    "level",
+    "executionId",
+    "taskId",
+)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def log_where(tenant: str, filters: list[Filter]) -> list[Any]:
+    t = logs
+    where: list[Any] = [t.c.tenant == tenant]
+    for f in filters:
+        op, value = f.op, f.value
+        if f.field in ("namespace", "flowId", "executionId", "taskId"):
+            col = {
+                "namespace": t.c.namespace,
+                "flowId": t.c.flow_id,
+                "executionId": t.c.execution_id,
+                "taskId": t.c.task_id,
+            }[f.field]
+            clause = _text_clause(col, op, value)
+            if clause is None:
+                raise bad_request(f"filters[{f.field}] does not support {op} on logs")
+            where.append(clause)
+        elif f.field == "level":
+            level = str(value).upper()
+            if level not in LEVELS:
+                raise bad_request(f"filters[level]: {value!r} is not one of {', '.join(LEVELS)}")
+            at = LEVELS[LEVELS.index(level) :]
+            where.append(t.c.level.in_(at) if op != "NOT_EQUALS" else t.c.level.not_in(at))
+        elif f.field in ("startDate", "endDate"):
+            when = _iso(parse_date(value, f.field))
+            clause = {"GREATER_THAN": t.c.timestamp > when, "GREATER_THAN_OR_EQUAL_TO": t.c.timestamp >= when,
+                      "LESS_THAN": t.c.timestamp < when, "LESS_THAN_OR_EQUAL_TO": t.c.timestamp <= when,
+                      "EQUALS": t.c.timestamp == when, "NOT_EQUALS": t.c.timestamp != when}.get(op)  # fmt: skip
+            if clause is None:
+                raise bad_request(f"filters[{f.field}] does not support {op}")
+            where.append(clause)
+        elif f.field == "q":
+            like = t.c.message.contains(str(value), autoescape=True)
+            where.append(like if op != "NOT_EQUALS" else sa.not_(like))
+        elif f.field == "scope":
+            scopes = {s.upper() for s in (value if isinstance(value, list) else str(value).split(","))}
+            if scopes == {"SYSTEM"}:
+                where.append(t.c.namespace == "system")
+            elif scopes == {"USER"}:
+                where.append(sa.or_(t.c.namespace.is_(None), t.c.namespace != "system"))
+        elif f.field == "triggerId":
+            where.append(sa.false())  # no trigger logs are stored yet
+    return where
+
+
+def log_row(r: Any) -> dict[str, Any]:
+    out = {"namespace": r.namespace, "flowId": r.flow_id, "executionId": r.execution_id, "taskRunId": r.taskrun_id,
+           "taskId": r.task_id, "timestamp": r.timestamp, "level": r.level, "message": r.message, "tenantId": r.tenant}  # fmt: skip
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def search_logs(store: Any, tenant: str, filters: list[Filter], page: int, size: int,
+                sort: list[str] | None = None) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    t = logs
+    where = log_where(tenant, filters)
+    spec = (sort or ["timestamp:desc"])[0]
+    field, _, direction = spec.partition(":")
+    col = {"timestamp": t.c.seq, "level": t.c.level, "namespace": t.c.namespace, "flowId": t.c.flow_id}.get(
+        field
+    )
+    if col is None:
+        raise bad_request(f"cannot sort logs by {field!r}: expected timestamp, level, namespace or flowId")
+    order = col.desc() if direction.lower() == "desc" else col.asc()
+    with store.engine.connect() as conn:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar() or 0)
+        rows = conn.execute(
+            sa.select(t).where(*where).order_by(order, t.c.seq).limit(size).offset((page - 1) * size)
+        ).all()
+    return [log_row(r) for r in rows], total
+
+
+def execution_logs(store: Any, tenant: str, execution_id: str, *, min_level: str | None = None, task_id: str | None = None,
+                   taskrun_id: str | None = None, after_seq: int = 0, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:  # fmt: skip
+    t = logs
+    where = [t.c.tenant == tenant, t.c.execution_id == execution_id, t.c.seq > after_seq]
+    if min_level:
+        where.append(t.c.level.in_(LEVELS[LEVELS.index(min_level) :]))
+    if task_id:
+        where.append(t.c.task_id == task_id)
+    if taskrun_id:
+        where.append(t.c.taskrun_id == taskrun_id)
+    query = sa.select(t).where(*where).order_by(t.c.seq)
+    if limit:
+        query = query.limit(limit)
+    with store.engine.connect() as conn:
+        return [(r.seq, log_row(r)) for r in conn.execute(query).all()]
+
+
+def delete_logs(store: Any, tenant: str, *, execution_id: str | None = None, namespace: str | None = None,
+                flow_id: str | None = None, min_level: str | None = None, task_id: str | None = None,
+                taskrun_id: str | None = None) -> int:  # fmt: skip
+    t = logs
+    where = [t.c.tenant == tenant]
+    if execution_id:
+        where.append(t.c.execution_id == execution_id)
+    if namespace:
+        where.append(t.c.namespace == namespace)
+    if flow_id:
+        where.append(t.c.flow_id == flow_id)
+    if min_level:
+        where.append(t.c.level.in_(LEVELS[LEVELS.index(min_level) :]))
+    if task_id:
+        where.append(t.c.task_id == task_id)
+    if taskrun_id:
+        where.append(t.c.taskrun_id == taskrun_id)
+    with store.write_lock, store.engine.begin() as conn:
+        return int(conn.execute(t.delete().where(*where)).rowcount or 0)
+
+
+def count_by_state(store: Any) -> dict[tuple[str, str], int]:
+    t = executions
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.c.tenant, t.c.state, sa.func.count()).group_by(t.c.tenant, t.c.state)
+        ).all()
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+__all__ = ["EXECUTION_FIELDS", "LOG_FIELDS", "count_by_state", "execution_logs", "search_executions", "search_logs",
+           "_ts", "match_date"]  # fmt: skip

@@ -1,0 +1,539 @@
+"""Executions: create (multipart inputs, ``?wait``), get, search, kill, resume, restart, change status,
+labels, delete, follow (server-sent events), output files, and webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from roost.engine.engine import FlowNotFound
+from roost.engine.inputs import InputsInvalid
+from roost.engine.model import TERMINAL, iso, now
+from roost.flow.build import FlowInvalid
+from roost.server import models
+from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
+from roost.server.filters import parse_filters
+from roost.server.queries import EXECUTION_FIELDS, search_executions
+from roost.server.routes.common import base_url, blocking, multipart_body, state_of
+from roost.server.state import ServerState
+from roost.store.storage import StorageError, execution_prefix, uri_key
+
+router = APIRouter(tags=["Executions"], responses=models.ERRORS)
+P = "/api/v1/{tenant}/executions"
+Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
+Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]
+RESTARTABLE = ("FAILED", "KILLED", "WARNING", "CANCELLED")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class NamedBytes(bytes):
+    """An uploaded file's bytes with its file name (FILE inputs keep it in storage)."""
+
+    name: str
+
+
+def sse(event_id: str, data: Any) -> bytes:
+    return f"id: {event_id}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n".encode()
+
+
+def _flow(st: ServerState, tenant: str, namespace: str, flow_id: str, revision: int | None = None) -> Any:
+    try:
+        return st.engine.flow(tenant, namespace, flow_id, revision)
+    except FlowNotFound:
+        raise not_found(
+            f"flow {namespace}.{flow_id} not found" + (f" at revision {revision}" if revision else "")
+        ) from None
+    except FlowInvalid as exc:
+        raise unprocessable(f"flow {namespace}.{flow_id} is stored but no longer valid: {exc}") from None
+
+
+async def _form_inputs(request: Request) -> dict[str, Any]:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data") or ctype.startswith("application/x-www-form-urlencoded"):
+        form = await request.form()
+        inputs: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if hasattr(value, "read"):
+                data = NamedBytes(await value.read())
+                data.name = (getattr(value, "filename", None) or key).replace("/", "_").replace(
+                    "\\", "_"
+                ) or key
+                inputs[key] = data
+            else:
+                inputs[key] = value
+        return inputs
+    if ctype.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise bad_request("the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise bad_request("a JSON body must be an object of inputs")
+        return body
+    return {}
+
+
+def _labels(raw: list[str] | None) -> list[dict[str, str]]:
+    out = []
+    for item in raw or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise bad_request(f"label {item!r} must be key:value")
+        out.append({"key": key, "value": value})
+    return out
+
+
+def _check_file_inputs(flow: Any, inputs: dict[str, Any]) -> None:
+    """A FILE input comes as an uploaded part (or an existing storage URI), never as a server-side path."""
+    errors = {}
+    for inp in flow.inputs:
+        value = inputs.get(inp.id)
+        if (
+            inp.type == "FILE"
+            and isinstance(value, str)
+            and value
+            and not value.startswith(("kestra://", "nsfile://"))
+        ):
+            errors[inp.id] = (
+                f"input '{inp.id}' (FILE): upload the file as a multipart file part named '{inp.id}'"
+            )
+    if errors:
+        raise unprocessable(
+            "Invalid inputs: " + "; ".join(f"inputs.{k}: {v}" for k, v in errors.items()), inputs=errors
+        )
+
+
+def create(st: ServerState, tenant: str, namespace: str, flow_id: str, inputs: dict[str, Any],
+           labels: list[dict[str, str]], revision: int | None, schedule_date: datetime | None,
+           trigger: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    flow = _flow(st, tenant, namespace, flow_id, revision)
+    _check_file_inputs(flow, inputs)
+    try:
+        ex = st.engine.create_execution(
+            flow, inputs, labels, tenant=tenant, schedule_date=schedule_date, trigger=trigger
+        )
+    except InputsInvalid as exc:
+        text = "; ".join(f"inputs.{k}: {v}" for k, v in exc.errors.items())
+        raise unprocessable(
+            f"Invalid inputs for flow {namespace}.{flow_id}: {text}", inputs=exc.errors
+        ) from None
+    except ValueError as exc:
+        if "disabled" in str(exc):
+            raise conflict(str(exc)) from None
+        raise unprocessable(str(exc)) from None
+    if not st.executor_running:
+        getattr(st.engine, "_waiters", {}).pop(ex.id, None)  # no executor here: nobody would ever release it
+    return st.shape_execution(ex.header_dict(), None)
+
+
+@router.get(P + "/search", operation_id="searchExecutions", summary="Search for executions",
+            responses={200: {"model": models.Paged[models.Execution]}})  # fmt: skip
+def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
+           sort: Annotated[list[str] | None, Query()] = None,
+           namespace: Annotated[str | None, Query(description="Deprecated: use filters[namespace][PREFIX]")] = None,
+           flowId: Annotated[str | None, Query(description="Deprecated: use filters[flowId][EQUALS]")] = None,  # noqa: N803
+           state: Annotated[list[models.StateType] | None, Query(description="Deprecated: use filters[state][IN]")] = None,
+           labels: Annotated[list[str] | None, Query(description="Deprecated: key:value")] = None) -> JSONResponse:  # fmt: skip
+    """Filters: ``filters[q|namespace|flowId|state|labels|startDate|endDate|timeRange|childFilter|...][OP]=value``."""
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    filters = parse_filters(request.query_params.multi_items(), EXECUTION_FIELDS)
+    from roost.server.filters import Filter
+
+    if namespace:
+        filters.append(Filter("namespace", "PREFIX", namespace))
+    if flowId:
+        filters.append(Filter("flowId", "EQUALS", flowId))
+    if state:
+        filters.append(Filter("state", "IN", list(state)))
+    if labels:
+        filters.append(Filter("labels", "EQUALS", {lbl["key"]: lbl["value"] for lbl in _labels(labels)}))
+    found, total = search_executions(st.store, tenant, filters, page, size, sort)
+    return JSONResponse({"results": [st.shape_execution(d, None) for d in found], "total": total})
+
+
+@router.get(P, operation_id="searchExecutionsByFlowId", summary="Search for executions for a flow",
+            responses={200: {"model": models.Paged[models.Execution]}})  # fmt: skip
+def search_by_flow(
+    request: Request, tenant: str, namespace: str, flowId: str, page: Page = 1, size: Size = 10
+) -> JSONResponse:  # noqa: N803
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    from roost.server.filters import Filter
+
+    found, total = search_executions(st.store, tenant, [Filter("namespace", "EQUALS", namespace),
+                                                        Filter("flowId", "EQUALS", flowId)], page, size)  # fmt: skip
+    return JSONResponse({"results": [st.shape_execution(d, None) for d in found], "total": total})
+
+
+@router.delete(P + "/kill/by-ids", operation_id="killExecutionsByIds", summary="Kill a list of executions",
+               responses={200: {"model": models.BulkResponse}})  # fmt: skip
+def kill_by_ids(request: Request, tenant: str, body: list[str]) -> JSONResponse:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    count = 0
+    for ex_id in body:
+        try:
+            ex = st.execution_dict(tenant, ex_id)
+        except ApiError:
+            continue
+        if ex["state"]["current"] not in TERMINAL:
+            st.engine.kill(ex_id)
+            count += 1
+    return JSONResponse({"count": count})
+
+
+@router.get(P + "/{executionId}", operation_id="getExecution", summary="Get an execution",
+            responses={200: {"model": models.Execution}})  # fmt: skip
+def get_execution(request: Request, tenant: str, executionId: str) -> JSONResponse:  # noqa: N803
+    st = state_of(request)
+    return JSONResponse(st.execution_dict(st.tenant(tenant), executionId))
+
+
+@router.delete(P + "/{executionId}", operation_id="deleteExecution", summary="Delete an execution", status_code=204,
+               responses={204: {"description": "Deleted"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+def delete_execution(
+    request: Request,
+    tenant: str,
+    executionId: str,
+    deleteLogs: bool = True,  # noqa: N803
+    deleteMetrics: bool = True,
+    deleteStorage: bool = True,
+) -> Response:  # noqa: N803
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    ex = st.execution_dict(tenant, executionId)
+    if ex["state"]["current"] not in TERMINAL:
+        raise conflict(f"execution {executionId} is {ex['state']['current']}: kill it before deleting it")
+    st.store.delete_execution(
+        executionId
+    )  # the store deletes the logs with it (deleteLogs=false is not honoured)
+    if deleteStorage:
+        try:
+            st.engine.runtime(tenant).storage.delete_prefix(
+                execution_prefix(ex["namespace"], ex["flowId"], executionId)
+            )
+        except StorageError:
+            pass
+    return Response(status_code=204)
+
+
+@router.delete(P + "/{executionId}/kill", operation_id="killExecution", summary="Kill an execution (and its subflows)",
+               status_code=202, responses={202: {"description": "Kill requested"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+def kill(request: Request, tenant: str, executionId: str, isOnKillCascade: bool = True) -> Response:  # noqa: N803
+    """The engine kills running subflow executions too (``isOnKillCascade=false`` is not supported yet)."""
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    ex = st.execution_dict(tenant, executionId)
+    if ex["state"]["current"] in TERMINAL:
+        raise conflict(f"execution {executionId} already ended ({ex['state']['current']})")
+    st.engine.kill(executionId)
+    return Response(status_code=202)
+
+
+@router.post(P + "/{executionId}/resume", operation_id="resumeExecution", summary="Resume a paused execution",
+             status_code=204, openapi_extra=multipart_body(False),
+             responses={204: {"description": "Resumed"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+async def resume(request: Request, tenant: str, executionId: str) -> Response:  # noqa: N803
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    inputs = await _form_inputs(request)
+    ex = await blocking(st.execution_dict, tenant, executionId)
+    if ex["state"]["current"] != "PAUSED":
+        raise conflict(f"execution {executionId} is {ex['state']['current']}, not PAUSED")
+    st.engine.resume(
+        executionId,
+        {k: (v if not isinstance(v, bytes) else v.decode("utf-8", "replace")) for k, v in inputs.items()},
+    )
+    return Response(status_code=204)
+
+
+@router.post(P + "/{executionId}/restart", operation_id="restartExecution", summary="Restart a failed or killed execution",
+             responses={200: {"model": models.Execution}, 409: {"model": models.ErrorBody}})  # fmt: skip
+async def restart(
+    request: Request,
+    tenant: str,
+    executionId: str,  # noqa: N803
+    revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> JSONResponse:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    ex = await blocking(st.execution_dict, tenant, executionId)
+    if ex["state"]["current"] not in RESTARTABLE:
+        raise conflict(
+            f"execution {executionId} is {ex['state']['current']}: only {', '.join(RESTARTABLE)} executions restart"
+        )
+    st.engine.restart(executionId)
+    for _ in range(20):  # answer with the restarted state once the executor took the message
+        await asyncio.sleep(0.025)
+        current = await blocking(st.execution_dict, tenant, executionId)
+        if current["state"]["current"] not in TERMINAL:
+            return JSONResponse(current)
+    ex["state"] = {**ex["state"], "current": "RESTARTED"}
+    return JSONResponse(ex)
+
+
+@router.post(P + "/{executionId}/change-status", operation_id="updateExecutionStatus",
+             summary="Change the state of an ended execution", responses={200: {"model": models.Execution}, 409: {"model": models.ErrorBody}})  # fmt: skip
+def change_status(request: Request, tenant: str, executionId: str, status: models.StateType) -> JSONResponse:  # noqa: N803
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    loaded = st.store.load_execution(executionId)
+    if loaded is None or (loaded[0].get("tenantId") or "main") != tenant:
+        raise not_found(f"execution {executionId} not found")
+    from roost.engine.model import Execution
+
+    ex = Execution.from_dicts(*loaded)
+    if not ex.state.terminal():
+        raise conflict(
+            f"execution {executionId} is {ex.state.current}: only an ended execution changes state"
+        )
+    if status not in TERMINAL:
+        raise bad_request(
+            f"an ended execution can only move to an end state ({', '.join(sorted(TERMINAL))}), not {status}"
+        )
+    ex.state.set(status)
+    st.store.save_executions([(ex.header_dict(), [])])
+    return JSONResponse(st.execution_dict(tenant, executionId))
+
+
+@router.post(P + "/{executionId}/labels", operation_id="setLabelsOnTerminatedExecution",
+             summary="Add or update labels of an ended execution", responses={200: {"model": models.Execution}})  # fmt: skip
+def set_labels(request: Request, tenant: str, executionId: str, body: list[models.Label]) -> JSONResponse:  # noqa: N803
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    loaded = st.store.load_execution(executionId)
+    if loaded is None or (loaded[0].get("tenantId") or "main") != tenant:
+        raise not_found(f"execution {executionId} not found")
+    header = loaded[0]
+    if header["state"]["current"] not in TERMINAL:
+        raise bad_request(f"execution {executionId} has not ended: labels change only on an ended execution")
+    merged = {lbl["key"]: lbl["value"] for lbl in header.get("labels") or []}
+    merged.update({lbl.key: lbl.value for lbl in body})
+    header["labels"] = [{"key": k, "value": v} for k, v in merged.items()]
+    st.store.save_executions([(header, [])])
+    return JSONResponse(st.execution_dict(tenant, executionId))
+
+
+@router.get(P + "/{executionId}/follow", operation_id="followExecution", summary="Follow an execution (server-sent events)",
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "Events"}})  # fmt: skip
+async def follow(request: Request, tenant: str, executionId: str) -> StreamingResponse:  # noqa: N803
+    """Events ``start``, then ``progress`` (the execution) on every change, then ``end`` with the final execution."""
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    first = await blocking(st.execution_dict, tenant, executionId)
+
+    async def events() -> AsyncIterator[bytes]:
+        yield sse("start", {"id": executionId})
+        ex, last, idle = first, None, 0.0
+        while True:
+            runs = ex.get("taskRunList") or []
+            sig = (
+                ex["state"]["current"],
+                len(runs),
+                sum(len(tr["state"].get("histories") or ()) for tr in runs),
+            )
+            if sig != last:
+                last, idle = sig, 0.0
+                yield sse("progress", ex)
+            if ex["state"]["current"] in TERMINAL:
+                yield sse("end", ex)
+                return
+            await asyncio.sleep(0.1)
+            idle += 0.1
+            if idle >= 15:
+                idle = 0.0
+                yield b": keep-alive\n\n"
+            ex = await blocking(st.execution_dict, tenant, executionId)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _execution_file(st: ServerState, tenant: str, execution_id: str, path: str) -> Any:
+    ex = st.execution_dict(tenant, execution_id)
+    try:
+        key = uri_key(path)
+    except StorageError as exc:
+        raise bad_request(str(exc)) from None
+    prefix = execution_prefix(ex["namespace"], ex["flowId"], execution_id) + "/"
+    if not key.startswith(prefix):
+        raise ApiError(403, f"{path} does not belong to execution {execution_id}")
+    try:
+        return st.engine.runtime(tenant).storage.local_path(path)
+    except StorageError as exc:
+        raise not_found(str(exc)) from None
+
+
+@router.get(P + "/{executionId}/file", operation_id="downloadFileFromExecution", summary="Download a file of an execution",
+            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The file"}, 403: {"model": models.ErrorBody}})  # fmt: skip
+def download_file(request: Request, tenant: str, executionId: str, path: str) -> FileResponse:  # noqa: N803
+    """``path`` is a ``kestra://`` URI under this execution's own storage prefix."""
+    st = state_of(request)
+    local = _execution_file(st, st.tenant(tenant), executionId, path)
+    return FileResponse(local, media_type="application/octet-stream", filename=local.name)
+
+
+@router.get(P + "/{executionId}/file/metas", operation_id="fileMetadatasFromExecution", summary="Size of a file of an execution",
+            responses={200: {"model": models.FileMetas}, 403: {"model": models.ErrorBody}})  # fmt: skip
+def file_metas(request: Request, tenant: str, executionId: str, path: str) -> JSONResponse:  # noqa: N803
+    st = state_of(request)
+    local = _execution_file(st, st.tenant(tenant), executionId, path)
+    return JSONResponse({"size": local.stat().st_size})
+
+
+@router.get(P + "/{executionId}/flow", operation_id="flowFromExecutionById", summary="The flow (revision) of an execution",
+            responses={200: {"model": models.FlowWithSource}})  # fmt: skip
+def flow_of_execution(request: Request, tenant: str, executionId: str) -> JSONResponse:  # noqa: N803
+    from roost.server.routes.flows import flow_json
+
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    ex = st.execution_dict(tenant, executionId)
+    found = st.store.get_flow(tenant, ex["namespace"], ex["flowId"], ex["flowRevision"], allow_deleted=True)
+    if found is None:
+        raise not_found(f"flow {ex['namespace']}.{ex['flowId']} revision {ex['flowRevision']} not found")
+    return JSONResponse(
+        flow_json(tenant, ex["namespace"], ex["flowId"], found[0], found[1], with_source=True)
+    )
+
+
+# -- webhooks ------------------------------------------------------------------------------------------------
+WEBHOOK = P + "/webhook/{namespace}/{id}/{key}"
+
+
+def _webhook_trigger(st: ServerState, tenant: str, namespace: str, flow_id: str, key: str) -> tuple[Any, Any]:
+    from roost.builtin.triggers import Webhook
+
+    try:
+        flow = st.engine.flow(tenant, namespace, flow_id)
+    except (FlowNotFound, FlowInvalid):
+        raise not_found(f"flow {namespace}.{flow_id} not found") from None
+    for trig in flow.triggers:
+        if isinstance(trig, Webhook) and hmac.compare_digest(str(trig.key).encode(), key.encode()):
+            if trig.disabled:
+                raise not_found(f"the webhook trigger {trig.id} of {namespace}.{flow_id} is disabled")
+            ctx = st.store.get_trigger(tenant, namespace, flow_id, trig.id)
+            if ctx and ctx.get("disabled"):
+                raise not_found(f"the webhook trigger {trig.id} of {namespace}.{flow_id} is disabled")
+            return flow, trig
+    raise not_found(f"no webhook trigger of {namespace}.{flow_id} has this key")
+
+
+def _render(st: ServerState, tenant: str, value: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(value, str) and "{{" in value:
+        return st.engine.runtime(tenant).expressions.render(value, variables)
+    if isinstance(value, dict):
+        return {k: _render(st, tenant, v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(st, tenant, v, variables) for v in value]
+    return value
+
+
+async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    flow, trig = await blocking(_webhook_trigger, st, tenant, namespace, id, key)
+    raw = await request.body()
+    body: Any = None
+    if raw:
+        text = raw.decode("utf-8", "replace")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name.lower() not in ("authorization", "cookie"):
+            headers.setdefault(name, []).append(value)
+    parameters: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        parameters.setdefault(name, []).append(value)
+    variables = {"body": body, "headers": headers, "parameters": parameters}
+    trigger = {"id": trig.id, "type": trig.type, "variables": variables}
+    scope = {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
+    try:
+        inputs = _render(st, tenant, trig.inputs or {}, scope)
+        labels_raw = _render(st, tenant, trig.labels, scope)
+    except Exception as exc:
+        raise unprocessable(f"webhook trigger {trig.id}: {exc}") from None
+    if isinstance(labels_raw, dict):
+        labels = [{"key": str(k), "value": str(v)} for k, v in labels_raw.items()]
+    else:
+        labels = [
+            {"key": str(x.get("key")), "value": str(x.get("value"))}
+            for x in labels_raw or []
+            if isinstance(x, dict)
+        ]
+    ex = await blocking(create, st, tenant, namespace, id, inputs, labels, None, None, trigger)
+    if trig.wait:
+        ex = await st.wait_end(tenant, ex["id"])
+        if trig.return_outputs:
+            return JSONResponse(ex.get("outputs") or {})
+    out = {k: ex[k] for k in ("tenantId", "id", "namespace", "flowId", "flowRevision", "trigger", "outputs", "labels", "state")
+           if k in ex}  # fmt: skip
+    out["url"] = st.execution_url(base_url(request), tenant, ex)
+    return JSONResponse(out)
+
+
+_hook_doc = {"responses": {200: {"model": models.WebhookResponse}}}
+
+
+@router.get(
+    WEBHOOK,
+    operation_id="triggerExecutionByGetWebhook",
+    summary="Start an execution by GET webhook",
+    **_hook_doc,
+)
+async def webhook_get(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
+    return await _webhook(request, tenant, namespace, id, key)
+
+
+@router.post(WEBHOOK, operation_id="triggerExecutionByPostWebhook", summary="Start an execution by POST webhook",
+             openapi_extra={"requestBody": {"required": False, "content": {
+                 "application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}}}, **_hook_doc)  # fmt: skip
+async def webhook_post(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
+    return await _webhook(request, tenant, namespace, id, key)
+
+
+@router.put(WEBHOOK, operation_id="triggerExecutionByPutWebhook", summary="Start an execution by PUT webhook",
+            openapi_extra={"requestBody": {"required": False, "content": {
+                "application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}}}, **_hook_doc)  # fmt: skip
+async def webhook_put(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
+    return await _webhook(request, tenant, namespace, id, key)
+
+
+# -- create (declared last: its two free segments would shadow /{executionId}/<action>) -------------------------
+@router.post(P + "/{namespace}/{id}", operation_id="createExecution", summary="Create a new execution for a flow",
+             openapi_extra=multipart_body(False),
+             responses={200: {"model": models.ExecutionResponse}, 409: {"model": models.ErrorBody},
+                        422: {"model": models.ErrorBody}})  # fmt: skip
+async def create_execution(
+    request: Request,
+    tenant: str,
+    namespace: str,
+    id: str,
+    wait: bool = False,
+    labels: Annotated[list[str] | None, Query(description="Labels as key:value")] = None,
+    revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    scheduleDate: datetime | None = None,
+) -> JSONResponse:  # noqa: N803
+    """Inputs come as multipart parts (files as file parts); ``wait=true`` answers when the execution ends."""
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    inputs = await _form_inputs(request)
+    ex = await blocking(create, st, tenant, namespace, id, inputs, _labels(labels), revision, scheduleDate)
+    if wait:
+        ex = await st.wait_end(tenant, ex["id"])
+    ex["url"] = st.execution_url(base_url(request), tenant, ex)
+    return JSONResponse(ex)
+
+
+__all__ = ["create", "iso", "now", "router", "sse"]
