@@ -41,6 +41,7 @@ from roost.engine.queue import InProcessQueue, Message, Queue
 from roost.engine.worker import Worker
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
+from roost.plugin_defaults import defaults_for
 from roost.store.db import SqlKV, SqlNamespaceFiles, Store
 from roost.store.storage import LocalStorage
 
@@ -76,7 +77,8 @@ class Engine:
         self.data_dir = Path(data_dir).resolve()
         self.plugins = plugins or get_plugins()
         self.queue = queue or InProcessQueue()
-        self.defaults = defaults or (lambda tenant, namespace: [])
+        # plugin defaults of a namespace: instance and namespace files (ROOST_PLUGIN_DEFAULTS) by default
+        self.defaults = defaults or (lambda tenant, namespace: defaults_for(namespace))
         self.ignore_executions = set(ignore_executions or ())
         self.ignore_flows = set(ignore_flows or ())
         self.credentials = credentials or {}

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from mysql_server import MariaDbServer, mariadb_server  # noqa: E402
-from pg_server import PgServer, postgres_server  # noqa: E402
+from roost.testing.postgres import PgServer, postgres_server  # noqa: E402
 
 PG_SECURE_USER = "secure_user"
 PG_SECURE_PASSWORD = "s3cr3t-Pg-pw-4711"

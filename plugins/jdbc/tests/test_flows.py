@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import psycopg
-from pg_server import PgServer
+from roost.testing.postgres import PgServer
 
 # acceptance/flows/jdbc_create_trips.yaml, as written
 JDBC_CREATE_TRIPS = """

@@ -7,8 +7,8 @@ import time
 import psycopg
 import pytest
 from conftest import PG_SECURE_PASSWORD, PG_SECURE_USER
-from pg_server import PgServer, free_port
 from roost.testing import Runtime, TaskRunContext, run_task
+from roost.testing.postgres import PgServer, free_port
 from roost_jdbc.tasks import PostgresQueries, PostgresQuery
 
 TABLE = "io.kestra.plugin.ee.assets.Table"

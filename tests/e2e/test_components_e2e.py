@@ -1,0 +1,56 @@
+"""Separate components over one store: a webserver process hands executions to an executor process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ServerProcess, flow_yaml
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("roost-split")
+    db = f"sqlite:///{root / 'shared.db'}"
+    executor = ServerProcess("executor", root / "data", db_url=db, http=False).wait_ready()
+    web = ServerProcess("webserver", root / "data", db_url=db).wait_ready()
+    yield web
+    web.stop()
+    executor.stop()
+
+
+def test_webserver_and_executor_processes(split: ServerProcess) -> None:
+    with httpx.Client(base_url=split.url + "/api/v1/main", timeout=30) as api:
+        assert httpx.get(split.url + "/health").json() == {"status": "UP", "component": "webserver", "executor": False}
+        src = flow_yaml("""
+            inputs:
+              - id: who
+                type: STRING
+            tasks:
+              - id: hi
+                type: io.kestra.plugin.core.debug.Return
+                format: "hi {{ inputs.who }}"
+            outputs:
+              - id: said
+                type: STRING
+                value: "{{ outputs.hi.value }}"
+            """, "split")  # fmt: skip
+        assert api.post("/flows", content=src, headers={"content-type": "application/x-yaml"}).status_code == 200
+        ex = api.post("/executions/e2e.team/split", params={"wait": "true"}, files={"who": (None, "there")}).json()
+        assert ex["state"]["current"] == "SUCCESS" and ex["outputs"] == {"said": "hi there"}
+        long = flow_yaml("tasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT60S\n", "split-long")
+        assert api.post("/flows", content=long, headers={"content-type": "application/x-yaml"}).status_code == 200
+        run = api.post("/executions/e2e.team/split-long").json()
+        deadline = time.monotonic() + 15
+        while api.get(f"/executions/{run['id']}").json()["state"]["current"] != "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert api.delete(f"/executions/{run['id']}/kill").status_code == 202
+        while (state := api.get(f"/executions/{run['id']}").json()["state"]["current"]) != "KILLED":
+            assert time.monotonic() < deadline + 10, state
+            time.sleep(0.05)
