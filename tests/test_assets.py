@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import flow
 from roost import Asset, AssetBundle
 from roost.assets.service import matches_query
+from support import flow
 
 ACCEPTANCE = Path(__file__).resolve().parents[1].parent / "shared" / "acceptance" / "flows"
 

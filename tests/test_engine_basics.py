@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import flow
+from support import flow
 
 
 def test_sequential_outputs_and_flow_outputs(run_flow):

@@ -6,8 +6,8 @@ import os
 import time
 
 import pytest
-from conftest import flow
 from roost.engine.inputs import InputsInvalid
+from support import flow
 
 
 def wait_state(engine, execution_id, state, timeout=20):

@@ -10,17 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from acceptance_support import FLOWS, acceptance_flow  # noqa: F401
 from roost.engine.engine import Engine
 from roost.store.db import Store
-
-FLOWS = Path(__file__).resolve().parents[2].parent / "shared" / "acceptance" / "flows"
-
-
-def acceptance_flow(name: str) -> str:
-    path = FLOWS / f"{name}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: shared/acceptance must sit beside the checkout")
-    return path.read_text()
 
 
 @pytest.fixture

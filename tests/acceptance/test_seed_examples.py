@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import acceptance_flow
+from acceptance_support import acceptance_flow
 from roost.testing.postgres import postgres_server
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "plugins" / "dbt" / "tests" / "fixtures" / "shop"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from roost.server.config import hash_password, hash_token
+
 from tests.e2e.conftest import ServerProcess
 
 pytestmark = pytest.mark.e2e

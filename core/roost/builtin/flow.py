@@ -195,14 +195,13 @@ class ForEach(FlowableTask, type=P + "ForEach"):
         if create or still:
             return RUNNING, create
         main = worst(list(agg)) if agg else SUCCESS
-        runs = view.runs(None)
         states = [main]
         if main in FAILURES and self.errors:
-            st, children = view.list_step(self.errors, runs, "errors")
+            st, children = view.list_step(self.errors, "errors")
             if st == RUNNING:
                 return RUNNING, children
         if self.finally_:
-            st, children = view.list_step(self.finally_, runs, "finally")
+            st, children = view.list_step(self.finally_, "finally")
             if st == RUNNING:
                 return RUNNING, children
             states.append(st)
@@ -285,11 +284,11 @@ class Dag(FlowableTask, type=P + "Dag"):
         main_state = worst(list(states.values())) if not pending or failed else FAILED
         result = [main_state]
         if main_state in FAILURES and self.errors:
-            st, children = view.list_step(self.errors, runs, "errors")
+            st, children = view.list_step(self.errors, "errors")
             if st == RUNNING:
                 return RUNNING, children
         if self.finally_:
-            st, children = view.list_step(self.finally_, runs, "finally")
+            st, children = view.list_step(self.finally_, "finally")
             if st == RUNNING:
                 return RUNNING, children
             result.append(st)

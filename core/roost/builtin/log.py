@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,8 @@ from roost import Dynamic, Output, RunContext, Task, TaskError
 
 class Log(Task, type="io.kestra.plugin.core.log.Log", aliases=("io.kestra.core.tasks.log.Log",)):
     """Write a message (or several) to the execution's logs."""
+
+    inline: ClassVar[bool] = True
 
     message: Dynamic[str] | list[Dynamic[str]]
     """The message, or a list of messages."""
@@ -34,6 +36,8 @@ class Return(
 ):
     """Render a value and expose it as ``outputs.<id>.value``."""
 
+    inline: ClassVar[bool] = True
+
     format: Dynamic[str] | None = None
     """The template to render."""
 
@@ -43,6 +47,8 @@ class Return(
 
 class OutputValues(Task, type="io.kestra.plugin.core.output.OutputValues"):
     """Expose rendered values as ``outputs.<id>.values``."""
+
+    inline: ClassVar[bool] = True
 
     values: Dynamic[dict[str, Any]] = Field(default_factory=dict)
     """Values to expose."""

@@ -8,6 +8,7 @@ default context of ``~/.roostctl/config.yaml`` (``ROOSTCTL_CONFIG`` or
 from __future__ import annotations
 
 import sys
+
 import click
 
 from roost.cli.ctl_base import CtlGroup, ctl
@@ -83,9 +84,19 @@ def config_add(name: str, host: str, tenant: str, make_default: bool) -> None:
     if password and not username:
         raise click.UsageError("--password needs --username")
     if "://" not in host:
-        raise click.BadParameter(f"expected a URL such as http://localhost:8080, got {host!r}", param_hint="HOST")
+        raise click.BadParameter(
+            f"expected a URL such as http://localhost:8080, got {host!r}", param_hint="HOST"
+        )
     file = _file()
-    file.add(name, host.rstrip("/"), tenant, token=token, username=username, password=password, make_default=make_default)
+    file.add(
+        name,
+        host.rstrip("/"),
+        tenant,
+        token=token,
+        username=username,
+        password=password,
+        make_default=make_default,
+    )
     file.save()
     default = " (default)" if file.default == name else ""
     c.out.result({"context": name, "host": host, "tenant": tenant, "default": file.default == name,
@@ -100,14 +111,18 @@ def config_show() -> None:
     rows = []
     for name, entry in sorted(file.contexts.items()):
         entry = entry or {}
-        method = entry.get("auth_method") or ("token" if entry.get("token") else "basicAuth" if entry.get("username") else "none")
+        method = entry.get("auth_method") or (
+            "token" if entry.get("token") else "basicAuth" if entry.get("username") else "none"
+        )
         rows.append({"name": name, "host": entry.get("host"), "tenant": entry.get("tenant"), "auth_method": method,
                      "username": entry.get("username"), "default": name == file.default})  # fmt: skip
     if c.out.json_mode:
         c.out.json({"path": str(file.path), "default_context": file.default, "contexts": rows})
         return
     if not rows:
-        c.out.line(f"No context in {file.path}. Add one with: roostctl config add NAME HOST TENANT --token TOKEN")
+        c.out.line(
+            f"No context in {file.path}. Add one with: roostctl config add NAME HOST TENANT --token TOKEN"
+        )
         return
     c.out.table(["", "NAME", "HOST", "TENANT", "AUTH", "USER"],
                 [("*" if r["default"] else "", r["name"], r["host"], r["tenant"], r["auth_method"], r["username"])

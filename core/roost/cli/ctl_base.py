@@ -42,8 +42,13 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]
 
 def global_options() -> list[click.Option]:
     return [
-        click.Option(list(decls), callback=_remember(name), expose_value=False, default=kw.pop("default", None),
-                     **{k: v for k, v in kw.items()})  # fmt: skip
+        click.Option(
+            [*decls, f"roostctl_{name}"],
+            callback=_remember(name),
+            expose_value=False,
+            default=kw.pop("default", None),
+            **{k: v for k, v in kw.items()},
+        )  # fmt: skip
         for name, decls, kw in ((n, d, dict(k)) for n, d, k in GLOBAL_FLAGS)
     ]
 

@@ -75,7 +75,9 @@ class Client:
         elif settings.username:
             auth = httpx.BasicAuth(settings.username, settings.password or "")
         hooks = {"request": [self._log_request], "response": [self._log_response]} if settings.verbose else {}
-        self.http = httpx.Client(base_url=settings.host, auth=auth, headers=headers, timeout=timeout, event_hooks=hooks)
+        self.http = httpx.Client(
+            base_url=settings.host, auth=auth, headers=headers, timeout=timeout, event_hooks=hooks
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -117,7 +119,11 @@ class Client:
             return resp
         msg, body = _message(resp)
         if resp.status_code in (401, 403):
-            hint = "" if self.settings.auth_method != "none" else " (no credentials configured: use --token, or --username and --password)"
+            hint = (
+                ""
+                if self.settings.auth_method != "none"
+                else " (no credentials configured: use --token, or --username and --password)"
+            )
             raise CtlError(f"{'authentication' if resp.status_code == 401 else 'authorization'} failed: {msg}{hint}",
                            AUTH, resp.status_code, body)  # fmt: skip
         if resp.status_code == 404:

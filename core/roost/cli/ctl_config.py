@@ -59,7 +59,9 @@ class ConfigFile:
             except Exception as exc:
                 raise ConfigError(f"cannot read config file {path}: {exc}") from None
             if not isinstance(loaded, dict):
-                raise ConfigError(f"config file {path} must be a mapping with 'contexts' and 'default_context'")
+                raise ConfigError(
+                    f"config file {path} must be a mapping with 'contexts' and 'default_context'"
+                )
             self.data["contexts"] = dict(loaded.get("contexts") or {})
             self.data["default_context"] = loaded.get("default_context")
 
@@ -143,7 +145,10 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> S
     context_name = flags.get("context") or env.get(ENV_PREFIX + "CONTEXT") or None
     file = ConfigFile(path)
     ctx = file.context(context_name)
-    environ = {k: env.get(ENV_PREFIX + k.upper()) or None for k in ("host", "tenant", "token", "username", "password", "output")}
+    environ = {
+        k: env.get(ENV_PREFIX + k.upper()) or None
+        for k in ("host", "tenant", "token", "username", "password", "output")
+    }
     settings = Settings(config=path, context=context_name or file.default, verbose=bool(flags.get("verbose")))
     for key, default in (("host", DEFAULT_HOST), ("tenant", DEFAULT_TENANT), ("output", "table")):
         for layer, source in ((flags, "flag"), (environ, "env"), (ctx, "config")):

@@ -67,8 +67,14 @@ def _task_error(tr: dict[str, Any]) -> str | None:
 @click.argument("namespace")
 @click.argument("flow_id")
 @click.option("--wait", "-w", is_flag=True, help="Wait for the end; exit 1 unless it ends in SUCCESS.")
-@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
-              help="An input (repeatable); KEY=@path uploads a file.")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An input (repeatable); KEY=@path uploads a file.",
+)
 @click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE", help="A label (repeatable).")
 @click.option("--revision", type=int, help="Run this revision of the flow instead of the latest.")
 @click.option("--schedule-date", help="Start at this date (ISO-8601) instead of now.")
@@ -102,11 +108,15 @@ def executions_run(namespace: str, flow_id: str, wait: bool, inputs: tuple[str, 
         request_timeout = httpx.Timeout(30.0, read=timeout) if wait else 60.0
         with c.out.status(f"Running {namespace}.{flow_id}..." if wait else "Starting...") as status:
             try:
-                ex = c.client.request("POST", path, params=params, files=parts or None, timeout=request_timeout).json()
+                ex = c.client.request(
+                    "POST", path, params=params, files=parts or None, timeout=request_timeout
+                ).json()
             except CtlError as exc:
                 if exc.status == 422 and isinstance(exc.body, dict) and exc.body.get("inputs"):
                     details = "; ".join(f"{k}: {v}" for k, v in exc.body["inputs"].items())
-                    raise CtlError(f"{exc.message} ({details})" if details not in exc.message else exc.message) from None
+                    raise CtlError(
+                        f"{exc.message} ({details})" if details not in exc.message else exc.message
+                    ) from None
                 raise
             if wait and (ex.get("state") or {}).get("current") not in TERMINAL:
                 status.update(f"Execution {ex.get('id')} {ex.get('state', {}).get('current')}...")
@@ -140,7 +150,9 @@ def executions_get(execution_id: str) -> None:
 @click.option("--namespace", "-n", help="Namespace (and its children).")
 @click.option("--flow-id", "-f", help="Flow id.")
 @click.option("--state", "-s", "states", multiple=True, help="Only these states (repeatable).")
-@click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE", help="Label to match (repeatable).")
+@click.option(
+    "--label", "-l", "labels", multiple=True, metavar="KEY=VALUE", help="Label to match (repeatable)."
+)
 @click.option("--query", "-q", help="Free-text filter.")
 @click.option("--page", type=int, default=1, show_default=True)
 @click.option("--size", type=int, default=25, show_default=True)
@@ -187,7 +199,9 @@ def executions_kill(execution_ids: tuple[str, ...], wait: bool, timeout: float) 
         c.out.json(results[0] if len(results) == 1 else results)
     elif len(results) == 1 and results[0]["success"]:
         r = results[0]
-        c.out.line(f"Execution '{r['id']}' {'killed' if r['state'] == 'KILLED' else 'kill requested'} ({r['state']}).")
+        c.out.line(
+            f"Execution '{r['id']}' {'killed' if r['state'] == 'KILLED' else 'kill requested'} ({r['state']})."
+        )
     else:
         c.out.table(["EXECUTION", "STATE", "ERROR"], [(r["id"], r["state"], r.get("error")) for r in results])
     if failed:
@@ -227,8 +241,12 @@ def _print_log(out: Renderer, record: dict[str, Any]) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new logs until the execution ends.")
 @click.option("--level", "min_level", type=click.Choice(LEVELS, case_sensitive=False), help="Minimum level.")
 @click.option("--task-id", help="Only the logs of this task.")
-@click.option("--interval", type=float, default=0.5, show_default=True, help="With --follow, seconds between polls.")
-def logs(execution_id: str, follow: bool, min_level: str | None, task_id: str | None, interval: float) -> None:
+@click.option(
+    "--interval", type=float, default=0.5, show_default=True, help="With --follow, seconds between polls."
+)
+def logs(
+    execution_id: str, follow: bool, min_level: str | None, task_id: str | None, interval: float
+) -> None:
     """Print the logs of an execution (with --follow, until it ends)."""
     c = ctl()
     params: dict[str, Any] = {}

@@ -72,7 +72,9 @@ def _roundtrip(text: str) -> tuple[Any, Any]:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
-    yaml.indent(mapping=indent or 2, sequence=(indent or 2) + (block_seq_indent or 0), offset=block_seq_indent or 0)
+    yaml.indent(
+        mapping=indent or 2, sequence=(indent or 2) + (block_seq_indent or 0), offset=block_seq_indent or 0
+    )
     return yaml, data
 
 
@@ -260,8 +262,12 @@ def _violation_text(exc: CtlError) -> str:
 @click.argument("path", type=click.Path())
 @click.option("--override", is_flag=True, help="Update flows that already exist (otherwise they fail).")
 @click.option("--namespace", help="Deploy every flow to this namespace.")
-@click.option("--namespace-prefix", help="Prepend this prefix to each flow's own namespace (e.g. staging.pr42).")
-@click.option("--disable-triggers", is_flag=True, help="Set 'disabled: true' on every trigger of the deployed flows.")
+@click.option(
+    "--namespace-prefix", help="Prepend this prefix to each flow's own namespace (e.g. staging.pr42)."
+)
+@click.option(
+    "--disable-triggers", is_flag=True, help="Set 'disabled: true' on every trigger of the deployed flows."
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first error.")
 @_recursive_option
 def flows_deploy(path: str, override: bool, namespace: str | None, namespace_prefix: str | None, disable_triggers: bool,
@@ -276,7 +282,9 @@ def flows_deploy(path: str, override: bool, namespace: str | None, namespace_pre
     if namespace_prefix is not None:
         namespace_prefix = namespace_prefix.strip().strip(".")
         if not namespace_prefix or ".." in namespace_prefix or re.search(r"\s", namespace_prefix):
-            raise click.BadParameter("must be a dot-separated namespace such as 'staging.pr42'", param_hint="--namespace-prefix")
+            raise click.BadParameter(
+                "must be a dot-separated namespace such as 'staging.pr42'", param_hint="--namespace-prefix"
+            )
     c = ctl()
     files = flow_files(path, recursive and not no_recursive)
     results = []
@@ -340,10 +348,14 @@ def flows_validate(path: str, recursive: bool, no_recursive: bool) -> None:
     with c.out.progress("Validating flows", (len(files) + VALIDATE_BATCH - 1) // VALIDATE_BATCH) as progress:
         for start in range(0, len(sources), VALIDATE_BATCH):
             batch = sources[start : start + VALIDATE_BATCH]
-            answer = c.client.request("POST", "/flows/validate", content="\n---\n".join(batch).encode(),
-                                      headers={"Content-Type": "application/x-yaml"}).json()  # fmt: skip
+            names = [f"{start + i}-{files[start + i].name}" for i in range(len(batch))]
+            parts = [
+                ("fileUpload", (name, text.encode(), "application/x-yaml"))
+                for name, text in zip(names, batch, strict=True)
+            ]
+            answer = c.client.request("POST", "/flows/validate", files=parts).json()
             for v in answer or []:
-                index = int(v.get("index", -1))
+                index = names.index(v["filename"]) if v.get("filename") in names else int(v.get("index", -1))
                 if not 0 <= index < len(batch):
                     raise CtlError(f"cannot map validation results back to files: the server reported document {index} "
                                    f"of a {len(batch)}-document request (does a file hold several YAML documents?)")  # fmt: skip
@@ -379,7 +391,11 @@ def _merge_violation(target: dict[str, Any], v: dict[str, Any]) -> None:
         for line in str(v["constraints"]).strip().splitlines():
             if line.strip() and line.strip() not in target["constraints"]:
                 target["constraints"].append(line.strip())
-    for key, dest in (("warnings", "warnings"), ("infos", "infos"), ("deprecationPaths", "deprecation_paths")):
+    for key, dest in (
+        ("warnings", "warnings"),
+        ("infos", "infos"),
+        ("deprecationPaths", "deprecation_paths"),
+    ):
         for item in v.get(key) or []:
             if item and item not in target[dest]:
                 target[dest].append(item)
@@ -388,4 +404,12 @@ def _merge_violation(target: dict[str, Any], v: dict[str, Any]) -> None:
 
 
 COMMANDS = [flows]
-__all__ = ["COMMANDS", "NotFound", "collect_flow_files", "deploy_one", "disable_triggers", "flows", "set_namespace"]
+__all__ = [
+    "COMMANDS",
+    "NotFound",
+    "collect_flow_files",
+    "deploy_one",
+    "disable_triggers",
+    "flows",
+    "set_namespace",
+]

@@ -33,11 +33,20 @@ class Renderer:
 
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None,
               footer: str | None = None) -> None:  # fmt: skip
-        table = Table(title=title, show_edge=False, header_style="bold", pad_edge=False, box=None)
+        table = Table(
+            title=title,
+            show_edge=False,
+            header_style="bold",
+            pad_edge=False,
+            box=None,
+            show_header=any(columns),
+        )
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in rows:
-            table.add_row(*("-" if v is None or v == "" else (v if hasattr(v, "__rich__") else str(v)) for v in row))
+            table.add_row(
+                *("-" if v is None or v == "" else (v if hasattr(v, "__rich__") else str(v)) for v in row)
+            )
         self.out.print(table)
         if footer:
             self.out.print(footer)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+from collections import OrderedDict
 import logging
 import threading
 import time
@@ -85,9 +86,10 @@ class Engine:
         self.on_execution_end = [on_execution_end] if on_execution_end else []
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
-        self._persisted: dict[str, dict[str, int]] = {}  # execution → task run id → signature persisted
+        self._persisted: dict[str, _Persisted] = {}  # what the store already holds of each cached execution
         self._flows: dict[tuple[str, str, str, int], Flow] = {}
         self._waiters: dict[str, threading.Event] = {}
+        self._recent: OrderedDict[str, Execution] = OrderedDict()  # executions that just ended, for wait()
         self._timers: list[tuple[float, int, Message]] = []
         self._timer_seq = 0
         self._log_buffer: list[tuple[str, dict[str, Any]]] = []
@@ -245,6 +247,8 @@ class Engine:
         self._waiters[ex.id] = threading.Event()
         self.store.save_executions([(ex.header_dict(), [])])
         if ex.state.current == CREATED:
+            self._persisted[ex.id] = _Persisted()
+            self._cache[ex.id] = ex  # the executor takes it from here without reading it back
             self.queue.put(Message("start", ex.id, {"tenant": tenant}))
         elif ex.state.terminal():
             self._waiters[ex.id].set()
@@ -264,7 +268,8 @@ class Engine:
         event = self._waiters.get(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            ex = self.get_execution(execution_id)
+            ex = self._recent.get(execution_id) if event is None or event.is_set() else None
+            ex = ex or self.get_execution(execution_id)
             if ex is not None and ex.state.terminal() and (event is None or event.is_set()):
                 return ex
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -330,34 +335,53 @@ class Engine:
                 log.exception("executor loop failed on a batch")
 
     def _handle(self, messages: list[Message]) -> None:
+        """Apply a batch of messages, run the inline tasks they lead to, persist once, then dispatch."""
         touched: dict[str, Execution] = {}
         effects: dict[str, Effects] = {}
-        for msg in messages:
-            if msg.kind == "wake":
-                continue
-            if msg.execution_id in self.ignore_executions:
-                continue
-            ex = self._load(msg.execution_id)
-            if ex is None:
-                continue
-            if self._flow_ignored(ex):
-                continue
-            try:
-                eff = self._apply(ex, msg)
-            except Exception as exc:
-                log.exception("message %s on execution %s failed", msg.kind, ex.id)
-                ex.error = f"{type(exc).__name__}: {exc}"
-                if not ex.state.terminal():
-                    ex.state.set(FAILED)
-                eff = Effects(ended=True)
-            touched[ex.id] = ex
-            effects.setdefault(ex.id, Effects()).extend(eff)
+        restarted: set[str] = set()
+        pending = messages
+        inline_budget = 10000  # inline tasks run per batch before the rest goes back to the queue
+        while pending:
+            results: list[Message] = []
+            for msg in pending:
+                ex = self._accept(msg)
+                if ex is None:
+                    continue
+                if msg.kind == "restart":
+                    restarted.add(ex.id)
+                try:
+                    eff = self._apply(ex, msg)
+                except Exception as exc:
+                    log.exception("message %s on execution %s failed", msg.kind, ex.id)
+                    ex.error = f"{type(exc).__name__}: {exc}"
+                    if not ex.state.terminal():
+                        ex.state.set(FAILED)
+                    eff = Effects(ended=True)
+                touched[ex.id] = ex
+                effects.setdefault(ex.id, Effects()).extend(eff)
+                # pure, quick tasks (Return, Log...) run here rather than on a worker thread
+                for job in [j for j in eff.jobs if getattr(j.task, "inline", False)]:
+                    if inline_budget <= 0:
+                        break
+                    inline_budget -= 1
+                    effects[ex.id].jobs.remove(job)
+                    self.worker.run(job, report=lambda *a, _r=results: _r.append(_result_message(*a)))
+            pending = results
         if not touched:
             return
-        self._persist(touched.values())
+        self._persist(touched.values(), restarted)
         self._flush_logs()
         for ex_id, eff in effects.items():
             self._carry_out(touched[ex_id], eff)
+
+    def _accept(self, msg: Message) -> Execution | None:
+        """The execution a message is for, unless it is ignored (the Kill Switch's IGNORE mode)."""
+        if msg.kind == "wake" or msg.execution_id in self.ignore_executions:
+            return None
+        ex = self._load(msg.execution_id)
+        if ex is None or self._flow_ignored(ex):
+            return None
+        return ex
 
     def _flow_ignored(self, ex: Execution) -> bool:
         if not self.ignore_flows:
@@ -375,7 +399,11 @@ class Engine:
             if ex.state.terminal() and execution_id not in self._waiters:
                 return ex
             self._cache[ex.id] = ex
-            self._persisted[ex.id] = {tr.id: _signature(tr) for tr in ex.task_runs}
+            state = self._persisted[ex.id] = _Persisted()
+            state.count = len(ex.task_runs)
+            for seq, tr in enumerate(ex.task_runs):
+                if tr.state.current not in TERMINAL:
+                    state.open[tr.id] = (seq, _signature(tr))
         return ex
 
     def _apply(self, ex: Execution, msg: Message) -> Effects:
@@ -449,21 +477,35 @@ class Engine:
         eff.extend(executor.process(ex, flow))
         return eff
 
-    def _persist(self, touched: Any) -> None:
+    def _persist(self, touched: Any, full: set[str] | None = None) -> None:
+        """Write each touched execution's header and the task runs that changed, in one transaction.
+
+        Only new runs and runs that were unfinished at the last write are compared, so a long
+        execution costs O(active runs) per write; ``full`` forces a complete rewrite (restart).
+        """
         items = []
         for ex in touched:
-            seen = self._persisted.setdefault(ex.id, {})
+            state = self._persisted.get(ex.id)
+            if state is None or (full and ex.id in full):
+                if state is not None:
+                    self.store.replace_taskruns(ex.id, {tr.id for tr in ex.task_runs})
+                state = self._persisted[ex.id] = _Persisted()
             changed = []
-            for seq, tr in enumerate(ex.task_runs):
+            candidates = [*state.open.items()]
+            candidates += [(tr.id, (seq, None)) for seq, tr in enumerate(ex.task_runs[state.count :], state.count)]
+            for tr_id, (seq, old_sig) in candidates:
+                tr = ex.by_id.get(tr_id)
+                if tr is None:
+                    state.open.pop(tr_id, None)
+                    continue
                 sig = _signature(tr)
-                if seen.get(tr.id) != sig:
+                if sig != old_sig:
                     changed.append((seq, tr.to_dict()))
-                    seen[tr.id] = sig
-            if len(seen) > len(ex.task_runs):  # a restart dropped runs
-                keep = {tr.id for tr in ex.task_runs}
-                self.store.replace_taskruns(ex.id, keep)
-                for k in [k for k in seen if k not in keep]:
-                    del seen[k]
+                if tr.state.current in TERMINAL:
+                    state.open.pop(tr_id, None)
+                else:
+                    state.open[tr_id] = (seq, sig)
+            state.count = len(ex.task_runs)
             items.append((ex.header_dict(), changed))
         self.store.save_executions(items)
 
@@ -520,10 +562,13 @@ class Engine:
     def _ended(self, ex: Execution) -> None:
         self._cache.pop(ex.id, None)
         self._persisted.pop(ex.id, None)
+        self._recent[ex.id] = ex
+        if len(self._recent) > 2048:
+            self._recent.popitem(last=False)
         self._notify_end(ex)
 
     def _notify_end(self, ex: Execution) -> None:
-        waiter = self._waiters.get(ex.id)
+        waiter = self._waiters.pop(ex.id, None)
         if waiter is not None:
             waiter.set()
         trig = ex.trigger or {}
@@ -540,6 +585,11 @@ class Engine:
 
     def _release_queued(self, ex: Execution) -> None:
         """Start the oldest QUEUED execution of the flow when one ends (concurrency QUEUE)."""
+        try:
+            if self.flow(ex.tenant, ex.namespace, ex.flow_id, ex.flow_revision).concurrency is None:
+                return
+        except (FlowNotFound, FlowInvalid):
+            return
         queued, _ = self.store.search_executions(ex.tenant, namespace=ex.namespace, flow_id=ex.flow_id,
                                                  states=[QUEUED], prefix=False, size=1000)  # fmt: skip
         if not queued:
@@ -588,8 +638,7 @@ class Engine:
     # -- worker callbacks ------------------------------------------------------------------------------------
     def report(self, execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
                attempt: dict[str, Any], error: str | None = None) -> None:  # fmt: skip
-        self.queue.put(Message("result", execution_id, {"taskrun_id": taskrun_id, "state": state, "outputs": outputs,
-                                                         "attempt": attempt, "error": error}))  # fmt: skip
+        self.queue.put(_result_message(execution_id, taskrun_id, state, outputs, attempt, error))
 
 
 def executor_task(flow: Flow, task_id: str) -> Any:
@@ -602,6 +651,22 @@ def FlowViewInputs(executor: Executor, ex: Execution, flow: Flow, tr: Any, task:
     from roost.engine.executor import FlowView
 
     return FlowView(executor, ex, flow, tr).render(task.inputs or {})
+
+
+def _result_message(execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
+                    attempt: dict[str, Any], error: str | None = None) -> Message:  # fmt: skip
+    return Message("result", execution_id, {"taskrun_id": taskrun_id, "state": state, "outputs": outputs,
+                                            "attempt": attempt, "error": error})  # fmt: skip
+
+
+class _Persisted:
+    """What the store holds of one execution: how many runs, and the unfinished ones' fingerprints."""
+
+    __slots__ = ("count", "open")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.open: dict[str, tuple[int, int | None]] = {}
 
 
 def _signature(tr: Any) -> int:

@@ -144,8 +144,21 @@ def index_of(flow: Flow) -> FlowIndex:
     return idx
 
 
+_enabled: dict[int, tuple[list[Task], list[Task]]] = {}
+
+
 def enabled(tasks: list[Task] | None) -> list[Task]:
-    return [t for t in tasks or () if not t.disabled]
+    """The tasks of a list that are not disabled (memoised: task lists never change once loaded)."""
+    if not tasks:
+        return []
+    hit = _enabled.get(id(tasks))
+    if hit is not None and hit[0] is tasks:
+        return hit[1]
+    if len(_enabled) > 4096:
+        _enabled.clear()
+    result = [t for t in tasks if not t.disabled]
+    _enabled[id(tasks)] = (tasks, result)
+    return result
 
 
 def worst(states: list[str]) -> str:
@@ -220,17 +233,34 @@ class FlowView:
     def task(self, tr: TaskRun) -> Task | None:
         return index_of(self.flow).tasks.get(tr.task_id)
 
-    def list_step(self, tasks: list[Task], runs: list[TaskRun], slot: str, concurrency: int = 1,
-                  value: str | None = None, group: str | None = None, iteration: int | None = None,
-                  ) -> tuple[str, list[Child]]:  # fmt: skip
-        """Progress of one list of tasks: (RUNNING | final state, children to create)."""
+    def list_step(self, tasks: list[Task], slot: str, concurrency: int = 1, value: str | None = None,
+                  group: str | None = None, iteration: int | None = None) -> tuple[str, list[Child]]:  # fmt: skip
+        """Progress of one list of tasks: (RUNNING | final state, children to create).
+
+        The runs of the list are scanned incrementally: the leading finished ones are folded
+        into a remembered set of states, so a long sequence costs O(1) per step, not O(n).
+        """
         tasks = enabled(tasks)
-        mine = [r for r in runs if r.slot == slot]
-        running = sum(1 for r in mine if r.state.current not in TERMINAL)
-        done_states = [effective(r, self.task(r)) for r in mine if r.state.current in TERMINAL]
+        key = (self.run.id if self.run else None, group, slot)
+        mine = self.ex.by_slot.get(key, ())
+        scan = self.ex.scans.get(key)
+        if scan is None:
+            scan = self.ex.scans[key] = [0, set()]
+        k, seen = scan
+        while k < len(mine) and mine[k].state.current in TERMINAL:
+            seen.add(effective(mine[k], self.task(mine[k])))
+            k += 1
+        scan[0] = k
+        running = 0
+        done_states = set(seen)
+        for r in mine[k:]:
+            if r.state.current in TERMINAL:
+                done_states.add(effective(r, self.task(r)))
+            else:
+                running += 1
         failed = any(s in FAILURES for s in done_states)
         if failed:
-            return (RUNNING if running else worst(done_states)), []
+            return (RUNNING if running else worst(list(done_states))), []
         created = len(mine)
         if created < len(tasks):
             room = (concurrency or len(tasks)) - running
@@ -242,23 +272,22 @@ class FlowView:
             return RUNNING, []
         if running:
             return RUNNING, []
-        return worst(done_states), []
+        return worst(list(done_states)), []
 
     def sequence(self, tasks: list[Task], errors: list[Task] | None = None, finally_: list[Task] | None = None,
                  concurrency: int = 1, value: str | None = None, group: Any = None, iteration: int | None = None,
                  slot: str = "tasks") -> tuple[str, list[Child]]:  # fmt: skip
         """Kestra's sequence: ``tasks``; on failure ``errors``; then ``finally``. Returns (state, children)."""
-        runs = self.runs(group)
-        main, create = self.list_step(tasks, runs, slot, concurrency, value, group, iteration)
+        main, create = self.list_step(tasks, slot, concurrency, value, group, iteration)
         if main == RUNNING:
             return RUNNING, create
         states = [main]
         if main in FAILURES and errors:
-            err, create = self.list_step(errors, runs, "errors", 1, value, group, iteration)
+            err, create = self.list_step(errors, "errors", 1, value, group, iteration)
             if err == RUNNING:
                 return RUNNING, create
         if finally_:
-            fin, create = self.list_step(finally_, runs, "finally", 1, value, group, iteration)
+            fin, create = self.list_step(finally_, "finally", 1, value, group, iteration)
             if fin == RUNNING:
                 return RUNNING, create
             states.append(fin)
@@ -450,7 +479,7 @@ class Executor:
             return eff
         for _ in range(100000):
             changed = False
-            for tr in [t for t in ex.task_runs if t.extra.get("flowable") and t.state.current == RUNNING]:
+            for tr in running_flowables(ex):
                 task = index_of(flow).task(tr.task_id)
                 assert isinstance(task, FlowableTask)
                 view = FlowView(self, ex, flow, tr)
@@ -492,7 +521,7 @@ class Executor:
             ex.metadata["finalState"] = state
             final = state
         if flow.after_execution:
-            after, children = view.list_step(flow.after_execution, view.runs(None), "afterExecution")
+            after, children = view.list_step(flow.after_execution, "afterExecution")
             if children:
                 self._create(ex, flow, None, children, eff)
                 return True
@@ -612,6 +641,20 @@ class Executor:
             "taskId": tr.task_id if tr else None, "taskRunId": tr.id if tr else None,
             "timestamp": iso(now()), "level": level, "message": message,
         }])  # fmt: skip
+
+
+def running_flowables(ex: Execution) -> list[TaskRun]:
+    """Flowable runs still RUNNING, deepest first; the list is kept on the execution between calls."""
+    cached = ex.scans.get(("__flowables__", None, ""))
+    if cached is None:
+        cached = ex.scans[("__flowables__", None, "")] = [0, []]
+    k, active = cached
+    for tr in ex.task_runs[k:]:
+        if tr.extra.get("flowable"):
+            active.append(tr)
+    cached[0] = len(ex.task_runs)
+    active[:] = [t for t in active if t.state.current == RUNNING]
+    return list(reversed(active))
 
 
 def _descendants(ex: Execution, ids: set[str]) -> set[str]:

@@ -31,8 +31,13 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 def new_id() -> str:
-    """A 22-character base62 id, like Kestra's."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+    """A 22-character base62 id (128 random bits), like Kestra's."""
+    n = int.from_bytes(secrets.token_bytes(16), "big")
+    out = []
+    for _ in range(22):
+        n, r = divmod(n, 62)
+        out.append(_ALPHABET[r])
+    return "".join(out)
 
 
 def now() -> datetime:
@@ -174,7 +179,7 @@ class Execution:
 
     __slots__ = ("id", "tenant", "namespace", "flow_id", "flow_revision", "state", "inputs", "outputs", "labels",
                  "variables", "trigger", "parent_id", "original_id", "task_runs", "by_id", "children", "metadata",
-                 "schedule_date", "deleted", "kind", "outputs_tree", "error", "by_group")  # fmt: skip
+                 "schedule_date", "deleted", "kind", "outputs_tree", "error", "by_group", "by_slot", "scans")  # fmt: skip
 
     def __init__(self, namespace: str, flow_id: str, flow_revision: int = 1, tenant: str = "main",
                  id: str | None = None) -> None:  # fmt: skip
@@ -195,6 +200,8 @@ class Execution:
         self.by_id: dict[str, TaskRun] = {}
         self.children: dict[str | None, list[TaskRun]] = {}
         self.by_group: dict[tuple[str | None, str | None], list[TaskRun]] = {}
+        self.by_slot: dict[tuple[str | None, str | None, str], list[TaskRun]] = {}
+        self.scans: dict[tuple[str | None, str | None, str], list[Any]] = {}  # executor's incremental scans
         self.metadata: dict[str, Any] = {"attemptNumber": 1, "originalCreatedDate": iso(now())}
         self.schedule_date: datetime | None = None
         self.deleted = False
@@ -208,10 +215,11 @@ class Execution:
         self.by_id[tr.id] = tr
         self.children.setdefault(tr.parent_id, []).append(tr)
         self.by_group.setdefault((tr.parent_id, tr.group), []).append(tr)
+        self.by_slot.setdefault((tr.parent_id, tr.group, tr.slot), []).append(tr)
         return tr
 
     def reindex(self, keep: list[TaskRun]) -> None:
-        self.task_runs, self.by_id, self.children, self.by_group = [], {}, {}, {}
+        self.task_runs, self.by_id, self.children, self.by_group, self.by_slot, self.scans = [], {}, {}, {}, {}, {}
         for tr in keep:
             self.add(tr)
 

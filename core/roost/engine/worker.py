@@ -84,7 +84,8 @@ class Worker:
             self.engine.report(job.execution_id, job.taskrun_id, "FAILED", None,
                                {"state": "FAILED", "startDate": None}, f"worker error: {exc}")  # fmt: skip
 
-    def run(self, job: Any) -> None:
+    def run(self, job: Any, report: Any = None) -> None:
+        """Run one attempt and report its result (to the engine's queue unless ``report`` is given)."""
         from roost import TaskError, TaskWarning
         from roost.engine.context import Killed, TaskRunContext, render_task
         from roost.engine.model import iso, now
@@ -114,7 +115,7 @@ class Worker:
                                                                   {"state": state, "date": iso(now())}]}}  # fmt: skip
             if error:
                 ctx.logger.error(error)
-            self.engine.report(job.execution_id, job.taskrun_id, state, outputs, attempt, error)
+            (report or self.engine.report)(job.execution_id, job.taskrun_id, state, outputs, attempt, error)
 
         timer = None
         try:

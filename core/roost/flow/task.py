@@ -248,6 +248,9 @@ def _find_marker(metadata: list[Any], annotation: Any) -> DynamicMarker | None:
 class Task(PluginType):
     """A runnable task: implement ``run(ctx) -> Output | dict | None``."""
 
+    inline: ClassVar[bool] = False
+    """True for pure, quick tasks (no I/O, no waiting) that the executor may run itself."""
+
     retry: Retry | None = None
     """Retry policy when the task fails."""
     timeout: Dynamic[timedelta] | None = None

@@ -119,7 +119,7 @@ def metrics(request: Request) -> PlainTextResponse:
 
 
 @router.get("/api/v1/openapi.yaml", operation_id="openapiYaml", summary="This server's OpenAPI document (YAML)",
-            responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}}, "description": "OpenAPI"}})  # fmt: skip
+            responses={200: {"content": {"application/yaml": {"schema": {"type": "object"}}}, "description": "OpenAPI"}})  # fmt: skip
 def openapi_yaml(request: Request) -> Response:
     import io
 

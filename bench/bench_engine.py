@@ -1,0 +1,98 @@
+"""Engine benchmarks (state persisted in SQLite, as in production). Prints one line per figure.
+
+    python bench/bench_engine.py            # all figures
+    python bench/bench_engine.py sequential # one of: sequential, throughput, foreach, cli
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("ROOST_LOAD_PLUGINS", "")
+
+from roost.engine.engine import Engine  # noqa: E402
+from roost.store.db import Store  # noqa: E402
+
+
+def engine(tmp: Path) -> Engine:
+    return Engine(Store.sqlite(tmp), tmp, workers=4).start()
+
+
+def sequential(n: int = 1000) -> None:
+    tasks = "".join(f"  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{{{{ taskrun.id }}}}\"\n" for i in range(n))
+    with tempfile.TemporaryDirectory() as tmp:
+        eng = engine(Path(tmp))
+        flow = eng.deploy(f"id: seq\nnamespace: bench\ntasks:\n{tasks}")
+        eng.run(flow, timeout=120)  # warm-up
+        start = time.perf_counter()
+        ex = eng.run(flow, timeout=300)
+        elapsed = time.perf_counter() - start
+        eng.stop()
+    assert ex.state.current == "SUCCESS" and len(ex.task_runs) == n
+    print(f"sequential {n}-task flow (Return): {elapsed * 1000 / n:.3f} ms per task ({elapsed:.2f} s total)")
+
+
+def throughput(n: int = 1000) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        eng = engine(Path(tmp))
+        flow = eng.deploy("id: one\nnamespace: bench\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n")
+        eng.run(flow, timeout=60)
+        start = time.perf_counter()
+        ids = [eng.create_execution(flow).id for _ in range(n)]
+        for ex_id in ids:
+            assert eng.wait(ex_id, 300).state.current == "SUCCESS"
+        elapsed = time.perf_counter() - start
+        eng.stop()
+    print(f"executions of a 1-task flow in one process: {n / elapsed:.0f} executions/s ({n} in {elapsed:.2f} s)")
+
+
+def foreach(n: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        eng = engine(Path(tmp))
+        flow = eng.deploy(
+            "id: fe\nnamespace: bench\ntasks:\n  - id: each\n    type: io.kestra.plugin.core.flow.ForEach\n"
+            f"    values: \"{{{{ range(1, {n}) }}}}\"\n    concurrencyLimit: 0\n    tasks:\n"
+            "      - id: inner\n        type: io.kestra.plugin.core.debug.Return\n        format: \"{{ taskrun.value }}\"\n")
+        start = time.perf_counter()
+        ex = eng.run(flow, timeout=900)
+        elapsed = time.perf_counter() - start
+        eng.stop()
+    assert ex.state.current == "SUCCESS", ex.state.current
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return elapsed, rss
+
+
+def foreach_scaling() -> None:
+    small, _ = foreach(1000)
+    large, rss = foreach(10000)
+    print(f"ForEach over 1,000 values: {small:.2f} s")
+    print(f"ForEach over 10,000 values: {large:.2f} s ({large / small:.1f}x the 1,000-value time; 10.0x is linear)")
+    print(f"ForEach over 10,000 values: peak RSS {rss:.0f} MB")
+
+
+def cli(runs: int = 5) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        hello = Path(tmp) / "hello.yaml"
+        hello.write_text("id: hello\nnamespace: bench\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: Hello\n")
+        env = {**os.environ, "ROOST_HOME": str(Path(tmp) / "home")}
+        env.pop("ROOST_LOAD_PLUGINS", None)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "roost.cli.main", "flow", "run", str(hello)], check=True, env=env,
+                           capture_output=True)  # fmt: skip
+            times.append(time.perf_counter() - start)
+    times.sort()
+    print(f"`roost flow run hello.yaml`, whole process: {times[len(times) // 2]:.2f} s median of {runs}")
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["sequential", "throughput", "foreach", "cli"]
+    for name in which:
+        {"sequential": sequential, "throughput": throughput, "foreach": foreach_scaling, "cli": cli}[name]()
