@@ -55,11 +55,13 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.broken: list[BrokenPlugin] = []
         self.info: dict[str, PluginInfo] = {}
-        self._types: dict[str, type[PluginType]] | None = None
-        self._runners: dict[str, type[TaskRunner]] | None = None
+        self._type_map: dict[str, type[PluginType]] = {}
+        self._runner_map: dict[str, type[TaskRunner]] = {}
         self._owner: dict[str, str] = {}
+        self._loaded: set[str] = set()
+        self._all_loaded = False
         self._named: dict[str, dict[str, Callable[..., Any]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         for mod in builtins:
             self.register_module(importlib.import_module(mod), name="core", version=_core_version())
         if load_entry_points:
@@ -99,74 +101,95 @@ class Plugins:
         hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
         mod_name = getattr(module, "__name__", type(module).__name__)
         self.info[name] = PluginInfo(name, version, mod_name, hooks, distribution=distribution)
-        self._types = None
-        self._runners = None
+        self._all_loaded = False
         self._named.clear()
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
         self.info.pop(name, None)
-        self._types = None
-        self._runners = None
+        self._loaded.discard(name)
+        for tid in [t for t, owner in self._owner.items() if owner == name]:
+            del self._owner[tid]
+            self._type_map.pop(tid, None)
+            self._runner_map.pop(tid, None)
         self._named.clear()
 
     # -- types -----------------------------------------------------------------------------------
-    def _collect_types(self) -> None:
+    # Types load plugin by plugin, on demand: a flow that uses only core types never imports the
+    # task modules (and SDKs) of the other plugins. ``types`` asks every plugin.
+    def _load_plugin(self, plugin_name: str) -> None:
+        """Ask one plugin for its types (once); a plugin whose types fail to import is skipped."""
+        if plugin_name in self._loaded:
+            return
+        self._loaded.add(plugin_name)
+        plugin = self.pm.get_plugin(plugin_name)
+        if plugin is None:
+            return
+        found: list[Any] = []
+        try:
+            for hook in ("register_task_types", "register_trigger_types", "register_task_runners"):
+                impl = getattr(plugin, hook, None)
+                if impl is not None:
+                    impl(register=lambda *classes, _f=found: _f.extend(classes))
+        except Exception as exc:
+            self.broken.append(BrokenPlugin(plugin_name, f"{type(exc).__name__}: {exc}"))
+            print(f"roost: plugin {plugin_name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+            self.pm.unregister(name=plugin_name)
+            self.info.pop(plugin_name, None)
+            return
+        info = self.info.get(plugin_name)
+        for cls in found:
+            if not cls.type_id:
+                raise PluginError(f"plugin {plugin_name!r}: {cls.__name__} has no type id")
+            for tid in (cls.type_id, *getattr(cls, "type_aliases", ())):
+                if tid in self._owner and self._owner[tid] != plugin_name:
+                    raise PluginError(f"type {tid!r} is claimed by two plugins: {self._owner[tid]!r} and {plugin_name!r}")
+                self._owner[tid] = plugin_name
+                (self._runner_map if issubclass(cls, TaskRunner) else self._type_map)[tid] = cls
+            if info is not None and cls.type_id not in info.types:
+                info.types.append(cls.type_id)
+
+    def _load_all(self) -> None:
         with self._lock:
-            if self._types is not None:
-                return
-            types: dict[str, type[PluginType]] = {}
-            owner: dict[str, str] = {}
-            runners: dict[str, type[TaskRunner]] = {}
-            for plugin_name, plugin in list(self.pm.list_name_plugin()):
-                found: list[Any] = []
-                try:
-                    for hook in ("register_task_types", "register_trigger_types", "register_task_runners"):
-                        impl = getattr(plugin, hook, None)
-                        if impl is not None:
-                            impl(register=lambda *classes, _f=found: _f.extend(classes))
-                except Exception as exc:  # a plugin whose types fail to import is skipped, not fatal
-                    self.broken.append(BrokenPlugin(plugin_name, f"{type(exc).__name__}: {exc}"))
-                    print(
-                        f"roost: plugin {plugin_name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr
-                    )
-                    self.pm.unregister(name=plugin_name)
-                    self.info.pop(plugin_name, None)
-                    continue
-                info = self.info.get(plugin_name)
-                for cls in found:
-                    ids = (cls.type_id, *getattr(cls, "type_aliases", ()))
-                    if not cls.type_id:
-                        raise PluginError(f"plugin {plugin_name!r}: {cls.__name__} has no type id")
-                    for tid in ids:
-                        if tid in owner and owner[tid] != plugin_name:
-                            raise PluginError(
-                                f"type {tid!r} is claimed by two plugins: {owner[tid]!r} and {plugin_name!r}"
-                            )
-                        owner[tid] = plugin_name
-                        if issubclass(cls, TaskRunner):
-                            runners[tid] = cls
-                        else:
-                            types[tid] = cls
-                    if info is not None and cls.type_id not in info.types:
-                        info.types.append(cls.type_id)
-            self._owner = owner
-            self._runners = runners
-            self._types = types
+            for plugin_name, _ in list(self.pm.list_name_plugin()):
+                self._load_plugin(plugin_name)
+            self._all_loaded = True
+
+    def resolve(self, type_id: str) -> type[PluginType] | None:
+        """The class of a task or trigger type, loading only the plugin that provides it when known."""
+        cls = self._type_map.get(type_id)
+        if cls is not None or self._all_loaded:
+            return cls
+        with self._lock:
+            self._load_plugin("core")
+            if type_id not in self._type_map:
+                from roost.flow.build import registry_index
+
+                package = registry_index().get(type_id)
+                for name, info in list(self.info.items()):
+                    if package is not None and info.distribution == package:
+                        self._load_plugin(name)
+        if type_id not in self._type_map:
+            self._load_all()  # a type the catalogue does not know: ask every plugin
+        return self._type_map.get(type_id)
+
+    def resolve_runner(self, type_id: str) -> type[TaskRunner] | None:
+        if type_id not in self._runner_map:
+            with self._lock:
+                self._load_plugin("core")
+        return self._runner_map.get(type_id) or self.task_runners.get(type_id)
 
     @property
     def types(self) -> dict[str, type[PluginType]]:
-        if self._types is None:
-            self._collect_types()
-        assert self._types is not None
-        return self._types
+        if not self._all_loaded:
+            self._load_all()
+        return self._type_map
 
     @property
     def task_runners(self) -> dict[str, type[TaskRunner]]:
-        if self._runners is None:
-            self._collect_types()
-        assert self._runners is not None
-        return self._runners
+        if not self._all_loaded:
+            self._load_all()
+        return self._runner_map
 
     def load_types(self) -> dict[str, type[PluginType]]:
         """Ask every plugin for its types (once); fills each plugin's ``types`` list."""

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,13 +289,14 @@ class ScriptTask(Task):
 
     # -- run -------------------------------------------------------------------------------------
     def runner(self, ctx: RunContext) -> TaskRunner:
+        from roost.plugins import get_plugins
+
         spec = dict(self.task_runner or {"type": PROCESS_RUNNER})
-        runners = _task_runners()
-        cls = runners.get(spec["type"])
+        plugins = get_plugins()
+        cls = plugins.resolve_runner(spec["type"])
         if cls is None:
-            raise RuntimeError(
-                f"unknown task runner type {spec['type']!r}; known: {', '.join(sorted(runners))}"
-            )
+            known = ", ".join(sorted(plugins.task_runners))
+            raise RuntimeError(f"unknown task runner type {spec['type']!r}; known: {known}")
         return cls.model_validate(spec)
 
     def run_script(self, ctx: RunContext) -> tuple[ScriptResult, Path]:
@@ -369,8 +369,3 @@ class ScriptTask(Task):
             raise TaskWarning("the commands wrote to stderr", outputs=out)
         return out
 
-
-def _task_runners() -> Mapping[str, type[TaskRunner]]:
-    from roost.plugins import get_plugins
-
-    return get_plugins().task_runners

@@ -30,7 +30,17 @@ class ServerProcess:
                  env: dict[str, str] | None = None, http: bool = True) -> None:  # fmt: skip
         self.port = free_port() if http else None
         self.url = f"http://127.0.0.1:{self.port}" if http else ""
-        args = [sys.executable, "-m", "roost.cli.main", "server", component, "--data-dir", str(data_dir), "--workers", "4"]
+        args = [
+            sys.executable,
+            "-m",
+            "roost.cli.main",
+            "server",
+            component,
+            "--data-dir",
+            str(data_dir),
+            "--workers",
+            "4",
+        ]
         if http:
             args += ["--port", str(self.port)]
         if config is not None:
@@ -98,6 +108,10 @@ def deploy(api: httpx.Client, source: str) -> dict[str, Any]:
         from ruamel.yaml import YAML
 
         data = YAML(typ="safe").load(source)
-        r = api.put(f"/flows/{data['namespace']}/{data['id']}", content=source, headers={"content-type": "application/x-yaml"})
+        r = api.put(
+            f"/flows/{data['namespace']}/{data['id']}",
+            content=source,
+            headers={"content-type": "application/x-yaml"},
+        )
     assert r.status_code == 200, r.text
     return r.json()

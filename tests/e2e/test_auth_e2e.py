@@ -24,7 +24,7 @@ server:
   basicAuth:
     users:
       - username: admin@example.com
-        passwordHash: "{hash_password('correct horse')}"
+        passwordHash: "{hash_password("correct horse")}"
   apiTokens:
     - name: ci
       tokenHash: "{hash_token(TOKEN)}"
@@ -68,7 +68,11 @@ def test_webhooks_stay_reachable_with_their_key(secured: ServerProcess) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     src = ("id: hook\nnamespace: sec.ns\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
            "triggers:\n  - id: w\n    type: io.kestra.plugin.core.trigger.Webhook\n    key: k3y\n")  # fmt: skip
-    r = httpx.post(secured.url + "/api/v1/main/flows", content=src, headers={**auth, "content-type": "application/x-yaml"})
+    r = httpx.post(
+        secured.url + "/api/v1/main/flows",
+        content=src,
+        headers={**auth, "content-type": "application/x-yaml"},
+    )
     assert r.status_code == 200, r.text
     assert httpx.post(secured.url + "/api/v1/main/executions/webhook/sec.ns/hook/k3y").status_code == 200
     assert httpx.post(secured.url + "/api/v1/main/executions/webhook/sec.ns/hook/bad").status_code == 404

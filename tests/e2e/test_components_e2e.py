@@ -26,7 +26,11 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def test_webserver_and_executor_processes(split: ServerProcess) -> None:
     with httpx.Client(base_url=split.url + "/api/v1/main", timeout=30) as api:
-        assert httpx.get(split.url + "/health").json() == {"status": "UP", "component": "webserver", "executor": False}
+        assert httpx.get(split.url + "/health").json() == {
+            "status": "UP",
+            "component": "webserver",
+            "executor": False,
+        }
         src = flow_yaml("""
             inputs:
               - id: who
@@ -40,11 +44,21 @@ def test_webserver_and_executor_processes(split: ServerProcess) -> None:
                 type: STRING
                 value: "{{ outputs.hi.value }}"
             """, "split")  # fmt: skip
-        assert api.post("/flows", content=src, headers={"content-type": "application/x-yaml"}).status_code == 200
-        ex = api.post("/executions/e2e.team/split", params={"wait": "true"}, files={"who": (None, "there")}).json()
+        assert (
+            api.post("/flows", content=src, headers={"content-type": "application/x-yaml"}).status_code == 200
+        )
+        ex = api.post(
+            "/executions/e2e.team/split", params={"wait": "true"}, files={"who": (None, "there")}
+        ).json()
         assert ex["state"]["current"] == "SUCCESS" and ex["outputs"] == {"said": "hi there"}
-        long = flow_yaml("tasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT60S\n", "split-long")
-        assert api.post("/flows", content=long, headers={"content-type": "application/x-yaml"}).status_code == 200
+        long = flow_yaml(
+            "tasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT60S\n",
+            "split-long",
+        )
+        assert (
+            api.post("/flows", content=long, headers={"content-type": "application/x-yaml"}).status_code
+            == 200
+        )
         run = api.post("/executions/e2e.team/split-long").json()
         deadline = time.monotonic() + 15
         while api.get(f"/executions/{run['id']}").json()["state"]["current"] != "RUNNING":

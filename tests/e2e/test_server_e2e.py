@@ -50,7 +50,11 @@ def test_flow_lifecycle(api: httpx.Client) -> None:
     created = api.post("/flows", content=src, headers=YAML)
     assert created.status_code == 200, created.text
     body = created.json()
-    assert body["revision"] == 1 and body["source"] == src and body["labels"] == [{"key": "team", "value": "data"}]
+    assert (
+        body["revision"] == 1
+        and body["source"] == src
+        and body["labels"] == [{"key": "team", "value": "data"}]
+    )
     again = api.post("/flows", content=src, headers=YAML)
     assert again.status_code == 422 and "already exists" in again.json()["message"]
     updated = api.put("/flows/e2e.team/lifecycle", content=src.replace("first", "second"), headers=YAML)
@@ -64,7 +68,9 @@ def test_flow_lifecycle(api: httpx.Client) -> None:
     assert [r["revision"] for r in revs] == [1, 2]
     listed = api.get("/flows/e2e.team").json()
     assert "lifecycle" in [f["id"] for f in listed]
-    search = api.get("/flows/search", params={"filters[namespace][PREFIX]": "e2e", "filters[q][EQUALS]": "lifecycle"}).json()
+    search = api.get(
+        "/flows/search", params={"filters[namespace][PREFIX]": "e2e", "filters[q][EQUALS]": "lifecycle"}
+    ).json()
     assert search["total"] == 1 and search["results"][0]["id"] == "lifecycle"
     by_label = api.get("/flows/search", params={"filters[labels][EQUALS][team]": "data"}).json()
     assert [f["id"] for f in by_label["results"]] == ["lifecycle"]
@@ -75,8 +81,12 @@ def test_flow_lifecycle(api: httpx.Client) -> None:
 
 
 def test_validate_reports_each_document(api: httpx.Client) -> None:
-    good = flow_yaml("tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: ok\n", "valid-one")
-    bad = flow_yaml("tasks:\n  - id: b\n    type: io.kestra.plugin.core.log.Log\n    mesage: typo\n", "invalid-one")
+    good = flow_yaml(
+        "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: ok\n", "valid-one"
+    )
+    bad = flow_yaml(
+        "tasks:\n  - id: b\n    type: io.kestra.plugin.core.log.Log\n    mesage: typo\n", "invalid-one"
+    )
     r = api.post("/flows/validate", content=good + "---\n" + bad, headers=YAML)
     assert r.status_code == 200, r.text
     results = r.json()
@@ -126,9 +136,14 @@ def test_run_with_wait_inputs_labels_and_secret_masking(api: httpx.Client) -> No
     assert set(bad.json()["inputs"]) == {"name", "count"}
     assert "count" in bad.json()["message"] and "name" in bad.json()["message"]
     assert api.post("/executions/e2e.team/missing-flow").status_code == 404
-    found = api.get("/executions/search", params={"filters[labels][EQUALS][env]": "test", "filters[state][IN]": "SUCCESS,FAILED"}).json()
+    found = api.get(
+        "/executions/search",
+        params={"filters[labels][EQUALS][env]": "test", "filters[state][IN]": "SUCCESS,FAILED"},
+    ).json()
     assert ex["id"] in [e["id"] for e in found["results"]]
-    none = api.get("/executions/search", params={"filters[state][EQUALS]": "KILLED", "filters[flowId][EQUALS]": "inputs"}).json()
+    none = api.get(
+        "/executions/search", params={"filters[state][EQUALS]": "KILLED", "filters[flowId][EQUALS]": "inputs"}
+    ).json()
     assert none == {"results": [], "total": 0}
 
 
@@ -174,7 +189,11 @@ def test_kill_a_long_execution(api: httpx.Client) -> None:
     time.sleep(0.3)
     started = time.monotonic()
     assert api.delete(f"/executions/{ex['id']}/kill").status_code == 202
-    while (state := api.get(f"/executions/{ex['id']}").json()["state"]["current"]) not in ("KILLED", "FAILED", "SUCCESS"):
+    while (state := api.get(f"/executions/{ex['id']}").json()["state"]["current"]) not in (
+        "KILLED",
+        "FAILED",
+        "SUCCESS",
+    ):
         assert time.monotonic() - started < 15, state
         time.sleep(0.1)
     assert state == "KILLED"
@@ -199,7 +218,9 @@ def test_output_file_download_stays_inside_its_execution(api: httpx.Client) -> N
     uri = ex["taskRunList"][0]["outputs"]["outputFiles"]["out.txt"]
     got = api.get(f"/executions/{ex['id']}/file", params={"path": uri})
     assert got.status_code == 200 and got.content.strip() == b"produced"
-    assert api.get(f"/executions/{ex['id']}/file/metas", params={"path": uri}).json()["size"] == len(got.content)
+    assert api.get(f"/executions/{ex['id']}/file/metas", params={"path": uri}).json()["size"] == len(
+        got.content
+    )
     other = api.post("/executions/e2e.team/files", params={"wait": "true"}).json()
     assert api.get(f"/executions/{other['id']}/file", params={"path": uri}).status_code == 403
     sneaky = uri.rsplit("/", 1)[0] + "/../../../../../../../../etc/passwd"
@@ -209,8 +230,18 @@ def test_output_file_download_stays_inside_its_execution(api: httpx.Client) -> N
 
 def test_namespace_files_round_trip(api: httpx.Client) -> None:
     ns = "/namespaces/e2e.files/files"
-    assert api.post(ns, params={"path": "/scripts/hello.sh"}, files={"fileContent": ("hello.sh", b"echo v1\n")}).status_code == 204
-    assert api.post(ns, params={"path": "/scripts/hello.sh"}, files={"fileContent": ("hello.sh", b"echo v2\n")}).status_code == 204
+    assert (
+        api.post(
+            ns, params={"path": "/scripts/hello.sh"}, files={"fileContent": ("hello.sh", b"echo v1\n")}
+        ).status_code
+        == 204
+    )
+    assert (
+        api.post(
+            ns, params={"path": "/scripts/hello.sh"}, files={"fileContent": ("hello.sh", b"echo v2\n")}
+        ).status_code
+        == 204
+    )
     assert api.post(ns + "/directory", params={"path": "/empty"}).status_code == 204
     root = {a["fileName"]: a["type"] for a in api.get(ns + "/directory").json()}
     assert root == {"scripts": "Directory", "empty": "Directory"}
@@ -218,7 +249,9 @@ def test_namespace_files_round_trip(api: httpx.Client) -> None:
     assert inside[0]["fileName"] == "hello.sh" and inside[0]["type"] == "File" and inside[0]["size"] == 8
     assert api.get(ns, params={"path": "/scripts/hello.sh"}).content == b"echo v2\n"
     assert api.get(ns, params={"path": "/scripts/hello.sh", "revision": 1}).content == b"echo v1\n"
-    assert [r["revision"] for r in api.get(ns + "/revisions", params={"path": "/scripts/hello.sh"}).json()] == [1, 2]
+    assert [
+        r["revision"] for r in api.get(ns + "/revisions", params={"path": "/scripts/hello.sh"}).json()
+    ] == [1, 2]
     assert api.get(ns + "/stats", params={"path": "/scripts/hello.sh"}).json()["size"] == 8
     assert api.get(ns + "/search", params={"q": "hello"}).json() == ["/scripts/hello.sh"]
     assert api.put(ns, params={"from": "/scripts", "to": "/bin"}).status_code == 204
@@ -244,9 +277,14 @@ def test_namespace_files_round_trip(api: httpx.Client) -> None:
 
 def test_kv_round_trip(api: httpx.Client) -> None:
     kv = "/namespaces/e2e.kv/kv"
-    assert api.put(kv + "/greeting", content="hello", headers={"content-type": "text/plain"}).status_code == 204
+    assert (
+        api.put(kv + "/greeting", content="hello", headers={"content-type": "text/plain"}).status_code == 204
+    )
     assert api.put(kv + "/answer", content="42", headers={"content-type": "text/plain"}).status_code == 204
-    assert api.put(kv + "/config", content='{"a": [1, 2]}', headers={"content-type": "text/plain"}).status_code == 204
+    assert (
+        api.put(kv + "/config", content='{"a": [1, 2]}', headers={"content-type": "text/plain"}).status_code
+        == 204
+    )
     assert api.get(kv + "/greeting").json()["value"] == "hello"
     assert api.get(kv + "/answer").json() == {**api.get(kv + "/answer").json(), "type": "NUMBER", "value": 42}
     assert api.get(kv + "/config").json()["value"] == {"a": [1, 2]}
@@ -272,7 +310,9 @@ def test_webhook_starts_an_execution(api: httpx.Client, server: Any) -> None:
             type: io.kestra.plugin.core.trigger.Webhook
             key: s3cr3t-key
         """, "hooked"))  # fmt: skip
-    r = api.post("/executions/webhook/e2e.team/hooked/s3cr3t-key", json={"name": "octocat"}, params={"x": "1"})
+    r = api.post(
+        "/executions/webhook/e2e.team/hooked/s3cr3t-key", json={"name": "octocat"}, params={"x": "1"}
+    )
     assert r.status_code == 200, r.text
     hook = r.json()
     assert hook["trigger"]["id"] == "hook" and hook["trigger"]["variables"]["body"] == {"name": "octocat"}
@@ -289,7 +329,11 @@ def test_webhook_starts_an_execution(api: httpx.Client, server: Any) -> None:
 
 
 def test_tenants_are_isolated(server: Any) -> None:
-    src = flow_yaml("tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n", "tenant-flow", "iso.ns")
+    src = flow_yaml(
+        "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n",
+        "tenant-flow",
+        "iso.ns",
+    )
     with httpx.Client(base_url=server.url, timeout=30) as c:
         assert c.post("/api/v1/acme/flows", content=src, headers=YAML).status_code == 200
         assert c.get("/api/v1/main/flows/iso.ns/tenant-flow").status_code == 404

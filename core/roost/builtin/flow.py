@@ -163,36 +163,43 @@ class ForEach(FlowableTask, type=P + "ForEach"):
         if "next" not in memo:
             values: list[str] = view.run.extra["values"]  # type: ignore[union-attr]
             started = {r.group for r in view.runs() if r.slot == "tasks"}
+            memo["index"] = {v: i for i, v in enumerate(values)}
             memo["next"] = sum(1 for v in values if v in started)
-            memo["active"] = [i for i, v in enumerate(values[: memo["next"]])]
+            memo["active"] = set(range(memo["next"]))
             memo["agg"] = {}
+            memo["recheck"] = True  # first look after a (re)load: every started value
         return memo
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
-        extra = self._progress(view)
+        """Advance the values whose runs changed since the last step (O(changes), not O(values))."""
+        memo = self._progress(view)
         values: list[str] = view.run.extra["values"]  # type: ignore[union-attr]
-        agg: dict[str, int] = extra["agg"]
+        agg: dict[str, int] = memo["agg"]
+        active: set[int] = memo["active"]
+        changed = view.changed_groups()
+        if memo.pop("recheck", False):
+            todo = sorted(active)
+        else:
+            todo = sorted(memo["index"][g] for g in changed if g in memo["index"] and memo["index"][g] in active)
         create: list[Any] = []
-        still: list[int] = []
-        for i in extra["active"]:
+        for i in todo:
             state, children = view.sequence(self.tasks, value=values[i], group=values[i], iteration=i)
             create += children
-            if state == RUNNING:
-                still.append(i)
-            else:
+            if state != RUNNING:
+                active.discard(i)
                 agg[state] = agg.get(state, 0) + 1
         limit = self.concurrency_limit or len(values) or 1
-        nxt = extra["next"]
-        while not any(s in FAILURES for s in agg) and nxt < len(values) and len(still) < limit:
+        nxt = memo["next"]
+        while not any(s in FAILURES for s in agg) and nxt < len(values) and len(active) < limit:
             state, children = view.sequence(self.tasks, value=values[nxt], group=values[nxt], iteration=nxt)
             create += children
             if state == RUNNING:
-                still.append(nxt)
+                active.add(nxt)
             else:
                 agg[state] = agg.get(state, 0) + 1
             nxt += 1
-        extra["next"], extra["active"] = nxt, still
-        if create or still:
+        memo["next"] = nxt
+        if create or active:
             return RUNNING, create
         main = worst(list(agg)) if agg else SUCCESS
         states = [main]

@@ -6,7 +6,6 @@ import base64
 from datetime import timedelta
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from roost import Dynamic, Model, Output, RunContext, Task, TaskError
@@ -89,6 +88,8 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
     """``insecureTrustAllCertificates`` to skip verification."""
 
     def run(self, ctx: RunContext) -> RequestOutput:
+        import httpx  # here, so that flows without HTTP tasks never import it
+
         opts = self.options
         headers = dict(self.headers or {})
         auth = opts.auth

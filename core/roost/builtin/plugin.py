@@ -22,3 +22,13 @@ def register_task_runners(register):
     from roost.scripts import Docker, Process
 
     register(Process, Docker)
+
+
+@hookimpl
+def register_credential_types(register):
+    from roost.credentials import github, oauth2
+
+    register("oauth2_client_credentials", oauth2.ClientCredentials)
+    register("oauth2_jwt_bearer", oauth2.JwtBearer)
+    register("oauth2_private_key_jwt", oauth2.PrivateKeyJwt)
+    register("github_app", github.GitHubApp)

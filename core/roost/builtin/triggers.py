@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import Field, ValidationInfo, field_validator
 
 from roost import Model, Trigger
@@ -76,6 +75,8 @@ class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.tri
                 f"cron {cron!r} has {fields} fields; expected {expected}"
                 + (" (withSeconds: true adds a leading seconds field)" if fields == 6 else "")
             )
+        from croniter import croniter
+
         if not croniter.is_valid(_croniter_expr(cron, with_seconds)):
             raise ValueError(f"invalid cron expression {cron!r}")
         return cron
@@ -86,6 +87,8 @@ class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.tri
     def next_after(self, when: datetime) -> datetime:
         """The first scheduled date strictly after ``when``."""
         zone = ZoneInfo(self.timezone)
+        from croniter import croniter
+
         it = croniter(self._croniter_expr(), when.astimezone(zone))
         return it.get_next(datetime)
 

@@ -74,7 +74,9 @@ class Client:
             headers["Authorization"] = f"Bearer {settings.token}"
         elif settings.username:
             auth = httpx.BasicAuth(settings.username, settings.password or "")
-        hooks = {"request": [self._log_request], "response": [self._log_response]} if settings.verbose else {}
+        hooks: dict[str, list[Any]] = (
+            {"request": [self._log_request], "response": [self._log_response]} if settings.verbose else {}
+        )
         self.http = httpx.Client(
             base_url=settings.host, auth=auth, headers=headers, timeout=timeout, event_hooks=hooks
         )

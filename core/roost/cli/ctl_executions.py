@@ -59,7 +59,7 @@ def _task_error(tr: dict[str, Any]) -> str | None:
     for attempt in reversed(tr.get("attempts") or []):
         if isinstance(attempt, dict) and attempt.get("error"):
             return str(attempt["error"])
-    engine = tr.get("_engine") if isinstance(tr.get("_engine"), dict) else {}
+    engine: dict[str, Any] = tr["_engine"] if isinstance(tr.get("_engine"), dict) else {}
     return tr.get("error") or engine.get("error")
 
 
@@ -90,12 +90,12 @@ def executions_run(namespace: str, flow_id: str, wait: bool, inputs: tuple[str, 
     try:
         for key, value in values.items():
             if value.startswith("@"):
-                path = Path(value[1:]).expanduser()
-                if not path.is_file():
-                    raise click.BadParameter(f"no such file for input {key!r}: {path}", param_hint="--input")
-                fh = path.open("rb")
+                local = Path(value[1:]).expanduser()
+                if not local.is_file():
+                    raise click.BadParameter(f"no such file for input {key!r}: {local}", param_hint="--input")
+                fh = local.open("rb")
                 handles.append(fh)
-                parts.append((key, (path.name, fh, "application/octet-stream")))
+                parts.append((key, (local.name, fh, "application/octet-stream")))
             else:
                 parts.append((key, (None, value.encode())))
         params: list[tuple[str, Any]] = [("wait", "true" if wait else "false")]
@@ -104,12 +104,12 @@ def executions_run(namespace: str, flow_id: str, wait: bool, inputs: tuple[str, 
             params.append(("revision", revision))
         if schedule_date:
             params.append(("scheduleDate", schedule_date))
-        path = f"/executions/{seg(namespace)}/{seg(flow_id)}"
+        url = f"/executions/{seg(namespace)}/{seg(flow_id)}"
         request_timeout = httpx.Timeout(30.0, read=timeout) if wait else 60.0
         with c.out.status(f"Running {namespace}.{flow_id}..." if wait else "Starting...") as status:
             try:
                 ex = c.client.request(
-                    "POST", path, params=params, files=parts or None, timeout=request_timeout
+                    "POST", url, params=params, files=parts or None, timeout=request_timeout
                 ).json()
             except CtlError as exc:
                 if exc.status == 422 and isinstance(exc.body, dict) and exc.body.get("inputs"):
@@ -186,7 +186,7 @@ def executions_kill(execution_ids: tuple[str, ...], wait: bool, timeout: float) 
     for ex_id in execution_ids:
         try:
             c.client.request("DELETE", f"/executions/{seg(ex_id)}/kill")
-            state = "KILLING"
+            state: str | None = "KILLING"
             if wait:
                 state = (c.client.wait_execution(ex_id, timeout).get("state") or {}).get("current")
             results.append({"id": ex_id, "state": state, "success": True})

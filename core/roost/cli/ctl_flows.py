@@ -68,14 +68,14 @@ def _roundtrip(text: str) -> tuple[Any, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.util import load_yaml_guess_indent
 
-    data, indent, block_seq_indent = load_yaml_guess_indent(text)
+    _data, indent, offset = load_yaml_guess_indent(text)
+    indent, offset = indent or 2, offset or 0
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
-    yaml.indent(
-        mapping=indent or 2, sequence=(indent or 2) + (block_seq_indent or 0), offset=block_seq_indent or 0
-    )
-    return yaml, data
+    # guessed: ``indent`` is where a sequence item's content starts, ``offset`` where its dash is
+    yaml.indent(mapping=max(indent - offset, 2) if offset else indent, sequence=indent, offset=offset)
+    return yaml, yaml.load(text)
 
 
 def set_namespace(text: str, namespace: str) -> str:

@@ -192,7 +192,7 @@ def plugins_list(as_json: bool) -> None:
 
     table = Table(title="Roost plugins")
     for col in ("name", "version", "hooks", "types"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold", no_wrap=col == "types")
     for r in rows:
         table.add_row(
             str(r["name"]), str(r["version"]), "\n".join(r["hooks"] or ()), "\n".join(r["types"] or ())

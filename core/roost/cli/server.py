@@ -31,7 +31,11 @@ def _common(http: bool, store: str) -> Callable[[Callable[..., Any]], Callable[.
                                      help="The shared store: a SQLite file or a PostgreSQL URL."))  # fmt: skip
         if http:
             opts += [
-                click.option("--host", default=None, help="Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)."),
+                click.option(
+                    "--host",
+                    default=None,
+                    help="Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface).",
+                ),
                 click.option("--port", type=int, default=None, help="Port (default 8080)."),
             ]
         for opt in reversed(opts):
@@ -62,7 +66,10 @@ def _run(component: str, *, config_path: str | None, data_dir: str, workers: int
         where = db_url or str(Path(data_dir).resolve() / "roost.db")
         if component in ("local", "standalone", "webserver"):
             auth = "basic auth / API tokens" if config.auth.enabled else "no auth"
-            click.echo(f"roost {component}: listening on http://{config.host}:{config.port} ({auth}; store {where})", err=True)
+            click.echo(
+                f"roost {component}: listening on http://{config.host}:{config.port} ({auth}; store {where})",
+                err=True,
+            )
         else:
             click.echo(f"roost {component}: running (store {where})", err=True)
 
@@ -115,7 +122,9 @@ def scheduler(**kw: Any) -> None:
 
 
 @server.command("hash-password")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The password (prompted).")
+@click.option(
+    "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The password (prompted)."
+)
 def hash_password_cmd(password: str) -> None:
     """Print the passwordHash of a basic-auth user for the configuration file."""
     from roost.server.config import hash_password
@@ -131,4 +140,4 @@ def new_token_cmd(name: str) -> None:
 
     token = new_token()
     click.echo(f"token (shown once): {token}")
-    click.echo(f"configuration:\n  apiTokens:\n    - name: {name}\n      tokenHash: \"{hash_token(token)}\"")
+    click.echo(f'configuration:\n  apiTokens:\n    - name: {name}\n      tokenHash: "{hash_token(token)}"')

@@ -237,9 +237,13 @@ class TaskRunContext:
         return f"kestra:///{self.namespace.replace('.', '/')}/_files/{path.lstrip('/')}"
 
     def credential(self, key: str) -> str:
-        provider = self.runtime.credentials.get(key)
+        credentials = self.runtime.credentials
+        lookup = getattr(credentials, "lookup", None)  # namespace-scoped credentials (roost.credentials)
+        provider = lookup(key, self.namespace) if lookup is not None else credentials.get(key)
         if provider is None:
-            raise ExpressionError(f"No credential '{key}' is configured")
+            raise ExpressionError(
+                f"No credential '{key}' is configured for namespace '{self.namespace}' (tenant '{self.runtime.tenant}')"
+            )
         token = provider.token()
         self.secret_values.add(token)
         return str(token)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.assets.service import AssetService
+from roost.credentials import CredentialStore
 from roost.engine.context import Runtime
 from roost.engine.executor import Effects, Executor, StartSubflow
 from roost.engine.inputs import resolve_inputs
@@ -69,7 +70,7 @@ class Engine:
         defaults: Callable[[str, str], list[PluginDefault]] | None = None,
         ignore_executions: set[str] | None = None,
         ignore_flows: set[str] | None = None,
-        credentials: dict[str, Any] | None = None,
+        credentials: Any = None,
         on_execution_end: Callable[[Execution], None] | None = None,
     ) -> None:
         from roost.plugins import get_plugins
@@ -82,7 +83,8 @@ class Engine:
         self.defaults = defaults or (lambda tenant, namespace: defaults_for(namespace))
         self.ignore_executions = set(ignore_executions or ())
         self.ignore_flows = set(ignore_flows or ())
-        self.credentials = credentials or {}
+        # credentials: configuration (mapping), a CredentialStore, or None for ROOST_CREDENTIALS
+        self.credentials = CredentialStore.build(credentials, plugins=self.plugins)
         self.on_execution_end = [on_execution_end] if on_execution_end else []
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
@@ -113,7 +115,7 @@ class Engine:
                 storage=LocalStorage(self.data_dir / "storage", tenant),
                 kv=SqlKV(self.store, tenant),
                 namespace_files=SqlNamespaceFiles(self.store, tenant),
-                credentials=self.credentials,
+                credentials=self.credentials.for_tenant(tenant),
                 log_sink=functools.partial(self._buffer_logs, tenant),
                 plugins=self.plugins,
                 tenant=tenant,

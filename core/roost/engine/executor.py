@@ -212,6 +212,11 @@ class FlowView:
             self.run.outputs = {}
         return self.run.outputs
 
+    def changed_groups(self) -> set[Any]:
+        """Groups (ForEach values) of this run's children whose state changed since the last call."""
+        assert self.run is not None
+        return self.ex.dirty.pop(self.run.id, set())
+
     def runs(self, group: Any = ...) -> list[TaskRun]:
         parent = self.run.id if self.run else None
         if group is ...:
@@ -316,6 +321,7 @@ class Executor:
         tr.attempts.append(attempt)
         if ex.state.current == KILLING:
             tr.state.set(KILLED)
+            ex.touch(tr)
             return self.process(ex, flow)
         task = index_of(flow).tasks.get(tr.task_id)
         if state == FAILED and task is not None:
@@ -335,6 +341,7 @@ class Executor:
         if outputs is not None:
             tr.outputs = outputs
         tr.state.set(state)
+        ex.touch(tr)
         if error and state in FAILURES:
             tr.extra["error"] = error
         ex.record_outputs(tr)
@@ -368,6 +375,7 @@ class Executor:
             tr.extra.pop("pauseUntil", None)
             tr.state.set(RUNNING)
             tr.state.set(final)
+            ex.touch(tr)
             ex.record_outputs(tr)
             if ex.state.current == PAUSED:
                 ex.state.set(RUNNING)
@@ -383,6 +391,7 @@ class Executor:
             tr.outputs = {"onResume": inputs or {}} if inputs else (tr.outputs or {})
             tr.state.set(RUNNING)
             tr.state.set(SUCCESS)
+            ex.touch(tr)
             ex.record_outputs(tr)
         ex.state.set(RUNNING)
         return self.process(ex, flow)
@@ -401,6 +410,7 @@ class Executor:
             if tr.extra.get("subflow"):
                 eff.kill_executions.append(KillExecution(tr.extra["subflow"]))
             tr.state.set(KILLED)
+            ex.touch(tr)
         self._finish_killing(ex, eff)
         return eff
 
@@ -444,6 +454,8 @@ class Executor:
         }
         drop |= _descendants(ex, drop)
         ex.reindex([tr for tr in ex.task_runs if tr.id not in drop])
+        for tr_id in reset:
+            self.memo.pop(tr_id, None)
         for tr in ex.task_runs:
             if tr.id in reset:
                 tr.state.set(RESTARTED)
@@ -495,6 +507,7 @@ class Executor:
                 elif state != RUNNING:
                     self.memo.pop(tr.id, None)
                     tr.state.set(state)
+                    ex.touch(tr)
                     done = getattr(task, "on_done", None)
                     if done is not None:
                         done(view)
@@ -515,8 +528,6 @@ class Executor:
                 self._create(ex, flow, None, children, eff)
                 return True
             if state == RUNNING:
-                if any(tr.state.current == PAUSED for tr in ex.task_runs) and ex.state.current == RUNNING:
-                    ex.state.set(PAUSED)
                 return False
             ex.metadata["finalState"] = state
             final = state
@@ -599,6 +610,8 @@ class Executor:
     def _pause(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any, eff: Effects) -> None:
         tr.state.set(RUNNING)
         tr.state.set(PAUSED)
+        if ex.state.current == RUNNING:
+            ex.state.set(PAUSED)
         duration = getattr(task, "pause_duration", None) or getattr(task, "timeout", None)
         if isinstance(duration, str):
             duration = FlowView(self, ex, flow, tr).render(duration)

@@ -179,7 +179,7 @@ class Execution:
 
     __slots__ = ("id", "tenant", "namespace", "flow_id", "flow_revision", "state", "inputs", "outputs", "labels",
                  "variables", "trigger", "parent_id", "original_id", "task_runs", "by_id", "children", "metadata",
-                 "schedule_date", "deleted", "kind", "outputs_tree", "error", "by_group", "by_slot", "scans")  # fmt: skip
+                 "schedule_date", "deleted", "kind", "outputs_tree", "error", "by_group", "by_slot", "scans", "dirty")  # fmt: skip
 
     def __init__(self, namespace: str, flow_id: str, flow_revision: int = 1, tenant: str = "main",
                  id: str | None = None) -> None:  # fmt: skip
@@ -202,6 +202,7 @@ class Execution:
         self.by_group: dict[tuple[str | None, str | None], list[TaskRun]] = {}
         self.by_slot: dict[tuple[str | None, str | None, str], list[TaskRun]] = {}
         self.scans: dict[tuple[str | None, str | None, str], list[Any]] = {}  # executor's incremental scans
+        self.dirty: dict[str | None, set[str | None]] = {}  # parent run → groups whose children changed
         self.metadata: dict[str, Any] = {"attemptNumber": 1, "originalCreatedDate": iso(now())}
         self.schedule_date: datetime | None = None
         self.deleted = False
@@ -216,10 +217,16 @@ class Execution:
         self.children.setdefault(tr.parent_id, []).append(tr)
         self.by_group.setdefault((tr.parent_id, tr.group), []).append(tr)
         self.by_slot.setdefault((tr.parent_id, tr.group, tr.slot), []).append(tr)
+        self.touch(tr)
         return tr
+
+    def touch(self, tr: TaskRun) -> None:
+        """Note that ``tr`` changed, so its parent looks at its group again."""
+        self.dirty.setdefault(tr.parent_id, set()).add(tr.group)
 
     def reindex(self, keep: list[TaskRun]) -> None:
         self.task_runs, self.by_id, self.children, self.by_group, self.by_slot, self.scans = [], {}, {}, {}, {}, {}
+        self.dirty = {}
         for tr in keep:
             self.add(tr)
 

@@ -455,6 +455,10 @@ class Scheduler:
         self._lock = threading.RLock()
         self._conditions = Conditions()
         self.next_wakeup = float("inf")
+        self.watch_interval = 2.0
+        self._watermark: float | None = None
+        self._last_watch = 0.0
+        self._recent: dict[str, float] = {}  # ended executions already handled (id -> end date)
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> Scheduler:
@@ -507,6 +511,7 @@ class Scheduler:
             self._started_at = time.time()
         self._reload()
         self._drain_events()
+        self._watch_store()
         now = time.time() if now is None else now
         self.next_wakeup = now + self.refresh
         by_tenant: dict[str, list[_FlowEntry]] = {}
@@ -734,7 +739,8 @@ class Scheduler:
             self._fire_date(entry, trig, cursor, backfill=bf)
             cursor = trig.next_after(cursor)
             count += 1
-        if cursor > end and (bf.get("end") is None or parse_date(bf.get("end"), zone) <= now_dt):
+        until = parse_date(bf.get("end"), zone)
+        if cursor > end and (until is None or until <= now_dt):
             data.pop("backfill", None)  # done
         else:
             bf["currentDate"] = iso(cursor)
@@ -812,17 +818,59 @@ class Scheduler:
                 ex = self._events.get_nowait()
             except queue.Empty:
                 return
-            try:
-                self._stop_after(ex)
-                self._flow_triggers(ex)
-            except Exception:
-                log.exception("flow triggers on the end of execution %s failed", ex.id)
+            self._handle_end(ex)
+
+    def _handle_end(self, ex: Execution) -> None:
+        end = ex.state.end
+        key = f"{ex.id}@{iso(end)}"  # a restarted execution that ends again counts again
+        if key in self._recent:
+            return
+        self._recent[key] = end.timestamp() if end else time.time()
+        if len(self._recent) > 10000:
+            for key in sorted(self._recent, key=self._recent.__getitem__)[:5000]:
+                del self._recent[key]
+        try:
+            self._stop_after(ex)
+            self._flow_triggers(ex)
+        except Exception:
+            log.exception("flow triggers on the end of execution %s failed", ex.id)
+
+    def _watch_store(self) -> None:
+        """Without an executor in this process (a separate ``scheduler`` component), no execution-end
+        callback ever comes: read the executions that ended since the last look from the store instead."""
+        from roost.store.db import executions as executions_table
+
+        now = time.time()
+        if getattr(self.engine, "_thread", None) is not None:
+            self._watermark = now  # the executor runs here and calls back
+            return
+        if self._watermark is None:
+            self._watermark = self._started_at or now
+        if now - self._last_watch < self.watch_interval:
+            return
+        self._last_watch = now
+        if not any(
+            e.flow_triggers or any(t.stop_after for t in e.flow.triggers) for e in self._inventory.values()
+        ):
+            self._watermark = now
+            return
+        since = self._watermark - 1.0  # overlap: an end written late still counts once
+        q = (sa.select(executions_table.c.data, executions_table.c.end_date)
+             .where(executions_table.c.end_date > since).order_by(executions_table.c.end_date))  # fmt: skip
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        import json
+
+        for row in rows:
+            ex = Execution.from_dicts(json.loads(row.data), [])
+            if ex.state.terminal():
+                self._handle_end(ex)
+            self._watermark = max(self._watermark, float(row.end_date))
 
     def process_execution_end(self, ex: Execution) -> None:
         """Apply Flow triggers and stopAfter for one ended execution (what the loop does for each)."""
         self._reload()
-        self._stop_after(ex)
-        self._flow_triggers(ex)
+        self._handle_end(ex)
 
     def _stop_after(self, ex: Execution) -> None:
         trig_info = ex.trigger or {}
@@ -852,9 +900,10 @@ class Scheduler:
             for trig in entry.flow_triggers:
                 if trig.disabled or ex.state.current not in (trig.states or TERMINAL_DEFAULT):
                     continue
-                render = lambda expr, scope, _e=entry: render_value(
-                    self.engine, _e.tenant, _e.flow, expr, scope
-                )  # noqa: E731
+
+                def render(expr: str, scope: dict[str, Any], _e: _FlowEntry = entry) -> Any:
+                    return render_value(self.engine, _e.tenant, _e.flow, expr, scope)
+
                 self._conditions.render = render
                 scope = {"trigger": variables}
                 plain = [c for c in trig.conditions or [] if _short(c.get("type")) != "MultipleCondition"]
@@ -888,7 +937,9 @@ class Scheduler:
                     self._save(entry, trig, data, None)
                     if not ok:
                         continue
-                ex_id = stable_id(entry.tenant, entry.namespace, entry.flow_id, trig.id, ex.id)
+                ex_id = stable_id(
+                    entry.tenant, entry.namespace, entry.flow_id, trig.id, ex.id, iso(ex.state.end)
+                )
                 self._start(entry, trig, dict(variables), execution_id=ex_id)
 
     @staticmethod

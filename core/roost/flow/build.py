@@ -298,7 +298,7 @@ class FlowBuilder:
                 else f"'type' must be a string, got {_kind(type_id)}",
             )
             return None
-        cls = self.plugins.types.get(type_id)
+        cls = self.plugins.resolve(type_id)
         if cls is None or not issubclass(cls, base):
             self.add((*path, "type"), self._unknown_type(type_id, base))
             return None

@@ -13,10 +13,21 @@ from roost.server.routes import executions, flows, logs, namespaces, plugins, sy
 from roost.server.state import ServerState
 
 
-def create_app(state: ServerState) -> FastAPI:
+def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
+    """``api_threads`` bounds the threads running store work for requests: more would only queue on
+    SQLite's single writer and overflow the store's connection pool (a new connection per call)."""
+    from contextlib import asynccontextmanager
+
     from roost.server.routes.system import version
 
-    app = FastAPI(title="Roost API", version=version(), openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = api_threads
+        yield
+
+    app = FastAPI(lifespan=lifespan, title="Roost API", version=version(), openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",
                   redoc_url=None,
                   description="Kestra 1.3-compatible API of Roost. Tenant-scoped routes live under /api/v1/{tenant}/ "
                               "(the open-source tenant is `main`).")  # fmt: skip
@@ -42,7 +53,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for op in item.values():
             responses = op.get("responses", {})
             # parameter errors answer 400 with {"message": ...} (see roost.server.errors), not FastAPI's 422 shape
-            validation = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            validation = (
+                responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            )
             if validation.get("$ref", "").endswith("/HTTPValidationError"):
                 del responses["422"]
             if path != "/health":

@@ -86,6 +86,7 @@ class ServerConfig:
     url: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
+    credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
 
 
 def _section(data: dict[str, Any], *keys: str) -> Any:
@@ -124,6 +125,15 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
             raise ConfigError("server.tenants: expected a list of tenant ids")
         cfg.tenants = tuple(tenants)
+    credentials = _section(data, "credentials")
+    if credentials is not None:  # validated now (types, properties, secret references), built by the engine
+        from roost.credentials import CredentialConfigError, CredentialStore
+
+        try:
+            CredentialStore.from_config(credentials, environ=env)
+        except CredentialConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.credentials = credentials
     basic = _section(server, "basicAuth", "basic-auth", "basic_auth") or {}
     if not isinstance(basic, dict):
         raise ConfigError("server.basicAuth: expected a mapping with users")

@@ -39,16 +39,18 @@ def open_store(db_url: str | None, data_dir: Path) -> Any:
 
     if db_url:
         if db_url.startswith("postgres://"):
-            db_url = "postgresql+psycopg://" + db_url[len("postgres://"):]
+            db_url = "postgresql+psycopg://" + db_url[len("postgres://") :]
         elif db_url.startswith("postgresql://"):
-            db_url = "postgresql+psycopg://" + db_url[len("postgresql://"):]
+            db_url = "postgresql+psycopg://" + db_url[len("postgresql://") :]
         elif "://" not in db_url:
             db_url = f"sqlite:///{Path(db_url).resolve()}"
         return Store(db_url)
     return Store.sqlite(data_dir)
 
 
-def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8) -> Any:
+def build_engine(
+    component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8, credentials: Any = None
+) -> Any:
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
     from roost.plugin_defaults import defaults_for
@@ -59,7 +61,7 @@ def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, w
         queue: Any = InProcessQueue()
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
-    return Engine(store, data_dir, queue=queue, workers=workers,
+    return Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials,
                   defaults=lambda _tenant, namespace: defaults_for(namespace))  # fmt: skip
 
 
@@ -80,7 +82,9 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
-    engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers)
+    engine = build_engine(
+        component, data_dir=data_dir, db_url=db_url, workers=workers, credentials=config.credentials
+    )
     runs_executor = component in ("local", "standalone", "executor", "worker")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")

@@ -100,6 +100,7 @@ class ServerState:
         self.metrics = Metrics()
         self.started = time.time()
         self._secret_inputs: dict[tuple[str, str, str, int], frozenset[str]] = {}
+        self._latest: dict[tuple[str, str, str], tuple[int, float]] = {}
         if executor_running:
             engine.on_execution_end.append(self.watcher.on_end)
             engine.on_execution_end.append(self.metrics.on_end)
@@ -112,6 +113,27 @@ class ServerState:
         if allowed is not None and tenant not in allowed:
             raise not_found(f"no tenant {tenant!r} on this server")
         return tenant
+
+    # -- flows ---------------------------------------------------------------------------------------
+    def latest_flow(self, tenant: str, namespace: str, flow_id: str) -> Any:
+        """The flow's latest revision, parsed (engine cache). The latest revision number is remembered for
+        half a second: deploys through this server forget it at once, other processes' within that delay."""
+        from roost.engine.engine import FlowNotFound
+
+        key = (tenant, namespace, flow_id)
+        hit = self._latest.get(key)
+        now_ = time.monotonic()
+        if hit is None or hit[1] < now_:
+            found = self.store.get_flow(tenant, namespace, flow_id)
+            if found is None:
+                raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
+            if len(self._latest) > 10000:
+                self._latest.clear()
+            hit = self._latest[key] = (found[0], now_ + 0.5)
+        return self.engine.flow(tenant, namespace, flow_id, hit[0])
+
+    def forget_flow(self, tenant: str, namespace: str, flow_id: str) -> None:
+        self._latest.pop((tenant, namespace, flow_id), None)
 
     # -- executions ----------------------------------------------------------------------------------
     def execution_dict(self, tenant: str, execution_id: str) -> dict[str, Any]:
@@ -160,12 +182,23 @@ class ServerState:
         root = (self.config.url or base).rstrip("/")
         return f"{root}/ui/{tenant}/executions/{ex['namespace']}/{ex['flowId']}/{ex['id']}"
 
-    async def wait_end(self, tenant: str, execution_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Wait for an execution to end; returns it (its current state when ``timeout`` runs out)."""
+    async def wait_end(self, tenant: str, execution_id: str, timeout: float | None = None,
+                       registered: asyncio.Future[None] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Wait for an execution to end; returns it (its current state when ``timeout`` runs out).
+
+        ``registered``: a future from :meth:`EndWatcher.register` taken before the execution was created,
+        which spares the first look at the store."""
         from starlette.concurrency import run_in_threadpool
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        fut = self.watcher.register(execution_id) if self.executor_running else None
+        fut = registered or (self.watcher.register(execution_id) if self.executor_running else None)
+        if registered is not None:
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(registered), 1.0 if timeout is None else min(1.0, timeout)
+                )
+            except TimeoutError:
+                pass
         try:
             while True:
                 ex = await run_in_threadpool(self.execution_dict, tenant, execution_id)

@@ -46,3 +46,22 @@ async def body_text(request: Request, what: str = "body") -> str:
 
 def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
+
+
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "event": {"type": "string"},
+                        "data": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}

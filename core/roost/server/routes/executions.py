@@ -15,13 +15,13 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from roost.engine.engine import FlowNotFound
 from roost.engine.inputs import InputsInvalid
-from roost.engine.model import TERMINAL, iso, now
+from roost.engine.model import TERMINAL, iso, new_id, now
 from roost.flow.build import FlowInvalid
 from roost.server import models
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
-from roost.server.routes.common import base_url, blocking, multipart_body, state_of
+from roost.server.routes.common import SSE_RESPONSE, base_url, blocking, multipart_body, state_of
 from roost.server.state import ServerState
 from roost.store.storage import StorageError, execution_prefix, uri_key
 
@@ -45,6 +45,8 @@ def sse(event_id: str, data: Any) -> bytes:
 
 def _flow(st: ServerState, tenant: str, namespace: str, flow_id: str, revision: int | None = None) -> Any:
     try:
+        if revision is None:
+            return st.latest_flow(tenant, namespace, flow_id)
         return st.engine.flow(tenant, namespace, flow_id, revision)
     except FlowNotFound:
         raise not_found(
@@ -112,13 +114,12 @@ def _check_file_inputs(flow: Any, inputs: dict[str, Any]) -> None:
 
 def create(st: ServerState, tenant: str, namespace: str, flow_id: str, inputs: dict[str, Any],
            labels: list[dict[str, str]], revision: int | None, schedule_date: datetime | None,
-           trigger: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+           trigger: dict[str, Any] | None = None, execution_id: str | None = None) -> dict[str, Any]:  # fmt: skip
     flow = _flow(st, tenant, namespace, flow_id, revision)
     _check_file_inputs(flow, inputs)
     try:
-        ex = st.engine.create_execution(
-            flow, inputs, labels, tenant=tenant, schedule_date=schedule_date, trigger=trigger
-        )
+        ex = st.engine.create_execution(flow, inputs, labels, tenant=tenant, schedule_date=schedule_date, trigger=trigger,
+                                        execution_id=execution_id)  # fmt: skip
     except InputsInvalid as exc:
         text = "; ".join(f"inputs.{k}: {v}" for k, v in exc.errors.items())
         raise unprocessable(
@@ -323,7 +324,7 @@ def set_labels(request: Request, tenant: str, executionId: str, body: list[model
 
 
 @router.get(P + "/{executionId}/follow", operation_id="followExecution", summary="Follow an execution (server-sent events)",
-            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "Events"}})  # fmt: skip
+            responses=SSE_RESPONSE)  # fmt: skip
 async def follow(request: Request, tenant: str, executionId: str) -> StreamingResponse:  # noqa: N803
     """Events ``start``, then ``progress`` (the execution) on every change, then ``end`` with the final execution."""
     st = state_of(request)
@@ -413,7 +414,7 @@ def _webhook_trigger(st: ServerState, tenant: str, namespace: str, flow_id: str,
     from roost.builtin.triggers import Webhook
 
     try:
-        flow = st.engine.flow(tenant, namespace, flow_id)
+        flow = st.latest_flow(tenant, namespace, flow_id)
     except (FlowNotFound, FlowInvalid):
         raise not_found(f"flow {namespace}.{flow_id} not found") from None
     for trig in flow.triggers:
@@ -483,7 +484,13 @@ async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: 
     return JSONResponse(out)
 
 
-_hook_doc = {"responses": {200: {"model": models.WebhookResponse}}}
+_hook_doc = {
+    "responses": {
+        200: {"model": models.WebhookResponse},
+        409: {"model": models.ErrorBody},
+        422: {"model": models.ErrorBody},
+    }
+}
 
 
 @router.get(
@@ -529,9 +536,30 @@ async def create_execution(
     st = state_of(request)
     tenant = st.tenant(tenant)
     inputs = await _form_inputs(request)
-    ex = await blocking(create, st, tenant, namespace, id, inputs, _labels(labels), revision, scheduleDate)
+    execution_id, registered = None, None
+    if wait and st.executor_running:  # listen for the end before the execution exists: it may end at once
+        execution_id = new_id()
+        registered = st.watcher.register(execution_id)
+    try:
+        ex = await blocking(
+            create,
+            st,
+            tenant,
+            namespace,
+            id,
+            inputs,
+            _labels(labels),
+            revision,
+            scheduleDate,
+            None,
+            execution_id,
+        )
+    except BaseException:
+        if registered is not None:
+            st.watcher.discard(execution_id or "", registered)
+        raise
     if wait:
-        ex = await st.wait_end(tenant, ex["id"])
+        ex = await st.wait_end(tenant, ex["id"], registered=registered)
     ex["url"] = st.execution_url(base_url(request), tenant, ex)
     return JSONResponse(ex)
 

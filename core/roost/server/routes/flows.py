@@ -104,6 +104,7 @@ def _deploy(st: ServerState, tenant: str, source: str, *, expect_exists: bool | 
     if expect_exists is True and not exists:
         raise not_found(f"flow {flow.namespace}.{flow.id} not found")
     deployed = st.engine.deploy(source, tenant)
+    st.forget_flow(tenant, deployed.namespace, deployed.id)
     return flow_json(
         tenant, deployed.namespace, deployed.id, deployed.revision or 1, source, with_source=True
     )
@@ -274,6 +275,7 @@ def _bulk(st: ServerState, tenant: str, text: str, *, delete: bool, namespace: s
     out = []
     for _flow, chunk in parsed:
         deployed = st.engine.deploy(chunk, tenant)
+        st.forget_flow(tenant, deployed.namespace, deployed.id)
         out.append(
             flow_json(
                 tenant, deployed.namespace, deployed.id, deployed.revision or 1, chunk, with_source=True
@@ -284,6 +286,7 @@ def _bulk(st: ServerState, tenant: str, text: str, *, delete: bool, namespace: s
         for ns, fid, _rev, _src in st.store.list_flows(tenant, namespace, prefix=allow_child):
             if (ns, fid) not in keep:
                 st.store.delete_flow(tenant, ns, fid)
+                st.forget_flow(tenant, ns, fid)
     return out
 
 
@@ -306,7 +309,7 @@ async def bulk_update(
 
 @router.post(P + "/import", operation_id="importFlows", summary="Import flows (a multi-document YAML or a ZIP of YAML files)",
              openapi_extra=multipart_body(True, fileUpload={"type": "string", "format": "binary"}),
-             responses={200: {"model": list[str]}})  # fmt: skip
+             responses={200: {"model": list[str]}, 422: {"model": models.ErrorBody}})  # fmt: skip
 async def import_flows(request: Request, tenant: str, failOnError: bool = False) -> JSONResponse:  # noqa: N803
     st = state_of(request)
     tenant = st.tenant(tenant)
@@ -337,7 +340,8 @@ async def import_flows(request: Request, tenant: str, failOnError: bool = False)
         failed = []
         for name, text in sources:
             try:
-                st.engine.deploy(text, tenant)
+                deployed = st.engine.deploy(text, tenant)
+                st.forget_flow(tenant, deployed.namespace, deployed.id)
             except FlowInvalid as exc:
                 if failOnError:
                     raise unprocessable(f"{name}: {exc}", violations=violations_body(exc)) from None
@@ -370,6 +374,7 @@ def _toggle(st: ServerState, tenant: str, items: list[models.IdWithNamespace], d
             continue
         source = _set_key(found[1], "disabled", disabled)
         st.engine.deploy(source, tenant)
+        st.forget_flow(tenant, item.namespace, item.id)
         count += 1
     return count
 
@@ -393,7 +398,10 @@ def disable_by_ids(request: Request, tenant: str, body: list[models.IdWithNamesp
 def delete_by_ids(request: Request, tenant: str, body: list[models.IdWithNamespace]) -> JSONResponse:
     st = state_of(request)
     tenant = st.tenant(tenant)
-    count = sum(1 for item in body if st.store.delete_flow(tenant, item.namespace, item.id))
+    count = 0
+    for item in body:
+        st.forget_flow(tenant, item.namespace, item.id)
+        count += bool(st.store.delete_flow(tenant, item.namespace, item.id))
     return JSONResponse({"count": count})
 
 
@@ -460,6 +468,7 @@ async def update_flow(request: Request, tenant: str, namespace: str, id: str) ->
 def delete_flow(request: Request, tenant: str, namespace: str, id: str) -> Response:
     st = state_of(request)
     tenant = st.tenant(tenant)
+    st.forget_flow(tenant, namespace, id)
     if not st.store.delete_flow(tenant, namespace, id):
         raise not_found(f"flow {namespace}.{id} not found")
     return Response(status_code=204)

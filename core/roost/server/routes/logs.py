@@ -13,7 +13,7 @@ from roost.engine.model import TERMINAL
 from roost.server import models
 from roost.server.filters import parse_filters
 from roost.server.queries import LOG_FIELDS, delete_logs, execution_logs, search_logs
-from roost.server.routes.common import blocking, state_of
+from roost.server.routes.common import SSE_RESPONSE, blocking, state_of
 from roost.server.routes.executions import SSE_HEADERS, sse
 
 router = APIRouter(tags=["Logs"], responses=models.ERRORS)
@@ -98,7 +98,7 @@ def download(
 
 @router.get(P + "/{executionId}/follow", operation_id="followLogsFromExecution",
             summary="Follow an execution's logs (server-sent events)",
-            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "Events"}})  # fmt: skip
+            responses=SSE_RESPONSE)  # fmt: skip
 async def follow(
     request: Request, tenant: str, executionId: str, minLevel: models.Level | None = None
 ) -> StreamingResponse:  # noqa: N803

@@ -176,7 +176,7 @@ def list_directory(request: Request, tenant: str, namespace: str, path: str | No
 
 
 @router.post(F + "/directory", operation_id="createNamespaceDirectory", summary="Create a folder", tags=["Files"],
-             status_code=204, responses={204: {"description": "Created"}})  # fmt: skip
+             status_code=204, responses={204: {"description": "Created"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 def create_directory(request: Request, tenant: str, namespace: str, path: str | None = None) -> Response:
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
@@ -251,7 +251,7 @@ def get_file(request: Request, tenant: str, namespace: str, path: str,
 
 @router.post(F, operation_id="createNamespaceFile", summary="Upload a file (multipart part fileContent)", tags=["Files"],
              status_code=204, openapi_extra=multipart_body(True, fileContent={"type": "string", "format": "binary"}),
-             responses={204: {"description": "Stored"}})  # fmt: skip
+             responses={204: {"description": "Stored"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 async def upload(request: Request, tenant: str, namespace: str, path: str) -> Response:
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
