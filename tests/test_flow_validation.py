@@ -11,7 +11,7 @@ HERE = Path(__file__).parent / "invalid_flows"
 
 EXPECTED = {
     "01_yaml_syntax": [
-        ("", 7, "invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'")
+        ("", 7, "invalid YAML: while parsing a flow sequence did not find expected ',' or ']'")
     ],
     "02_duplicate_key": [("", 7, "duplicate key 'message'")],
     "03_unknown_property": [

@@ -18,9 +18,11 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("roost-split")
     db = f"sqlite:///{root / 'shared.db'}"
     executor = ServerProcess("executor", root / "data", db_url=db, http=False).wait_ready()
+    scheduler = ServerProcess("scheduler", root / "data", db_url=db, http=False).wait_ready()
     web = ServerProcess("webserver", root / "data", db_url=db).wait_ready()
     yield web
     web.stop()
+    scheduler.stop()
     executor.stop()
 
 
@@ -68,3 +70,33 @@ def test_webserver_and_executor_processes(split: ServerProcess) -> None:
         while (state := api.get(f"/executions/{run['id']}").json()["state"]["current"]) != "KILLED":
             assert time.monotonic() < deadline + 10, state
             time.sleep(0.05)
+
+
+def test_scheduler_process_starts_scheduled_executions(split: ServerProcess) -> None:
+    with httpx.Client(base_url=split.url + "/api/v1/main", timeout=30) as api:
+        src = flow_yaml("""
+            tasks:
+              - id: tick
+                type: io.kestra.plugin.core.log.Log
+                message: tick
+            triggers:
+              - id: every-second
+                type: io.kestra.plugin.core.trigger.Schedule
+                withSeconds: true
+                cron: "* * * * * *"
+            """, "ticking")  # fmt: skip
+        assert api.post("/flows", content=src, headers={"content-type": "application/x-yaml"}).status_code == 200
+        deadline = time.monotonic() + 20
+        params = {"filters[flowId][EQUALS]": "ticking", "filters[state][EQUALS]": "SUCCESS"}
+        while api.get("/executions/search", params=params).json()["total"] < 2:
+            assert time.monotonic() < deadline, "the scheduler process started nothing"
+            time.sleep(0.2)
+        found = api.get("/executions/search", params=params).json()["results"][0]
+        assert found["trigger"]["id"] == "every-second"
+        triggers = api.get("/triggers/search", params={"filters[flowId][EQUALS]": "ticking"}).json()
+        assert triggers["total"] == 1 and triggers["results"][0]["triggerContext"]["triggerId"] == "every-second"
+        body = {"triggers": [{"namespace": "e2e.team", "flowId": "ticking", "triggerId": "every-second"}], "disabled": True}
+        assert api.post("/triggers/set-disabled/by-triggers", json=body).status_code == 200
+        assert api.get("/triggers/search", params={"filters[flowId][EQUALS]": "ticking"}).json()["results"][0][
+            "triggerContext"]["disabled"] is True  # fmt: skip
+        assert api.delete("/flows/e2e.team/ticking").status_code == 204

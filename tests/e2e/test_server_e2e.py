@@ -359,3 +359,26 @@ def test_system_routes(server: Any) -> None:
         assert any(t["cls"] == "io.kestra.plugin.core.log.Log" for p in plugins for t in p["tasks"])
         assert c.get("/api/v1/plugins/io.kestra.plugin.core.log.Log").status_code == 200
         assert c.get("/api/v1/nowhere").status_code == 404
+
+
+def test_file_input_upload_and_download(api: httpx.Client) -> None:
+    deploy(api, flow_yaml("""
+        inputs:
+          - id: data
+            type: FILE
+          - id: note
+            type: STRING
+        tasks:
+          - id: echo
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ inputs.data }}"
+        """, "upload"))  # fmt: skip
+    files = {"data": ("report.csv", b"a,b\n1,2\n", "text/csv"), "note": ("note.txt", b"from a file part")}
+    ex = api.post("/executions/e2e.team/upload", params={"wait": "true"}, files=files).json()
+    assert ex["state"]["current"] == "SUCCESS", ex
+    uri = ex["inputs"]["data"]
+    assert uri.startswith("kestra:///e2e/team/upload/executions/") and uri.endswith("/report.csv")
+    assert ex["inputs"]["note"] == "from a file part"
+    assert api.get(f"/executions/{ex['id']}/file", params={"path": uri}).content == b"a,b\n1,2\n"
+    local = api.post("/executions/e2e.team/upload", files={"data": (None, "/etc/passwd"), "note": (None, "x")})
+    assert local.status_code == 422 and "data" in local.json()["inputs"]

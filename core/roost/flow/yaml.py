@@ -1,19 +1,17 @@
 """YAML reading that remembers where every value came from.
 
-ruamel.yaml keeps line/column marks and rejects duplicate keys; we turn its
-tree into plain dicts and lists plus a map from YAML path to line, so that
-every validation error can name its line.
+libyaml (PyYAML's C parser) composes nodes with line marks; we turn them into
+plain dicts and lists plus a map from YAML path to line, rejecting duplicate
+keys, so that every validation error can name its line.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError
+import yaml
 
 Path = tuple[str | int, ...]
 
@@ -70,79 +68,87 @@ def format_path(path: Path) -> str:
     return out
 
 
-def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.allow_duplicate_keys = False
-    return y
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's C parser (when the wheel has it), resolving scalars as YAML 1.2 does: only
+    true/false are booleans, so ``message: yes`` stays the string a user meant."""
 
 
-def _plain(node: Any, path: Path, lines: dict[Path, tuple[int, int]]) -> Any:
-    if isinstance(node, CommentedMap):
-        out = {}
-        for key, value in node.items():
-            child = (*path, str(key))
-            try:
-                ln, col = node.lc.key(key)
-                lines[child] = (ln + 1, col + 1)
-            except (KeyError, TypeError):
-                pass
-            out[str(key) if not isinstance(key, (int, float, bool)) else key] = _plain(value, child, lines)
-        return out
-    if isinstance(node, CommentedSeq):
-        out_list = []
-        for i, value in enumerate(node):
-            child = (*path, i)
-            try:
-                ln, col = node.lc.item(i)
-                lines[child] = (ln + 1, col + 1)
-            except (KeyError, TypeError, IndexError):
-                pass
-            out_list.append(_plain(value, child, lines))
-        return out_list
-    if isinstance(node, str):
-        return str(node)
-    if hasattr(node, "__float__") and type(node).__name__ == "ScalarFloat":
-        return float(node)
-    if type(node).__name__ == "ScalarBoolean":
-        return bool(node)
-    if isinstance(node, int) and not isinstance(node, bool) and type(node) is not int:
-        return int(node)
-    return node
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_LOADER = _Loader
+
+
+class _Constructor:
+    """Turns composed nodes into plain data, recording each path's line and rejecting duplicate keys."""
+
+    def __init__(self) -> None:
+        self.loader = _LOADER("")
+        self.lines: dict[Path, tuple[int, int]] = {}
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)  # YAML merge keys (<<)
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)) or key is None:
+                    key = str(key)
+                name = key if isinstance(key, str) else str(key)
+                child = (*path, name)
+                mark = key_node.start_mark
+                if name in out or key in out:
+                    raise _Duplicate(name, mark.line + 1, mark.column + 1)
+                self.lines[child] = (mark.line + 1, mark.column + 1)
+                out[key] = self.build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                child = (*path, i)
+                self.lines[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                items.append(self.build(item, child))
+            return items
+        return self.loader.construct_object(node, deep=True)
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str, line: int, column: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.column = key, line, column
 
 
 def _violation_from(exc: Exception) -> Violation:
-    if isinstance(exc, DuplicateKeyError):
-        mark = exc.problem_mark
-        key = str(exc.problem).split('"')[1] if '"' in str(exc.problem) else str(exc.problem)
-        return Violation(
-            "", f"duplicate key '{key}'", mark.line + 1 if mark else None, mark.column + 1 if mark else None
-        )
-    if isinstance(exc, MarkedYAMLError):
+    if isinstance(exc, _Duplicate):
+        return Violation("", f"duplicate key '{exc.key}'", exc.line, exc.column)
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        return Violation(
-            "", f"invalid YAML: {msg}", mark.line + 1 if mark else None, mark.column + 1 if mark else None
-        )
+        return Violation("", f"invalid YAML: {msg}", mark.line + 1 if mark else None, mark.column + 1 if mark else None)
     return Violation("", f"invalid YAML: {exc}")
 
 
 def load_documents(source: str) -> list[Document | Violation]:
     """Every document of a (possibly multi-document) YAML text; a broken one becomes a Violation."""
     docs: list[Document | Violation] = []
-    chunks = _split_documents(source)
-    for offset, chunk in chunks:
+    for offset, chunk in _split_documents(source):
         try:
-            node = _yaml().load(chunk)
-        except Exception as exc:
+            node = yaml.compose(chunk, Loader=_LOADER)
+            if node is None:
+                continue
+            builder = _Constructor()
+            data = builder.build(node, ())
+        except (yaml.YAMLError, _Duplicate) as exc:
             v = _violation_from(exc)
             if v.line:
                 v.line += offset
             docs.append(v)
             continue
-        if node is None:
-            continue
-        lines: dict[Path, tuple[int, int]] = {}
-        data = _plain(node, (), lines)
+        lines = builder.lines
         if offset:
             lines = {k: (ln + offset, col) for k, (ln, col) in lines.items()}
         docs.append(Document(data, lines, chunk))
@@ -184,11 +190,4 @@ def _split_documents(source: str) -> list[tuple[int, str]]:
 
 
 def dump(data: Any) -> str:
-    import io
-
-    y = YAML(typ="safe", pure=True)
-    y.default_flow_style = False
-    y.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined,assignment]
-    buf = io.StringIO()
-    y.dump(data, buf)
-    return buf.getvalue()
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -93,19 +93,19 @@ def _labels(raw: list[str] | None) -> list[dict[str, str]]:
 
 
 def _check_file_inputs(flow: Any, inputs: dict[str, Any]) -> None:
-    """A FILE input comes as an uploaded part (or an existing storage URI), never as a server-side path."""
+    """A FILE input comes as an uploaded part (or an existing storage URI), never as a server-side path;
+    any other input sent as a file part is read as UTF-8 text."""
     errors = {}
     for inp in flow.inputs:
         value = inputs.get(inp.id)
-        if (
-            inp.type == "FILE"
-            and isinstance(value, str)
-            and value
-            and not value.startswith(("kestra://", "nsfile://"))
-        ):
-            errors[inp.id] = (
-                f"input '{inp.id}' (FILE): upload the file as a multipart file part named '{inp.id}'"
-            )
+        if inp.type != "FILE":
+            if isinstance(value, bytes):
+                try:
+                    inputs[inp.id] = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    errors[inp.id] = f"input '{inp.id}' ({inp.type}): the uploaded part is not UTF-8 text"
+        elif isinstance(value, str) and value and not value.startswith(("kestra://", "nsfile://")):
+            errors[inp.id] = f"input '{inp.id}' (FILE): upload the file as a multipart file part named '{inp.id}'"
     if errors:
         raise unprocessable(
             "Invalid inputs: " + "; ".join(f"inputs.{k}: {v}" for k, v in errors.items()), inputs=errors
