@@ -85,7 +85,9 @@ def test_scheduler_process_starts_scheduled_executions(split: ServerProcess) -> 
                 withSeconds: true
                 cron: "* * * * * *"
             """, "ticking")  # fmt: skip
-        assert api.post("/flows", content=src, headers={"content-type": "application/x-yaml"}).status_code == 200
+        assert (
+            api.post("/flows", content=src, headers={"content-type": "application/x-yaml"}).status_code == 200
+        )
         deadline = time.monotonic() + 20
         params = {"filters[flowId][EQUALS]": "ticking", "filters[state][EQUALS]": "SUCCESS"}
         while api.get("/executions/search", params=params).json()["total"] < 2:
@@ -94,8 +96,13 @@ def test_scheduler_process_starts_scheduled_executions(split: ServerProcess) -> 
         found = api.get("/executions/search", params=params).json()["results"][0]
         assert found["trigger"]["id"] == "every-second"
         triggers = api.get("/triggers/search", params={"filters[flowId][EQUALS]": "ticking"}).json()
-        assert triggers["total"] == 1 and triggers["results"][0]["triggerContext"]["triggerId"] == "every-second"
-        body = {"triggers": [{"namespace": "e2e.team", "flowId": "ticking", "triggerId": "every-second"}], "disabled": True}
+        assert (
+            triggers["total"] == 1 and triggers["results"][0]["triggerContext"]["triggerId"] == "every-second"
+        )
+        body = {
+            "triggers": [{"namespace": "e2e.team", "flowId": "ticking", "triggerId": "every-second"}],
+            "disabled": True,
+        }
         assert api.post("/triggers/set-disabled/by-triggers", json=body).status_code == 200
         assert api.get("/triggers/search", params={"filters[flowId][EQUALS]": "ticking"}).json()["results"][0][
             "triggerContext"]["disabled"] is True  # fmt: skip

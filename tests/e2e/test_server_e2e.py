@@ -380,5 +380,7 @@ def test_file_input_upload_and_download(api: httpx.Client) -> None:
     assert uri.startswith("kestra:///e2e/team/upload/executions/") and uri.endswith("/report.csv")
     assert ex["inputs"]["note"] == "from a file part"
     assert api.get(f"/executions/{ex['id']}/file", params={"path": uri}).content == b"a,b\n1,2\n"
-    local = api.post("/executions/e2e.team/upload", files={"data": (None, "/etc/passwd"), "note": (None, "x")})
+    local = api.post(
+        "/executions/e2e.team/upload", files={"data": (None, "/etc/passwd"), "note": (None, "x")}
+    )
     assert local.status_code == 422 and "data" in local.json()["inputs"]

@@ -238,12 +238,12 @@ class Engine:
         if schedule_date is not None:
             ex.schedule_date = schedule_date
         if flow.concurrency is not None:
-            running = self.store.count_running(
-                tenant, flow.namespace, flow.id, (RUNNING, PAUSED, "KILLING", "RESTARTED")
-            )
-            running += sum(1 for e in self._cache.values() if e.namespace == flow.namespace and e.flow_id == flow.id
-                           and e.tenant == tenant and e.state.current in (RUNNING, PAUSED) and not self._persisted_running(e))  # fmt: skip
-            if running >= flow.concurrency.limit:
+            active = (CREATED, RUNNING, PAUSED, "KILLING", "RESTARTED")
+            ids = self.store.execution_ids_of(tenant, flow.namespace, flow.id, active)
+            for other in list(self._cache.values()):  # the executor's view is newer than the store's
+                if other.tenant == tenant and other.namespace == flow.namespace and other.flow_id == flow.id:
+                    (ids.add if other.state.current in active else ids.discard)(other.id)
+            if len(ids) >= flow.concurrency.limit:
                 behavior = flow.concurrency.behavior
                 ex.state.set({"QUEUE": QUEUED, "CANCEL": CANCELLED, "FAIL": FAILED}[behavior])
         self._waiters[ex.id] = threading.Event()
@@ -256,9 +256,6 @@ class Engine:
             self._waiters[ex.id].set()
             self._notify_end(ex)
         return ex
-
-    def _persisted_running(self, ex: Execution) -> bool:
-        return ex.id in self._persisted
 
     def run(
         self, flow: Flow, inputs: dict[str, Any] | None = None, timeout: float | None = None, **kw: Any

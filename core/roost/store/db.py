@@ -388,13 +388,15 @@ class Store:
                                 .order_by(executions.c.start_date)).all()  # fmt: skip
         return [r.id for r in rows]
 
-    def count_running(self, tenant: str, namespace: str, flow_id: str, states: Sequence[str]) -> int:
+    def execution_ids_of(self, tenant: str, namespace: str, flow_id: str, states: Sequence[str]) -> set[str]:
+        """Ids of a flow's executions in one of ``states``."""
         with self.engine.connect() as conn:
-            return int(conn.execute(
-                sa.select(sa.func.count()).select_from(executions).where(
+            rows = conn.execute(
+                sa.select(executions.c.id).where(
                     executions.c.tenant == tenant, executions.c.namespace == namespace,
                     executions.c.flow_id == flow_id, executions.c.state.in_(states))
-            ).scalar() or 0)  # fmt: skip
+            ).all()  # fmt: skip
+        return {r.id for r in rows}
 
     def search_executions(self, tenant: str, *, namespace: str | None = None, flow_id: str | None = None,
                           states: Sequence[str] | None = None, prefix: bool = True, page: int = 1, size: int = 25,

@@ -105,7 +105,9 @@ def _check_file_inputs(flow: Any, inputs: dict[str, Any]) -> None:
                 except UnicodeDecodeError:
                     errors[inp.id] = f"input '{inp.id}' ({inp.type}): the uploaded part is not UTF-8 text"
         elif isinstance(value, str) and value and not value.startswith(("kestra://", "nsfile://")):
-            errors[inp.id] = f"input '{inp.id}' (FILE): upload the file as a multipart file part named '{inp.id}'"
+            errors[inp.id] = (
+                f"input '{inp.id}' (FILE): upload the file as a multipart file part named '{inp.id}'"
+            )
     if errors:
         raise unprocessable(
             "Invalid inputs: " + "; ".join(f"inputs.{k}: {v}" for k, v in errors.items()), inputs=errors
