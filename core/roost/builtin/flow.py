@@ -428,4 +428,96 @@ class Pause(Task, type=P + "Pause", aliases=(OLD + "Pause",)):
         return self
 
 
-TASKS = (Sequential, Parallel, AllowFailure, If, Switch, ForEach, Dag, WorkingDirectory, Subflow, Pause)
+class Batch(Model):
+    """How ForEachItem cuts its file."""
+
+    rows: int | None = Field(default=None, ge=1)
+    """Lines per batch (1 when nothing is set)."""
+    partitions: int | None = Field(default=None, ge=1)
+    """Cut into this many batches instead."""
+    bytes: str | None = None
+    """Accepted for compatibility; batches are cut by rows or partitions."""
+    separator: str = "\n"
+    """Line separator."""
+
+
+class ForEachItem(FlowableTask, type=P + "ForEachItem"):
+    """Split a file into batches and start a subflow execution for each (``{{ taskrun.items }}`` is its batch)."""
+
+    items: Dynamic[str]
+    """Internal-storage URI of the file (one item per line)."""
+    batch: Batch = Field(default_factory=Batch)
+    """Batch size: rows per batch, or a number of partitions."""
+    namespace: str
+    """Namespace of the subflow."""
+    flow_id: str
+    """Id of the subflow."""
+    inputs: dict[str, Any] | None = None
+    """Inputs of each subflow execution; ``{{ taskrun.items }}`` is the batch file's URI."""
+    labels: dict[str, str] | list[dict[str, str]] | None = None
+    """Labels of the subflow executions."""
+    wait: bool = True
+    """Wait for every subflow execution."""
+    transmit_failed: bool = True
+    """A failed subflow execution fails this task."""
+    inherit_labels: bool = False
+    """Copy this execution's labels."""
+    revision: int | None = None
+    """Revision of the subflow."""
+    restart_behavior: str = "ALL"
+    """Accepted for compatibility."""
+    subflow_task: Subflow | None = Field(default=None, exclude=True)
+    """The subflow call made for each batch (built from the properties above)."""
+
+    @model_validator(mode="after")
+    def _subflow(self) -> ForEachItem:
+        if self.subflow_task is None:
+            self.subflow_task = Subflow.model_construct(
+                id=f"{self.id}_items", type=Subflow.type_id, namespace=self.namespace, flow_id=self.flow_id,
+                inputs=self.inputs, labels=self.labels, wait=self.wait, transmit_failed=self.transmit_failed,
+                inherit_labels=self.inherit_labels, revision=self.revision, disabled=False, run_if=None, retry=None,
+                allow_failure=False, allow_warning=False, timeout=None, description=None, schedule_date=None,
+                outputs=None, log_level=None, log_to_file=False, assets=None, task_cache=None, worker_group=None,
+            )  # fmt: skip
+        return self
+
+    def check_in_flow(self, flow: Any) -> list[tuple[tuple[str, ...], str]]:
+        if self.namespace == flow.namespace and self.flow_id == flow.id:
+            return [(("flowId",), f"a ForEachItem cannot start its own flow ({flow.namespace}.{flow.id})")]
+        return []
+
+    def on_start(self, view: FlowView) -> None:
+        runtime = view.executor.runtime
+        uri = view.render(self.items)
+        lines = [ln for ln in runtime.storage.get(uri).decode().split(self.batch.separator) if ln != ""]
+        if self.batch.partitions:
+            size = max(1, -(-len(lines) // self.batch.partitions))
+        else:
+            size = self.batch.rows or 1
+        prefix = f"{view.ex.namespace.replace('.', '/')}/{view.ex.flow_id}/executions/{view.ex.id}/tasks/{self.id}/{view.run.id}"  # type: ignore[union-attr]
+        batches = []
+        for n, start in enumerate(range(0, len(lines), size)):
+            chunk = self.batch.separator.join(lines[start : start + size]) + self.batch.separator
+            batches.append(runtime.storage.put(f"{prefix}/batch-{n + 1}.txt", chunk.encode()))
+        view.run.extra["batches"] = batches  # type: ignore[union-attr]
+
+    def step(self, view: FlowView) -> tuple[str, list[Any]]:
+        from roost.engine.executor import Child, effective
+
+        batches: list[str] = view.run.extra.get("batches", [])  # type: ignore[union-attr]
+        runs = [r for r in view.runs() if r.slot == "items"]
+        if len(runs) < len(batches):
+            assert self.subflow_task is not None
+            return RUNNING, [Child(self.subflow_task, "items", i, str(i), str(i), i, uri)
+                             for i, uri in enumerate(batches) if i >= len(runs)]  # fmt: skip
+        if any(not r.state.terminal() for r in runs):
+            return RUNNING, []
+        states = [effective(r, view.task(r)) for r in runs]
+        counts: dict[str, int] = {}
+        for s in states:
+            counts[s] = counts.get(s, 0) + 1
+        view.outputs.update({"numberOfBatches": len(batches), "iterations": counts})
+        return (worst(states) if states else SUCCESS), []
+
+
+TASKS = (Sequential, Parallel, AllowFailure, If, Switch, ForEach, ForEachItem, Dag, WorkingDirectory, Subflow, Pause)

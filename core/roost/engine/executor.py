@@ -116,6 +116,7 @@ class Child:
     value: str | None = None
     group: str | None = None
     iteration: int | None = None
+    items: str | None = None  # ForEachItem: the batch file this run works on
 
 
 # -- flow index --------------------------------------------------------------------------------------
@@ -571,6 +572,8 @@ class Executor:
                          child.iteration, child.slot, child.index, child.group)  # fmt: skip
             if parent is not None and parent.extra.get("workdir"):
                 tr.extra["workdir"] = parent.extra["workdir"]
+            if child.items is not None:
+                tr.items = child.items
             ex.add(tr)
             if task.run_if is not None:
                 try:

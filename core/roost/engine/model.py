@@ -155,6 +155,8 @@ class TaskRun:
             "iteration": self.iteration,
             "dynamic": False,
         }
+        if self.items is not None:
+            out["items"] = self.items
         if self.slot != "tasks" or self.index or self.group is not None or self.extra:
             out["_engine"] = {"slot": self.slot, "index": self.index, "group": self.group, **self.extra}
         return out
@@ -170,6 +172,7 @@ class TaskRun:
         tr.state = State.from_dict(data["state"])
         tr.attempts = data.get("attempts") or []
         tr.outputs = data.get("outputs")
+        tr.items = data.get("items")
         tr.extra = eng
         return tr
 

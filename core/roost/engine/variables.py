@@ -46,6 +46,7 @@ def task_variables(runtime: Any, ex: Execution, flow: Any, tr: TaskRun | None) -
             "parentId": tr.parent_id,
             "value": tr.value,
             "iteration": tr.iteration,
+            "items": tr.items,
         }
         variables["task"] = {"id": tr.task_id}
         if tr.parent_id is not None:
