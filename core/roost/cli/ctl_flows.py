@@ -290,10 +290,11 @@ def flows_deploy(path: str, override: bool, namespace: str | None, namespace_pre
     results = []
     with c.out.progress("Deploying flows", len(files)) as progress:
         for file in files:
+            progress.update(f"Deploying {file.name}")
             result = deploy_one(c.client, file, namespace=namespace, prefix=namespace_prefix, disable=disable_triggers,
                                 override=override)  # fmt: skip
             results.append(result)
-            progress.advance(f"Deploying {file.name}")
+            progress.advance()
             if not result["success"] and fail_fast:
                 break
     failed = sum(1 for r in results if not r["success"])

@@ -179,6 +179,7 @@ def nsfiles_upload(namespace: str, local_path: str, destination: str | None, pat
     results = []
     with c.out.progress("Uploading files", len(items)) as progress:
         for src, dst in items:
+            progress.update(f"Uploading {src.name}")
             result = {"source": str(src), "destination": api_path(dst), "size": src.stat().st_size, "success": False,
                       "error": None}  # fmt: skip
             try:
@@ -194,7 +195,7 @@ def nsfiles_upload(namespace: str, local_path: str, destination: str | None, pat
                     raise
                 result["error"] = exc.message
             results.append(result)
-            progress.advance(f"Uploading {src.name}")
+            progress.advance()
             if not result["success"] and fail_fast:
                 break
     failed = sum(1 for r in results if not r["success"])

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import heapq
-from collections import OrderedDict
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

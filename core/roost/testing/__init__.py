@@ -7,6 +7,8 @@ renders expressions, runs the task and returns its outputs, logs and assets.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,4 +77,28 @@ def run_task(
     return TaskResult(state, outputs, ctx.logs, assets, error, ctx)
 
 
-__all__ = ["Output", "Runtime", "TaskResult", "TaskRunContext", "run_task"]
+__all__ = ["Output", "Runtime", "TaskResult", "TaskRunContext", "registered", "run_task"]
+
+
+@contextmanager
+def registered(plugin: object, name: str = "throwaway") -> Iterator[Any]:
+    """Register a throwaway plugin (a module or an object with hookimpls) on the process-wide set for a block.
+
+    ::
+
+        class Mine:
+            @hookimpl
+            def register_task_types(self, register):
+                register(MyTask)
+
+        with registered(Mine()):
+            roost.run(flow_yaml)
+    """
+    from roost.plugins import get_plugins
+
+    plugins = get_plugins()
+    plugins.register_module(plugin, name=name)
+    try:
+        yield plugins
+    finally:
+        plugins.unregister(name)
