@@ -175,3 +175,33 @@ def test_store_queue_between_processes(tmp_path: Path) -> None:
     assert sorted((m.kind, m.execution_id) for m in got) == [("kill", "ex1"), ("result", "ex2")]
     assert got[[m.kind for m in got].index("kill")].payload == {"why": "test"}
     assert consumer.take(0.05) == [] and consumer.depth() == 0
+
+
+def test_assets_api(engine: Engine) -> None:
+    from roost.assets.model import Asset, AssetBundle
+
+    svc = engine.assets
+    table = "io.kestra.plugin.ee.assets.Table"
+    svc.record("main", [AssetBundle(inputs=[Asset(id="raw", type=table)], outputs=[Asset(id="mart", type=table, metadata={"layer": "mart"})])],
+               {"namespace": "company.data", "flowId": "f", "executionId": "e1", "taskId": "t", "taskRunId": "r1"})  # fmt: skip
+    client = client_for(engine)
+    page = client.get("/api/v1/main/assets/search", params={"filters[namespace][EQUALS]": "company.data"}).json()
+    assert page["total"] == 2 and {a["id"] for a in page["results"]} == {"raw", "mart"}
+    q = client.get("/api/v1/main/assets/search", params={"metadataQuery": '[{"field": "layer", "type": "EQUAL_TO", "value": "mart"}]'})
+    assert [a["id"] for a in q.json()["results"]] == ["mart"]
+    assert client.get("/api/v1/main/assets/search", params={"metadataQuery": "nope"}).status_code == 400
+    got = client.get("/api/v1/main/assets/mart").json()
+    assert got["metadata"] == {"layer": "mart"} and got["namespace"] == "company.data" and "_updated" not in got
+    graph = client.get("/api/v1/main/assets/mart/dependencies").json()
+    assert [(e["source"].split("/")[1], e["target"].split("/")[1]) for e in graph["edges"]] == [("raw", "mart")]
+    lineage = client.get("/api/v1/main/assets/lineage-events/search", params={"assetId": "mart"}).json()
+    assert lineage["total"] == 1 and lineage["results"][0]["executionId"] == "e1"
+    usages = client.get("/api/v1/main/assets/usages/search", params={"assetId": "raw"}).json()
+    assert usages["results"][0]["taskRunId"] == "r1"
+    created = client.post("/api/v1/main/assets", json={"namespace": "ops", "id": "dash", "type": "DASHBOARD"})
+    assert created.status_code == 200 and created.json()["id"] == "dash"
+    assert client.delete("/api/v1/main/assets/mart").status_code == 204
+    assert client.get("/api/v1/main/assets/mart").status_code == 404
+    events = client.get("/api/v1/main/assets/mart/events").json()
+    assert [e["event"] for e in events["results"]] == ["CREATED", "DELETED"]
+    assert client.get("/api/v1/other/assets/search").json()["total"] == 0  # tenants are isolated

@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from roost.server import errors
 from roost.server.auth import AuthMiddleware
-from roost.server.routes import executions, flows, logs, namespaces, plugins, system, triggers
+from roost.server.routes import assets, executions, flows, logs, namespaces, plugins, system, triggers
 from roost.server.state import ServerState
 
 
@@ -34,7 +34,7 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     app.state.roost = state
     namespaces.install_tables(state.store)
     errors.install(app)
-    for module in (flows, executions, logs, namespaces, triggers, plugins, system):
+    for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system):
         app.include_router(module.router)
     app.add_middleware(AuthMiddleware, config=state.config.auth)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
