@@ -165,6 +165,18 @@ def test_recover_missed_schedules(engine: Engine, policy: str | None, expected: 
     assert len(dates(engine, "missed")) == expected
 
 
+@pytest.mark.parametrize(("policy", "expected"), [("LAST", 2), ("NONE", 1)])
+def test_a_long_downtime_is_not_replayed_piecemeal(engine: Engine, policy: str, expected: int) -> None:
+    engine.deploy(_flow("down", EVERY_SECOND + f"    recoverMissedSchedules: {policy}\n"))
+    t0 = whole_second()
+    Scheduler(engine).tick(now=t0 - 2000.5)  # 2000 dates missed: more than one tick handles
+    restarted = Scheduler(engine)
+    restarted._started_at = t0
+    restarted.tick(now=t0)
+    restarted.tick(now=t0 + 0.5)
+    assert len(dates(engine, "down")) == expected
+
+
 def test_late_maximum_delay_skips_old_dates(engine: Engine) -> None:
     engine.deploy(_flow("late", EVERY_SECOND + "    lateMaximumDelay: PT3S\n"))
     t0 = whole_second()

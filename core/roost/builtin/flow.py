@@ -201,18 +201,7 @@ class ForEach(FlowableTask, type=P + "ForEach"):
         memo["next"] = nxt
         if create or active:
             return RUNNING, create
-        main = worst(list(agg)) if agg else SUCCESS
-        states = [main]
-        if main in FAILURES and self.errors:
-            st, children = view.list_step(self.errors, "errors")
-            if st == RUNNING:
-                return RUNNING, children
-        if self.finally_:
-            st, children = view.list_step(self.finally_, "finally")
-            if st == RUNNING:
-                return RUNNING, children
-            states.append(st)
-        return worst(states), []
+        return view.conclude(worst(list(agg)) if agg else SUCCESS, self.errors, self.finally_)
 
 
 class DagTask(Model):
@@ -289,17 +278,7 @@ class Dag(FlowableTask, type=P + "Dag"):
             return RUNNING, []
         pending = [n for n in self.tasks if n.task.id not in main and not n.task.disabled]
         main_state = worst(list(states.values())) if not pending or failed else FAILED
-        result = [main_state]
-        if main_state in FAILURES and self.errors:
-            st, children = view.list_step(self.errors, "errors")
-            if st == RUNNING:
-                return RUNNING, children
-        if self.finally_:
-            st, children = view.list_step(self.finally_, "finally")
-            if st == RUNNING:
-                return RUNNING, children
-            result.append(st)
-        return worst(result), []
+        return view.conclude(main_state, self.errors, self.finally_)
 
 
 class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD + "WorkingDirectory",)):
@@ -370,10 +349,9 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
         shutil.rmtree(folder, ignore_errors=True)
 
 
-class Subflow(Task, type=P + "Subflow", aliases=(OLD + "Subflow", P + "Flow", OLD + "Flow")):
-    """Start an execution of another flow, and by default wait for it."""
+class SubflowCall(Model):
+    """What Subflow and ForEachItem share: which flow they start, and how."""
 
-    executor_kind: ClassVar[str] = "subflow"
     namespace: str
     """Namespace of the flow to start."""
     flow_id: str
@@ -390,6 +368,18 @@ class Subflow(Task, type=P + "Subflow", aliases=(OLD + "Subflow", P + "Flow", OL
     """Copy this execution's labels to the new one."""
     revision: int | None = None
     """Revision of the flow to start; the latest by default."""
+
+    def check_in_flow(self, flow: Any) -> list[tuple[tuple[str, ...], str]]:
+        if self.namespace == flow.namespace and self.flow_id == flow.id:
+            what = type(self).__name__
+            return [(("flowId",), f"a {what} cannot start its own flow ({flow.namespace}.{flow.id})")]
+        return []
+
+
+class Subflow(Task, SubflowCall, type=P + "Subflow", aliases=(OLD + "Subflow", P + "Flow", OLD + "Flow")):
+    """Start an execution of another flow, and by default wait for it."""
+
+    executor_kind: ClassVar[str] = "subflow"
     schedule_date: str | None = None
     """Start the subflow later."""
     outputs: dict[str, Any] | None = None
@@ -402,10 +392,6 @@ class Subflow(Task, type=P + "Subflow", aliases=(OLD + "Subflow", P + "Flow", OL
             return [{"key": k, "value": str(v)} for k, v in self.labels.items()]
         return list(self.labels)
 
-    def check_in_flow(self, flow: Any) -> list[tuple[tuple[str, ...], str]]:
-        if self.namespace == flow.namespace and self.flow_id == flow.id:
-            return [(("flowId",), f"a Subflow cannot start its own flow ({flow.namespace}.{flow.id})")]
-        return []
 
 
 class Pause(Task, type=P + "Pause", aliases=(OLD + "Pause",)):
@@ -441,29 +427,13 @@ class Batch(Model):
     """Line separator."""
 
 
-class ForEachItem(FlowableTask, type=P + "ForEachItem"):
+class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
     """Split a file into batches and start a subflow execution for each (``{{ taskrun.items }}`` is its batch)."""
 
     items: Dynamic[str]
     """Internal-storage URI of the file (one item per line)."""
     batch: Batch = Field(default_factory=Batch)
     """Batch size: rows per batch, or a number of partitions."""
-    namespace: str
-    """Namespace of the subflow."""
-    flow_id: str
-    """Id of the subflow."""
-    inputs: dict[str, Any] | None = None
-    """Inputs of each subflow execution; ``{{ taskrun.items }}`` is the batch file's URI."""
-    labels: dict[str, str] | list[dict[str, str]] | None = None
-    """Labels of the subflow executions."""
-    wait: bool = True
-    """Wait for every subflow execution."""
-    transmit_failed: bool = True
-    """A failed subflow execution fails this task."""
-    inherit_labels: bool = False
-    """Copy this execution's labels."""
-    revision: int | None = None
-    """Revision of the subflow."""
     restart_behavior: str = "ALL"
     """Accepted for compatibility."""
     subflow_task: Subflow | None = Field(default=None, exclude=True)
@@ -480,11 +450,6 @@ class ForEachItem(FlowableTask, type=P + "ForEachItem"):
                 outputs=None, log_level=None, log_to_file=False, assets=None, task_cache=None, worker_group=None,
             )  # fmt: skip
         return self
-
-    def check_in_flow(self, flow: Any) -> list[tuple[tuple[str, ...], str]]:
-        if self.namespace == flow.namespace and self.flow_id == flow.id:
-            return [(("flowId",), f"a ForEachItem cannot start its own flow ({flow.namespace}.{flow.id})")]
-        return []
 
     def on_start(self, view: FlowView) -> None:
         runtime = view.executor.runtime

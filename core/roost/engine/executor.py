@@ -287,6 +287,11 @@ class FlowView:
         main, create = self.list_step(tasks, slot, concurrency, value, group, iteration)
         if main == RUNNING:
             return RUNNING, create
+        return self.conclude(main, errors, finally_, value, group, iteration)
+
+    def conclude(self, main: str, errors: list[Task] | None, finally_: list[Task] | None, value: str | None = None,
+                 group: Any = None, iteration: int | None = None) -> tuple[str, list[Child]]:  # fmt: skip
+        """Once the main tasks ended in ``main``: ``errors`` if it failed, then ``finally``; the final state."""
         states = [main]
         if main in FAILURES and errors:
             err, create = self.list_step(errors, "errors", 1, value, group, iteration)

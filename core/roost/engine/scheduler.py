@@ -663,18 +663,19 @@ class Scheduler:
         # dates now due
         due: list[datetime] = []
         cursor = datetime.fromtimestamp(float(next_ts), UTC).astimezone(zone)
+        policy = trig.recover_missed_schedules or "ALL"
+        if first_look and policy != "ALL" and cursor.timestamp() < self._started_at:
+            # dates missed while no scheduler ran: only the last one (LAST) or none (NONE)
+            started = datetime.fromtimestamp(self._started_at, UTC)
+            last_missed = self._previous(trig, started.astimezone(zone))
+            log.info("%s.%s/%s: schedules missed since %s while stopped; recoverMissedSchedules=%s",
+                     entry.namespace, entry.flow_id, trig.id, iso(cursor), policy)  # fmt: skip
+            if policy == "LAST" and last_missed >= cursor:
+                due.append(last_missed)
+            cursor = trig.next_after(last_missed)
         while cursor.timestamp() <= now and len(due) < MAX_DATES_PER_TICK:
             due.append(cursor)
             cursor = trig.next_after(cursor)
-        if due and first_look:
-            missed = [d for d in due if d.timestamp() < self._started_at]
-            live = [d for d in due if d.timestamp() >= self._started_at]
-            policy = trig.recover_missed_schedules or "ALL"
-            if missed and policy != "ALL":
-                log.info("%s.%s/%s: %d schedule(s) missed while stopped, recoverMissedSchedules=%s",
-                         entry.namespace, entry.flow_id, trig.id, len(missed), policy)  # fmt: skip
-                missed = missed[-1:] if policy == "LAST" else []
-            due = missed + live
         fired = False
         for d in due:
             if trig.late_maximum_delay is not None and now_dt - d > trig.late_maximum_delay:
