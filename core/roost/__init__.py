@@ -26,6 +26,7 @@ from roost.scripts import ScriptOutput, ScriptTask
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
+    from roost.rest import ApiClient, ApiError, HttpOptions, HttpProxy, HttpSsl, HttpTimeout, parse_retry_after
 
 __version__ = "0.1.0"
 
@@ -57,11 +58,30 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
     return run_flow(flow, inputs=inputs, **kw)
 
 
+# The REST transport (roost.rest) loads on first use: it imports httpx, which plain
+# ``import roost`` should not pay for.
+_REST = {"ApiClient", "ApiError", "HttpOptions", "HttpProxy", "HttpSsl", "HttpTimeout", "parse_retry_after"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REST:
+        from roost import rest
+
+        return getattr(rest, name)
+    raise AttributeError(f"module 'roost' has no attribute {name!r}")
+
+
 __all__ = [
+    "ApiClient",
+    "ApiError",
     "Asset",
     "AssetBundle",
     "Dynamic",
     "FlowableTask",
+    "HttpOptions",
+    "HttpProxy",
+    "HttpSsl",
+    "HttpTimeout",
     "Model",
     "Output",
     "PollingTrigger",
@@ -76,5 +96,6 @@ __all__ = [
     "Trigger",
     "hookimpl",
     "is_expression",
+    "parse_retry_after",
     "run",
 ]

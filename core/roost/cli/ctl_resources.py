@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from roost.cli.ctl_base import CtlGroup, ctl
+from roost.cli.ctl_base import CtlGroup, ctl, parse_pairs
 from roost.cli.ctl_client import CtlError, NotFound, filters, seg
 
 # -- namespaces -------------------------------------------------------------------------------------------------
@@ -145,13 +145,27 @@ def assets() -> None:
 @click.option("--namespace", "-n", help="Namespace (and its children).")
 @click.option("--type", "types", multiple=True, help="Asset type (repeatable).")
 @click.option("--query", "-q", help="Free-text filter on id and name.")
+@click.option(
+    "--metadata",
+    "-m",
+    "metadata",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata that must match (repeatable).",
+)
 @click.option("--size", type=int, default=500, show_default=True, help="At most this many.")
-def assets_list(namespace: str | None, types: tuple[str, ...], query: str | None, size: int) -> None:
+def assets_list(namespace: str | None, types: tuple[str, ...], query: str | None, metadata: tuple[str, ...],
+                size: int) -> None:  # fmt: skip
     """List assets."""
     c = ctl()
     params = filters(
         namespace=("PREFIX", namespace) if namespace else None, type=list(types) or None, q=query
     )
+    conditions = [
+        {"field": k, "type": "EQUAL_TO", "value": v} for k, v in parse_pairs(metadata, "--metadata").items()
+    ]
+    if conditions:
+        params.append(("metadataQuery", json.dumps(conditions)))
     found = list(c.client.paged("/assets/search", params, size=min(size, 500), limit=size))
     if c.out.json_mode:
         c.out.json(found)

@@ -1,0 +1,411 @@
+"""A small REST transport for plugins that call an HTTP API, over httpx.
+
+:class:`ApiClient` holds what every such plugin needs and nothing vendor-specific:
+
+* one ``httpx.Client`` with the base URL, headers, timeouts, HTTP proxy and TLS verification
+  taken from :class:`HttpOptions` (Kestra's ``options``);
+* :meth:`ApiClient.send` runs each HTTP exchange on a helper thread so that killing the
+  execution (``ctx.on_kill``) returns at once even while a request is in flight;
+* ``429`` (and ``503`` with ``Retry-After``) is retried a bounded number of times, waiting
+  with ``ctx.sleep`` so that a kill interrupts the wait;
+* network failures, timeouts and non-JSON answers become :class:`ApiError` (a
+  :class:`roost.TaskError`) naming the service and the call;
+* every registered secret (credentials, proxy password) is scrubbed from every message.
+
+A plugin subclasses it, sets :attr:`ApiClient.service`, and overrides
+:meth:`ApiClient.error_message` to read its vendor's error envelope::
+
+    class AcmeClient(ApiClient):
+        service = "Acme API"
+
+        def error_message(self, response):
+            return self.scrub(response.json()["error"])
+
+        with AcmeClient(url, headers={"Authorization": f"Bearer {t}"}, secrets=[t], ctx=ctx) as acme:
+            body = acme.request("GET", "/things", params={"limit": 10})
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, timedelta
+from typing import Any, Literal, Self
+from urllib.parse import quote
+
+import httpx
+from pydantic import ConfigDict
+
+from roost import Model, RunContext, TaskError
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 120.0
+
+
+class HttpTimeout(Model):
+    """Timeouts of the HTTP client (Kestra's ``options.timeout``)."""
+
+    connect_timeout: timedelta | None = None
+    """Longest wait to open a connection (default 10 seconds)."""
+    read_idle_timeout: timedelta | None = None
+    """Longest wait for data on an open connection (default 120 seconds)."""
+
+
+class HttpSsl(Model):
+    """TLS settings of the HTTP client."""
+
+    insecure_trust_all_certificates: bool = False
+    """Accept any server certificate (never do this in production)."""
+
+
+class HttpProxy(Model):
+    """An HTTP proxy between Roost and the API."""
+
+    type: Literal["DIRECT", "HTTP"] = "HTTP"
+    """Proxy type: ``HTTP`` or ``DIRECT`` (no proxy)."""
+    address: str | None = None
+    """Proxy host name or address."""
+    port: int | None = None
+    """Proxy port."""
+    username: str | None = None
+    """User name for the proxy, if it asks for one."""
+    password: str | None = None
+    """Password for the proxy."""
+
+
+class HttpOptions(Model):
+    """Advanced HTTP settings (a subset of Kestra's ``HttpConfiguration``).
+
+    Other keys Kestra accepts here are tolerated and ignored with a warning.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    timeout: HttpTimeout | None = None
+    """Connection and read timeouts."""
+    follow_redirects: bool = True
+    """Follow HTTP redirects."""
+    ssl: HttpSsl | None = None
+    """TLS settings."""
+    proxy: HttpProxy | None = None
+    """Proxy to go through."""
+
+
+class ApiError(TaskError):
+    """An API call failed; ``status`` is the HTTP status (``None`` when there was no answer)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or ``None``."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def _variants(secrets: Iterable[str]) -> list[str]:
+    """Each secret as written and as Python/JSON would escape it, so scrubbing catches both."""
+    out: list[str] = []
+    for secret in secrets:
+        out.append(secret)
+        for escaped in (repr(secret)[1:-1], json.dumps(secret)[1:-1]):
+            if escaped != secret:
+                out.append(escaped)
+    return out
+
+
+class ApiClient:
+    """One connection to a REST API, bound to a task's run context (``ctx`` may be ``None`` in tests)."""
+
+    service = "API"
+    """The name messages give the API, e.g. ``"Cloudflare API"``."""
+    user_agent = "roost"
+    max_rate_limit_retries = 3
+    """How many times a rate-limited call is retried before the task fails."""
+    max_retry_after = 60.0
+    """Longest ``Retry-After`` (seconds) the client waits; a longer one fails the task at once."""
+    error_class: type[ApiError] = ApiError
+    """The exception every failure of this client raises."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
+        options: HttpOptions | None = None,
+        ctx: RunContext | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._ctx = ctx
+        self._secrets = _variants(s for s in secrets if s)
+        options = options or HttpOptions()
+        connect, read = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+        if options.timeout is not None:
+            if options.timeout.connect_timeout is not None:
+                connect = options.timeout.connect_timeout.total_seconds()
+            if options.timeout.read_idle_timeout is not None:
+                read = options.timeout.read_idle_timeout.total_seconds()
+        self._read_timeout = read
+        proxy = None
+        if options.proxy is not None and options.proxy.type == "HTTP" and options.proxy.address:
+            auth = ""
+            if options.proxy.username:
+                auth = quote(options.proxy.username, safe="")
+                if options.proxy.password:
+                    self._secrets.extend(_variants([options.proxy.password]))
+                    auth += ":" + quote(options.proxy.password, safe="")
+                auth += "@"
+            port = f":{options.proxy.port}" if options.proxy.port else ""
+            proxy = f"http://{auth}{options.proxy.address}{port}"
+        if options.model_extra and ctx is not None:
+            ctx.logger.warning(
+                "HTTP options not supported here and ignored: %s", ", ".join(sorted(options.model_extra))
+            )
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Accept": "application/json", "User-Agent": self.user_agent, **(headers or {})},
+            timeout=httpx.Timeout(read, connect=connect),
+            follow_redirects=options.follow_redirects,
+            verify=not (options.ssl and options.ssl.insecure_trust_all_certificates),
+            proxy=proxy,
+        )
+        self._killed = threading.Event()
+        self._waiter: threading.Event | None = None
+        self._lock = threading.Lock()
+        if ctx is not None:
+            ctx.on_kill(self._on_kill)
+
+    @staticmethod
+    def header_value(value: str | None, name: str) -> str | None:
+        """A credential stripped of surrounding blanks (``None`` when empty); one an HTTP header
+        cannot carry is refused, naming the property ``name`` but never the value."""
+        if value is None:
+            return None
+        value = value.strip()
+        if any(c in value for c in "\r\n\x00") or not value.isascii():
+            raise TaskError(f"{name} contains a line break or a character an HTTP header cannot carry")
+        return value or None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _on_kill(self) -> None:
+        self._killed.set()
+        with self._lock:
+            waiter = self._waiter
+        if waiter is not None:
+            waiter.set()
+        try:
+            self._http.close()
+        except Exception:  # closing while a request runs on another thread may complain
+            pass
+
+    def _raise_killed(self) -> None:
+        if self._ctx is not None:
+            self._ctx.sleep(0)  # raises the engine's kill exception
+        raise TaskError(f"{self.service} call abandoned: the execution was killed")
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def scrub(self, text: str) -> str:
+        """``text`` with every registered secret replaced by ``****``."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "****")
+        return text
+
+    def log(self, level: str, message: str, *args: Any) -> None:
+        if self._ctx is not None:
+            getattr(self._ctx.logger, level)(message, *args)
+
+    def snippet(self, response: httpx.Response) -> str:
+        """The start of a response body on one line, scrubbed, for error messages."""
+        text = response.text.strip().replace("\n", " ")
+        if len(text) > 300:
+            text = text[:300] + "..."
+        return self.scrub(text) or "(empty body)"
+
+    # -- transport -------------------------------------------------------------------------------
+    def _do(self, request: httpx.Request, label: str) -> httpx.Response:
+        try:
+            return self._http.send(request)
+        except httpx.TimeoutException as exc:
+            raise self.error_class(
+                f"{self.service} did not answer {label} in time ({type(exc).__name__}; read timeout "
+                f"{self._read_timeout:g}s): {self.scrub(str(exc)) or 'timed out'}"
+            ) from None
+        except httpx.ConnectError as exc:
+            raise self.error_class(
+                f"cannot reach {self.service} at {self.base_url}: {self.scrub(str(exc))}"
+            ) from None
+        except httpx.HTTPError as exc:
+            if self._killed.is_set():
+                raise TaskError(f"{self.service} call abandoned: the execution was killed") from None
+            raise self.error_class(
+                f"{self.service} request {label} failed: {type(exc).__name__}: {self.scrub(str(exc))}"
+            ) from None
+
+    def _exchange(self, request: httpx.Request, label: str) -> httpx.Response:
+        """One HTTP exchange; with a run context it runs on a helper thread that a kill abandons."""
+        if self._killed.is_set():
+            self._raise_killed()
+        if self._ctx is None:
+            return self._do(request, label)
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["response"] = self._do(request, label)
+            except BaseException as exc:  # handed to the calling thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        with self._lock:
+            self._waiter = done
+        try:
+            threading.Thread(target=work, name=f"{type(self).__name__}-http", daemon=True).start()
+            done.wait()
+        finally:
+            with self._lock:
+                self._waiter = None
+        if "response" in box:
+            return box["response"]
+        if "error" in box and not self._killed.is_set():
+            raise box["error"]
+        self._raise_killed()
+        raise AssertionError("unreachable")
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | str | None = None,
+        files: Any = None,
+        data: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Call the API and return its response; an HTTP error status raises :meth:`error`.
+
+        ``None`` parameters are left out. A rate limit (``429``, or ``503`` with ``Retry-After``)
+        is waited out up to :attr:`max_rate_limit_retries` times.
+        """
+        label = f"{method} {path}"
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        kwargs: dict[str, Any] = {"params": clean or None, "headers": headers}
+        if json_body is not None:
+            kwargs["json"] = json_body
+        elif content is not None:
+            kwargs["content"] = content
+        elif files is not None or data is not None:
+            kwargs["files"] = files
+            kwargs["data"] = data
+        attempt = 0
+        while True:
+            response = self._exchange(self._http.build_request(method, path, **kwargs), label)
+            status = response.status_code
+            if not (status == 429 or (status == 503 and "retry-after" in response.headers)):
+                break
+            wait = parse_retry_after(response.headers.get("retry-after"))
+            if wait is None:
+                wait = float(2**attempt)  # no usable header: back off exponentially
+            if attempt >= self.max_rate_limit_retries:
+                raise self.error(
+                    response, label, prefix=f"{self.service} kept rate-limiting {label} after {attempt + 1} attempts"
+                )
+            if wait > self.max_retry_after:
+                raise self.error(
+                    response,
+                    label,
+                    prefix=(
+                        f"{self.service} rate-limited {label} and asked to retry after {wait:g}s, "
+                        f"longer than the {self.max_retry_after:g}s this task waits; use the task's retry policy"
+                    ),
+                )
+            attempt += 1
+            self.log(
+                "warning",
+                "%s answered HTTP %s to %s; retrying in %gs (retry %d of %d)",
+                self.service,
+                status,
+                label,
+                wait,
+                attempt,
+                self.max_rate_limit_retries,
+            )
+            if self._ctx is not None:
+                self._ctx.sleep(wait)  # a kill interrupts the wait
+            else:
+                time.sleep(wait)
+        if response.status_code >= 400:
+            raise self.error(response, label)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the API and return its decoded JSON body (``None`` for an empty body)."""
+        response = self.send(method, path, **kwargs)
+        if not response.content.strip():
+            return None
+        return self.decode(response, f"{method} {path}")
+
+    def decode(self, response: httpx.Response, label: str) -> Any:
+        """The JSON body of a response; an error naming the call when it is not JSON."""
+        try:
+            return response.json()
+        except ValueError:
+            raise self.error_class(
+                f"{self.service} returned a malformed response to {label} (HTTP {response.status_code}, "
+                f"content-type {response.headers.get('content-type', '?')}, not JSON): {self.snippet(response)}",
+                status=response.status_code,
+            ) from None
+
+    # -- errors ----------------------------------------------------------------------------------
+    def error(self, response: httpx.Response, label: str, prefix: str | None = None) -> ApiError:
+        """The exception for an error answer: ``prefix`` (default: service, call and status),
+        then :meth:`error_message`."""
+        status = response.status_code
+        head = prefix or f"{self.service} error on {label} (HTTP {status})"
+        return self.error_class(f"{head}: {self.error_message(response)}", status=status)
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The API's own words about an error answer; override to read the vendor's envelope.
+
+        Whatever it returns must be scrubbed (:meth:`scrub`); the default is the body's start.
+        """
+        return self.snippet(response)
+
+    def malformed(self, label: str, what: str, response: httpx.Response | None = None) -> ApiError:
+        """An error for an answer that is not as documented (with its HTTP status when given)."""
+        if response is None:
+            return self.error_class(f"{self.service} returned a malformed response to {label}: {what}")
+        return self.error_class(
+            f"{self.service} returned a malformed response to {label} (HTTP {response.status_code}): {what}",
+            status=response.status_code,
+        )
