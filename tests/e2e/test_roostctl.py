@@ -461,6 +461,21 @@ def test_namespaces_kv_and_errors(ctl: Ctl) -> None:
     assert ctl("kv", "get", ns, "greeting").returncode == 4
     assert ns in ctl.json("namespaces", "list")
     assert ctl.json("namespaces", "list", "--query", "kv.te") == [ns]
+    # assets
+    for asset_id, owner in (("orders", "data"), ("customers", "crm")):
+        body = {
+            "id": asset_id,
+            "type": "io.kestra.plugin.ee.assets.Table",
+            "namespace": "kv.team",
+            "metadata": {"owner": owner},
+        }
+        assert ctl.api.post("/assets", json=body).status_code == 200
+    assert {a["id"] for a in ctl.json("assets", "list", "--namespace", "kv")} >= {"orders", "customers"}
+    assert [a["id"] for a in ctl.json("assets", "list", "--metadata", "owner=crm")] == ["customers"]
+    assert ctl.json("assets", "get", "orders")["metadata"] == {"owner": "data"}
+    assert ctl("assets", "delete", "orders").returncode == 0
+    assert ctl("assets", "get", "orders").returncode == 4
+    assert ctl("assets", "delete", "orders").returncode == 4
     # exit codes: unreachable, bad usage, no credentials
     assert ctl("flows", "list", "--host", "http://127.0.0.1:9").returncode == 5
     assert ctl("flows", "deploy").returncode == 2

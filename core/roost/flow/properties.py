@@ -108,22 +108,18 @@ class Model(BaseModel):
 
 
 def format_duration(value: timedelta) -> str:
-    """ISO-8601 form of a timedelta, as Kestra prints durations (``PT1H30M``)."""
+    """ISO-8601 form of a timedelta as Java's ``Duration`` prints it (Kestra): hours, never days (``PT30H5M``)."""
     total = value.total_seconds()
     sign = "-" if total < 0 else ""
     total = abs(total)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
+    hours, rest = divmod(total, 3600)
     minutes, seconds = divmod(rest, 60)
-    out = f"{sign}P"
-    if days:
-        out += f"{int(days)}D"
-    if hours or minutes or seconds or not days:
-        out += "T"
-        if hours:
-            out += f"{int(hours)}H"
-        if minutes:
-            out += f"{int(minutes)}M"
-        if seconds or not (hours or minutes):
-            out += f"{seconds:g}S"
+    out = "PT"
+    if hours:
+        out += f"{sign}{int(hours)}H"
+    if minutes:
+        out += f"{sign}{int(minutes)}M"
+    if seconds or not (hours or minutes):
+        text = f"{seconds:.9f}".rstrip("0").rstrip(".")
+        out += f"{sign}{text}S"
     return out
