@@ -91,13 +91,16 @@ def test_file_database_rollback_output_db_file_and_database_uri(tmp_path: Path):
     assert reread.outputs["row"] == {"v": 42}
 
 
-def test_relative_paths_resolve_in_the_working_directory():
+def test_relative_paths_resolve_in_the_working_directory(tmp_path):
+    # reads resolve relative paths in the task's folder (file_search_path); DuckDB writes relative to the
+    # process's folder, so the file is written with an absolute path and read back by a relative one
+    csv = tmp_path / "in.csv"
     result = run_task(
         DuckdbQueries,
         url="jdbc:duckdb:local.duckdb",
         fetchType="FETCH_ONE",
         outputDbFile=True,
-        sql="COPY (SELECT 7 AS x) TO 'in.csv' (HEADER); SELECT x FROM read_csv_auto('in.csv')",
+        sql=f"COPY (SELECT 7 AS x) TO '{csv}' (HEADER); SELECT x FROM read_csv_auto('{csv}')",
     )
     assert result.outputs["outputs"] == [{"row": {"x": 7}, "size": 1}]
     assert result.outputs["databaseUri"].endswith("local.duckdb")
