@@ -1,7 +1,7 @@
 """Engine benchmarks (state persisted in SQLite, as in production). Prints one line per figure.
 
-    python bench/bench_engine.py            # all figures
-    python bench/bench_engine.py sequential # one of: sequential, throughput, foreach, cli
+python bench/bench_engine.py            # all figures
+python bench/bench_engine.py sequential # one of: sequential, throughput, foreach, cli
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ def engine(tmp: Path) -> Engine:
 
 
 def sequential(n: int = 1000) -> None:
-    tasks = "".join(f"  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{{{{ taskrun.id }}}}\"\n" for i in range(n))
+    tasks = "".join(
+        f'  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n    format: "{{{{ taskrun.id }}}}"\n'
+        for i in range(n)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         eng = engine(Path(tmp))
         flow = eng.deploy(f"id: seq\nnamespace: bench\ntasks:\n{tasks}")
@@ -41,7 +44,9 @@ def sequential(n: int = 1000) -> None:
 def throughput(n: int = 1000) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         eng = engine(Path(tmp))
-        flow = eng.deploy("id: one\nnamespace: bench\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n")
+        flow = eng.deploy(
+            "id: one\nnamespace: bench\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n"
+        )
         eng.run(flow, timeout=60)
         start = time.perf_counter()
         ids = [eng.create_execution(flow).id for _ in range(n)]
@@ -49,7 +54,9 @@ def throughput(n: int = 1000) -> None:
             assert eng.wait(ex_id, 300).state.current == "SUCCESS"
         elapsed = time.perf_counter() - start
         eng.stop()
-    print(f"executions of a 1-task flow in one process: {n / elapsed:.0f} executions/s ({n} in {elapsed:.2f} s)")
+    print(
+        f"executions of a 1-task flow in one process: {n / elapsed:.0f} executions/s ({n} in {elapsed:.2f} s)"
+    )
 
 
 def foreach(n: int) -> tuple[float, float]:
@@ -57,8 +64,9 @@ def foreach(n: int) -> tuple[float, float]:
         eng = engine(Path(tmp))
         flow = eng.deploy(
             "id: fe\nnamespace: bench\ntasks:\n  - id: each\n    type: io.kestra.plugin.core.flow.ForEach\n"
-            f"    values: \"{{{{ range(1, {n}) }}}}\"\n    concurrencyLimit: 0\n    tasks:\n"
-            "      - id: inner\n        type: io.kestra.plugin.core.debug.Return\n        format: \"{{ taskrun.value }}\"\n")
+            f'    values: "{{{{ range(1, {n}) }}}}"\n    concurrencyLimit: 0\n    tasks:\n'
+            '      - id: inner\n        type: io.kestra.plugin.core.debug.Return\n        format: "{{ taskrun.value }}"\n'
+        )
         start = time.perf_counter()
         ex = eng.run(flow, timeout=900)
         elapsed = time.perf_counter() - start
@@ -73,14 +81,18 @@ def foreach_scaling(repeat: int = 3) -> None:
     runs = [foreach(10000) for _ in range(repeat)]
     large, rss = min(r[0] for r in runs), max(r[1] for r in runs)
     print(f"ForEach over 1,000 values: {small:.2f} s")
-    print(f"ForEach over 10,000 values: {large:.2f} s ({large / small:.1f}x the 1,000-value time; 10.0x is linear)")
+    print(
+        f"ForEach over 10,000 values: {large:.2f} s ({large / small:.1f}x the 1,000-value time; 10.0x is linear)"
+    )
     print(f"ForEach over 10,000 values: peak RSS {rss:.0f} MB")
 
 
 def cli(runs: int = 5) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         hello = Path(tmp) / "hello.yaml"
-        hello.write_text("id: hello\nnamespace: bench\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: Hello\n")
+        hello.write_text(
+            "id: hello\nnamespace: bench\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: Hello\n"
+        )
         env = {**os.environ, "ROOST_HOME": str(Path(tmp) / "home")}
         env.pop("ROOST_LOAD_PLUGINS", None)
         times = []

@@ -1,6 +1,6 @@
 """Flow validation throughput. Prints one line per figure.
 
-    python bench/bench_validate.py
+python bench/bench_validate.py
 """
 
 from __future__ import annotations

@@ -30,19 +30,27 @@ def build() -> dict[str, dict]:
         meta = tomllib.loads(pyproject.read_text())["project"]
         info = by_dist.get(meta["name"])
         if info is None:
-            raise SystemExit(f"{meta['name']} is not installed (or failed to load): install every plugin first")
+            raise SystemExit(
+                f"{meta['name']} is not installed (or failed to load): install every plugin first"
+            )
         types = sorted(info.types)
-        entries.append({
-            "package": meta["name"],
-            "version": meta["version"],
-            "description": meta.get("description", ""),
-            "folder": str(pyproject.parent.relative_to(ROOT)),
-            "plugin": info.name,
-            "types": types,
-        })
+        entries.append(
+            {
+                "package": meta["name"],
+                "version": meta["version"],
+                "description": meta.get("description", ""),
+                "folder": str(pyproject.parent.relative_to(ROOT)),
+                "plugin": info.name,
+                "types": types,
+            }
+        )
         for tid in types:
             cls = plugins.types.get(tid) or plugins.task_runners.get(tid)
-            schemas[tid] = {"package": meta["name"], "description": (cls.__doc__ or "").strip(), "schema": type_schema(cls)}
+            schemas[tid] = {
+                "package": meta["name"],
+                "description": (cls.__doc__ or "").strip(),
+                "schema": type_schema(cls),
+            }
     return {"index": {"plugins": entries}, "schemas": schemas}
 
 
@@ -52,9 +60,14 @@ def main() -> int:
     schema_text = json.dumps(built["schemas"], indent=1, sort_keys=True) + "\n"
     targets = {REGISTRY / "index.json": index_text, REGISTRY / "schemas.json": schema_text}
     if "--check" in sys.argv:
-        drift = [str(p.relative_to(ROOT)) for p, text in targets.items() if not p.exists() or p.read_text() != text]
+        drift = [
+            str(p.relative_to(ROOT)) for p, text in targets.items() if not p.exists() or p.read_text() != text
+        ]
         if drift:
-            print(f"registry drift in {', '.join(drift)}: run python registry/build.py and commit", file=sys.stderr)
+            print(
+                f"registry drift in {', '.join(drift)}: run python registry/build.py and commit",
+                file=sys.stderr,
+            )
             return 1
         print("registry is up to date")
         return 0

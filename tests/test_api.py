@@ -185,15 +185,24 @@ def test_assets_api(engine: Engine) -> None:
     svc.record("main", [AssetBundle(inputs=[Asset(id="raw", type=table)], outputs=[Asset(id="mart", type=table, metadata={"layer": "mart"})])],
                {"namespace": "company.data", "flowId": "f", "executionId": "e1", "taskId": "t", "taskRunId": "r1"})  # fmt: skip
     client = client_for(engine)
-    page = client.get("/api/v1/main/assets/search", params={"filters[namespace][EQUALS]": "company.data"}).json()
+    page = client.get(
+        "/api/v1/main/assets/search", params={"filters[namespace][EQUALS]": "company.data"}
+    ).json()
     assert page["total"] == 2 and {a["id"] for a in page["results"]} == {"raw", "mart"}
-    q = client.get("/api/v1/main/assets/search", params={"metadataQuery": '[{"field": "layer", "type": "EQUAL_TO", "value": "mart"}]'})
+    q = client.get(
+        "/api/v1/main/assets/search",
+        params={"metadataQuery": '[{"field": "layer", "type": "EQUAL_TO", "value": "mart"}]'},
+    )
     assert [a["id"] for a in q.json()["results"]] == ["mart"]
     assert client.get("/api/v1/main/assets/search", params={"metadataQuery": "nope"}).status_code == 400
     got = client.get("/api/v1/main/assets/mart").json()
-    assert got["metadata"] == {"layer": "mart"} and got["namespace"] == "company.data" and "_updated" not in got
+    assert (
+        got["metadata"] == {"layer": "mart"} and got["namespace"] == "company.data" and "_updated" not in got
+    )
     graph = client.get("/api/v1/main/assets/mart/dependencies").json()
-    assert [(e["source"].split("/")[1], e["target"].split("/")[1]) for e in graph["edges"]] == [("raw", "mart")]
+    assert [(e["source"].split("/")[1], e["target"].split("/")[1]) for e in graph["edges"]] == [
+        ("raw", "mart")
+    ]
     lineage = client.get("/api/v1/main/assets/lineage-events/search", params={"assetId": "mart"}).json()
     assert lineage["total"] == 1 and lineage["results"][0]["executionId"] == "e1"
     usages = client.get("/api/v1/main/assets/usages/search", params={"assetId": "raw"}).json()

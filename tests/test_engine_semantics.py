@@ -492,7 +492,9 @@ def test_git_clone_local_repository(run_flow, tmp_path):
 
 
 def test_foreach_item_starts_one_subflow_per_batch(roost_engine):
-    roost_engine.deploy(flow("""
+    roost_engine.deploy(
+        flow(
+            """
         inputs:
           - id: batch
             type: STRING
@@ -504,8 +506,13 @@ def test_foreach_item_starts_one_subflow_per_batch(roost_engine):
           - id: lines
             type: STRING
             value: "{{ outputs.count.value }}"
-    """, id="batch_worker"))
-    parent = roost_engine.deploy(flow("""
+    """,
+            id="batch_worker",
+        )
+    )
+    parent = roost_engine.deploy(
+        flow(
+            """
         inputs:
           - id: file
             type: FILE
@@ -519,9 +526,18 @@ def test_foreach_item_starts_one_subflow_per_batch(roost_engine):
             flowId: batch_worker
             inputs:
               batch: "{{ taskrun.items }}"
-    """, id="splitter"))
+    """,
+            id="splitter",
+        )
+    )
     ex = roost_engine.run(parent, {"file": b"a\nb\nc\nd\ne\n"}, timeout=30)
-    assert ex.state.current == "SUCCESS", [(t.task_id, t.state.current, t.extra.get("error")) for t in ex.task_runs]
+    assert ex.state.current == "SUCCESS", [
+        (t.task_id, t.state.current, t.extra.get("error")) for t in ex.task_runs
+    ]
     assert ex.outputs_tree["each_item"] == {"numberOfBatches": 3, "iterations": {"SUCCESS": 3}}
-    children = [roost_engine.get_execution(t.outputs["executionId"]) for t in ex.task_runs if t.task_id == "each_item_items"]
+    children = [
+        roost_engine.get_execution(t.outputs["executionId"])
+        for t in ex.task_runs
+        if t.task_id == "each_item_items"
+    ]
     assert sorted(c.outputs["lines"] for c in children) == ["1", "2", "2"]

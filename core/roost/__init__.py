@@ -26,7 +26,15 @@ from roost.scripts import ScriptOutput, ScriptTask
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
-    from roost.rest import ApiClient, ApiError, HttpOptions, HttpProxy, HttpSsl, HttpTimeout, parse_retry_after
+    from roost.rest import (
+        ApiClient,
+        ApiError,
+        HttpOptions,
+        HttpProxy,
+        HttpSsl,
+        HttpTimeout,
+        parse_retry_after,
+    )
 
 __version__ = "0.1.0"
 

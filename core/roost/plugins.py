@@ -143,7 +143,9 @@ class Plugins:
                 raise PluginError(f"plugin {plugin_name!r}: {cls.__name__} has no type id")
             for tid in (cls.type_id, *getattr(cls, "type_aliases", ())):
                 if tid in self._owner and self._owner[tid] != plugin_name:
-                    raise PluginError(f"type {tid!r} is claimed by two plugins: {self._owner[tid]!r} and {plugin_name!r}")
+                    raise PluginError(
+                        f"type {tid!r} is claimed by two plugins: {self._owner[tid]!r} and {plugin_name!r}"
+                    )
                 self._owner[tid] = plugin_name
                 (self._runner_map if issubclass(cls, TaskRunner) else self._type_map)[tid] = cls
             if info is not None and cls.type_id not in info.types:

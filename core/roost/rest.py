@@ -338,7 +338,9 @@ class ApiClient:
                 wait = float(2**attempt)  # no usable header: back off exponentially
             if attempt >= self.max_rate_limit_retries:
                 raise self.error(
-                    response, label, prefix=f"{self.service} kept rate-limiting {label} after {attempt + 1} attempts"
+                    response,
+                    label,
+                    prefix=f"{self.service} kept rate-limiting {label} after {attempt + 1} attempts",
                 )
             if wait > self.max_retry_after:
                 raise self.error(

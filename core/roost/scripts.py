@@ -368,4 +368,3 @@ class ScriptTask(Task):
         if self.warning_on_std_err and result.stderr_lines:
             raise TaskWarning("the commands wrote to stderr", outputs=out)
         return out
-

@@ -180,7 +180,9 @@ class ForEach(FlowableTask, type=P + "ForEach"):
         if memo.pop("recheck", False):
             todo = sorted(active)
         else:
-            todo = sorted(memo["index"][g] for g in changed if g in memo["index"] and memo["index"][g] in active)
+            todo = sorted(
+                memo["index"][g] for g in changed if g in memo["index"] and memo["index"][g] in active
+            )
         create: list[Any] = []
         for i in todo:
             state, children = view.sequence(self.tasks, value=values[i], group=values[i], iteration=i)
@@ -393,7 +395,6 @@ class Subflow(Task, SubflowCall, type=P + "Subflow", aliases=(OLD + "Subflow", P
         return list(self.labels)
 
 
-
 class Pause(Task, type=P + "Pause", aliases=(OLD + "Pause",)):
     """Pause the execution until it is resumed, or until ``pauseDuration`` has passed."""
 
@@ -485,4 +486,16 @@ class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
         return (worst(states) if states else SUCCESS), []
 
 
-TASKS = (Sequential, Parallel, AllowFailure, If, Switch, ForEach, ForEachItem, Dag, WorkingDirectory, Subflow, Pause)
+TASKS = (
+    Sequential,
+    Parallel,
+    AllowFailure,
+    If,
+    Switch,
+    ForEach,
+    ForEachItem,
+    Dag,
+    WorkingDirectory,
+    Subflow,
+    Pause,
+)

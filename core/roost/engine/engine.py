@@ -499,7 +499,9 @@ class Engine:
                 state = self._persisted[ex.id] = _Persisted()
             changed = []
             candidates = [*state.open.items()]
-            candidates += [(tr.id, (seq, None)) for seq, tr in enumerate(ex.task_runs[state.count :], state.count)]
+            candidates += [
+                (tr.id, (seq, None)) for seq, tr in enumerate(ex.task_runs[state.count :], state.count)
+            ]
             for tr_id, (seq, old_sig) in candidates:
                 tr = ex.by_id.get(tr_id)
                 if tr is None:

@@ -228,7 +228,14 @@ class Execution:
         self.dirty.setdefault(tr.parent_id, set()).add(tr.group)
 
     def reindex(self, keep: list[TaskRun]) -> None:
-        self.task_runs, self.by_id, self.children, self.by_group, self.by_slot, self.scans = [], {}, {}, {}, {}, {}
+        self.task_runs, self.by_id, self.children, self.by_group, self.by_slot, self.scans = (
+            [],
+            {},
+            {},
+            {},
+            {},
+            {},
+        )
         self.dirty = {}
         for tr in keep:
             self.add(tr)

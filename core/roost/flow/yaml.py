@@ -128,7 +128,9 @@ def _violation_from(exc: Exception) -> Violation:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        return Violation("", f"invalid YAML: {msg}", mark.line + 1 if mark else None, mark.column + 1 if mark else None)
+        return Violation(
+            "", f"invalid YAML: {msg}", mark.line + 1 if mark else None, mark.column + 1 if mark else None
+        )
     return Violation("", f"invalid YAML: {exc}")
 
 

@@ -158,7 +158,9 @@ def lineage_events(request: Request, tenant: str, page: Page = 1, size: Size = 1
 
 @router.get(P + "/usages/search", operation_id="searchAssetUsages", summary="Search the task runs that used assets",
             responses={200: {"model": models.Paged[Usage]}})  # fmt: skip
-def usages(request: Request, tenant: str, page: Page = 1, size: Size = 10, assetId: str | None = None) -> JSONResponse:
+def usages(
+    request: Request, tenant: str, page: Page = 1, size: Size = 10, assetId: str | None = None
+) -> JSONResponse:
     tenant = state_of(request).tenant(tenant)
     items = []
     for record in _assets(request).lineage_events(tenant, asset_id=assetId):
@@ -169,7 +171,9 @@ def usages(request: Request, tenant: str, page: Page = 1, size: Size = 10, asset
     return JSONResponse({"results": page_slice(items, page, size), "total": len(items)})
 
 
-@router.get(P + "/{id}", operation_id="getAsset", summary="Get an asset", responses={200: {"model": ApiAsset}})
+@router.get(
+    P + "/{id}", operation_id="getAsset", summary="Get an asset", responses={200: {"model": ApiAsset}}
+)
 def get(request: Request, tenant: str, id: str) -> JSONResponse:
     tenant = state_of(request).tenant(tenant)
     found = _assets(request).get(tenant, id)
