@@ -290,10 +290,11 @@ def _seconds(value: Any) -> float | None:
 class ClientCredentials(OAuth2Provider):
     """OAuth 2.0 ``client_credentials``: a client id and secret exchanged for an access token."""
 
-    settings_model = ClientCredentialsSettings
+    settings_model = ClientCredentialsSettings  # type: ignore[assignment]
 
     def form(self) -> tuple[dict[str, str], dict[str, str]]:
-        form, headers = {"grant_type": GRANT_CLIENT_CREDENTIALS}, {}
+        form: dict[str, str] = {"grant_type": GRANT_CLIENT_CREDENTIALS}
+        headers: dict[str, str] = {}
         self.client_auth(form, headers)
         return form, headers
 
@@ -301,7 +302,7 @@ class ClientCredentials(OAuth2Provider):
 class JwtBearer(OAuth2Provider):
     """OAuth 2.0 JWT Bearer grant: a JWT signed by the credential is the grant (RFC 7523 §2.1)."""
 
-    settings_model = JwtBearerSettings
+    settings_model = JwtBearerSettings  # type: ignore[assignment]
 
     def form(self) -> tuple[dict[str, str], dict[str, str]]:
         s = self.settings
@@ -325,7 +326,7 @@ class JwtBearer(OAuth2Provider):
 class PrivateKeyJwt(OAuth2Provider):
     """``client_credentials`` where the client proves itself with a signed JWT (``private_key_jwt``)."""
 
-    settings_model = PrivateKeyJwtSettings
+    settings_model = PrivateKeyJwtSettings  # type: ignore[assignment]
 
     def form(self) -> tuple[dict[str, str], dict[str, str]]:
         s = self.settings

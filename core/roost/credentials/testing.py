@@ -184,7 +184,7 @@ class FakeAuthorizationServer:
             with self._lock:
                 status, failure = self._failures.pop(0) if self._failures else (0, None)
             if status:
-                return status, failure, {}
+                return status, failure or {}, {}
         grant_type = form.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is missing")
@@ -379,7 +379,7 @@ class FakeAuthorizationServer:
             with self._lock:
                 status, failure = self._failures.pop(0) if self._failures else (0, None)
             if status:
-                return status, failure
+                return status, failure or {}
         token = "ghs_" + secrets.token_urlsafe(27)
         lifetime = self.expires_in if self.expires_in is not None else 3600
         expires_at = datetime.fromtimestamp(int(time.time() + lifetime), UTC)

@@ -637,7 +637,7 @@ class Engine:
                         trig.inputs,
                         trig.labels,
                         tenant=tenant,
-                        trigger={"id": trig.id, "type": trig.type, "variables": trig.variables(event)},
+                        trigger={"id": trig.id, "type": trig.type, "variables": trig.variables(event)},  # type: ignore[attr-defined]
                     )  # type: ignore[attr-defined]
                 except Exception:
                     log.exception(

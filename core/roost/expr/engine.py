@@ -595,7 +595,7 @@ class ExpressionEngine:
             # Built directly: no copy of the variables, no set() of the globals per render.
             context = self.env.context_class(
                 self.env,
-                ChainMap(variables, self.env.globals),
+                ChainMap(variables, self.env.globals),  # type: ignore[arg-type]
                 None,
                 template.blocks,  # type: ignore[arg-type]
             )

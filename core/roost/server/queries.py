@@ -127,12 +127,12 @@ def search_executions(store: Any, tenant: str, filters: list[Filter], page: int,
     order = []
     for spec in sort or ["state.startDate:desc"]:
         field, _, direction = spec.partition(":")
-        col = EXECUTION_SORTS.get(field)
-        if col is None:
+        column = EXECUTION_SORTS.get(field)
+        if column is None:
             raise bad_request(
                 f"cannot sort executions by {field!r}: expected one of {', '.join(sorted(EXECUTION_SORTS))}"
             )
-        order.append(col.desc() if direction.lower() == "desc" else col.asc())
+        order.append(column.desc() if direction.lower() == "desc" else column.asc())
     query = sa.select(t.c.data).where(*where).order_by(*order)
     with store.engine.connect() as conn:
         if not python:

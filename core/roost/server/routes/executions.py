@@ -480,7 +480,7 @@ async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: 
         ex = await st.wait_end(tenant, ex["id"])
         if trig.return_outputs:
             return JSONResponse(ex.get("outputs") or {})
-    out = {k: ex[k] for k in ("tenantId", "id", "namespace", "flowId", "flowRevision", "trigger", "outputs", "labels", "state")
+    out: dict[str, Any] = {k: ex[k] for k in ("tenantId", "id", "namespace", "flowId", "flowRevision", "trigger", "outputs", "labels", "state")
            if k in ex}  # fmt: skip
     out["url"] = st.execution_url(base_url(request), tenant, ex)
     return JSONResponse(out)

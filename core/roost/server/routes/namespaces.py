@@ -61,7 +61,7 @@ def _all_namespaces(st: ServerState, tenant: str) -> list[str]:
                 sa.select(namespace_dirs.c.namespace).where(namespace_dirs.c.tenant == tenant).distinct()
             )
         }
-    with_parents = set()
+    with_parents: set[str] = set()
     for name in names:
         parts = name.split(".")
         with_parents.update(".".join(parts[: i + 1]) for i in range(len(parts)))

@@ -86,7 +86,7 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
         elif flt.field == "triggerState":
             want_disabled = str(flt.value).upper() == "DISABLED"
             items = [i for i in items if i["triggerContext"]["disabled"] == want_disabled]
-    desc = bool(sort) and sort[0].endswith(":desc")
+    desc = bool(sort) and (sort or [""])[0].endswith(":desc")
     items.sort(key=lambda i: (i["triggerContext"]["namespace"], i["triggerContext"]["flowId"], i["triggerContext"]["triggerId"]),
                reverse=desc)  # fmt: skip
     return JSONResponse({"results": page_slice(items, page, size), "total": len(items)})
