@@ -328,18 +328,11 @@ def test_dbt_warning_ends_in_warning_with_outputs():
     )  # fmt: skip
 
 
-class KvContext(TaskRunContext):
-    """A run context whose KV store tasks can write to (the API storeManifest uses)."""
-
-    def kv_put(self, key, value, namespace=None):
-        self.runtime.kv.put(namespace or self.namespace, key, value)
-
-
 def test_project_dir_and_store_manifest(tmp_path):
     rt = Runtime.in_memory(tmp_path / "rt")
     work = tmp_path / "work"
     copy_shop(work / "dbt")
-    ctx = context(rt, work, cls=KvContext)
+    ctx = context(rt, work)
     task = DbtCLI.model_validate(
         {
             "id": "dbt",
@@ -361,22 +354,6 @@ def test_project_dir_and_store_manifest(tmp_path):
     assert out.run_results is None  # dbt parse writes no run results
     bundles = task.auto_assets(ctx, out)
     assert {b.outputs[0].id for b in bundles} >= {"shop.main.customer_orders", "shop.main.stg_orders"}
-
-
-def test_store_manifest_without_kv_support_fails_before_running(tmp_path):
-    rt = Runtime.in_memory(tmp_path)
-    ctx = context(rt)
-    task = DbtCLI.model_validate(
-        {
-            "id": "dbt",
-            "type": DbtCLI.type_id,
-            "commands": ["touch ran"],
-            "storeManifest": {"key": "m", "namespace": NAMESPACE},
-        }
-    )
-    with pytest.raises(TaskError, match="storeManifest needs a KV store"):
-        task.run(ctx)
-    assert not (ctx.working_dir / "ran").exists()
 
 
 def test_load_manifest_from_kv(tmp_path, built_project):

@@ -185,22 +185,13 @@ class DbtCLI(ScriptTask, type="io.kestra.plugin.dbt.cli.DbtCLI"):
         target.write_text(value if isinstance(value, str) else json.dumps(value))
         ctx.logger.info("loaded manifest from KV key '%s' of namespace '%s' into %s", key, namespace, target)
 
-    def _kv_writer(self, ctx: Any) -> Any:
-        writer = getattr(ctx, "kv_put", None)
-        if not callable(writer):
-            raise TaskError(
-                "storeManifest needs a KV store the task can write to (RunContext.kv_put), "
-                "which this Roost version does not offer; remove storeManifest or upgrade Roost"
-            )
-        return writer
-
     # -- run -----------------------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> DbtCLI.Out:
         if self.engine == "FUSION" and any("partial-parse" in c for c in self.commands):
             ctx.logger.warning(
                 "the --partial-parse and --no-partial-parse flags are ignored by the FUSION engine"
             )
-        writer = self._kv_writer(ctx) if self.store_manifest is not None else None
+        writer = ctx.kv_put if self.store_manifest is not None else None
         dctx = DbtContext(ctx)
         result, workdir = self.run_script(dctx)  # type: ignore[arg-type]
         if ctx.killed():
