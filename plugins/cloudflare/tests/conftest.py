@@ -16,8 +16,7 @@ from fake_cloudflare import FakeCloudflare  # noqa: E402
 
 @pytest.fixture
 def fake():
-    server = FakeCloudflare()
-    server.base_url = server.start()
+    server = FakeCloudflare().start()
     yield server
     server.stop()
 

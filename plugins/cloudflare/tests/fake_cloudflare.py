@@ -29,13 +29,13 @@ import ipaddress
 import json
 import math
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
+
+from roost.testing.http import FakeHttpServer, Reply, Request
 
 PREFIX = "/client/v4"
 RECORD_TYPES = {"A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV", "PTR", "CAA", "SOA", "HTTPS", "SVCB", "URI"}
@@ -62,28 +62,7 @@ class ApiError(Exception):
 
 
 @dataclass
-class Fault:
-    method: str | None
-    path: str | None
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    delay: float
-    times: int
-    content_type: str
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeCloudflare:
+class FakeCloudflare(FakeHttpServer):
     tokens: dict[str, set[str]] = field(
         default_factory=lambda: {"good-token-0123456789": {"read", "write"}, "read-only-token-0123": {"read"}}
     )
@@ -98,13 +77,9 @@ class FakeCloudflare:
     namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     kv: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     purges: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[Request] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.lock = threading.RLock()
-        self.stopping = threading.Event()
-        self.server: ThreadingHTTPServer | None = None
+        super().__init__()
         self.account_id = self.add_account("Example Corp")
 
     # -- set-up helpers ------------------------------------------------------------------------------
@@ -158,80 +133,12 @@ class FakeCloudflare:
         self.kv[ns_id] = {}
         return ns_id
 
-    def inject(
-        self,
-        *,
-        status: int,
-        body: Any = None,
-        method: str | None = None,
-        path: str | None = None,
-        headers: dict[str, str] | None = None,
-        delay: float = 0.0,
-        times: int = 1,
-        content_type: str = "application/json",
-    ) -> None:
-        """Answer the next ``times`` matching requests with this status/body (``path`` is a regex)."""
-        if body is None:
-            raw = b""
-        elif isinstance(body, bytes):
-            raw = body
-        elif isinstance(body, str):
-            raw = body.encode()
-        else:
-            raw = json.dumps(body).encode()
-        with self.lock:
-            self.faults.append(Fault(method, path, status, raw, headers or {}, delay, times, content_type))
-
-    # -- server -----------------------------------------------------------------------------------
-    def start(self) -> str:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                fake.handle(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-cloudflare",
-            daemon=True,
-        ).start()
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{PREFIX}"
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}{PREFIX}"
 
     # -- request handling -------------------------------------------------------------------------
-    def handle(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
-        url = urlsplit(h.path)
-        req = Request(
-            h.command,
-            url.path,
-            parse_qs(url.query, keep_blank_values=True),
-            {k.lower(): v for k, v in h.headers.items()},
-            body,
-        )
-        with self.lock:
-            self.requests.append(req)
-            fault = self._take_fault(req)
-        if fault is not None:
-            if fault.delay and self.stopping.wait(fault.delay):
-                return
-            self._send(h, fault.status, fault.body, fault.content_type, fault.headers)
-            return
+    def answer(self, req: Request) -> Reply:
         try:
             status, payload, ctype, extra = self.route(req)
         except ApiError as exc:
@@ -239,34 +146,7 @@ class FakeCloudflare:
             payload = json.dumps(
                 {"success": False, "errors": exc.errors, "messages": [], "result": None}
             ).encode()
-        self._send(h, status, payload, ctype, extra)
-
-    def _take_fault(self, req: Request) -> Fault | None:
-        for fault in self.faults:
-            if fault.times <= 0:
-                continue
-            if fault.method and fault.method != req.method:
-                continue
-            if fault.path and not re.search(fault.path, req.path):
-                continue
-            fault.times -= 1
-            return fault
-        return None
-
-    @staticmethod
-    def _send(
-        h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, headers: dict[str, str]
-    ) -> None:
-        try:
-            h.send_response(status)
-            h.send_header("Content-Type", ctype)
-            h.send_header("Content-Length", str(len(body)))
-            for k, v in headers.items():
-                h.send_header(k, v)
-            h.end_headers()
-            h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        return status, {"Content-Type": ctype, **extra}, payload
 
     @staticmethod
     def ok(result: Any, result_info: dict[str, Any] | None = None, status: int = 200) -> tuple:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from email.utils import formatdate
@@ -11,18 +10,13 @@ import pytest
 from cloudflare_support import API_KEY, EMAIL, TOKEN, assert_no_secret
 from pydantic import ValidationError
 from roost.testing import Runtime, TaskRunContext, run_task
+from roost.testing.http import closed_port
 from roost_cloudflare import dns, zones
 from roost_cloudflare.client import parse_retry_after
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_host(creds):
-    creds = {**creds, "baseUrl": f"http://127.0.0.1:{_free_port()}/client/v4"}
+    creds = {**creds, "baseUrl": f"http://127.0.0.1:{closed_port()}/client/v4"}
     result = run_task(zones.List, raise_on_failure=False, **creds)
     assert result.state == "FAILED"
     assert result.error.startswith("cannot reach Cloudflare API at http://127.0.0.1:")

@@ -32,12 +32,12 @@ import base64
 import itertools
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from roost.testing.http import FakeHttpServer, Reply, Request
 
 STATUS = {
     "New": 0,
@@ -135,36 +135,29 @@ class Machine:
         }
 
 
-class FakeMaas:
+class FakeMaas(FakeHttpServer):
     """The server and its state; ``tick`` is the duration of one status step."""
 
+    protocol_version = "HTTP/1.1"
+    fault_content_type = "text/plain"
+
     def __init__(self, tick: float = 0.05) -> None:
+        super().__init__()
         self.tick = tick
-        self.lock = threading.RLock()
         self.users = [
             User("admin", "CoNsUmErKeY1", "ToKeNkEy0001", "SeCrEtVaLuE000001"),
             User("viewer", "CoNsUmErKeY2", "ToKeNkEy0002", "SeCrEtVaLuE000002", admin=False),
         ]
         self.machines: dict[str, Machine] = {}
         self.tags: dict[str, str] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.injected: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._ip = itertools.count(10)
         self.seed()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    @property
     def url(self) -> str:
-        scheme = "https" if getattr(self, "tls", False) else "http"
-        return f"{scheme}://127.0.0.1:{self.port}/MAAS"
+        return f"{super().url}/MAAS"
 
     @property
     def admin_key(self) -> str:
@@ -173,17 +166,6 @@ class FakeMaas:
     @property
     def viewer_key(self) -> str:
         return self.users[1].api_key
-
-    def start(self, ssl_context: Any = None) -> FakeMaas:
-        if ssl_context is not None:
-            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
-            self.tls = True
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     # -- state -------------------------------------------------------------------------------
     def seed(self) -> None:
@@ -218,28 +200,6 @@ class FakeMaas:
         with self.lock:
             self._advance()
             return next(m for m in self.machines.values() if m.hostname == hostname)
-
-    def inject(
-        self,
-        status: int,
-        body: str = "",
-        *,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-        path_contains: str = "",
-        content_type: str = "text/plain",
-    ) -> None:
-        """Answer the next ``times`` matching requests with this response instead."""
-        self.injected.append(
-            {
-                "status": status,
-                "body": body,
-                "headers": headers or {},
-                "times": times,
-                "path": path_contains,
-                "content_type": content_type,
-            }
-        )
 
     def ops(self, system_id: str) -> list[str]:
         return [r["op"] for r in self.requests if r["path"].rstrip("/").endswith(system_id) and r["op"]]
@@ -322,38 +282,28 @@ class FakeMaas:
             return None, "Authorization Error: Expired timestamp"
         return user, ""
 
-    def handle(
-        self, method: str, raw_path: str, headers: Any, body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        parts = urlsplit(raw_path)
-        query = parse_qs(parts.query)
-        form = parse_qs(body.decode(), keep_blank_values=True) if body else {}
-        op = (query.get("op") or form.get("op") or [""])[0]
+    def record(self, req: Request) -> None:
+        query, form, op = _parse(req)
+        self.requests.append(
+            {
+                "method": req.method,
+                "path": req.path,
+                "op": op,
+                "query": query,
+                "form": form,
+                "auth": req.headers.get("Authorization", ""),
+            }
+        )
+
+    def answer(self, req: Request) -> Reply:
+        query, form, op = _parse(req)
         with self.lock:
-            self.requests.append(
-                {
-                    "method": method,
-                    "path": parts.path,
-                    "op": op,
-                    "query": query,
-                    "form": form,
-                    "auth": headers.get("Authorization", ""),
-                }
-            )
-            for inj in self.injected:
-                if inj["times"] > 0 and inj["path"] in raw_path:
-                    inj["times"] -= 1
-                    return (
-                        inj["status"],
-                        {"Content-Type": inj["content_type"], **inj["headers"]},
-                        inj["body"].encode(),
-                    )
-            user, why = self.authenticate(headers.get("Authorization"))
+            user, why = self.authenticate(req.headers.get("Authorization"))
             if user is None:
                 return 401, {"Content-Type": "text/plain"}, why.encode()
             self._advance()
             try:
-                status, payload = self.route(method, parts.path, op, query, form, user)
+                status, payload = self.route(req.method, req.path, op, query, form, user)
             except _HttpError as err:
                 status, payload = err.status, err.payload
         if isinstance(payload, str):
@@ -542,24 +492,8 @@ def _filter(m: Machine, query: dict) -> bool:
     return "tags" not in query or set(query["tags"]) <= set(m.tags)
 
 
-def _handler(fake: FakeMaas) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # keep test output quiet
-            pass
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, headers, payload = fake.handle(self.command, self.path, self.headers, body)
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    return Handler
+def _parse(req: Request) -> tuple[dict, dict, str]:
+    """(query, form, op): MAAS names an operation with ``op`` in the query or the form."""
+    query = parse_qs(urlsplit(req.target).query)
+    form = parse_qs(req.body.decode(), keep_blank_values=True) if req.body else {}
+    return query, form, (query.get("op") or form.get("op") or [""])[0]

@@ -35,15 +35,15 @@ import base64
 import copy
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from roost.testing.http import FakeHttpServer, Reply, Request
 
 CLUSTER = "0005f2a1-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 OTHER_CLUSTER = "0005f2a1-aaaa-bbbb-cccc-ddddeeeeffff"
@@ -200,10 +200,12 @@ class Account:
     admin: bool = True
 
 
-class FakePrism:
+class FakePrism(FakeHttpServer):
+    protocol_version = "HTTP/1.1"
+
     def __init__(self, tick: float = 0.05) -> None:
+        super().__init__()
         self.tick = tick
-        self.lock = threading.RLock()
         self.accounts = [
             Account("admin", "Nutanix/4u-Secret", "eyJ0b2tlbi1hZG1pbiJ9.sig", "apikey-admin-0123456789"),
             Account("viewer", "View-Only-Pass1", "eyJ0b2tlbi12aWV3ZXIifQ.sig", "apikey-viewer-987654"),
@@ -216,22 +218,12 @@ class FakePrism:
         self.tasks: dict[str, FakeTask] = {}
         self.request_ids: dict[str, tuple[int, dict[str, str], Any]] = {}
         self.plans: list[str] = []
-        self.requests: list[dict[str, Any]] = []
-        self.injected: list[dict[str, Any]] = []
         self.bump_after_get: dict[str, int] = {}
         self.cancel_calls: list[str] = []
         self._ip = 20
         self.seed()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-        self.tls = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
     @property
     def conn(self) -> dict[str, Any]:
         """Connection properties of the admin user."""
@@ -242,17 +234,6 @@ class FakePrism:
             "username": "admin",
             "password": self.accounts[0].password,
         }
-
-    def start(self, ssl_context: Any = None) -> FakePrism:
-        if ssl_context is not None:
-            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
-            self.tls = True
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     # -- state -------------------------------------------------------------------------------------
     def seed(self) -> None:
@@ -322,27 +303,6 @@ class FakePrism:
 
     def plan(self, outcome: str, times: int = 1) -> None:
         self.plans.extend([outcome] * times)
-
-    def inject(
-        self,
-        status: int,
-        body: str = "",
-        *,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-        path_contains: str = "",
-        content_type: str = "application/json",
-    ) -> None:
-        self.injected.append(
-            {
-                "status": status,
-                "body": body,
-                "headers": headers or {},
-                "times": times,
-                "path": path_contains,
-                "content_type": content_type,
-            }
-        )
 
     def _template(
         self,
@@ -426,28 +386,20 @@ class FakePrism:
         key = headers.get("X-ntnx-api-key")
         return next((a for a in self.accounts if key and a.api_key == key), None)
 
-    def handle(self, method: str, raw: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        parts = urlsplit(raw)
-        path = unquote(parts.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    def record(self, req: Request) -> None:
+        self.requests.append(
+            {
+                "method": req.method,
+                "path": unquote(req.path),
+                "query": _query(req),
+                "headers": dict(req.headers.items()),
+                "body": req.body,
+            }
+        )
+
+    def answer(self, req: Request) -> Reply:
+        method, path, query, headers, body = req.method, unquote(req.path), _query(req), req.headers, req.body
         with self.lock:
-            self.requests.append(
-                {
-                    "method": method,
-                    "path": path,
-                    "query": query,
-                    "headers": dict(headers.items()),
-                    "body": body,
-                }
-            )
-            for inj in self.injected:
-                if inj["times"] > 0 and inj["path"] in raw:
-                    inj["times"] -= 1
-                    return (
-                        inj["status"],
-                        {"Content-Type": inj["content_type"], **inj["headers"]},
-                        inj["body"].encode(),
-                    )
             account = self.authenticate(headers)
             if account is None:
                 return self._json(
@@ -855,24 +807,5 @@ def _matches(item: dict[str, Any], expression: str | None) -> bool:
     return True
 
 
-def _handler(fake: FakePrism) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, headers, payload = fake.handle(self.command, self.path, self.headers, body)
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    return Handler
+def _query(req: Request) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(req.target).query).items()}

@@ -17,8 +17,7 @@ from opa_support import TOKEN  # noqa: E402
 @pytest.fixture
 def opa():
     """A fake OPA that requires the bearer token TOKEN."""
-    server = FakeOpa(token=TOKEN)
-    server.url = server.start()
+    server = FakeOpa(token=TOKEN).start()
     yield server
     server.stop()
 

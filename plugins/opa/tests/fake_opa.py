@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 from regopy import Interpreter, LogLevel, RegoError
 from regopy.rego_shared import rego_output_ok, rego_output_string, rego_query
+from roost.testing.http import FakeHttpServer, Reply, Request
 
 PACKAGE = re.compile(r"^[ \t]*package[ \t]+([^\s#]+)", re.MULTILINE)
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -104,38 +103,13 @@ def ast_of(raw: str) -> dict[str, Any]:
 
 
 @dataclass
-class Fault:
-    method: str | None
-    path: str | None
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    delay: float
-    times: int
-    content_type: str
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeOpa:
+class FakeOpa(FakeHttpServer):
     token: str | None = None
     policies: dict[str, str] = field(default_factory=dict)
-    requests: list[Request] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.lock = threading.RLock()
-        self.stopping = threading.Event()
-        self.server: ThreadingHTTPServer | None = None
+        super().__init__()
 
     # -- rego ------------------------------------------------------------------------------------------
     @staticmethod
@@ -217,92 +191,13 @@ class FakeOpa:
             self.compile_modules(modules)
             self.policies = modules
 
-    def inject(
-        self,
-        *,
-        status: int,
-        body: Any = None,
-        method: str | None = None,
-        path: str | None = None,
-        headers: dict[str, str] | None = None,
-        delay: float = 0.0,
-        times: int = 1,
-        content_type: str = "application/json",
-    ) -> None:
-        if body is None:
-            raw = b""
-        elif isinstance(body, bytes):
-            raw = body
-        elif isinstance(body, str):
-            raw = body.encode()
-        else:
-            raw = json.dumps(body).encode()
-        with self.lock:
-            self.faults.append(Fault(method, path, status, raw, headers or {}, delay, times, content_type))
-
-    # -- server -----------------------------------------------------------------------------------
-    def start(self) -> str:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                fake.handle(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-opa", daemon=True
-        ).start()
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def handle(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
-        url = urlsplit(h.path)
-        req = Request(
-            h.command,
-            url.path,
-            parse_qs(url.query, keep_blank_values=True),
-            {k.lower(): v for k, v in h.headers.items()},
-            body,
-        )
-        with self.lock:
-            self.requests.append(req)
-            fault = next(
-                (
-                    f
-                    for f in self.faults
-                    if f.times > 0
-                    and (not f.method or f.method == req.method)
-                    and (not f.path or re.search(f.path, req.path))
-                ),
-                None,
-            )
-            if fault is not None:
-                fault.times -= 1
-        if fault is not None:
-            if fault.delay and self.stopping.wait(fault.delay):
-                return
-            self._send(h, fault.status, fault.body, fault.content_type, fault.headers)
-            return
+    # -- request handling ---------------------------------------------------------------------------
+    def answer(self, req: Request) -> Reply:
         started = time.perf_counter_ns()
         try:
             status, payload = self.route(req)
             if status == 404 and payload is None:
-                self._send(h, 404, b"404 page not found\n", "text/plain; charset=utf-8", {})
-                return
+                return 404, {"Content-Type": "text/plain; charset=utf-8"}, b"404 page not found\n"
             if isinstance(payload, dict) and self.q(req, "metrics") == "true":
                 payload["metrics"] = {
                     **payload.get("metrics", {}),
@@ -311,22 +206,7 @@ class FakeOpa:
             data = json.dumps(payload).encode()
         except OpaError as exc:
             status, data = exc.status, json.dumps(exc.body).encode()
-        self._send(h, status, data, "application/json", {})
-
-    @staticmethod
-    def _send(
-        h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, headers: dict[str, str]
-    ) -> None:
-        try:
-            h.send_response(status)
-            h.send_header("Content-Type", ctype)
-            h.send_header("Content-Length", str(len(body)))
-            for k, v in headers.items():
-                h.send_header(k, v)
-            h.end_headers()
-            h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        return status, {"Content-Type": "application/json"}, data
 
     @staticmethod
     def q(req: Request, name: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from email.utils import formatdate
@@ -11,20 +10,15 @@ import pytest
 from opa_support import TOKEN, VM_POLICY, assert_no_secret
 from pydantic import ValidationError
 from roost.testing import Runtime, TaskRunContext, run_task
+from roost.testing.http import closed_port
 from roost_opa.client import data_path, data_url, parse_retry_after
 from roost_opa.tasks import Compile, Evaluate, List, Upload
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_unreachable_server():
     result = run_task(
         List,
-        url=f"http://127.0.0.1:{_free_port()}",
+        url=f"http://127.0.0.1:{closed_port()}",
         token="{{ secret('OPA_TOKEN') }}",
         raise_on_failure=False,
     )

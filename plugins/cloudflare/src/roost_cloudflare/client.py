@@ -14,7 +14,9 @@ Every call goes through :meth:`CloudflareClient.request`, which
   once even while a request is in flight.
 
 Credentials never appear in a log line or an error message: every text that comes back
-from the server is scrubbed of them before it is shown.
+from the server is scrubbed of them before it is shown. The transport (threads, retries,
+scrubbing, HTTP options) is the core's :class:`roost.ApiClient`; this module adds the
+Cloudflare credentials, the v4 envelope and its error format.
 """
 
 from __future__ import annotations
@@ -124,7 +126,9 @@ class CloudflareClient(ApiClient):
         body = self.decode(response, label)
         if not isinstance(body, dict) or "success" not in body:
             raise self.malformed(
-                label, f"expected an object with 'success' and 'result', got {self.snippet(response)}", response
+                label,
+                f"expected an object with 'success' and 'result', got {self.snippet(response)}",
+                response,
             )
         if body.get("success") is not True:
             raise self.error(response, label)

@@ -15,7 +15,6 @@ parts of the API key scrubbed out.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import time
 import uuid
@@ -24,7 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from roost import TaskError
+from roost import TaskError, parse_retry_after
 
 API_PATH = "/api/2.0"
 USER_AGENT = "roost-plugin-maas/0.1.0"
@@ -117,19 +116,9 @@ def public_url(url: str) -> str:
 
 
 def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return default
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, when.timestamp() - time.time())
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), else ``default``."""
+    wait = parse_retry_after(value)
+    return default if wait is None else wait
 
 
 class MaasClient:

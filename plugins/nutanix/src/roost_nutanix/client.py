@@ -21,7 +21,6 @@ validation errors, or v3 ``message_list`` from older gateways).
 
 from __future__ import annotations
 
-import email.utils
 import json
 import time
 import uuid
@@ -31,7 +30,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from roost import TaskError
+from roost import TaskError, parse_retry_after
 
 VMM = "/api/vmm/v4.0"
 PRISM = "/api/prism/v4.0"
@@ -55,19 +54,9 @@ class Reply:
 
 
 def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return default
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, when.timestamp() - time.time())
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), else ``default``."""
+    wait = parse_retry_after(value)
+    return default if wait is None else wait
 
 
 def base_url(host: str, port: int | None, scheme: str) -> str:

@@ -12,7 +12,9 @@
 * runs each HTTP exchange on a helper thread so that a kill returns at once even while a
   request is in flight.
 
-The token never appears in a log line or an error message.
+The token never appears in a log line or an error message. The transport (threads,
+retries, scrubbing, HTTP options) is the core's :class:`roost.ApiClient`; this module adds
+the token, OPA's answers and its error format.
 """
 
 from __future__ import annotations
