@@ -127,7 +127,7 @@ def nb_setup(nb_admin: Any) -> types.SimpleNamespace:
 def opa() -> Iterator[FakeOpa]:
     """OPA's REST API on a free loopback port, requiring a bearer token, evaluating Rego for real."""
     server = FakeOpa(token=OPA_TOKEN)
-    server.url = server.start()  # type: ignore[attr-defined]
+    server.start()
     yield server
     server.stop()
 
@@ -141,7 +141,7 @@ def secrets(monkeypatch: pytest.MonkeyPatch, netbox: NetBoxServer, nb_setup: Any
     values = {
         "NETBOX_URL": netbox.url,
         "NETBOX_TOKEN": V2_TOKEN,
-        "OPA_URL": opa.url,  # type: ignore[attr-defined]
+        "OPA_URL": opa.url,
         "OPA_TOKEN": OPA_TOKEN,
     }
     for key, value in values.items():

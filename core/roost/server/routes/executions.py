@@ -486,12 +486,10 @@ async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: 
     return JSONResponse(out)
 
 
-_hook_doc = {
-    "responses": {
-        200: {"model": models.WebhookResponse},
-        409: {"model": models.ErrorBody},
-        422: {"model": models.ErrorBody},
-    }
+_hook_responses: dict[int | str, dict[str, Any]] = {
+    200: {"model": models.WebhookResponse},
+    409: {"model": models.ErrorBody},
+    422: {"model": models.ErrorBody},
 }
 
 
@@ -499,7 +497,7 @@ _hook_doc = {
     WEBHOOK,
     operation_id="triggerExecutionByGetWebhook",
     summary="Start an execution by GET webhook",
-    **_hook_doc,
+    responses=_hook_responses,
 )
 async def webhook_get(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
     return await _webhook(request, tenant, namespace, id, key)
@@ -507,14 +505,14 @@ async def webhook_get(request: Request, tenant: str, namespace: str, id: str, ke
 
 @router.post(WEBHOOK, operation_id="triggerExecutionByPostWebhook", summary="Start an execution by POST webhook",
              openapi_extra={"requestBody": {"required": False, "content": {
-                 "application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}}}, **_hook_doc)  # fmt: skip
+                 "application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}}}, responses=_hook_responses)  # fmt: skip
 async def webhook_post(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
     return await _webhook(request, tenant, namespace, id, key)
 
 
 @router.put(WEBHOOK, operation_id="triggerExecutionByPutWebhook", summary="Start an execution by PUT webhook",
             openapi_extra={"requestBody": {"required": False, "content": {
-                "application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}}}, **_hook_doc)  # fmt: skip
+                "application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}}}, responses=_hook_responses)  # fmt: skip
 async def webhook_put(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
     return await _webhook(request, tenant, namespace, id, key)
 
