@@ -23,7 +23,7 @@ from typing import Any
 from roost.assets.service import AssetService
 from roost.credentials import CredentialStore
 from roost.engine.context import Runtime
-from roost.engine.executor import Effects, Executor, StartSubflow
+from roost.engine.executor import Effects, Executor, StartSubflow, index_of
 from roost.engine.inputs import resolve_inputs
 from roost.engine.model import (
     CANCELLED,
@@ -463,19 +463,15 @@ class Engine:
                     tr.state.set(KILLED)
                     continue
                 eff.jobs.append(
-                    executor._job(ex, flow, tr, executor_task(flow, tr.task_id))
+                    executor._job(ex, flow, tr, index_of(flow).task(tr.task_id))
                 )  # in flight: run again
             elif state == RETRYING and "retryAt" in tr.extra:
                 eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
             elif state == PAUSED and "pauseUntil" in tr.extra:
                 eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
             elif state == RUNNING and tr.extra.get("subflowPending"):
-                task = executor_task(flow, tr.task_id)
-                eff.subflows.append(
-                    StartSubflow(
-                        ex.id, tr.id, task, FlowViewInputs(executor, ex, flow, tr, task), [], task.wait
-                    )
-                )
+                task = index_of(flow).task(tr.task_id)
+                eff.subflows.append(executor.subflow_call(ex, flow, tr, task))
             elif state == RUNNING and tr.extra.get("subflow"):
                 child = self.get_execution(tr.extra["subflow"])
                 if child is not None and child.state.terminal():
@@ -648,18 +644,6 @@ class Engine:
     def report(self, execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
                attempt: dict[str, Any], error: str | None = None) -> None:  # fmt: skip
         self.queue.put(_result_message(execution_id, taskrun_id, state, outputs, attempt, error))
-
-
-def executor_task(flow: Flow, task_id: str) -> Any:
-    from roost.engine.executor import index_of
-
-    return index_of(flow).task(task_id)
-
-
-def FlowViewInputs(executor: Executor, ex: Execution, flow: Flow, tr: Any, task: Any) -> dict[str, Any]:  # noqa: N802
-    from roost.engine.executor import FlowView
-
-    return FlowView(executor, ex, flow, tr).render(task.inputs or {})
 
 
 def _result_message(execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,

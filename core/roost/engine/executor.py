@@ -631,15 +631,22 @@ class Executor:
             eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
 
     def _subflow(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any, eff: Effects) -> None:
-        view = FlowView(self, ex, flow, tr)
         try:
-            inputs = view.render(task.inputs or {})
-            labels = view.render(task.label_list() if hasattr(task, "label_list") else [])
+            call = self.subflow_call(ex, flow, tr, task)
         except Exception as exc:
             tr.state.set(FAILED)
             tr.extra["error"] = str(exc)
             self._log(ex, tr, "ERROR", f"subflow inputs: {exc}")
             return
+        tr.state.set(RUNNING)
+        tr.extra["subflowPending"] = True
+        eff.subflows.append(call)
+
+    def subflow_call(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any) -> StartSubflow:
+        """The subflow execution a Subflow task run asks for: rendered inputs and labels."""
+        view = FlowView(self, ex, flow, tr)
+        inputs = view.render(task.inputs or {})
+        labels = view.render(task.label_list() if hasattr(task, "label_list") else [])
         if task.inherit_labels:
             own = {lbl["key"] for lbl in labels}
             labels = [
@@ -649,9 +656,7 @@ class Executor:
         labels.append(
             {"key": "system.correlationId", "value": ex.label_map().get("system.correlationId", ex.id)}
         )
-        tr.state.set(RUNNING)
-        tr.extra["subflowPending"] = True
-        eff.subflows.append(StartSubflow(ex.id, tr.id, task, inputs, labels, task.wait))
+        return StartSubflow(ex.id, tr.id, task, inputs, labels, task.wait)
 
     def _log(self, ex: Execution, tr: TaskRun | None, level: str, message: str) -> None:
         sink = self.runtime.log_sink
