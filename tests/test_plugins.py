@@ -138,3 +138,29 @@ def test_expression_functions_from_plugins():
     functions = plugins.named("register_expression_functions")
     engine = ExpressionEngine(functions=functions)
     assert engine.render("{{ double(21) }}", {}) == 42
+
+
+def test_builtin_catalogue_matches_the_classes():
+    """Every built-in class is in the lazy catalogue under its own id and aliases (LazyType.load checks them)."""
+    from roost.builtin import assets, flow, http, kv, log, scripts, triggers, vcs
+
+    declared = {*log.TASKS, *flow.TASKS, *http.TASKS, *kv.TASKS, *scripts.TASKS, *vcs.TASKS, *assets.TASKS,
+                *assets.TRIGGERS, *triggers.TRIGGERS}  # fmt: skip
+    plugins = Plugins(load_entry_points=False)
+    loaded = {cls for tid, cls in plugins.types.items() if plugins.type_owner(tid) == "core"}
+    assert loaded == declared
+
+
+def test_resolving_a_type_imports_only_its_module():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from roost.plugins import Plugins\n"
+        "p = Plugins(load_entry_points=False)\n"
+        "assert p.resolve('io.kestra.plugin.core.log.Log') is not None\n"
+        "print(sorted(m for m in sys.modules if m.startswith('roost.builtin.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['roost.builtin.catalogue', 'roost.builtin.log', 'roost.builtin.plugin']"

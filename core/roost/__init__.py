@@ -22,6 +22,7 @@ from roost.flow.task import (
     Trigger,
 )
 from roost.hookspecs import hookimpl
+from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ __all__ = [
     "TaskWarning",
     "Trigger",
     "hookimpl",
+    "LazyType",
     "is_expression",
     "parse_retry_after",
     "run",

@@ -31,6 +31,29 @@ class PluginError(Exception):
     """A plugin is malformed (e.g. two plugins claim one type id)."""
 
 
+@dataclass(frozen=True)
+class LazyType:
+    """A type registered by name: its module is imported only when the type is first used.
+
+    ``register(LazyType("io.example.Task", "pkg.tasks:Task"))`` keeps flow loading from importing
+    every task module (and SDK) of a plugin; the class must declare the same id and aliases.
+    """
+
+    type_id: str
+    target: str  # "package.module:ClassName"
+    aliases: tuple[str, ...] = ()
+
+    def load(self) -> type[PluginType]:
+        module, _, attr = self.target.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        if cls.type_id != self.type_id or tuple(cls.type_aliases) != tuple(self.aliases):
+            raise PluginError(
+                f"{self.target} declares type {cls.type_id!r} (aliases {cls.type_aliases}) but was registered "
+                f"as {self.type_id!r} (aliases {self.aliases})"
+            )
+        return cls
+
+
 @dataclass
 class PluginInfo:
     name: str
@@ -59,6 +82,7 @@ class Plugins:
         self._runner_map: dict[str, type[TaskRunner]] = {}
         self._owner: dict[str, str] = {}
         self._loaded: set[str] = set()
+        self._lazy: dict[str, LazyType] = {}
         self._all_loaded = False
         self._named: dict[str, dict[str, Callable[..., Any]]] = {}
         self._lock = threading.RLock()
@@ -139,22 +163,44 @@ class Plugins:
             return
         info = self.info.get(plugin_name)
         for cls in found:
+            if isinstance(cls, LazyType):
+                for tid in (cls.type_id, *cls.aliases):
+                    self._claim(tid, plugin_name)
+                    self._lazy[tid] = cls
+                if info is not None and cls.type_id not in info.types:
+                    info.types.append(cls.type_id)
+                continue
             if not cls.type_id:
                 raise PluginError(f"plugin {plugin_name!r}: {cls.__name__} has no type id")
             for tid in (cls.type_id, *getattr(cls, "type_aliases", ())):
-                if tid in self._owner and self._owner[tid] != plugin_name:
-                    raise PluginError(
-                        f"type {tid!r} is claimed by two plugins: {self._owner[tid]!r} and {plugin_name!r}"
-                    )
-                self._owner[tid] = plugin_name
+                self._claim(tid, plugin_name)
                 (self._runner_map if issubclass(cls, TaskRunner) else self._type_map)[tid] = cls
             if info is not None and cls.type_id not in info.types:
                 info.types.append(cls.type_id)
+
+    def _claim(self, tid: str, plugin_name: str) -> None:
+        if tid in self._owner and self._owner[tid] != plugin_name:
+            raise PluginError(
+                f"type {tid!r} is claimed by two plugins: {self._owner[tid]!r} and {plugin_name!r}"
+            )
+        self._owner[tid] = plugin_name
+
+    def _materialize(self, type_id: str) -> None:
+        """Import the class of a lazily registered type, under every id it answers to."""
+        lazy = self._lazy.get(type_id)
+        if lazy is None:
+            return
+        cls = lazy.load()
+        for tid in (lazy.type_id, *lazy.aliases):
+            self._lazy.pop(tid, None)
+            self._type_map[tid] = cls
 
     def _load_all(self) -> None:
         with self._lock:
             for plugin_name, _ in list(self.pm.list_name_plugin()):
                 self._load_plugin(plugin_name)
+            for tid in list(self._lazy):
+                self._materialize(tid)
             self._all_loaded = True
 
     def resolve(self, type_id: str) -> type[PluginType] | None:
@@ -164,6 +210,7 @@ class Plugins:
             return cls
         with self._lock:
             self._load_plugin("core")
+            self._materialize(type_id)
             if type_id not in self._type_map:
                 from roost.flow.build import registry_index
 
@@ -171,6 +218,7 @@ class Plugins:
                 for name, info in list(self.info.items()):
                     if package is not None and info.distribution == package:
                         self._load_plugin(name)
+                self._materialize(type_id)
         if type_id not in self._type_map:
             self._load_all()  # a type the catalogue does not know: ask every plugin
         return self._type_map.get(type_id)

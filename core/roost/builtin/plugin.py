@@ -5,16 +5,16 @@ from roost import hookimpl
 
 @hookimpl
 def register_task_types(register):
-    from roost.builtin import assets, flow, http, kv, log, scripts, vcs
+    from roost.builtin import catalogue  # by id: each module is imported when one of its types is used
 
-    register(*log.TASKS, *flow.TASKS, *http.TASKS, *scripts.TASKS, *kv.TASKS, *vcs.TASKS, *assets.TASKS)
+    register(*catalogue.TASKS)
 
 
 @hookimpl
 def register_trigger_types(register):
-    from roost.builtin import assets, triggers
+    from roost.builtin import catalogue
 
-    register(*triggers.TRIGGERS, *assets.TRIGGERS)
+    register(*catalogue.TRIGGERS)
 
 
 @hookimpl
