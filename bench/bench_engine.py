@@ -87,7 +87,7 @@ def foreach_scaling(repeat: int = 3) -> None:
     print(f"ForEach over 10,000 values: peak RSS {rss:.0f} MB")
 
 
-def cli(runs: int = 5) -> None:
+def cli(runs: int = 7) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         hello = Path(tmp) / "hello.yaml"
         hello.write_text(
@@ -95,11 +95,11 @@ def cli(runs: int = 5) -> None:
         )
         env = {**os.environ, "ROOST_HOME": str(Path(tmp) / "home")}
         env.pop("ROOST_LOAD_PLUGINS", None)
+        roost = str(Path(sys.executable).parent / "roost")  # the console script users run
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "roost.cli.main", "flow", "run", str(hello)], check=True, env=env,
-                           capture_output=True)  # fmt: skip
+            subprocess.run([roost, "flow", "run", str(hello)], check=True, env=env, capture_output=True)
             times.append(time.perf_counter() - start)
     times.sort()
     print(f"`roost flow run hello.yaml`, whole process: {times[len(times) // 2]:.2f} s median of {runs}")

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from roost.assets.service import AssetService
-from roost.credentials import CredentialStore
 from roost.engine.context import Runtime
 from roost.engine.executor import Effects, Executor, StartSubflow, index_of
 from roost.engine.inputs import resolve_inputs
@@ -85,7 +84,7 @@ class Engine:
         self.ignore_executions = set(ignore_executions or ())
         self.ignore_flows = set(ignore_flows or ())
         # credentials: configuration (mapping), a CredentialStore, or None for ROOST_CREDENTIALS
-        self.credentials = CredentialStore.build(credentials, plugins=self.plugins)
+        self.credentials = _credentials(credentials, self.plugins)
         self.on_execution_end = [on_execution_end] if on_execution_end else []
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
@@ -116,7 +115,7 @@ class Engine:
                 storage=LocalStorage(self.data_dir / "storage", tenant),
                 kv=SqlKV(self.store, tenant),
                 namespace_files=SqlNamespaceFiles(self.store, tenant),
-                credentials=self.credentials.for_tenant(tenant),
+                credentials=self.credentials.for_tenant(tenant) if self.credentials is not None else {},
                 log_sink=functools.partial(self._buffer_logs, tenant),
                 plugins=self.plugins,
                 tenant=tenant,
@@ -644,6 +643,17 @@ class Engine:
     def report(self, execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
                attempt: dict[str, Any], error: str | None = None) -> None:  # fmt: skip
         self.queue.put(_result_message(execution_id, taskrun_id, state, outputs, attempt, error))
+
+
+def _credentials(config: Any, plugins: Any) -> Any:
+    """The credential store, or None when nothing is configured (its module then stays unimported)."""
+    import os
+
+    if config is None and not os.environ.get("ROOST_CREDENTIALS"):
+        return None
+    from roost.credentials import CredentialStore
+
+    return CredentialStore.build(config, plugins=plugins)
 
 
 def _result_message(execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
