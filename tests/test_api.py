@@ -214,3 +214,29 @@ def test_assets_api(engine: Engine) -> None:
     events = client.get("/api/v1/main/assets/mart/events").json()
     assert [e["event"] for e in events["results"]] == ["CREATED", "DELETED"]
     assert client.get("/api/v1/other/assets/search").json()["total"] == 0  # tenants are isolated
+
+
+def test_pause_and_resume_through_the_api(engine: Engine) -> None:
+    import time
+
+    client = client_for(engine)
+    source = "id: slow\nnamespace: company.team\ntasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT0.4S\n  - id: after\n    type: io.kestra.plugin.core.log.Log\n    message: resumed\n"
+    assert (
+        client.post(
+            "/api/v1/main/flows", content=source, headers={"Content-Type": "application/x-yaml"}
+        ).status_code
+        == 200
+    )
+    ex = client.post("/api/v1/main/executions/company.team/slow").json()
+    for _ in range(100):
+        if client.get(f"/api/v1/main/executions/{ex['id']}").json()["state"]["current"] == "RUNNING":
+            break
+        time.sleep(0.02)
+    assert client.post(f"/api/v1/main/executions/{ex['id']}/pause").status_code == 204
+    for _ in range(100):
+        if client.get(f"/api/v1/main/executions/{ex['id']}").json()["state"]["current"] == "PAUSED":
+            break
+        time.sleep(0.02)
+    assert client.post(f"/api/v1/main/executions/{ex['id']}/pause").status_code == 409
+    assert client.post(f"/api/v1/main/executions/{ex['id']}/resume").status_code == 204
+    assert engine.wait(ex["id"], 20).state.current == "SUCCESS"

@@ -541,3 +541,32 @@ def test_foreach_item_starts_one_subflow_per_batch(roost_engine):
         if t.task_id == "each_item_items"
     ]
     assert sorted(c.outputs["lines"] for c in children) == ["1", "2", "2"]
+
+
+def test_pause_a_running_execution_then_resume(roost_engine):
+    f = roost_engine.deploy(
+        flow(
+            """
+        tasks:
+          - id: first
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT0.5S
+          - id: second
+            type: io.kestra.plugin.core.log.Log
+            message: after the pause
+    """,
+            id="pausable",
+        )
+    )
+    ex = roost_engine.create_execution(f)
+    wait_state(roost_engine, ex.id, "RUNNING")
+    roost_engine.pause(ex.id)
+    wait_state(roost_engine, ex.id, "PAUSED")
+    time.sleep(1.0)  # the sleep in flight ends; nothing new starts
+    paused = roost_engine.get_execution(ex.id)
+    assert paused.state.current == "PAUSED"
+    assert [(t.task_id, t.state.current) for t in paused.task_runs] == [("first", "SUCCESS")]
+    roost_engine.resume(ex.id)
+    done = roost_engine.wait(ex.id, 20)
+    assert done.state.current == "SUCCESS"
+    assert [t.task_id for t in done.task_runs] == ["first", "second"]

@@ -291,6 +291,9 @@ class Engine:
     def kill(self, execution_id: str) -> None:
         self.queue.put(Message("kill", execution_id))
 
+    def pause(self, execution_id: str) -> None:
+        self.queue.put(Message("pause", execution_id))
+
     def resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> None:
         self.queue.put(Message("resume", execution_id, {"inputs": inputs or {}}))
 
@@ -432,6 +435,8 @@ class Engine:
             return executor.on_timer(ex, flow, p["taskrun_id"], p["timer"])
         if kind == "kill":
             return executor.kill(ex, flow)
+        if kind == "pause":
+            return executor.pause(ex, flow)
         if kind == "resume":
             return executor.resume(ex, flow, p.get("inputs"))
         if kind == "restart":

@@ -388,9 +388,18 @@ class Executor:
             return self.process(ex, flow)
         return Effects()
 
+    def pause(self, ex: Execution, flow: Flow) -> Effects:
+        """Pause a running execution: runs in flight end, nothing new starts until it is resumed."""
+        if ex.state.current != RUNNING:
+            return Effects()
+        ex.state.set(PAUSED)
+        ex.metadata["manualPause"] = True
+        return Effects()
+
     def resume(self, ex: Execution, flow: Flow, inputs: dict[str, Any] | None = None) -> Effects:
+        manual = ex.metadata.pop("manualPause", None)
         paused = [tr for tr in ex.task_runs if tr.state.current == PAUSED]
-        if not paused:
+        if not paused and not manual:
             raise ValueError(f"execution {ex.id} is not paused")
         for tr in paused:
             tr.extra.pop("pauseUntil", None)
@@ -493,7 +502,7 @@ class Executor:
         if ex.state.current == KILLING:
             self._finish_killing(ex, eff)
             return eff
-        if ex.state.current in (QUEUED, CREATED):
+        if ex.state.current in (QUEUED, CREATED) or ex.metadata.get("manualPause"):
             return eff
         for _ in range(100000):
             changed = False

@@ -241,6 +241,21 @@ def kill(request: Request, tenant: str, executionId: str, isOnKillCascade: bool 
     return Response(status_code=202)
 
 
+@router.post(P + "/{executionId}/pause", operation_id="pauseExecution", summary="Pause a running execution",
+             status_code=204, responses={204: {"description": "Pause requested"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+def pause(request: Request, tenant: str, executionId: str) -> Response:  # noqa: N803
+    """Runs in flight end; nothing new starts until the execution is resumed."""
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    ex = st.execution_dict(tenant, executionId)
+    if ex["state"]["current"] != "RUNNING":
+        raise conflict(
+            f"execution {executionId} is {ex['state']['current']}: only a RUNNING execution pauses"
+        )
+    st.engine.pause(executionId)
+    return Response(status_code=204)
+
+
 @router.post(P + "/{executionId}/resume", operation_id="resumeExecution", summary="Resume a paused execution",
              status_code=204, openapi_extra=multipart_body(False),
              responses={204: {"description": "Resumed"}, 409: {"model": models.ErrorBody}})  # fmt: skip
