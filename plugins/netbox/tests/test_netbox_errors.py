@@ -10,6 +10,7 @@ import time
 import pytest
 from nb_fault_proxy import FaultProxy
 from roost.testing import Runtime, TaskRunContext, run_task
+from roost.testing.http import self_signed_tls
 from roost_netbox.tasks import CreateDevice, ListDevices, ListSites, UpdateDevice
 
 
@@ -172,45 +173,8 @@ def test_kill_during_a_hung_request(netbox, seed, proxy, tokens):
     assert "cancelled while reading device 1: the execution was killed" in str(box["error"])
 
 
-def _self_signed_context(tmp_path):
-    import datetime
-    import ipaddress
-    import ssl
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netbox.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    return ctx
-
-
 def test_self_signed_https_needs_verify_ssl_false(netbox, seed, tokens, tmp_path):
-    with FaultProxy(netbox.url, tls=_self_signed_context(tmp_path)) as tls_proxy:
+    with FaultProxy(netbox.url, tls=self_signed_tls(tmp_path)) as tls_proxy:
         assert tls_proxy.url.startswith("https://")
         res = run_task(ListSites, url=tls_proxy.url, token=tokens.v2, raise_on_failure=False)
         assert res.state == "FAILED"
