@@ -9,7 +9,6 @@ the pending work is re-derived from the record.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -711,14 +710,8 @@ def _truthy(value: Any) -> bool:
 
 
 def value_key(value: Any) -> str:
-    """A ForEach value as Kestra keys it: strings as is, anything else as JSON."""
-    return (
-        value
-        if isinstance(value, str)
-        else stringify(value)
-        if not isinstance(value, dict | list)
-        else json.dumps(value, separators=(",", ":"))
-    )
+    """A ForEach value as Kestra keys it: strings as is, anything else as compact JSON."""
+    return stringify(value)
 
 
 __all__ = ["Child", "Effects", "Executor", "FlowView", "Job", "index_of", "task_slots", "value_key"]

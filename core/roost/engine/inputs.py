@@ -56,10 +56,9 @@ def resolve_inputs(
             out[inp.id] = coerce(inp, value, store_file)
         except (ValueError, TypeError) as exc:
             errors[inp.id] = str(exc)
-    unknown = sorted(set(raw) - {i.id for i in flow.inputs})
     if errors:
         raise InputsInvalid(errors, f"{flow.namespace}.{flow.id}")
-    del unknown  # Kestra ignores inputs the flow does not declare
+    # inputs the flow does not declare are ignored, as Kestra does
     return out
 
 

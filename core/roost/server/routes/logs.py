@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from roost.engine.model import TERMINAL
@@ -34,60 +35,50 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
     return JSONResponse({"results": results, "total": total})
 
 
-@router.get(P + "/{executionId}", operation_id="listLogsFromExecution", summary="Logs of an execution",
-            responses={200: {"model": list[models.LogEntry]}})  # fmt: skip
-def list_logs(
-    request: Request,
-    tenant: str,
-    executionId: str,
-    minLevel: models.Level | None = None,  # noqa: N803
-    taskRunId: str | None = None,
-    taskId: str | None = None,
-) -> JSONResponse:  # noqa: N803
+@dataclass
+class Selection:
+    """Which logs of an execution a route works on (shared by list, delete and download)."""
+
+    minLevel: models.Level | None = None  # noqa: N815 - Kestra's query names
+    taskRunId: str | None = None  # noqa: N815
+    taskId: str | None = None  # noqa: N815
+
+    def filters(self) -> dict[str, Any]:
+        return {"min_level": self.minLevel, "task_id": self.taskId, "taskrun_id": self.taskRunId}
+
+
+Selected = Annotated[Selection, Depends()]
+
+
+def _execution(request: Request, tenant: str, execution_id: str) -> tuple[Any, str]:
+    """The server state and tenant, once the execution is known to exist (404 otherwise)."""
     st = state_of(request)
     tenant = st.tenant(tenant)
-    st.execution_dict(tenant, executionId)
-    rows = execution_logs(
-        st.store, tenant, executionId, min_level=minLevel, task_id=taskId, taskrun_id=taskRunId
-    )
+    st.execution_dict(tenant, execution_id)
+    return st, tenant
+
+
+@router.get(P + "/{executionId}", operation_id="listLogsFromExecution", summary="Logs of an execution",
+            responses={200: {"model": list[models.LogEntry]}})  # fmt: skip
+def list_logs(request: Request, tenant: str, executionId: str, sel: Selected) -> JSONResponse:  # noqa: N803
+    st, tenant = _execution(request, tenant, executionId)
+    rows = execution_logs(st.store, tenant, executionId, **sel.filters())
     return JSONResponse([r for _seq, r in rows])
 
 
 @router.delete(P + "/{executionId}", operation_id="deleteLogsFromExecution", summary="Delete logs of an execution",
                status_code=204, responses={204: {"description": "Deleted"}})  # fmt: skip
-def delete(
-    request: Request,
-    tenant: str,
-    executionId: str,
-    minLevel: models.Level | None = None,  # noqa: N803
-    taskRunId: str | None = None,
-    taskId: str | None = None,
-) -> Response:  # noqa: N803
-    st = state_of(request)
-    tenant = st.tenant(tenant)
-    st.execution_dict(tenant, executionId)
-    delete_logs(
-        st.store, tenant, execution_id=executionId, min_level=minLevel, task_id=taskId, taskrun_id=taskRunId
-    )
+def delete(request: Request, tenant: str, executionId: str, sel: Selected) -> Response:  # noqa: N803
+    st, tenant = _execution(request, tenant, executionId)
+    delete_logs(st.store, tenant, execution_id=executionId, **sel.filters())
     return Response(status_code=204)
 
 
 @router.get(P + "/{executionId}/download", operation_id="downloadLogsFromExecution", summary="Download an execution's logs",
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "The logs"}})  # fmt: skip
-def download(
-    request: Request,
-    tenant: str,
-    executionId: str,
-    minLevel: models.Level | None = None,  # noqa: N803
-    taskRunId: str | None = None,
-    taskId: str | None = None,
-) -> PlainTextResponse:  # noqa: N803
-    st = state_of(request)
-    tenant = st.tenant(tenant)
-    st.execution_dict(tenant, executionId)
-    rows = execution_logs(
-        st.store, tenant, executionId, min_level=minLevel, task_id=taskId, taskrun_id=taskRunId
-    )
+def download(request: Request, tenant: str, executionId: str, sel: Selected) -> PlainTextResponse:  # noqa: N803
+    st, tenant = _execution(request, tenant, executionId)
+    rows = execution_logs(st.store, tenant, executionId, **sel.filters())
     text = "".join(
         f"{r['timestamp']} {r['level']:<5} {r.get('taskId') or '-'} {r['message']}\n" for _s, r in rows
     )

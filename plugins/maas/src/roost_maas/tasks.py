@@ -220,6 +220,18 @@ class _Waiter:
         self.ctx.logger.warning("%s: asked MAAS to abort the current operation of %s", why, self.system_id)
         return True
 
+    def commissioned(self, machine: dict[str, Any]) -> dict[str, Any]:
+        """Wait until commissioning (and testing) left the machine Ready."""
+        return self.wait_status(
+            goal={READY},
+            failed={FAILED_COMMISSIONING, FAILED_TESTING, BROKEN},
+            waiting={NEW, COMMISSIONING, TESTING},
+            what="commissioning",
+            timeout=self.task.timeout or timedelta(minutes=30),  # type: ignore[attr-defined]
+            poll=self.task.poll_interval,  # type: ignore[attr-defined]
+            first=machine,
+        )
+
     def wait_status(
         self,
         *,
@@ -506,16 +518,7 @@ class EnlistMachine(_MachineTask, type=PREFIX + "EnlistMachine"):
                 _status_name(machine),
             )
             if self.wait_for_commissioning and machine.get("status") in (COMMISSIONING, TESTING):
-                waiter = _Waiter(self, ctx, client, system_id)
-                machine = waiter.wait_status(
-                    goal={READY},
-                    failed={FAILED_COMMISSIONING, FAILED_TESTING, BROKEN},
-                    waiting={NEW, COMMISSIONING, TESTING},
-                    what="commissioning",
-                    timeout=self.timeout or timedelta(minutes=30),
-                    poll=self.poll_interval,
-                    first=machine,
-                )
+                machine = _Waiter(self, ctx, client, system_id).commissioned(machine)
             return self._out(machine)
 
 
@@ -559,15 +562,7 @@ class CommissionMachine(_MachineTask, type=PREFIX + "CommissionMachine"):
                 body if isinstance(body, dict) and "system_id" in body else client.get_machine(self.system_id)
             )
             if self.wait_for_completion:
-                machine = _Waiter(self, ctx, client, self.system_id).wait_status(
-                    goal={READY},
-                    failed={FAILED_COMMISSIONING, FAILED_TESTING, BROKEN},
-                    waiting={NEW, COMMISSIONING, TESTING},
-                    what="commissioning",
-                    timeout=self.timeout or timedelta(minutes=30),
-                    poll=self.poll_interval,
-                    first=machine,
-                )
+                machine = _Waiter(self, ctx, client, self.system_id).commissioned(machine)
             return self._out(machine)
 
 
