@@ -250,8 +250,10 @@ class SlackClient:
         """The call's data, every failure turned into a SlackError that names the method."""
         try:
             response = work()
-        except SlackApiError as exc:
-            raise self._api_error(method, exc.response) from None
+        except SlackApiError as exc:  # named by the method that failed (a step of files.upload v2...)
+            url = str(getattr(exc.response, "api_url", "") or "")
+            failed = url.rsplit("/", 1)[-1].split("?", 1)[0] or method
+            raise self._api_error(failed, exc.response) from None
         except _RetryAfterTooLong as exc:
             raise SlackError(
                 f"Slack rate-limited {method} and asks to wait {exc.seconds:g}s (Retry-After), "

@@ -57,7 +57,7 @@ class Upload(SlackTask, type=P + "files.Upload"):
     def run(self, ctx: RunContext) -> Uploaded:
         data = ctx.read_file(self.from_)
         slack = self.client(ctx)
-        method = "files.upload (v2: getUploadURLExternal, upload, completeUploadExternal)"
+        method = "files.upload (v2)"
         result = slack.run(method, lambda: slack.web.files_upload_v2(
             file=data, filename=self.filename, title=self.title, alt_txt=self.alt_txt, snippet_type=self.snippet_type,
             channels=list(self.channels) if self.channels else None, thread_ts=self.timestamp,
