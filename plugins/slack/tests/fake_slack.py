@@ -68,7 +68,9 @@ class FakeSlack(FakeHttpServer):
     team_id: str = "T0FAKE1"
     team: str = "Roost Testing"
     bot_user: str = "U0BOT01"
-    tokens: dict[str, set[str]] = field(default_factory=lambda: {BOT_TOKEN: set(ALL_SCOPES), READ_ONLY_TOKEN: set(READ_SCOPES)})
+    tokens: dict[str, set[str]] = field(
+        default_factory=lambda: {BOT_TOKEN: set(ALL_SCOPES), READ_ONLY_TOKEN: set(READ_SCOPES)}
+    )
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -102,7 +104,9 @@ class FakeSlack(FakeHttpServer):
     def user_id(self, name: str) -> str:
         return next(u["id"] for u in self.users.values() if u["name"] == name)
 
-    def add_channel(self, name: str, *, private: bool = False, bot_member: bool = True, is_general: bool = False) -> str:
+    def add_channel(
+        self, name: str, *, private: bool = False, bot_member: bool = True, is_general: bool = False
+    ) -> str:
         cid = self.new_id("G" if private else "C")
         self.channels[cid] = {
             "id": cid, "name": name, "is_channel": not private, "is_group": private, "is_im": False,
@@ -119,7 +123,14 @@ class FakeSlack(FakeHttpServer):
         ts = f"{time.time():.6f}"
         while any(m["ts"] == ts for m in self.messages[channel]):
             ts = f"{float(ts) + 0.000001:.6f}"
-        msg = {"type": "message", "user": self.bot_user, "text": text, "ts": ts, "team": self.team_id, **extra}
+        msg = {
+            "type": "message",
+            "user": self.bot_user,
+            "text": text,
+            "ts": ts,
+            "team": self.team_id,
+            **extra,
+        }
         self.messages[channel].append(msg)
         return msg
 
@@ -176,7 +187,10 @@ class FakeSlack(FakeHttpServer):
     def _required(args: dict[str, Any], *names: str) -> None:
         missing = [n for n in names if args.get(n) in (None, "")]
         if missing:
-            raise Fail("invalid_arguments", response_metadata={"messages": [f"[ERROR] missing required field: {n}" for n in missing]})
+            raise Fail(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] missing required field: {n}" for n in missing]},
+            )
 
     def _channel(self, ref: Any) -> dict[str, Any]:
         if isinstance(ref, str) and ref.startswith("#"):
@@ -205,7 +219,11 @@ class FakeSlack(FakeHttpServer):
         cursor = args.get("cursor")
         start = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
         chunk = items[start : start + limit]
-        nxt = base64.b64encode(f"offset:{start + limit}".encode()).decode() if start + limit < len(items) else ""
+        nxt = (
+            base64.b64encode(f"offset:{start + limit}".encode()).decode()
+            if start + limit < len(items)
+            else ""
+        )
         return {key: chunk, "response_metadata": {"next_cursor": nxt}}
 
     @staticmethod
@@ -317,7 +335,11 @@ class FakeSlack(FakeHttpServer):
 
     def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._member_channel(args.get("channel"))
-        rows = [m for m in reversed(self.messages[channel["id"]]) if "thread_ts" not in m or m["thread_ts"] == m["ts"]]
+        rows = [
+            m
+            for m in reversed(self.messages[channel["id"]])
+            if "thread_ts" not in m or m["thread_ts"] == m["ts"]
+        ]
         if args.get("oldest"):
             rows = [m for m in rows if float(m["ts"]) > float(args["oldest"])]
         if args.get("latest"):
@@ -352,7 +374,11 @@ class FakeSlack(FakeHttpServer):
 
     def _set(self, args: dict[str, Any], what: str) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))
-        channel[what] = {"value": args.get(what) or "", "creator": self.bot_user, "last_set": int(time.time())}
+        channel[what] = {
+            "value": args.get(what) or "",
+            "creator": self.bot_user,
+            "last_set": int(time.time()),
+        }
         return {"channel": channel}
 
     def m_conversations_setTopic(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
@@ -385,14 +411,18 @@ class FakeSlack(FakeHttpServer):
             elif op == "insert_at_end":
                 canvas["markdown"] += (change.get("document_content") or {}).get("markdown", "")
             elif op == "insert_at_start":
-                canvas["markdown"] = (change.get("document_content") or {}).get("markdown", "") + canvas["markdown"]
+                canvas["markdown"] = (change.get("document_content") or {}).get("markdown", "") + canvas[
+                    "markdown"
+                ]
             elif op in ("replace", "delete", "insert_after", "insert_before"):
                 if op != "replace" and not change.get("section_id"):
                     raise Fail("canvas_editing_failed")
                 if op == "replace" and not change.get("section_id"):
                     canvas["markdown"] = (change.get("document_content") or {}).get("markdown", "")
             else:
-                raise Fail("invalid_arguments", response_metadata={"messages": [f"[ERROR] unknown operation: {op}"]})
+                raise Fail(
+                    "invalid_arguments", response_metadata={"messages": [f"[ERROR] unknown operation: {op}"]}
+                )
         return {}
 
     def m_canvases_delete(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -438,7 +468,13 @@ class FakeSlack(FakeHttpServer):
                 "data": upload["data"], "thread_ts": args.get("thread_ts"),
                 "initial_comment": args.get("initial_comment"),
             }  # fmt: skip
-            out.append({k: v for k, v in self.files[fid].items() if k not in ("data", "initial_comment", "thread_ts")})
+            out.append(
+                {
+                    k: v
+                    for k, v in self.files[fid].items()
+                    if k not in ("data", "initial_comment", "thread_ts")
+                }
+            )
         return {"files": out}
 
     def m_files_info(self, args: dict[str, Any]) -> dict[str, Any]:

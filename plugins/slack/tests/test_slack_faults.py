@@ -20,14 +20,19 @@ def test_invalid_token(fake):
     result = run_task(chats.Post, token="{{ secret('SLACK_BAD_TOKEN') }}", baseUrl=fake.api_url,
                       channel=fake.general, messageText="x", raise_on_failure=False)  # fmt: skip
     assert result.state == "FAILED"
-    assert result.error == "Slack API chat.postMessage failed: invalid_auth (the token is not valid: check the bot (xoxb-) or user (xoxp-) token)"
+    assert (
+        result.error
+        == "Slack API chat.postMessage failed: invalid_auth (the token is not valid: check the bot (xoxb-) or user (xoxp-) token)"
+    )
     assert_no_secret(result)
 
 
 def test_missing_scope_names_needed_and_provided(fake):
     result = run_task(conversations.Create, token="{{ secret('SLACK_READ_ONLY_TOKEN') }}", baseUrl=fake.api_url,
                       name="new", raise_on_failure=False)  # fmt: skip
-    assert result.error.startswith("Slack API conversations.create failed: missing_scope; needed scope: channels:manage")
+    assert result.error.startswith(
+        "Slack API conversations.create failed: missing_scope; needed scope: channels:manage"
+    )
     assert "the token has: channels:read,users:read" in result.error
     assert_no_secret(result)
 
@@ -44,14 +49,19 @@ def test_rate_limit_waits_retry_after_then_succeeds(fake, creds):
     started = time.monotonic()
     result = run_task(chats.Post, channel=fake.general, messageText="eventually", **creds)
     assert time.monotonic() - started >= 2
-    assert result.outputs["timestamp"] and len([r for r in fake.requests if r.path.endswith("postMessage")]) == 3
+    assert (
+        result.outputs["timestamp"] and len([r for r in fake.requests if r.path.endswith("postMessage")]) == 3
+    )
     assert sum("rate-limited chat.postMessage (HTTP 429); retrying in 1s" in m for m in result.messages) == 2
 
 
 def test_rate_limit_gives_up_after_the_retries(fake, creds):
     fake.inject(429, RATE_LIMITED, path=r"users\.info$", headers={"Retry-After": "0"}, times=10)
     result = run_task(users.Info, user="U1", raise_on_failure=False, **creds)
-    assert result.error == "Slack API users.info failed: ratelimited (HTTP 429 after 3 retries) (Slack rate-limited the method)"
+    assert (
+        result.error
+        == "Slack API users.info failed: ratelimited (HTTP 429 after 3 retries) (Slack rate-limited the method)"
+    )
     assert len([r for r in fake.requests if r.path.endswith("users.info")]) == 4
 
 
@@ -92,7 +102,10 @@ def test_malformed_answers(fake, creds):
 def test_unreachable(creds):
     result = run_task(users.Info, user="U1", token=creds["token"], baseUrl=f"http://127.0.0.1:{closed_port()}/api/",
                       raise_on_failure=False)  # fmt: skip
-    assert result.error.startswith("cannot reach Slack API at http://127.0.0.1:") and "(users.info)" in result.error
+    assert (
+        result.error.startswith("cannot reach Slack API at http://127.0.0.1:")
+        and "(users.info)" in result.error
+    )
     assert_no_secret(result)
 
 

@@ -194,7 +194,9 @@ def test_entry_point_registers_every_type(monkeypatch):
     plugins = Plugins()
     assert not [b for b in plugins.broken if b.name == "slack"]
     assert {t.type_id for t in tasks.TASKS} <= set(plugins.task_types())
-    assert len(tasks.TASKS) == 28 and all(t.type_id.startswith("io.kestra.plugin.slack.app.") for t in tasks.TASKS)
+    assert len(tasks.TASKS) == 28 and all(
+        t.type_id.startswith("io.kestra.plugin.slack.app.") for t in tasks.TASKS
+    )
     assert plugins.info["slack"].distribution == "roost-plugin-slack"
     assert plugins.type_owner("io.kestra.plugin.slack.app.Trigger") == "slack"  # Kestra's older id
 
@@ -205,7 +207,9 @@ def test_plugin_module_imports_no_task_code():
     assert out.stdout.strip() == "False False"
 
 
-@pytest.mark.parametrize("task", tasks.TASKS, ids=lambda t: t.type_id.removeprefix("io.kestra.plugin.slack.app."))
+@pytest.mark.parametrize(
+    "task", tasks.TASKS, ids=lambda t: t.type_id.removeprefix("io.kestra.plugin.slack.app.")
+)
 def test_every_property_and_output_is_documented(task):
     assert task.__doc__ and task.__doc__.strip()
     assert [n for n, f in task.model_fields.items() if not f.description] == []

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_slack import BOT_TOKEN
 from roost.testing import run_task
 from roost_slack import canvases, chats, conversations, files, reactions, users
-from fake_slack import BOT_TOKEN
 from slack_support import assert_no_secret
 
 AUTO = {"assets": {"enableAuto": True}}
@@ -20,7 +20,12 @@ def stored(result) -> list[dict]:
 
 # -- messages ---------------------------------------------------------------------------------------
 def test_post_text_converts_markdown_and_returns_the_timestamp(fake, creds):
-    result = run_task(chats.Post, channel=fake.general, messageText="**Deploy** done, see [logs](https://x.example)", **creds)
+    result = run_task(
+        chats.Post,
+        channel=fake.general,
+        messageText="**Deploy** done, see [logs](https://x.example)",
+        **creds,
+    )
     ts = result.outputs["timestamp"]
     assert result.outputs["channel"] == fake.general
     msg = fake.messages[fake.general][-1]
@@ -31,7 +36,10 @@ def test_post_text_converts_markdown_and_returns_the_timestamp(fake, creds):
 
 def test_post_blocks_in_a_thread_with_channel_name(fake, creds):
     parent = fake.add_message(fake.general, "parent")
-    payload = {"text": "fallback", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]}
+    payload = {
+        "text": "fallback",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}],
+    }
     result = run_task(chats.Post, channel="#general", timestamp=parent["ts"], payload=json.dumps(payload),
                       iconEmoji=":robot_face:", **creds)  # fmt: skip
     reply = fake.messages[fake.general][-1]
@@ -42,17 +50,31 @@ def test_post_blocks_in_a_thread_with_channel_name(fake, creds):
 
 def test_payload_keys_win_and_message_text_may_be_json(fake, creds):
     other = fake.add_channel("ops")
-    run_task(chats.Post, channel=fake.general, messageText=json.dumps({"channel": other, "text": "from json"}), **creds)
+    run_task(
+        chats.Post,
+        channel=fake.general,
+        messageText=json.dumps({"channel": other, "text": "from json"}),
+        **creds,
+    )
     assert fake.messages[other][-1]["text"] == "from json"
     run_task(chats.Post, channel=fake.general, payload={"text": "a map payload"}, **creds)
     assert fake.messages[fake.general][-1]["text"] == "a map payload"
 
 
 def test_post_needs_content_and_valid_payload(fake, creds):
-    assert "set messageText or payload" in run_task(chats.Post, channel=fake.general, raise_on_failure=False, **creds).error
+    assert (
+        "set messageText or payload"
+        in run_task(chats.Post, channel=fake.general, raise_on_failure=False, **creds).error
+    )
     bad = run_task(chats.Post, channel=fake.general, payload="{not json", raise_on_failure=False, **creds)
     assert "payload is not valid JSON" in bad.error
-    blocks = run_task(chats.Post, channel=fake.general, payload='{"blocks": [{"no": "type"}]}', raise_on_failure=False, **creds)
+    blocks = run_task(
+        chats.Post,
+        channel=fake.general,
+        payload='{"blocks": [{"no": "type"}]}',
+        raise_on_failure=False,
+        **creds,
+    )
     assert blocks.error.startswith("Slack API chat.postMessage failed: invalid_blocks")
 
 
@@ -84,7 +106,10 @@ def test_create_archive_unarchive_channel(fake, creds):
     (asset,) = created.assets[0].outputs
     assert asset.id == f"slack:channel:{fake.team_id}:{out['id']}" and asset.metadata["name"] == "incident-42"
     taken = run_task(conversations.Create, name="incident-42", raise_on_failure=False, **creds)
-    assert taken.error == "Slack API conversations.create failed: name_taken (a channel with this name already exists)"
+    assert (
+        taken.error
+        == "Slack API conversations.create failed: name_taken (a channel with this name already exists)"
+    )
     archived = run_task(conversations.Archive, channel=out["id"], **AUTO, **creds)
     assert fake.channels[out["id"]]["is_archived"] is True
     assert archived.assets[0].outputs[0].metadata["isArchived"] is True
@@ -104,7 +129,9 @@ def test_list_follows_every_page(fake, creds):
     assert len({r["id"] for r in rows}) == 451 and rows[0]["name"] == "general"
     calls = [r.body.decode() for r in fake.requests if r.path.endswith("conversations.list")]
     assert len(calls) == 3 and "cursor" not in calls[0] and all("cursor=" in c for c in calls[1:])
-    both = run_task(conversations.List, types=["public_channel", "private_channel"], excludeArchived=True, **creds)
+    both = run_task(
+        conversations.List, types=["public_channel", "private_channel"], excludeArchived=True, **creds
+    )
     assert both.outputs["size"] == 452
 
 
@@ -156,7 +183,11 @@ def test_canvas_lifecycle_and_assets(fake, creds):
         {"operation": "rename", "title_content": {"type": "markdown", "markdown": "Runbook v2"}},
     ]
     run_task(canvases.Edit, canvasId=canvas_id, changes=changes, **creds)
-    assert fake.canvases[canvas_id] == {"title": "Runbook v2", "markdown": "# Steps\n1. restart", "channel_id": None}
+    assert fake.canvases[canvas_id] == {
+        "title": "Runbook v2",
+        "markdown": "# Steps\n1. restart",
+        "channel_id": None,
+    }
     deleted = run_task(canvases.Delete, canvasId=canvas_id, **AUTO, **creds)
     assert canvas_id not in fake.canvases and deleted.assets[0].deleted[0].metadata["canvasId"] == canvas_id
     missing = run_task(canvases.Edit, canvasId=canvas_id, changes=changes, raise_on_failure=False, **creds)
@@ -183,7 +214,11 @@ def test_upload_v2_flow_shares_in_channel_and_thread(fake, creds, tmp_path):
     assert stored_file["thread_ts"] == parent["ts"] and stored_file["initial_comment"] == "here"
     assert result.outputs["title"] == "Report" and result.outputs["permalink"].endswith("/report.bin")
     paths = [r.path for r in fake.requests]
-    assert paths[-4:-1] == ["/api/files.getUploadURLExternal", f"/upload/v1/{fid}", "/api/files.completeUploadExternal"]
+    assert paths[-4:-1] == [
+        "/api/files.getUploadURLExternal",
+        f"/upload/v1/{fid}",
+        "/api/files.completeUploadExternal",
+    ]
     ids = {a.id for a in result.assets[0].outputs}
     assert ids == {f"slack:file:{fake.team_id}:{fid}", f"slack:channel:{fake.team_id}:{fake.general}"}
     info = run_task(files.Info, fileId=fid, **creds).outputs
@@ -200,7 +235,9 @@ def test_upload_to_a_channel_the_app_is_not_in(fake, creds, tmp_path):
     uri = runtime.storage.put("company/team/test/executions/test/a.txt", b"abc")
     result = run_task(files.Upload, runtime=runtime, filename="a.txt", channels=[lobby], raise_on_failure=False,
                       **{"from": uri}, **creds)  # fmt: skip
-    assert result.state == "FAILED" and result.error.startswith("Slack API files.completeUploadExternal failed: not_in_channel")
+    assert result.state == "FAILED" and result.error.startswith(
+        "Slack API files.completeUploadExternal failed: not_in_channel"
+    )
 
 
 def test_upload_refused_by_the_upload_url(fake, creds, tmp_path):
@@ -209,7 +246,9 @@ def test_upload_refused_by_the_upload_url(fake, creds, tmp_path):
     runtime = Runtime.in_memory(tmp_path)
     uri = runtime.storage.put("company/team/test/executions/test/a.txt", b"abc")
     fake.inject(500, "upload backend down", path=r"^/upload/v1/", content_type="text/plain")
-    result = run_task(files.Upload, runtime=runtime, filename="a.txt", raise_on_failure=False, **{"from": uri}, **creds)
+    result = run_task(
+        files.Upload, runtime=runtime, filename="a.txt", raise_on_failure=False, **{"from": uri}, **creds
+    )
     assert "refused the upload" in result.error and "HTTP 500" in result.error
     assert_no_secret(result)
 
@@ -218,7 +257,9 @@ def test_upload_refused_by_the_upload_url(fake, creds, tmp_path):
 def test_reactions_add_get_remove(fake, creds):
     ts = fake.add_message(fake.general, "ship it")["ts"]
     run_task(reactions.Add, channel=fake.general, timestamp=ts, name=":rocket:", **creds)
-    dup = run_task(reactions.Add, channel=fake.general, timestamp=ts, name="rocket", raise_on_failure=False, **creds)
+    dup = run_task(
+        reactions.Add, channel=fake.general, timestamp=ts, name="rocket", raise_on_failure=False, **creds
+    )
     assert dup.error.startswith("Slack API reactions.add failed: already_reacted")
     got = run_task(reactions.Get, channel=fake.general, timestamp=ts, **creds)
     assert stored(got) == [{"name": "rocket", "count": 1, "users": [fake.bot_user], "url": None}]
@@ -228,7 +269,9 @@ def test_reactions_add_get_remove(fake, creds):
 
 def test_reactions_get_needs_an_item():
     with pytest.raises(Exception, match="set channel and timestamp"):
-        reactions.Get.model_validate({"id": "r", "type": reactions.Get.type_id, "token": "x", "channel": "C1"})
+        reactions.Get.model_validate(
+            {"id": "r", "type": reactions.Get.type_id, "token": "x", "channel": "C1"}
+        )
 
 
 def test_users_lookup_and_info(fake, creds):
@@ -238,4 +281,7 @@ def test_users_lookup_and_info(fake, creds):
     info = run_task(users.Info, user=found["id"], **creds).outputs
     assert info["realName"] == "Ada Lovelace" and info["tz"] == "Europe/London"
     nobody = run_task(users.LookupByEmail, email="nobody@example.com", raise_on_failure=False, **creds)
-    assert nobody.error == "Slack API users.lookupByEmail failed: users_not_found (no user has this e-mail address or id)"
+    assert (
+        nobody.error
+        == "Slack API users.lookupByEmail failed: users_not_found (no user has this e-mail address or id)"
+    )

@@ -71,14 +71,18 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-def signed(body: bytes, *, secret: str = SIGNING_SECRET, when: int | None = None, **headers: str) -> dict[str, str]:
+def signed(
+    body: bytes, *, secret: str = SIGNING_SECRET, when: int | None = None, **headers: str
+) -> dict[str, str]:
     """Headers as Slack sends them: ``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}`` with the signing secret."""
     ts = str(int(time.time()) if when is None else when)
     digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}", **headers}
 
 
-def event(event_id: str, channel: str, kind: str = "app_mention", ts: str = "1700000000.000100", **extra) -> bytes:
+def event(
+    event_id: str, channel: str, kind: str = "app_mention", ts: str = "1700000000.000100", **extra
+) -> bytes:
     return json.dumps({
         "token": "legacy-verification-token", "team_id": "T0FAKE1", "api_app_id": "A0APP1", "type": "event_callback",
         "event_id": event_id, "event_time": 1700000000,
@@ -90,7 +94,9 @@ def event(event_id: str, channel: str, kind: str = "app_mention", ts: str = "170
 HOOK = f"/executions/webhook/chatops/on-mention/{KEY}"
 
 
-def _post(api: httpx.Client, body: bytes, headers: dict[str, str], ctype: str = "application/json") -> httpx.Response:
+def _post(
+    api: httpx.Client, body: bytes, headers: dict[str, str], ctype: str = "application/json"
+) -> httpx.Response:
     return api.post(HOOK, content=body, headers={"content-type": ctype, **headers})
 
 
@@ -104,14 +110,18 @@ def _wait_end(api: httpx.Client, execution_id: str) -> dict:
 
 
 def _executions(api: httpx.Client) -> list[dict]:
-    return api.get("/executions/search", params={"namespace": "chatops", "flowId": "on-mention", "size": 100}).json()["results"]
+    return api.get(
+        "/executions/search", params={"namespace": "chatops", "flowId": "on-mention", "size": 100}
+    ).json()["results"]
 
 
 def test_url_verification_is_answered_without_an_execution(api):
     body = json.dumps({"token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
                        "type": "url_verification"}).encode()  # fmt: skip
     r = _post(api, body, signed(body))
-    assert r.status_code == 200 and r.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    assert r.status_code == 200 and r.json() == {
+        "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    }
     assert _executions(api) == []
 
 
@@ -136,9 +146,13 @@ def test_signed_event_starts_one_execution_that_replies(api, slack):
     assert reply["text"] == "got app_mention from U0ADA in T0FAKE1" and reply["thread_ts"] == mention["ts"]
 
     # Slack redelivers when it did not see a 2xx in time: the same event never runs twice
-    again = _post(api, body, signed(body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}))
+    again = _post(
+        api, body, signed(body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    )
     assert again.status_code == 200 and again.json()["id"] == answer["id"]
-    assert [e["id"] for e in _executions(api) if e["trigger"]["variables"].get("eventId") == "Ev0MENTION1"] == [answer["id"]]
+    assert [
+        e["id"] for e in _executions(api) if e["trigger"]["variables"].get("eventId") == "Ev0MENTION1"
+    ] == [answer["id"]]
 
 
 def test_badly_signed_stale_and_unsigned_requests_are_refused(api):
@@ -151,7 +165,9 @@ def test_badly_signed_stale_and_unsigned_requests_are_refused(api):
     assert stale.status_code == 401 and "stale request" in stale.json()["message"]
     unsigned = _post(api, body, {})
     assert unsigned.status_code == 401 and "not signed by Slack" in unsigned.json()["message"]
-    wrong_key = api.post("/executions/webhook/chatops/on-mention/wrongKey", content=body, headers=signed(body))
+    wrong_key = api.post(
+        "/executions/webhook/chatops/on-mention/wrongKey", content=body, headers=signed(body)
+    )
     assert wrong_key.status_code == 404
     assert not [e for e in _executions(api) if e["trigger"]["variables"].get("eventId") == "Ev0FORGED"]
 
