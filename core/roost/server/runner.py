@@ -49,11 +49,13 @@ def open_store(db_url: str | None, data_dir: Path) -> Any:
 
 
 def build_engine(
-    component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8, credentials: Any = None
+    component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8, credentials: Any = None,
+    tenants: tuple[str, ...] | None = None,
 ) -> Any:
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
-    from roost.plugin_defaults import defaults_for
+    from roost.plugin_defaults import defaults_dir
+    from roost.store.defaults import StoredDefaults
 
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(db_url, data_dir)
@@ -61,8 +63,10 @@ def build_engine(
         queue: Any = InProcessQueue()
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
-    return Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials,
-                  defaults=lambda _tenant, namespace: defaults_for(namespace))  # fmt: skip
+    defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
+    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults)
+    defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
+    return engine
 
 
 def start_scheduler(engine: Any) -> Any:
@@ -82,9 +86,8 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
-    engine = build_engine(
-        component, data_dir=data_dir, db_url=db_url, workers=workers, credentials=config.credentials
-    )
+    engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
+                          credentials=config.credentials, tenants=config.tenants)  # fmt: skip
     runs_executor = component in ("local", "standalone", "executor", "worker")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")

@@ -150,6 +150,18 @@ asset_events = sa.Table(
     sa.Index("ix_asset_events_asset", "tenant", "asset_id"),
 )  # fmt: skip
 
+# Plugin defaults, one YAML document per scope and revision: tenant "" + namespace "" is the instance's.
+plugin_defaults = sa.Table(
+    "plugin_defaults", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(255), nullable=False),
+    sa.Column("author", sa.String(255)),
+    sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+
 schema_version = sa.Table(
     "schema_version", metadata,
     sa.Column("version", sa.Integer, primary_key=True),
@@ -165,8 +177,12 @@ def _v2_assets(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[assets, asset_lineage, asset_events])
 
 
+def _v3_plugin_defaults(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[plugin_defaults])
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
-MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets)]
+MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_plugin_defaults)]
 
 
 def migrate(engine: sa.Engine) -> int:
