@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from roost.server import errors
+from roost.server import errors, ui
 from roost.server.auth import AuthMiddleware
 from roost.server.routes import assets, executions, flows, logs, namespaces, plugin_defaults, plugins, system, triggers
 from roost.server.state import ServerState
@@ -38,7 +38,8 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
         app.include_router(module.router)
     app.include_router(plugin_defaults.router)
     plugin_defaults.stored(state)  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
-    app.add_middleware(AuthMiddleware, config=state.config.auth)
+    sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
+    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -22,9 +22,11 @@ PUBLIC = ("/health",)
 
 
 class AuthMiddleware:
-    def __init__(self, app: Any, config: AuthConfig) -> None:
+    def __init__(self, app: Any, config: AuthConfig, sessions: Any = None) -> None:
+        """``sessions``: the web UI's cookie sessions (:class:`roost.server.ui.session.Sessions`), if any."""
         self.app = app
         self.config = config
+        self.sessions = sessions
         self._verified: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._open = [u if u.endswith("*") else u + "*" for u in config.open_urls]
@@ -37,11 +39,17 @@ class AuthMiddleware:
         if path in PUBLIC or any(fnmatch.fnmatchcase(path, pat) for pat in self._open):
             await self.app(scope, receive, send)
             return
+        if self.sessions is not None and self.sessions.is_open(path):
+            await self.app(scope, receive, send)
+            return
         header = b""
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 header = value
                 break
+        if not header and self.sessions is not None:  # a browser: its session cookie, or the login page
+            if await self.sessions.authenticate(scope, receive, send, self.app):
+                return
         principal = self.check(header.decode("latin-1"))
         if principal is None:
             await _unauthorized(send, "Authentication required: use basic auth or an API token (Authorization: Bearer ...)"
