@@ -232,5 +232,5 @@ def lineage_svg(graph: dict[str, Any], focus_id: str, href: Any) -> str:
                      f'<text x="10" y="36" class="type">{escape(_clip(n["namespace"] + " · " + _short(n["type"]), 26))}</text></g></a>')  # fmt: skip
     w = PAD * 2 + (max(columns) + 1 if columns else 1) * col_w - 70
     h = PAD * 2 + max((len(us) for us in columns.values()), default=1) * row_h - 22
-    return (f'<svg class="lineage" role="img" aria-label="Lineage of {escape(focus_id)}: upstream on the left, downstream on the right" '
+    return (f'<svg class="lineage" role="group" aria-label="Lineage of {escape(focus_id)}: upstream on the left, downstream on the right" '
             f'viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">{ARROW}{"".join(parts)}</svg>')  # fmt: skip
