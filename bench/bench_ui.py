@@ -54,7 +54,9 @@ def main() -> None:
         for i in range(1000):
             source = (f"id: flow_{i:04d}\nnamespace: bench.ns{i % 20}\ndescription: flow number {i}\nlabels:\n  team: t{i % 7}\n"
                       "tasks:\n  - id: hello\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n")  # fmt: skip
-            engine.store.save_flow("main", f"bench.ns{i % 20}", f"flow_{i:04d}", source, [{"key": "team", "value": f"t{i % 7}"}])
+            engine.store.save_flow(
+                "main", f"bench.ns{i % 20}", f"flow_{i:04d}", source, [{"key": "team", "value": f"t{i % 7}"}]
+            )
         flow = engine.deploy(FOREACH)
         ex = engine.run(flow) if hasattr(engine, "run") else None
         client = TestClient(create_app(ServerState(engine)))

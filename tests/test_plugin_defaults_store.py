@@ -101,7 +101,10 @@ def test_folder_is_imported_when_it_differs(tmp_path: Path) -> None:
 
 
 def test_engine_uses_latest_revision_for_new_executions(engine: Engine, client: TestClient) -> None:
-    flow_ok = client.post("/api/v1/main/flows", content=FLOW.replace("    type: " + RETURN, f"    type: {RETURN}\n    format: own"))
+    flow_ok = client.post(
+        "/api/v1/main/flows",
+        content=FLOW.replace("    type: " + RETURN, f"    type: {RETURN}\n    format: own"),
+    )
     assert flow_ok.status_code == 200
     r = client.put("/api/v1/main/namespaces/company/plugindefaults", content=doc("from ns"))
     assert r.status_code == 200, r.text
@@ -122,7 +125,9 @@ def test_validate_route_honours_stored_defaults(client: TestClient) -> None:
     yaml = {"content-type": "application/x-yaml"}
     before = client.post("/api/v1/main/flows/validate", content=flow, headers=yaml).json()
     assert "message" in before[0]["constraints"]
-    client.put("/api/v1/main/namespaces/company.team/plugindefaults", content=doc("x", type_=LOG, key="message"))
+    client.put(
+        "/api/v1/main/namespaces/company.team/plugindefaults", content=doc("x", type_=LOG, key="message")
+    )
     after = client.post("/api/v1/main/flows/validate", content=flow, headers=yaml).json()
     assert "constraints" not in after[0]
 
@@ -131,7 +136,9 @@ def test_put_invalid_is_422_with_line(client: TestClient) -> None:
     r = client.put("/api/v1/main/namespaces/a/plugindefaults", content=doc("x", key="nope"))
     assert r.status_code == 422
     v = r.json()["violations"][0]
-    assert (v["path"], v["line"]) == ("pluginDefaults[0].values.nope", 4) and "unknown property" in v["message"]
+    assert (v["path"], v["line"]) == ("pluginDefaults[0].values.nope", 4) and "unknown property" in v[
+        "message"
+    ]
     assert client.get("/api/v1/main/namespaces/a/plugindefaults/revisions").json() == []
 
 
@@ -142,10 +149,14 @@ def test_kestra_import_export_and_inherited(client: TestClient) -> None:
     exported = client.post("/api/v1/main/namespaces/company/plugindefaults/export")
     assert exported.status_code == 200 and exported.text == doc("imported")
     assert exported.headers["content-type"] == "application/octet-stream"
-    client.put("/api/v1/instance/plugindefaults", content=doc("inst", type_=LOG, key="level") .replace("inst", "WARN"))
+    client.put(
+        "/api/v1/instance/plugindefaults", content=doc("inst", type_=LOG, key="level").replace("inst", "WARN")
+    )
     inherited = client.get("/api/v1/main/namespaces/company.team/inherited-plugindefaults").json()
-    assert inherited == [{"type": LOG, "forced": False, "values": {"level": "WARN"}},
-                         {"type": RETURN, "forced": False, "values": {"format": "imported"}, "namespace": "company"}]
+    assert inherited == [
+        {"type": LOG, "forced": False, "values": {"level": "WARN"}},
+        {"type": RETURN, "forced": False, "values": {"format": "imported"}, "namespace": "company"},
+    ]
     # a namespace's own defaults are not inherited by itself
     assert client.get("/api/v1/main/namespaces/company/inherited-plugindefaults").json()[0]["type"] == LOG
     assert len(client.get("/api/v1/main/namespaces/company/inherited-plugindefaults").json()) == 1

@@ -39,7 +39,9 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 def secured(engine: Engine) -> TestClient:
     config = ServerConfig(auth=AuthConfig(users={USER: hash_password(PASSWORD)}))
-    return TestClient(create_app(ServerState(engine, config)), raise_server_exceptions=False, base_url="http://testserver")
+    return TestClient(
+        create_app(ServerState(engine, config)), raise_server_exceptions=False, base_url="http://testserver"
+    )
 
 
 def csrf_of(html: str) -> str:
@@ -60,7 +62,11 @@ def test_pages_need_a_session_and_api_stays_401(engine: Engine) -> None:
     client = secured(engine)
     r = client.get("/ui/main/flows?q=x", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=%2Fui%2Fmain%2Fflows%3Fq%3Dx"
-    assert client.get("/ui/main/flows", headers={"HX-Request": "true"}).headers["hx-redirect"].startswith("/ui/login")
+    assert (
+        client.get("/ui/main/flows", headers={"HX-Request": "true"})
+        .headers["hx-redirect"]
+        .startswith("/ui/login")
+    )
     assert client.get("/api/v1/main/flows/search").status_code == 401
     assert client.get("/ui/static/app.css").status_code == 200  # the login page's own assets
     assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
@@ -82,7 +88,9 @@ def test_session_cookie_flags_and_logout(engine: Engine) -> None:
     assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
     replay = TestClient(client.app, base_url="http://testserver")
     replay.cookies.set("roost_session", stolen)
-    assert replay.get("/ui/main/flows", follow_redirects=False).status_code == 303  # the logged-out cookie is revoked
+    assert (
+        replay.get("/ui/main/flows", follow_redirects=False).status_code == 303
+    )  # the logged-out cookie is revoked
     assert client.get("/ui/main/flows", follow_redirects=False).status_code == 303
 
 
@@ -91,14 +99,31 @@ def test_csrf_is_required_for_unsafe_requests(engine: Engine) -> None:
     token = log_in(client)
     body = {"content": FLOW, "headers": {"content-type": "application/x-yaml"}}
     assert client.post("/api/v1/main/flows", **body).status_code == 403  # cookie without token
-    assert client.post("/api/v1/main/flows", **{**body, "headers": {**body["headers"], "X-CSRF-Token": "forged"}}).status_code == 403
-    assert client.post("/api/v1/main/flows", **{**body, "headers": {**body["headers"], "X-CSRF-Token": token}}).status_code == 200
+    assert (
+        client.post(
+            "/api/v1/main/flows", **{**body, "headers": {**body["headers"], "X-CSRF-Token": "forged"}}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/api/v1/main/flows", **{**body, "headers": {**body["headers"], "X-CSRF-Token": token}}
+        ).status_code
+        == 200
+    )
     # UI form routes: the form field or the header
     assert client.post("/ui/main/flows/company.team/hello/execute", data={}).status_code == 403
-    ok = client.post("/ui/main/flows/company.team/hello/execute", data={"csrf_token": token}, follow_redirects=False)
+    ok = client.post(
+        "/ui/main/flows/company.team/hello/execute", data={"csrf_token": token}, follow_redirects=False
+    )
     assert ok.status_code == 303 and "/ui/main/executions/company.team/hello/" in ok.headers["location"]
     # basic auth (no cookie) is unaffected
-    assert client.post("/api/v1/main/flows/validate", content=FLOW, auth=(USER, PASSWORD), cookies={}).status_code == 200
+    assert (
+        client.post(
+            "/api/v1/main/flows/validate", content=FLOW, auth=(USER, PASSWORD), cookies={}
+        ).status_code
+        == 200
+    )
 
 
 def test_login_failures_do_not_reveal_users_and_are_rate_limited(engine: Engine) -> None:
@@ -132,7 +157,9 @@ def test_sessions_expire_and_resist_tampering() -> None:
     assert sessions.read(body + "." + sig[:-2] + "AA") is None
     assert Sessions(config, b"other" * 8).read(cookie) is None
     session = sessions.read(cookie)
-    assert sessions.check_csrf(session, sessions.csrf_token(session)) and not sessions.check_csrf(session, "x")
+    assert sessions.check_csrf(session, sessions.csrf_token(session)) and not sessions.check_csrf(
+        session, "x"
+    )
     del config.users[USER]
     assert sessions.read(cookie) is None  # a user removed from the configuration loses its sessions
     config.users[USER] = "scrypt$..."
@@ -156,7 +183,10 @@ def test_open_ui_without_auth_uses_double_submit_csrf(engine: Engine) -> None:
     page = client.get("/ui/main/flows/company.team/hello?tab=execute")
     token = csrf_of(page.text)
     assert client.cookies.get("roost_csrf") == token
-    assert client.post("/ui/main/flows/company.team/hello/execute", data={"csrf_token": "nope"}).status_code == 403
+    assert (
+        client.post("/ui/main/flows/company.team/hello/execute", data={"csrf_token": "nope"}).status_code
+        == 403
+    )
     assert client.post("/ui/main/flows/company.team/hello/execute", data={"csrf_token": token},
                        follow_redirects=False).status_code == 303  # fmt: skip
 
@@ -164,8 +194,18 @@ def test_open_ui_without_auth_uses_double_submit_csrf(engine: Engine) -> None:
 class ThrowawayUi:
     @hookimpl
     def register_ui(self, register):  # type: ignore[no-untyped-def]
-        register(UiPage("audit", "Audit", lambda ctx: f"<p id='audit'>audit of {ctx.tenant} for {ctx.principal}</p>"))
-        register(UiPanel("flow", "Ownership", lambda ctx: f"<p id='owner'>{ctx.subject['namespace']}.{ctx.subject['id']}</p>"))
+        register(
+            UiPage(
+                "audit", "Audit", lambda ctx: f"<p id='audit'>audit of {ctx.tenant} for {ctx.principal}</p>"
+            )
+        )
+        register(
+            UiPanel(
+                "flow",
+                "Ownership",
+                lambda ctx: f"<p id='owner'>{ctx.subject['namespace']}.{ctx.subject['id']}</p>",
+            )
+        )
         register(UiPanel("execution", "Broken", lambda ctx: 1 / 0))
 
 

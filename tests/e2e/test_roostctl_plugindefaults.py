@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_roostctl import Ctl, ctl, secured  # noqa: F401 - the server and runner fixtures
+from tests.e2e.test_roostctl import Ctl, ctl, secured  # noqa: F401, F811 - the server and runner fixtures
 
 pytestmark = pytest.mark.e2e
 RETURN = "io.kestra.plugin.core.debug.Return"
@@ -14,7 +14,7 @@ DEFAULTS = f"pluginDefaults:\n  - type: {RETURN}\n    values:\n      format: fro
 FLOW = f"id: pd\nnamespace: pd.team\ntasks:\n  - id: r\n    type: {RETURN}\n"
 
 
-def test_plugindefaults_set_get_export_revisions(ctl: Ctl, tmp_path: Path) -> None:
+def test_plugindefaults_set_get_export_revisions(ctl: Ctl, tmp_path: Path) -> None:  # noqa: F811
     (tmp_path / "d.yaml").write_text(DEFAULTS)
     set_ = ctl("plugindefaults", "set", "pd", str(tmp_path / "d.yaml"))
     assert set_.returncode == 0, set_.stderr

@@ -33,7 +33,9 @@ pytestmark = pytest.mark.e2e
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("roost-ui")
     config = root / "roost.yaml"
-    config.write_text(f'server:\n  basicAuth:\n    users:\n      - username: "{USER}"\n        passwordHash: "{hash_password(PASSWORD)}"\n')
+    config.write_text(
+        f'server:\n  basicAuth:\n    users:\n      - username: "{USER}"\n        passwordHash: "{hash_password(PASSWORD)}"\n'
+    )
     env = {"SECRET_WAREHOUSE_PASSWORD": "czNjcjN0", "ROOST_PLUGIN_DEFAULTS": str(root / "no-folder")}
     proc = ServerProcess("local", root / "data", config=config, env=env).wait_ready()
     yield proc
@@ -65,7 +67,12 @@ def page(browser: Any, server: ServerProcess, request: pytest.FixtureRequest) ->
     pg = context.new_page()
     errors: list[str] = []
     # script errors fail the test (refused requests the test provokes are answers, not errors)
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+    pg.on(
+        "console",
+        lambda m: (
+            errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+        ),
+    )
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.set_default_timeout(15000)
     yield pg

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from roost.testing.server import ServerProcess
 
-from tests.ui.conftest import PASSWORD, USER, assert_accessible, login, shot
+from tests.ui.conftest import USER, assert_accessible, login, shot
 
 pytestmark = pytest.mark.e2e
 LOG = "io.kestra.plugin.core.log.Log"
@@ -28,7 +28,10 @@ def expect(locator: Any) -> Any:
 
 def set_editor(page: Any, text: str) -> None:
     """Replace the editor's text the way a paste does (CodeMirror keeps its own model)."""
-    page.evaluate("text => { const cm = document.querySelector('.CodeMirror').CodeMirror; cm.setValue(text); cm.focus(); }", text)
+    page.evaluate(
+        "text => { const cm = document.querySelector('.CodeMirror').CodeMirror; cm.setValue(text); cm.focus(); }",
+        text,
+    )
 
 
 def test_login_logout_and_protection(page: Any, server: ServerProcess) -> None:
@@ -45,7 +48,9 @@ def test_login_logout_and_protection(page: Any, server: ServerProcess) -> None:
     cookie = next(c for c in page.context.cookies() if c["name"] == "roost_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     # the session authenticates the API for the page's scripts, but unsafe calls need the CSRF token
-    status = page.evaluate("() => fetch('/api/v1/main/flows/validate', {method: 'POST', body: 'x: 1'}).then(r => r.status)")
+    status = page.evaluate(
+        "() => fetch('/api/v1/main/flows/validate', {method: 'POST', body: 'x: 1'}).then(r => r.status)"
+    )
     assert status == 403
     # keyboard: the skip link is the first stop and leads to the content
     page.keyboard.press("Tab")
@@ -57,16 +62,25 @@ def test_login_logout_and_protection(page: Any, server: ServerProcess) -> None:
 
 
 def test_flow_editor_deploys_with_validation_at_the_line(page: Any, api: httpx.Client) -> None:
-    login(page, )
+    login(
+        page,
+    )
     page.get_by_role("link", name="Create a flow").click()
     expect(page.locator(".CodeMirror")).to_be_visible()
-    set_editor(page, f"id: editor_flow\nnamespace: ui.editor\ntasks:\n  - id: hello\n    type: {LOG}\n    mesage: typo\n")
+    set_editor(
+        page,
+        f"id: editor_flow\nnamespace: ui.editor\ntasks:\n  - id: hello\n    type: {LOG}\n    mesage: typo\n",
+    )
     problems = page.locator("#problems")
     expect(problems).to_contain_text("line 6")  # the unknown property, at its line
     expect(problems).to_contain_text("mesage")
-    expect(page.locator(".CodeMirror-lint-marker-error")).to_have_count(2)  # and the missing message, at line 4
+    expect(page.locator(".CodeMirror-lint-marker-error")).to_have_count(
+        2
+    )  # and the missing message, at line 4
     # completion from the flow schema: property names of the task's type
-    page.evaluate("() => { const cm = document.querySelector('.CodeMirror').CodeMirror; cm.setCursor({line: 5, ch: 4}); cm.replaceRange('', {line: 5, ch: 4}, {line: 5, ch: 17}); }")
+    page.evaluate(
+        "() => { const cm = document.querySelector('.CodeMirror').CodeMirror; cm.setCursor({line: 5, ch: 4}); cm.replaceRange('', {line: 5, ch: 4}, {line: 5, ch: 17}); }"
+    )
     page.keyboard.type("mess")
     page.keyboard.press("Control+Space")
     expect(page.locator(".CodeMirror-hints")).to_contain_text("message")
@@ -142,7 +156,9 @@ def test_execute_watch_the_gantt_and_read_the_logs(page: Any, api: httpx.Client)
     gantt = page.locator("#gantt")
     expect(gantt).to_have_attribute("data-state", "RUNNING", timeout=10000)  # live while it runs
     expect(gantt).to_have_attribute("data-state", "SUCCESS", timeout=30000)  # updated by the follow events
-    expect(page.locator("#execution")).to_have_attribute("data-terminal", "true")  # then the page shows the end
+    expect(page.locator("#execution")).to_have_attribute(
+        "data-terminal", "true"
+    )  # then the page shows the end
     expect(page.locator("tr[data-task='wait']")).to_have_count(3)
     expect(page.locator("tr[data-task='value'] .state")).to_have_text("SUCCESS")
     shot(page, "06-execution-gantt")
@@ -178,7 +194,11 @@ def test_live_logs_stream_while_running(page: Any, api: httpx.Client) -> None:
 
 def test_plugin_default_through_the_form_is_used_by_validation(page: Any, api: httpx.Client) -> None:
     flow = f"id: needs_default\nnamespace: ui.defaults.team\ntasks:\n  - id: log\n    type: {LOG}\n"
-    assert api.post("/flows/validate", content=flow, headers={"content-type": "application/x-yaml"}).json()[0].get("constraints")
+    assert (
+        api.post("/flows/validate", content=flow, headers={"content-type": "application/x-yaml"})
+        .json()[0]
+        .get("constraints")
+    )
     login(page)
     page.goto("/ui/main/namespaces")
     page.goto("/ui/main/namespaces/ui.defaults?tab=plugindefaults")
@@ -200,7 +220,12 @@ def test_plugin_default_through_the_form_is_used_by_validation(page: Any, api: h
     shot(page, "10-plugin-defaults")
     assert_accessible(page, "plugin defaults")
     # validation (the API route the editor uses) now honours the default
-    assert "constraints" not in api.post("/flows/validate", content=flow, headers={"content-type": "application/x-yaml"}).json()[0]
+    assert (
+        "constraints"
+        not in api.post(
+            "/flows/validate", content=flow, headers={"content-type": "application/x-yaml"}
+        ).json()[0]
+    )
     # and the editor shows no problem for the same flow
     page.goto("/ui/main/flows/new")
     set_editor(page, flow)
@@ -209,8 +234,10 @@ def test_plugin_default_through_the_form_is_used_by_validation(page: Any, api: h
     # a value the type does not have is refused, with the property named; nothing saved
     page.goto("/ui/main/namespaces/ui.defaults?tab=plugindefaults")
     page.get_by_text("Edit as YAML").click()
-    page.evaluate("() => { const cm = document.querySelector('#pd-yaml-panel .CodeMirror').CodeMirror; "
-                  "cm.setValue(cm.getValue().replace('level:', 'levle:')); }")
+    page.evaluate(
+        "() => { const cm = document.querySelector('#pd-yaml-panel .CodeMirror').CodeMirror; "
+        "cm.setValue(cm.getValue().replace('level:', 'levle:')); }"
+    )
     page.get_by_role("button", name="Save YAML").click()
     expect(page.locator("#pd-problems")).to_contain_text("levle")
     assert api.get("/namespaces/ui.defaults/plugindefaults").json()["revision"] == 1
@@ -248,7 +275,10 @@ tasks:
 
 def test_assets_inventory_and_lineage(page: Any, api: httpx.Client) -> None:
     assert api.post("/flows", content=ASSET_FLOW).status_code == 200
-    assert api.post("/executions/ui.assets/ui_assets", params={"wait": "true"}).json()["state"]["current"] == "SUCCESS"
+    assert (
+        api.post("/executions/ui.assets/ui_assets", params={"wait": "true"}).json()["state"]["current"]
+        == "SUCCESS"
+    )
     login(page)
     page.goto("/ui/main/assets")
     page.get_by_label("Metadata (key=value)").fill("owner=data")
@@ -287,7 +317,9 @@ def test_plugins_and_type_documentation(page: Any) -> None:
 def test_namespace_files_kv_and_secrets(page: Any, api: httpx.Client) -> None:
     login(page)
     page.goto("/ui/main/namespaces/ui.files?tab=files")
-    page.get_by_label("File", exact=True).set_input_files({"name": "query.sql", "mimeType": "text/plain", "buffer": b"select 1;\n"})
+    page.get_by_label("File", exact=True).set_input_files(
+        {"name": "query.sql", "mimeType": "text/plain", "buffer": b"select 1;\n"}
+    )
     page.get_by_label("Path in the namespace").fill("sql/query.sql")
     page.get_by_role("button", name="Upload").click()
     expect(page.get_by_role("link", name="query.sql")).to_be_visible()

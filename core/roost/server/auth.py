@@ -47,9 +47,13 @@ class AuthMiddleware:
             if name == b"authorization":
                 header = value
                 break
-        if not header and self.sessions is not None:  # a browser: its session cookie, or the login page
-            if await self.sessions.authenticate(scope, receive, send, self.app):
-                return
+        # a browser: its session cookie, or the login page
+        if (
+            not header
+            and self.sessions is not None
+            and await self.sessions.authenticate(scope, receive, send, self.app)
+        ):
+            return
         principal = self.check(header.decode("latin-1"))
         if principal is None:
             await _unauthorized(send, "Authentication required: use basic auth or an API token (Authorization: Bearer ...)"

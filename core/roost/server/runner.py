@@ -49,7 +49,12 @@ def open_store(db_url: str | None, data_dir: Path) -> Any:
 
 
 def build_engine(
-    component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8, credentials: Any = None,
+    component: str,
+    *,
+    data_dir: Path,
+    db_url: str | None = None,
+    workers: int = 8,
+    credentials: Any = None,
     tenants: tuple[str, ...] | None = None,
 ) -> Any:
     from roost.engine.engine import Engine

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from roost.plugin_defaults import INSTANCE, DefaultsInvalid, dump_defaults, parse_defaults
@@ -57,7 +57,9 @@ def stored(st: ServerState) -> Any:
     if not isinstance(defaults, StoredDefaults):
         defaults = StoredDefaults(st.store)
         st.engine.defaults = defaults
-        defaults.attach(st.engine, folder=defaults_dir(), tenants=sorted({"main", *(st.config.tenants or ())}))
+        defaults.attach(
+            st.engine, folder=defaults_dir(), tenants=sorted({"main", *(st.config.tenants or ())})
+        )
     return defaults
 
 
@@ -82,7 +84,9 @@ def document(st: ServerState, tenant: str, namespace: str) -> dict[str, Any]:
             "pluginDefaults": items}  # fmt: skip
 
 
-def save(st: ServerState, tenant: str, namespace: str, source: str, *, origin: str, author: str | None) -> dict[str, Any]:
+def save(
+    st: ServerState, tenant: str, namespace: str, source: str, *, origin: str, author: str | None
+) -> dict[str, Any]:
     if len(source.encode()) > MAX_DOCUMENT:
         raise bad_request(f"a plugin-defaults document is at most {MAX_DOCUMENT} bytes")
     try:
@@ -165,10 +169,13 @@ def _revision(st: ServerState, tenant: str, namespace: str, revision: int) -> JS
 
 
 Revision = Annotated[int, Path(ge=1, le=2**31 - 1)]
-DOC = {200: {"model": PluginDefaultsDocument}}
-REVS = {200: {"model": list[PluginDefaultsRevision]}}
-REV = {200: {"model": PluginDefaultsRevision}}
-PUT = {200: {"model": PluginDefaultsDocument}, 422: {"model": models.ErrorBody}}
+DOC: dict[int | str, dict[str, Any]] = {200: {"model": PluginDefaultsDocument}}
+REVS: dict[int | str, dict[str, Any]] = {200: {"model": list[PluginDefaultsRevision]}}
+REV: dict[int | str, dict[str, Any]] = {200: {"model": PluginDefaultsRevision}}
+PUT: dict[int | str, dict[str, Any]] = {
+    200: {"model": PluginDefaultsDocument},
+    422: {"model": models.ErrorBody},
+}
 
 
 @router.get(NS + "/plugindefaults", operation_id="getPluginDefaults", summary="The namespace's plugin defaults (latest revision)",
@@ -184,7 +191,9 @@ async def put_namespace(request: Request, tenant: str, id: Namespace) -> JSONRes
     st = state_of(request)
     tenant, namespace = _namespace(st, tenant, id)
     source = await body_text(request, "plugin defaults")
-    return JSONResponse(await blocking(save, st, tenant, namespace, source, origin="api", author=_principal(request)))
+    return JSONResponse(
+        await blocking(save, st, tenant, namespace, source, origin="api", author=_principal(request))
+    )
 
 
 @router.get(NS + "/plugindefaults/revisions", operation_id="listPluginDefaultsRevisions",
@@ -219,7 +228,9 @@ def get_instance(request: Request) -> JSONResponse:
 async def put_instance(request: Request) -> JSONResponse:
     st = state_of(request)
     source = await body_text(request, "plugin defaults")
-    return JSONResponse(await blocking(save, st, "main", INSTANCE, source, origin="api", author=_principal(request)))
+    return JSONResponse(
+        await blocking(save, st, "main", INSTANCE, source, origin="api", author=_principal(request))
+    )
 
 
 @router.get(INST + "/revisions", operation_id="listInstancePluginDefaultsRevisions",

@@ -44,10 +44,12 @@ def _html_errors(app: Any, exc_class: type[Exception]) -> None:
         if path.startswith("/ui/") and not path.startswith("/ui/static/") and original is not None:
             from roost.server.ui.routes import render
 
-            status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
+            status = int(getattr(exc, "status", None) or getattr(exc, "status_code", None) or 500)
             message = getattr(exc, "message", None) or getattr(exc, "detail", None) or "Error"
             if request.headers.get("hx-request"):
-                return HTMLResponse(f'<p class="error" role="alert">{escape(str(message))}</p>', status_code=status)
+                return HTMLResponse(
+                    f'<p class="error" role="alert">{escape(str(message))}</p>', status_code=status
+                )
             return render(request, "error.html", status, title=f"Error {status}", message=str(message))
         if original is None:
             raise exc

@@ -44,7 +44,7 @@ def _children(task: Any) -> tuple[list[tuple[str, list[Any]]], bool]:
     lanes: list[tuple[str, list[Any]]] = []
     type_id = getattr(task, "type", "")
     parallel = type_id.endswith(PARALLEL)
-    for name, kind in task_slots(type(task)).items():
+    for name, kind in task_slots(type(task)).items():  # type: ignore[arg-type]
         if name in ("errors", "finally_", "after_execution"):
             continue
         value = getattr(task, name, None)
@@ -85,7 +85,11 @@ def flow_tree(flow: Any) -> Item:
     if flow.triggers:
         lanes.append(("triggers", [Item(t.id, t.type, kind="trigger") for t in flow.triggers]))
     lanes.append(("tasks", [task_item(t) for t in flow.tasks]))
-    for label, tasks in (("errors", flow.errors), ("finally", flow.finally_), ("afterExecution", flow.after_execution)):
+    for label, tasks in (
+        ("errors", flow.errors),
+        ("finally", flow.finally_),
+        ("afterExecution", flow.after_execution),
+    ):
         if tasks:
             lanes.append((label, [task_item(t) for t in tasks]))
     return Item(flow.id, "flow", lanes, False, "group")
@@ -132,7 +136,9 @@ def _sequence(items: list[Item], states: dict[str, str]) -> Box:
         parts.append(b.at(x, 0))
         if i:
             y = NODE_H / 2
-            parts.append(f'<path class="edge" d="M{x - GAP:.0f},{y:.0f} H{x - 4:.0f}" marker-end="url(#arrow)"/>')
+            parts.append(
+                f'<path class="edge" d="M{x - GAP:.0f},{y:.0f} H{x - 4:.0f}" marker-end="url(#arrow)"/>'
+            )
         x += b.w + GAP
     return Box(x - GAP, h, parts)
 
@@ -201,7 +207,11 @@ def outline(tree: Item) -> list[tuple[int, Item, str]]:
 def lineage_svg(graph: dict[str, Any], focus_id: str, href: Any) -> str:
     """Assets in columns by depth from the sources; ``href(node) -> url`` links each asset."""
     nodes = {n["uid"]: n for n in graph.get("nodes", [])}
-    edges = [(e["source"], e["target"]) for e in graph.get("edges", []) if e["source"] in nodes and e["target"] in nodes]
+    edges = [
+        (e["source"], e["target"])
+        for e in graph.get("edges", [])
+        if e["source"] in nodes and e["target"] in nodes
+    ]
     depth = {u: 0 for u in nodes}
     for _ in range(len(nodes)):  # longest path from a source (the graph is small and acyclic in practice)
         changed = False

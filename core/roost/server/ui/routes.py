@@ -63,7 +63,9 @@ async def csrf_check(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
     sent = request.headers.get(CSRF_HEADER)
-    if not sent and request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if not sent and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
         sent = (await request.form()).get(CSRF_FIELD)  # type: ignore[assignment]
     session = getattr(request.state, "session", None)
     if session is not None:
@@ -98,7 +100,9 @@ def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HT
     new = getattr(request.state, "new_csrf", None)
     if new:
         secure = "; Secure" if request.url.scheme == "https" else ""
-        response.headers.append("set-cookie", f"{DOUBLE_SUBMIT}={new}; Path=/ui; HttpOnly; SameSite=Strict{secure}")
+        response.headers.append(
+            "set-cookie", f"{DOUBLE_SUBMIT}={new}; Path=/ui; HttpOnly; SameSite=Strict{secure}"
+        )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -110,7 +114,9 @@ def _extensions(st: ServerState) -> list[Any]:
         return []
 
 
-def _panels(st: ServerState, where: str, request: Request, tenant: str, subject: dict[str, Any]) -> list[tuple[str, str]]:
+def _panels(
+    st: ServerState, where: str, request: Request, tenant: str, subject: dict[str, Any]
+) -> list[tuple[str, str]]:
     from roost.uikit import UiContext, UiPanel
 
     out = []
@@ -175,7 +181,13 @@ async def login(request: Request) -> Response:
     ip = request.client.host if request.client else "?"
     wait = sessions.limiter.retry_after(ip, user)
     if wait:
-        return render(request, "login.html", 429, next=target, error=f"Too many failed attempts: try again in {int(wait) + 1} s.")
+        return render(
+            request,
+            "login.html",
+            429,
+            next=target,
+            error=f"Too many failed attempts: try again in {int(wait) + 1} s.",
+        )
     if not await blocking(sessions.verify, user, password):
         sessions.limiter.failed(ip, user)
         return render(request, "login.html", 401, next=target, error="Invalid user name or password.")
@@ -246,14 +258,20 @@ def new_flow(request: Request, tenant: str) -> HTMLResponse:
     return render(request, "flow_editor.html", tenant=tenant, flow=None, source=NEW_FLOW, new=True)
 
 
-def _stored_flow(st: ServerState, tenant: str, namespace: str, flow_id: str, revision: int | None = None) -> Any:
+def _stored_flow(
+    st: ServerState, tenant: str, namespace: str, flow_id: str, revision: int | None = None
+) -> Any:
     found = st.store.get_flow(tenant, namespace, flow_id, revision, allow_deleted=revision is not None)
     if found is None:
-        raise ApiError(404, f"flow {namespace}.{flow_id} not found" + (f" at revision {revision}" if revision else ""))
+        raise ApiError(
+            404, f"flow {namespace}.{flow_id} not found" + (f" at revision {revision}" if revision else "")
+        )
     return found
 
 
-def _parsed(st: ServerState, tenant: str, namespace: str, flow_id: str, revision: int) -> tuple[Any, str | None]:
+def _parsed(
+    st: ServerState, tenant: str, namespace: str, flow_id: str, revision: int
+) -> tuple[Any, str | None]:
     """The parsed flow, or the reason it no longer validates (its page still shows the source)."""
     from roost.flow.build import FlowInvalid
 
@@ -267,7 +285,9 @@ FLOW_TABS = ("topology", "editor", "revisions", "triggers", "executions", "execu
 
 
 @router.get("/ui/{tenant}/flows/{namespace}/{flow_id}")
-async def flow_page(request: Request, tenant: str, namespace: str, flow_id: str, tab: str = "topology") -> HTMLResponse:
+async def flow_page(
+    request: Request, tenant: str, namespace: str, flow_id: str, tab: str = "topology"
+) -> HTMLResponse:
     from roost.server.routes.flows import flow_json
 
     st = state_of(request)
@@ -284,7 +304,9 @@ async def flow_page(request: Request, tenant: str, namespace: str, flow_id: str,
         ctx["outline"] = outline(tree)
     elif tab == "revisions":
         revs = await blocking(st.store.flow_revisions, tenant, namespace, flow_id)
-        ctx["revisions"] = [{"revision": r, "updated": views.short_time(_iso(u))} for r, _s, u in reversed(revs)]
+        ctx["revisions"] = [
+            {"revision": r, "updated": views.short_time(_iso(u))} for r, _s, u in reversed(revs)
+        ]
         sources = {r: s for r, s, _u in revs}
         try:
             left = int(request.query_params.get("left") or (rev - 1 if rev > 1 else rev))
@@ -292,7 +314,9 @@ async def flow_page(request: Request, tenant: str, namespace: str, flow_id: str,
         except ValueError:
             left, right = rev, rev
         if left in sources and right in sources:
-            ctx["diff"] = views.revision_diff(sources[left], sources[right], f"revision {left}", f"revision {right}")
+            ctx["diff"] = views.revision_diff(
+                sources[left], sources[right], f"revision {left}", f"revision {right}"
+            )
         ctx["left"], ctx["right"] = left, right
     elif tab == "triggers":
         states = {t.get("triggerId"): t for t in await blocking(st.store.list_triggers, tenant, namespace)
@@ -310,7 +334,9 @@ async def flow_page(request: Request, tenant: str, namespace: str, flow_id: str,
     elif tab == "execute" and flow is not None:
         ctx["fields"] = views.input_fields(flow)
         ctx["error"] = None
-    ctx["panels"] = _panels(st, "flow", request, tenant, {"namespace": namespace, "id": flow_id, "revision": rev})
+    ctx["panels"] = _panels(
+        st, "flow", request, tenant, {"namespace": namespace, "id": flow_id, "revision": rev}
+    )
     return render(request, "flow.html", **ctx)
 
 
@@ -373,7 +399,9 @@ async def execution_by_id(request: Request, tenant: str, execution_id: str) -> R
     st = state_of(request)
     tenant = _tenant(request, tenant)
     ex = await blocking(st.execution_dict, tenant, execution_id)
-    return RedirectResponse(f"/ui/{tenant}/executions/{quote(ex['namespace'])}/{quote(ex['flowId'])}/{ex['id']}", status_code=303)
+    return RedirectResponse(
+        f"/ui/{tenant}/executions/{quote(ex['namespace'])}/{quote(ex['flowId'])}/{ex['id']}", status_code=303
+    )
 
 
 EXECUTION_TABS = ("gantt", "logs", "topology", "outputs", "overview")
@@ -398,7 +426,9 @@ async def execution_page(request: Request, tenant: str, namespace: str, flow_id:
     ctx: dict[str, Any] = {"tenant": tenant, "ex": views.execution_row(ex), "tab": tab, "tabs": EXECUTION_TABS,
                            "terminal": ex["state"]["current"] in _terminal(), "restartable": ex["state"]["current"] in RESTARTABLE,
                            "replay": _replay_route(request)}  # fmt: skip
-    children, _n = await blocking(search_executions, st.store, tenant, [Filter("triggerExecutionId", "EQUALS", execution_id)], 1, 50)
+    children, _n = await blocking(
+        search_executions, st.store, tenant, [Filter("triggerExecutionId", "EQUALS", execution_id)], 1, 50
+    )
     ctx["children"] = [views.execution_row(st.shape_execution(d, None)) for d in children]
     if tab == "gantt":
         ctx["gantt"] = views.gantt(ex)
@@ -443,7 +473,15 @@ async def preview(request: Request, tenant: str, execution_id: str, path: str) -
     st = state_of(request)
     tenant = _tenant(request, tenant)
     text, truncated = await blocking(views.preview_file, st, tenant, execution_id, path)
-    return render(request, "preview.html", tenant=tenant, text=text, truncated=truncated, path=path, execution_id=execution_id)
+    return render(
+        request,
+        "preview.html",
+        tenant=tenant,
+        text=text,
+        truncated=truncated,
+        path=path,
+        execution_id=execution_id,
+    )
 
 
 # -- namespaces -------------------------------------------------------------------------------------
@@ -540,7 +578,9 @@ def _type_class(st: ServerState, type_id: str) -> Any:
 
 
 @router.get("/ui/{tenant}/namespaces/{namespace}/plugindefaults/form")
-async def plugin_default_form(request: Request, tenant: str, namespace: str, type: str = "", index: int | None = None) -> HTMLResponse:  # noqa: A002
+async def plugin_default_form(
+    request: Request, tenant: str, namespace: str, type: str = "", index: int | None = None
+) -> HTMLResponse:  # noqa: A002
     """The form of one plugin default: the type's JSON schema, required fields apart from optional ones."""
     from roost.server.routes.namespaces import _ns
     from roost.server.routes.plugin_defaults import document
@@ -616,7 +656,9 @@ async def delete_plugin_default(request: Request, tenant: str, namespace: str, i
         return deny(request)
     doc = await blocking(document, st, tenant, namespace)
     items = [PluginDefault.model_validate(d) for i, d in enumerate(doc["pluginDefaults"]) if i != index]
-    await blocking(stored(st).save, tenant, namespace, dump_defaults(items), origin="ui", author=who, validate=False)
+    await blocking(
+        stored(st).save, tenant, namespace, dump_defaults(items), origin="ui", author=who, validate=False
+    )
     return _hx_redirect(f"/ui/{tenant}/namespaces/{quote(namespace)}?tab=plugindefaults")
 
 

@@ -55,8 +55,7 @@ def _unb64(text: str) -> bytes:
 
 def load_secret(data_dir: Path | None, env: dict[str, str] | None = None) -> bytes:
     """The signing key: ``ROOST_SERVER_SESSION_SECRET`` (shared by several webservers), else a key file."""
-    env = os.environ if env is None else env
-    given = env.get("ROOST_SERVER_SESSION_SECRET")
+    given = (os.environ if env is None else env).get("ROOST_SERVER_SESSION_SECRET")
     if given:
         return hashlib.sha256(given.encode()).digest()
     if data_dir is None:
@@ -195,11 +194,11 @@ class Sessions:
         session = self.session_of(scope)
         if session is not None:
             method = scope.get("method", "GET")
-            if method not in SAFE_METHODS and not path.startswith(UI + "/"):
-                if not self.check_csrf(session, header_value(scope, CSRF_HEADER)):
-                    await _send(send, 403, b'{"message":"CSRF token missing or invalid (X-CSRF-Token header)"}',
-                                [(b"content-type", b"application/json")])  # fmt: skip
-                    return True
+            unsafe = method not in SAFE_METHODS and not path.startswith(UI + "/")
+            if unsafe and not self.check_csrf(session, header_value(scope, CSRF_HEADER)):
+                await _send(send, 403, b'{"message":"CSRF token missing or invalid (X-CSRF-Token header)"}',
+                            [(b"content-type", b"application/json")])  # fmt: skip
+                return True
             state = scope.setdefault("state", {})
             state["principal"] = session["u"]
             state["session"] = session

@@ -61,7 +61,9 @@ def flow_rows(st: ServerState, tenant: str, q: str = "", namespace: str = "") ->
     return rows
 
 
-def last_states(st: ServerState, tenant: str, flows: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+def last_states(
+    st: ServerState, tenant: str, flows: list[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
     """The latest execution of each of ``flows`` (namespace, id): one query for the page."""
     import sqlalchemy as sa
 
@@ -88,10 +90,20 @@ def revision_diff(old: str, new: str, old_label: str, new_label: str) -> list[tu
     import difflib
 
     rows = []
-    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), old_label, new_label, lineterm="", n=3):
+    for line in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_label, new_label, lineterm="", n=3
+    ):
         if line.startswith(("---", "+++")):
             continue
-        kind = "hunk" if line.startswith("@@") else "add" if line.startswith("+") else "del" if line.startswith("-") else "ctx"
+        kind = (
+            "hunk"
+            if line.startswith("@@")
+            else "add"
+            if line.startswith("+")
+            else "del"
+            if line.startswith("-")
+            else "ctx"
+        )
         rows.append((kind, line))
     return rows
 
@@ -140,7 +152,9 @@ def form_inputs(flow: Any, form: Any) -> dict[str, Any]:
             data = NamedBytes(value.file.read())
             if not data and not getattr(value, "filename", ""):
                 continue
-            data.name = (getattr(value, "filename", None) or inp.id).replace("/", "_").replace("\\", "_") or inp.id
+            data.name = (getattr(value, "filename", None) or inp.id).replace("/", "_").replace(
+                "\\", "_"
+            ) or inp.id
             inputs[inp.id] = data
         elif value is not None and str(value) != "":
             inputs[inp.id] = str(value)
@@ -172,7 +186,9 @@ def execution_filters(params: dict[str, str]) -> list[Any]:
     if params.get("state"):
         out.append(Filter("state", "IN", [params["state"]]))
     if params.get("labels"):
-        out.append(Filter("labels", "EQUALS", {lbl["key"]: lbl["value"] for lbl in parse_labels(params["labels"])}))
+        out.append(
+            Filter("labels", "EQUALS", {lbl["key"]: lbl["value"] for lbl in parse_labels(params["labels"])})
+        )
     for field, op in (("from", "GREATER_THAN_OR_EQUAL_TO"), ("to", "LESS_THAN_OR_EQUAL_TO")):
         if params.get(field):
             when = parse_time(params[field])
@@ -230,7 +246,9 @@ def is_file_uri(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("kestra://")
 
 
-def preview_file(st: ServerState, tenant: str, execution_id: str, path: str, limit: int = 65536) -> tuple[str, bool]:
+def preview_file(
+    st: ServerState, tenant: str, execution_id: str, path: str, limit: int = 65536
+) -> tuple[str, bool]:
     """The first ``limit`` bytes of an execution's file as text (through the API's own access check)."""
     from roost.server.routes.executions import _execution_file
 
@@ -261,7 +279,9 @@ def type_doc(cls: type) -> dict[str, Any]:
     if out_cls is not None:
         osch = out_cls.model_json_schema(by_alias=True, mode="serialization")
         for name, prop in (osch.get("properties") or {}).items():
-            outputs.append({"name": name, "type": schema_type(prop), "description": prop.get("description") or ""})
+            outputs.append(
+                {"name": name, "type": schema_type(prop), "description": prop.get("description") or ""}
+            )
     example_lines = [f"id: my_{cls.__name__.lower()}", f"type: {getattr(cls, 'type_id', '')}"]
     for p in props:
         if p["required"] and p["name"] != "id":
@@ -408,8 +428,8 @@ def secret_names() -> list[str]:
     """Names of the secrets the open-source backend serves (``SECRET_<KEY>`` variables), never values."""
     import os
 
-    names = {k[len("SECRET_"):] for k in os.environ if k.startswith("SECRET_") and len(k) > 7}
-    names |= {k[len("ENV_SECRET_"):] for k in os.environ if k.startswith("ENV_SECRET_") and len(k) > 11}
+    names = {k[len("SECRET_") :] for k in os.environ if k.startswith("SECRET_") and len(k) > 7}
+    names |= {k[len("ENV_SECRET_") :] for k in os.environ if k.startswith("ENV_SECRET_") and len(k) > 11}
     return sorted(names)
 
 
@@ -424,11 +444,17 @@ def file_tree(paths: list[str]) -> list[dict[str, Any]]:
         node[parts[-1]] = path
 
     def walk(node: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for name in sorted(node, key=lambda n: (not n.endswith("/"), n)):
             value = node[name]
             if isinstance(value, dict):
-                out.append({"name": name.rstrip("/"), "path": prefix + name.rstrip("/"), "children": walk(value, prefix + name)})
+                out.append(
+                    {
+                        "name": name.rstrip("/"),
+                        "path": prefix + name.rstrip("/"),
+                        "children": walk(value, prefix + name),
+                    }
+                )
             else:
                 out.append({"name": name, "path": value, "children": None})
         return out
