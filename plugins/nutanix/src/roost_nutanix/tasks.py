@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr
 from roost import Asset, AssetBundle, Dynamic, Output, RunContext, Task, TaskError
 
-from roost_nutanix.client import MAX_LIMIT, VMM, PrismClient, PrismError, base_url, q
+from roost_nutanix.client import KILL_RETRY, MAX_LIMIT, VMM, PrismClient, PrismError, base_url, q
 
 AHV = "io.kestra.plugin.ee.nutanix.ahv."
 SNAPSHOT = "io.kestra.plugin.ee.nutanix.snapshot."
@@ -196,6 +196,8 @@ class NutanixTask(Task):
     """Timeout of each HTTP call."""
 
     def client(self, ctx: RunContext | None = None) -> PrismClient:
+        """The client of a task run; without ``ctx``, the client of a kill callback (no run context,
+        a short timeout and one short retry, so that the kill is never held up for long)."""
         return PrismClient(
             self.host,
             port=self.port,
@@ -206,9 +208,8 @@ class NutanixTask(Task):
             api_key=self.api_key,
             verify_ssl=self.verify_ssl,
             timeout=self.request_timeout.total_seconds() if ctx is not None else 10.0,
-            sleep=ctx.sleep if ctx is not None else time.sleep,
-            logger=ctx.logger if ctx is not None else None,
-            max_rate_limit_retries=5 if ctx is not None else 1,
+            retry=None if ctx is not None else KILL_RETRY,
+            ctx=ctx,
         )
 
     def prism(self) -> str:
@@ -424,7 +425,7 @@ class ListVms(NutanixTask, type=AHV + "ListVms"):
         with self.client(ctx) as client:
             ctx.logger.info(
                 "listing VMs of Prism Central %s%s",
-                client.base,
+                client.display_url,
                 f" where {self.filter}" if self.filter else "",
             )
             if self.page is not None:
@@ -470,7 +471,7 @@ class CreateVm(AsyncTask, type=AHV + "CreateVm"):
             ctx.logger.info("creating VM '%s' on cluster %s", payload["name"], cluster or "(Prism's choice)")
             task_id, task = tasks.run(
                 f"creation of VM '{payload['name']}'",
-                lambda: client.task_ref(client.request("POST", VMS, body=payload), "POST vms"),
+                lambda: client.task_ref(client.call("POST", VMS, body=payload), "POST vms"),
                 wait=must_wait,
             )
             if task is None:
@@ -545,7 +546,7 @@ class UpdateVm(AsyncTask, type=AHV + "UpdateVm"):
                     task_id = tasks.submit(
                         f"update of VM '{current.get('name')}'",
                         lambda d=desired, e=etag: client.task_ref(
-                            client.request("PUT", f"{VMS}/{q(self.vm_ext_id)}", body=d, if_match=e), "PUT vm"
+                            client.call("PUT", f"{VMS}/{q(self.vm_ext_id)}", body=d, if_match=e), "PUT vm"
                         ),
                     )
                     break
@@ -679,7 +680,7 @@ class DeleteVm(AsyncTask, type=AHV + "DeleteVm"):
             task_id, task = _Tasks(self, ctx, client).run(
                 f"deletion of VM '{vm.get('name')}'",
                 lambda: client.task_ref(
-                    client.request("DELETE", f"{VMS}/{q(self.vm_ext_id)}", if_match=etag), "DELETE vm"
+                    client.call("DELETE", f"{VMS}/{q(self.vm_ext_id)}", if_match=etag), "DELETE vm"
                 ),
             )
         self._assets = [AssetBundle(outputs=[vm_asset(vm, self.prism(), state="DELETED")])] if task else []
@@ -781,7 +782,7 @@ class _TemplateTask(AsyncTask):
         }
         body = {k: v for k, v in body.items() if v is not None}
         task_id, task = _Tasks(self, ctx, client).run(
-            what, lambda: client.task_ref(client.request("POST", TEMPLATES, body=body), "POST templates")
+            what, lambda: client.task_ref(client.call("POST", TEMPLATES, body=body), "POST templates")
         )
         template = None
         if task is not None:
@@ -928,7 +929,7 @@ class ConvertTemplateToVm(AsyncTask, type=AHV + "ConvertTemplateToVm"):
             path = f"{TEMPLATES}/{q(self.template_ext_id)}/$actions/deploy"
             task_id, task = _Tasks(self, ctx, client).run(
                 f"deployment of template '{template.get('templateName')}'",
-                lambda: client.task_ref(client.request("POST", path, body=body), "POST deploy"),
+                lambda: client.task_ref(client.call("POST", path, body=body), "POST deploy"),
             )
             if task is None:
                 return self.Out(task_ext_id=task_id, task_status="RUNNING")
@@ -963,7 +964,7 @@ class _DataProtection:
         except PrismError as exc:
             if exc.status == 404:
                 raise PrismError(
-                    f"Prism Central has no snapshot (recovery point) '{ext_id}' (HTTP 404): {exc}", 404
+                    f"Prism Central has no snapshot (recovery point) '{ext_id}' (HTTP 404): {exc}", status=404
                 ) from None
             raise
         return rp
@@ -1021,7 +1022,7 @@ class CreateVmSnapshot(_SnapshotTask, type=SNAPSHOT + "CreateVmSnapshot"):
             task_id, task = _Tasks(self, ctx, client).run(
                 f"snapshot '{self.snapshot_name}'",
                 lambda: client.task_ref(
-                    client.request("POST", self.rp_path(), body=body), "POST recovery-points"
+                    client.call("POST", self.rp_path(), body=body), "POST recovery-points"
                 ),
             )
         rp_ids = affected(task, "recovery-point")
@@ -1157,7 +1158,7 @@ class RestoreVmSnapshot(_SnapshotTask, type=SNAPSHOT + "RestoreVmSnapshot"):
             path = f"{self.rp_path(self.snapshot_ext_id)}/$actions/restore"
             task_id, task = _Tasks(self, ctx, client).run(
                 f"restore of snapshot '{rp.get('name')}'",
-                lambda: client.task_ref(client.request("POST", path, body=spec), "POST restore"),
+                lambda: client.task_ref(client.call("POST", path, body=spec), "POST restore"),
             )
             vm_ids = affected(task, "vm")
             vms = [client.get_vm(ext_id)[0] for ext_id in vm_ids]
@@ -1195,7 +1196,7 @@ class DeleteVmSnapshot(_SnapshotTask, type=SNAPSHOT + "DeleteVmSnapshot"):
             task_id, task = _Tasks(self, ctx, client).run(
                 f"deletion of snapshot '{rp.get('name')}'",
                 lambda: client.task_ref(
-                    client.request("DELETE", self.rp_path(self.snapshot_ext_id)), "DELETE recovery point"
+                    client.call("DELETE", self.rp_path(self.snapshot_ext_id)), "DELETE recovery point"
                 ),
             )
         if task is not None:
