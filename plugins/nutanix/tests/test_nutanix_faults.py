@@ -148,7 +148,9 @@ def test_request_that_never_answers_times_out(prism, run):
     started = time.monotonic()
     result = run(ListVms, requestTimeout="PT0.3S", raise_on_failure=False)
     assert time.monotonic() - started < 5
-    assert "Prism Central did not answer GET /api/vmm/v4.0/ahv/config/vms in time (ReadTimeout" in result.error
+    assert (
+        "Prism Central did not answer GET /api/vmm/v4.0/ahv/config/vms in time (ReadTimeout" in result.error
+    )
 
 
 # -- concurrency control ------------------------------------------------------------------------------------

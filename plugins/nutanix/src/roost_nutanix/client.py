@@ -38,6 +38,7 @@ PRISM = "/api/prism/v4.0"
 USER_AGENT = "roost-plugin-nutanix/0.1.0"
 MAX_LIMIT = 100
 
+
 class PrismError(ApiError):
     """A Prism Central call failed; ``status`` is the HTTP status (``None`` for network errors)."""
 
