@@ -394,8 +394,8 @@ class ApiClient:
     ) -> httpx.Response:
         """Call the API and return its response; an HTTP error status raises :meth:`error`.
 
-        ``params`` is a mapping or a list of pairs (a key may repeat); ``None`` values are left
-        out. ``headers`` are added to this call only, the same on each of its retries. Answers
+        ``params`` is a mapping or a list of pairs (a key may repeat), added to any query ``path``
+        has; ``None`` values are left out. ``headers`` are added to this call only, the same on each of its retries. Answers
         :attr:`retry` names are waited out and repeated, at most ``retry.max_retries`` times.
         """
         label = f"{method} {path}"
@@ -404,7 +404,9 @@ class ApiClient:
             clean = {k: v for k, v in params.items() if v is not None}
         else:
             clean = [(k, v) for k, v in params or () if v is not None]
-        kwargs: dict[str, Any] = {"params": clean or None, "headers": headers}
+        # Merged into the path's own query (``/machines/?op=deploy``), which httpx's params= would replace.
+        target = httpx.URL(path).copy_merge_params(clean) if clean else path
+        kwargs: dict[str, Any] = {"headers": headers}
         if json_body is not None:
             kwargs["json"] = json_body
         elif content is not None:
@@ -414,7 +416,7 @@ class ApiClient:
             kwargs["data"] = data
         retries = 0
         while True:
-            response = self._exchange(self._http.build_request(method, path, **kwargs), label)
+            response = self._exchange(self._http.build_request(method, target, **kwargs), label)
             status = response.status_code
             self.log("debug", "%s %s -> HTTP %s", self.service, label, status)
             wait = self.retry.delay(response, retries)
