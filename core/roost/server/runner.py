@@ -196,7 +196,10 @@ def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor
         pass
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                            access_log=config.access_log, timeout_graceful_shutdown=3, **kw))  # fmt: skip
-    logging.getLogger("uvicorn.access").addFilter(QueryStringMask())  # uvicorn configured its loggers above
+    access = logging.getLogger("uvicorn.access")  # configured by uvicorn above: at log_level unless asked for
+    access.addFilter(QueryStringMask())
+    if config.access_log:
+        access.setLevel(logging.INFO)
     if ready is not None:
         orig = server.startup
 
