@@ -20,7 +20,6 @@ import threading
 from typing import Any
 
 import anyio.to_thread
-from starlette._utils import get_route_path
 
 from roost.server.config import AuthConfig, compile_open_url, hash_password, hash_token, verify_password
 
@@ -32,6 +31,15 @@ MAX_CREDENTIALS = 4096  # bytes of an Authorization header; longer is refused wi
 def _dummy_hash() -> str:
     """Compared against when the user is unknown, so that a wrong user costs as much as a wrong password."""
     return hash_password("roost-no-such-user", salt=b"\0" * 16)
+
+
+def route_path(scope: dict[str, Any]) -> str:
+    """The path the router matches: the decoded path less ``root_path`` (as Starlette computes it)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (path == root or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
 
 
 def open_url(patterns: list[tuple[str, ...]], path: str) -> bool:
@@ -67,7 +75,7 @@ class AuthMiddleware:
         if scope["type"] != "http" or not self.config.enabled:
             await self.app(scope, receive, send)
             return
-        path = get_route_path(scope)
+        path = route_path(scope)
         if path in PUBLIC or open_url(self._open, path):
             await self.app(scope, receive, send)
             return
