@@ -52,6 +52,7 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     )  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
     sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
     app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions)
+    app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
