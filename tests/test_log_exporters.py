@@ -30,7 +30,7 @@ class Collect(LogExporter, type="io.test.log.Collect", aliases=("io.test.log.Kee
     chunk: Dynamic[int] = 100
     """Log lines per batch."""
     fail_at: int | None = None
-    """Fail on this batch (0-based) instead of receiving it."""
+    """Take half of this batch (0-based), acknowledging each line, then fail."""
     block_at: int | None = None
     """Wait for a kill on this batch."""
     label: Dynamic[str] = "plain"
@@ -40,7 +40,10 @@ class Collect(LogExporter, type="io.test.log.Collect", aliases=("io.test.log.Kee
         sink = RECEIVED.setdefault(self.id, [])
         n = 0
         for n, batch in enumerate(records.batches(self.chunk), start=1):
-            if self.fail_at == n - 1:
+            if self.fail_at == n - 1:  # the receiver takes half the batch, then fails
+                sink.append(batch[: len(batch) // 2])
+                for record in batch[: len(batch) // 2]:
+                    records.acknowledge(record)
                 raise TaskError(f"receiver refused batch {n - 1}")
             if self.block_at == n - 1:
                 BLOCKED.set()
@@ -241,15 +244,16 @@ def test_lookback_period_bounds_the_first_run_only(engine):
     assert shipped("c", "old") == [] and shipped("c", "new") == []  # the offset wins over the lookback
 
 
-def test_a_failed_batch_keeps_the_offset_and_the_next_run_resumes_there(engine):
+def test_a_failure_keeps_what_was_acknowledged_and_the_next_run_resumes_right_after(engine):
     add_lines(engine.store, 250)
     failing = "- id: c\n  type: io.test.log.Collect\n  chunk: 50\n  failAt: 3"
     ex = run(engine, shipper(failing))
     assert ex.state.current == "FAILED"
     assert "log exporter 'c' (io.test.log.Collect): receiver refused batch 3" in errors(engine, ex)
-    assert shipped("c") == [f"line {i}" for i in range(150)]
+    assert shipped("c") == [f"line {i}" for i in range(175)]  # three batches, and half the fourth
     state = SqlKV(engine.store).get("system", "LogShipper-state")
     assert state["exporters"]["c"]["seq"] == RECEIVED["c"][-1][-1]["seq"]
+    assert state["exporters"]["c"]["timestamp"] == RECEIVED["c"][-1][-1]["timestamp"]
 
     ex = run(engine, shipper("- id: c\n  type: io.test.log.Collect\n  chunk: 50"))
     assert ex.state.current == "SUCCESS", ex.error
@@ -261,7 +265,9 @@ def test_one_failing_exporter_does_not_hold_back_the_others(engine):
     ex = run(engine, shipper("- id: bad\n  type: io.test.log.Collect\n  chunk: 10\n  failAt: 0\n"
                              "- id: good\n  type: io.test.log.Collect\n  chunk: 10"))  # fmt: skip
     assert ex.state.current == "FAILED"
-    assert shipped("good") == [f"line {i}" for i in range(30)] and shipped("bad") == []
+    assert shipped("good") == [f"line {i}" for i in range(30)] and shipped("bad") == [
+        f"line {i}" for i in range(5)
+    ]
     ex = run(engine, shipper("- id: bad\n  type: io.test.log.Collect\n  chunk: 10\n"
                              "- id: good\n  type: io.test.log.Collect\n  chunk: 10"))  # fmt: skip
     assert ex.state.current == "SUCCESS", ex.error
@@ -360,7 +366,7 @@ def test_log_records_are_read_lazily_page_by_page_and_once():
             yield [{"seq": p * 10 + i, "message": str(i)} for i in range(10)]
 
     acknowledged: list[int] = []
-    records = LogRecords(pages(), on_shipped=lambda r: acknowledged.append(r["seq"]))
+    records = LogRecords(pages(), on_checkpoint=lambda r: acknowledged.append(r["seq"]))
     batches = records.batches(4)
     first = next(batches)
     assert [r["seq"] for r in first] == [0, 1, 2, 3] and pulled == [0] and acknowledged == []
@@ -372,3 +378,13 @@ def test_log_records_are_read_lazily_page_by_page_and_once():
         list(records)
     with pytest.raises(ValueError):
         next(LogRecords.of([]).batches(0))
+
+
+def test_an_exporter_of_a_plugin_not_installed_names_its_package(engine):
+    with pytest.raises(FlowInvalid) as caught:
+        engine.deploy(
+            shipper("- id: g\n  type: io.kestra.plugin.ee.graylog.LogExporter\n  endpoint: http://x/gelf")
+        )
+    assert "provided by the plugin package 'roost-plugin-graylog' (pip install roost-plugin-graylog)" in str(
+        caught.value
+    )

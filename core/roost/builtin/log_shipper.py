@@ -8,8 +8,9 @@ first), filtered by level, namespace, flow and execution, and hands them to ever
 keeps, under the same key of the flow's namespace, one offset *per exporter*: the store's log ``seq``
 (the order lines were written, which a timestamp is not: lines are buffered before they are written)
 and the date of the last line shipped. An exporter's offset moves after each batch it acknowledges
-(``LogRecords.batches``) and to the end of the run's range when it returns, so a run that fails or is
-killed resumes after the last batch shipped, and an exporter that failed never holds back the others.
+(``LogRecords.batches``), to its last acknowledged line when it fails or the run is killed, and to the
+end of the run's range when it returns: the next run resumes right after what the destination
+accepted, and an exporter that failed never holds back the others.
 A key holding a date (set by hand, or by Kestra) is read as "ship what was logged after this date".
 """
 
@@ -112,13 +113,14 @@ class LogShipper(Task, type=SHIPPER):
             starts.append((after, since))
             records = LogRecords(
                 self._pages(ctx, store, after, through, {**filters, "since": since}),
-                on_shipped=functools.partial(offsets.shipped_record, exporter.id),
+                on_checkpoint=functools.partial(offsets.shipped_record, exporter.id),
             )
             label = f"log exporter '{exporter.id}' ({exporter.type})"
             try:
                 rendered = render_task(exporter, ctx)  # type: ignore[arg-type]
                 out = rendered.export(ctx, records)  # type: ignore[attr-defined]
             except Exception as exc:
+                records.checkpoint()  # what the destination accepted before the failure stays shipped
                 if ctx.killed():
                     raise
                 failures.append(f"{label}: {exc}")

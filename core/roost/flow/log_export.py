@@ -17,9 +17,10 @@ It is declared like a task, with its Kestra type id, registered through the
             return {"requests": ...}
 
 The LogShipper renders the exporter's ``Dynamic`` properties (secrets are masked like a task's),
-hands it the records through :class:`LogRecords`, and keeps one offset per exporter: a batch
-counts as shipped when the exporter asks for the next one, so a run that fails or is killed
-mid-way resumes after the last batch shipped.
+hands it the records through :class:`LogRecords`, and keeps one offset per exporter: what the
+exporter acknowledged (a batch counts as acknowledged when the next one is asked for; finer
+``records.acknowledge(record)`` calls are welcome), so a run that fails or is killed mid-way
+resumes right after it.
 """
 
 from __future__ import annotations
@@ -39,25 +40,29 @@ class LogRecords:
     """The log lines one exporter receives from a LogShipper run, read from the store page by page.
 
     Iterate for one record at a time, or call :meth:`batches` for lists of at most ``size`` records.
-    With :meth:`batches` a batch counts as shipped as soon as the exporter asks for the next one;
-    otherwise the records count as shipped when ``export`` returns. The records can be read once.
+    An exporter says what the destination accepted with :meth:`acknowledge` (cheap: kept in memory);
+    :meth:`batches` acknowledges a batch as soon as the next one is asked for, and saves the offset
+    then. The LogShipper also saves it when ``export`` returns or fails, or the run is killed, so the
+    next run starts after the last record acknowledged. The records can be read once.
     """
 
     def __init__(
-        self, pages: Iterable[Sequence[LogRecord]], on_shipped: Callable[[LogRecord], None] | None = None
+        self, pages: Iterable[Sequence[LogRecord]], on_checkpoint: Callable[[LogRecord], None] | None = None
     ) -> None:
         self._pages = pages
-        self._on_shipped = on_shipped
+        self._on_checkpoint = on_checkpoint
         self._read = False
         self.count = 0
         """Records handed to the exporter so far."""
+        self.acknowledged: LogRecord | None = None
+        """The last record the destination accepted (with every record before it)."""
 
     @classmethod
     def of(
-        cls, records: Iterable[LogRecord], on_shipped: Callable[[LogRecord], None] | None = None
+        cls, records: Iterable[LogRecord], on_checkpoint: Callable[[LogRecord], None] | None = None
     ) -> LogRecords:
         """Records from a plain list (exporter tests)."""
-        return cls([list(records)], on_shipped)
+        return cls([list(records)], on_checkpoint)
 
     def __iter__(self) -> Iterator[LogRecord]:
         if self._read:
@@ -68,6 +73,15 @@ class LogRecords:
                 self.count += 1
                 yield record
 
+    def acknowledge(self, record: LogRecord) -> None:
+        """The destination accepted ``record`` and every record before it."""
+        self.acknowledged = record
+
+    def checkpoint(self) -> None:
+        """Save the offset of the last acknowledged record now (the shipper writes it to the KV store)."""
+        if self.acknowledged is not None and self._on_checkpoint is not None:
+            self._on_checkpoint(self.acknowledged)
+
     def batches(self, size: int) -> Iterator[list[LogRecord]]:
         """Lists of at most ``size`` records, in order; asking for the next list acknowledges the previous one."""
         if size < 1:
@@ -77,15 +91,15 @@ class LogRecords:
             batch.append(record)
             if len(batch) == size:
                 yield batch
-                self._shipped(batch[-1])
+                self._done(batch[-1])
                 batch = []
         if batch:
             yield batch
-            self._shipped(batch[-1])
+            self._done(batch[-1])
 
-    def _shipped(self, record: LogRecord) -> None:
-        if self._on_shipped is not None:
-            self._on_shipped(record)
+    def _done(self, record: LogRecord) -> None:
+        self.acknowledge(record)
+        self.checkpoint()
 
 
 class LogExporter(PluginType):
