@@ -385,6 +385,6 @@ def test_an_exporter_of_a_plugin_not_installed_names_its_package(engine):
         engine.deploy(
             shipper("- id: g\n  type: io.kestra.plugin.ee.graylog.LogExporter\n  endpoint: http://x/gelf")
         )
-    assert "provided by the plugin package 'roost-plugin-graylog' (pip install roost-plugin-graylog)" in str(
+    assert "provided by the plugin package 'roost-plugin-graylog' (pip install roost-plugin-graylog" in str(
         caught.value
     )
