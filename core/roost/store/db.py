@@ -455,7 +455,7 @@ class Store:
                  flow_id: str | None = None, query: str | None = None, limit: int | None = None,
                  through_seq: int | None = None, since: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """Log lines in write order (``seq``), filtered; ``after_seq``/``through_seq``/``limit`` page through them."""
-        q = sa.select(logs).where(*_log_filters(
+        q = sa.select(*_LOG_COLUMNS).where(*_log_filters(
             tenant, after_seq=after_seq, through_seq=through_seq, execution_id=execution_id, task_id=task_id,
             namespace=namespace, flow_id=flow_id, min_level=min_level, since=since))  # fmt: skip
         if query:
@@ -465,10 +465,8 @@ class Store:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        return [{
-            "seq": r.seq, "tenantId": r.tenant, "namespace": r.namespace, "flowId": r.flow_id, "executionId": r.execution_id,
-            "taskRunId": r.taskrun_id, "taskId": r.task_id, "timestamp": r.timestamp, "level": r.level, "message": r.message,
-        } for r in rows]  # fmt: skip
+        # rows unpacked as tuples: a Row's attribute access costs ten times more, and LogShipper reads millions
+        return [dict(zip(_LOG_KEYS, row, strict=True)) for row in rows]
 
     def last_log_seq(self, tenant: str) -> int:
         """The ``seq`` of the newest stored log line of a tenant (0 when there is none)."""
@@ -531,6 +529,21 @@ class Store:
 
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+# the API's names of the ``logs`` columns get_logs returns
+_LOG_KEYS = (
+    "seq",
+    "tenantId",
+    "namespace",
+    "flowId",
+    "executionId",
+    "taskRunId",
+    "taskId",
+    "timestamp",
+    "level",
+    "message",
+)
+_LOG_COLUMNS = (logs.c.seq, logs.c.tenant, logs.c.namespace, logs.c.flow_id, logs.c.execution_id, logs.c.taskrun_id,
+                logs.c.task_id, logs.c.timestamp, logs.c.level, logs.c.message)  # fmt: skip
 
 
 def _log_filters(tenant: str, *, after_seq: int = 0, through_seq: int | None = None, execution_id: str | None = None,
