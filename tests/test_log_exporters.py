@@ -388,3 +388,82 @@ def test_an_exporter_of_a_plugin_not_installed_names_its_package(engine):
     assert "provided by the plugin package 'roost-plugin-graylog' (pip install roost-plugin-graylog" in str(
         caught.value
     )
+
+
+# -- FileLogExporter ------------------------------------------------------------------------------------
+KESTRA_FILE_EXAMPLE = """
+id: log_shipper_file
+namespace: system
+
+tasks:
+  - id: synchronize_logs
+    type: io.kestra.plugin.ee.core.log.LogShipper
+    logLevelFilter: INFO
+    lookbackPeriod: P1D
+    offsetKey: LogShipper-local-demo
+    delete: false
+    namespace: company.team
+    logExporters:
+      - id: file
+        type: io.kestra.plugin.ee.core.log.FileLogExporter
+
+  - id: where
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.synchronize_logs.outputs.file.uri }}"
+"""
+
+
+def test_file_exporter_writes_ion_by_default_as_kestra_documents(engine):
+    from amazon.ion import simpleion
+
+    add_lines(engine.store, 25)
+    engine.store.add_logs("main", [{"namespace": "company.team", "flowId": "gen", "executionId": "ex1",
+                                    "timestamp": "2025-01-01T00:00:00Z", "level": "WARN",
+                                    "message": 'quote " backslash \\ newline \n tab \t é 😀 \x7f'}])  # fmt: skip
+    ex = run(engine, KESTRA_FILE_EXAMPLE.replace("lookbackPeriod: P1D", "lookbackPeriod: P10000D"))
+    assert ex.state.current == "SUCCESS", errors(engine, ex)
+    uri = next(tr for tr in ex.task_runs if tr.task_id == "where").outputs["value"]
+    assert uri.startswith("kestra:///system/log_shipper_file/executions/") and uri.endswith(".ion")
+    data = engine.runtime().storage.get(uri).decode()
+    values = list(simpleion.loads(data, single_value=False))
+    assert [v["message"] for v in values[:25]] == [f"line {i}" for i in range(25)]
+    odd = values[25]
+    assert odd["message"] == 'quote " backslash \\ newline \n tab \t é 😀 \x7f' and odd["level"] == "WARN"
+    assert odd["timestamp"].year == 2025 and odd["timestamp"].tzinfo is not None
+    assert odd["taskId"].ion_type.name == "NULL"  # an Ion null, as the stored line has no task
+    assert len(data.splitlines()) == 26  # one line per log line
+
+
+def test_file_exporter_json_lines_rolled_by_max_lines_per_file(engine):
+    import json
+
+    add_lines(engine.store, 25)
+    source = shipper(
+        "- id: file\n  type: io.kestra.plugin.ee.core.log.FileLogExporter\n  format: JSON\n"
+        "  maxLinesPerFile: 10\n  logFilePrefix: audit"
+    ).replace(
+        "    type: io.kestra.plugin.ee.core.log.LogShipper",
+        "    type: io.kestra.plugin.ee.core.log.LogShipper\n    flowId: gen",
+    )
+    ex = run(engine, source)
+    assert ex.state.current == "SUCCESS", errors(engine, ex)
+    out = ex.task_runs[0].outputs["outputs"]["file"]
+    assert len(out["uris"]) == 3 and out["uri"] == out["uris"][0] and out["count"] == 25
+    assert [u.rsplit("/", 1)[-1].split("-", 1)[1].startswith("audit-") for u in out["uris"]] == [True] * 3
+    lines = [
+        json.loads(x) for u in out["uris"] for x in engine.runtime().storage.get(u).decode().splitlines()
+    ]
+    assert [x["message"] for x in lines] == [f"line {i}" for i in range(25)]
+    assert [len(engine.runtime().storage.get(u).decode().splitlines()) for u in out["uris"]] == [10, 10, 5]
+
+
+def test_file_exporter_refuses_a_prefix_that_could_leave_its_folder(engine):
+    add_lines(engine.store, 1)
+    ex = run(
+        engine,
+        shipper(
+            "- id: file\n  type: io.kestra.plugin.ee.core.log.FileLogExporter\n  logFilePrefix: ../../etc"
+        ),
+    )
+    assert ex.state.current == "FAILED"
+    assert "logFilePrefix must be letters, digits" in errors(engine, ex)

@@ -145,7 +145,7 @@ def test_builtin_catalogue_matches_the_classes():
     from roost.builtin import assets, flow, http, kv, log, log_shipper, scripts, triggers, vcs
 
     declared = {*log.TASKS, *flow.TASKS, *http.TASKS, *kv.TASKS, *scripts.TASKS, *vcs.TASKS, *assets.TASKS,
-                *assets.TRIGGERS, *triggers.TRIGGERS, *log_shipper.TASKS}  # fmt: skip
+                *assets.TRIGGERS, *triggers.TRIGGERS, *log_shipper.TASKS, *log_shipper.LOG_EXPORTERS}  # fmt: skip
     plugins = Plugins(load_entry_points=False)
     loaded = {cls for tid, cls in plugins.types.items() if plugins.type_owner(tid) == "core"}
     assert loaded == declared

@@ -54,3 +54,7 @@ TRIGGERS = (
     LazyType("io.kestra.plugin.kestra.ee.assets.FreshnessTrigger", _B + "assets:FreshnessTrigger",
              ("io.kestra.plugin.ee.assets.FreshnessTrigger",)),
 )  # fmt: skip
+
+LOG_EXPORTERS = (
+    LazyType("io.kestra.plugin.ee.core.log.FileLogExporter", _B + "log_shipper:FileLogExporter"),
+)

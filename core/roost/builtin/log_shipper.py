@@ -1,4 +1,5 @@
-"""LogShipper (``io.kestra.plugin.ee.core.log.LogShipper``): ship stored execution logs to log exporters.
+"""LogShipper (``io.kestra.plugin.ee.core.log.LogShipper``): ship stored execution logs to log exporters;
+and FileLogExporter, the exporter that writes them to files in internal storage.
 
 Each run reads the tenant's log lines stored since the previous run (within ``lookbackPeriod`` on the
 first), filtered by level, namespace, flow and execution, and hands them to every exporter listed in
@@ -17,9 +18,11 @@ A key holding a date (set by hand, or by Kestra) is read as "ship what was logge
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,6 +31,7 @@ from roost.engine.context import MISSING, render_task
 from roost.flow.task import LogLevel
 
 SHIPPER = "io.kestra.plugin.ee.core.log.LogShipper"
+FILE_EXPORTER = "io.kestra.plugin.ee.core.log.FileLogExporter"
 
 
 class ShipperOutput(Output):
@@ -194,6 +198,80 @@ class _Offsets:
         self.kv.put(self.namespace, self.key, self.state)
 
 
+class FileOutput(Output):
+    uris: list[str]
+    """The files written, in order (``kestra://`` URIs); none when there was nothing to ship."""
+    uri: str | None = None
+    """The first file (Kestra's examples read ``outputs.<shipper>.outputs.<exporter>.uri``)."""
+
+
+class FileLogExporter(LogExporter, type=FILE_EXPORTER):
+    """Ship logs to files in internal storage, one log line per line, for any later task to move on.
+
+    ``ION`` files hold one Amazon Ion struct per line (the timestamp an Ion timestamp), ``JSON`` files
+    one JSON object per line; both carry the log lines' fields (``seq``, ``tenantId``, ``namespace``,
+    ``flowId``, ``executionId``, ``taskId``, ``taskRunId``, ``timestamp``, ``level``, ``message``).
+    The lines count as shipped once every file is stored.
+    """
+
+    format: Literal["ION", "JSON"] = "ION"
+    """Format of the files: ``ION`` (Kestra's internal format) or ``JSON`` (JSON lines)."""
+    log_file_prefix: Dynamic[str] = "kestra-log-file"
+    """Start of the files' names: ``<prefix>-<date and time>[-<n>].ion`` or ``.json``."""
+    max_lines_per_file: Dynamic[int] | None = None
+    """Start a new file after this many lines (one file by default)."""
+
+    def export(self, ctx: RunContext, records: LogRecords) -> FileOutput:
+        if self.max_lines_per_file is not None and self.max_lines_per_file < 1:
+            raise TaskError(f"maxLinesPerFile must be at least 1, got {self.max_lines_per_file}")
+        if not re.fullmatch(r"[\w.-]{1,100}", self.log_file_prefix):
+            raise TaskError(
+                f"logFilePrefix must be letters, digits, '.', '_' or '-', got {self.log_file_prefix!r}"
+            )
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
+        suffix = ".ion" if self.format == "ION" else ".json"
+        line = _ion_line if self.format == "ION" else _json_line
+        uris: list[str] = []
+        out: Any = None
+        lines = 0
+        for record in records:
+            if out is None or (self.max_lines_per_file and lines == self.max_lines_per_file):
+                if out is not None:
+                    out.close()
+                    uris.append(ctx.put_file(out.name))
+                part = f"-{len(uris) + 1}" if self.max_lines_per_file else ""
+                out = (ctx.working_dir / f"{self.log_file_prefix}-{stamp}{part}{suffix}").open(
+                    "w", encoding="utf-8"
+                )
+                lines = 0
+            out.write(line(record) + "\n")
+            lines += 1
+        if out is not None:
+            out.close()
+            uris.append(ctx.put_file(out.name))
+        return FileOutput(uris=uris, uri=uris[0] if uris else None)
+
+
+_ION_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)")
+"""The ISO-8601 date-times that are also Ion timestamp literals (what the store writes)."""
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _ion_line(record: dict[str, Any]) -> str:
+    """One Ion struct: Ion text reads JSON's strings, numbers and null as they are; the time is an Ion timestamp."""
+    fields = []
+    for key, value in record.items():
+        if key == "timestamp" and isinstance(value, str) and _ION_TIMESTAMP.fullmatch(value):
+            text = value
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+        fields.append(f"{key}:{text}")
+    return "{" + ",".join(fields) + "}"
+
+
 def _parse(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -218,3 +296,4 @@ def _as_dict(out: Any) -> dict[str, Any]:
 
 
 TASKS = (LogShipper,)
+LOG_EXPORTERS = (FileLogExporter,)
