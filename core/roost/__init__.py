@@ -21,6 +21,11 @@ from roost.flow.task import (
     Task,
     TaskRunner,
     Trigger,
+    WebhookAnswer,
+    WebhookReject,
+    WebhookRequest,
+    WebhookStart,
+    WebhookTrigger,
 )
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
@@ -106,6 +111,11 @@ __all__ = [
     "TaskRunner",
     "TaskWarning",
     "Trigger",
+    "WebhookAnswer",
+    "WebhookReject",
+    "WebhookRequest",
+    "WebhookStart",
+    "WebhookTrigger",
     "hookimpl",
     "LazyType",
     "is_expression",

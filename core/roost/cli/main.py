@@ -205,8 +205,9 @@ def plugins_list(as_json: bool) -> None:
             dist = f" ({r['distribution']})" if r["distribution"] else ""
             click.echo(f"{r['name']} {r['version']}{dist}")
             click.echo(f"  hooks: {', '.join(r['hooks'] or ()) or '-'}")
-            click.echo(f"  types ({len(r['types'])}):")
-            for tid in r["types"]:
+            types = list(r["types"] or ())
+            click.echo(f"  types ({len(types)}):")
+            for tid in types:
                 click.echo(f"    {tid}")
     for b in broken:
         console().print(f"[red]broken plugin {b['name']}[/red]: {b['error']}")
