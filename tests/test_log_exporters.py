@@ -333,6 +333,14 @@ def test_a_foreign_value_under_the_offset_key_is_a_clear_error(engine):
     assert SqlKV(engine.store).get("system", "taken") == [1, 2, 3]
 
 
+def test_an_offset_key_the_kv_store_refuses_fails_before_shipping(engine):
+    add_lines(engine.store, 3)
+    ex = run(engine, shipper("- id: c\n  type: io.test.log.Collect", extra="offsetKey: 'my key/../x'"))
+    assert ex.state.current == "FAILED"
+    assert "offsetKey: invalid key 'my key/../x'" in errors(engine, ex)
+    assert RECEIVED == {}
+
+
 def test_lines_logged_by_tasks_are_shipped_masked(engine, monkeypatch):
     monkeypatch.setenv("SECRET_DB_PASSWORD", base64.b64encode(b"hunter2-very-secret").decode())
     gen = flow("""

@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 from roost import Dynamic, LogExporter, LogRecords, Output, RunContext, Task, TaskError
 from roost.engine.context import MISSING, render_task
 from roost.flow.task import LogLevel
+from roost.store.keys import InvalidKey, kv_key
 
 SHIPPER = "io.kestra.plugin.ee.core.log.LogShipper"
 FILE_EXPORTER = "io.kestra.plugin.ee.core.log.FileLogExporter"
@@ -102,6 +103,10 @@ class LogShipper(Task, type=SHIPPER):
             raise TaskError("no log store is configured for this run")
         if self.batch_size < 1:
             raise TaskError(f"batchSize must be at least 1, got {self.batch_size}")
+        try:
+            kv_key(self.offset_key)
+        except InvalidKey as exc:
+            raise TaskError(f"offsetKey: {exc}") from None
         through = store.last_seq()  # lines written during the run wait for the next one
         filters = {"min_level": self.log_level_filter, "namespace": self.namespace, "flow_id": self.flow_id,
                    "execution_id": self.execution_id}  # fmt: skip
