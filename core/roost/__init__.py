@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.log_export import LogExporter, LogRecords
 from roost.flow.properties import Dynamic, Model, is_expression
 from roost.flow.task import (
     FlowableTask,
@@ -108,6 +109,8 @@ __all__ = [
     "HttpRetry",
     "HttpSsl",
     "HttpTimeout",
+    "LogExporter",
+    "LogRecords",
     "Model",
     "Output",
     "PollingTrigger",

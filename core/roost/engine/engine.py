@@ -45,7 +45,7 @@ from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
-from roost.store.db import SqlKV, SqlNamespaceFiles, Store, store_unavailable
+from roost.store.db import SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
 from roost.store.storage import LocalStorage
 
 log = logging.getLogger("roost.engine")
@@ -160,6 +160,7 @@ class Engine:
                 tenant=tenant,
                 work_root=self.data_dir / "work",
                 assets=self.assets,
+                logs=SqlLogs(self.store, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
         return pair
