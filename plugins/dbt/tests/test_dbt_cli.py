@@ -359,14 +359,14 @@ def test_project_dir_and_store_manifest(tmp_path):
 def test_load_manifest_from_kv(tmp_path, built_project):
     rt = Runtime.in_memory(tmp_path)
     manifest = json.loads((built_project / "target" / "manifest.json").read_text())
-    rt.kv.put(NAMESPACE, "state/manifest.json", manifest)
+    rt.kv.put(NAMESPACE, "state.manifest.json", manifest)
     ctx = context(rt)
     task = DbtCLI.model_validate(
         {
             "id": "dbt",
             "type": DbtCLI.type_id,
             "commands": ["test -s target/manifest.json"],
-            "loadManifest": {"key": "state/manifest.json", "namespace": NAMESPACE},
+            "loadManifest": {"key": "state.manifest.json", "namespace": NAMESPACE},
         }
     )
     task.run(ctx)
