@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from roost.flow.model import PluginDefault
+from roost.flow.yaml import YamlError, decode_source, load_data
 
 
 def defaults_dir() -> Path | None:
@@ -25,7 +24,10 @@ def defaults_dir() -> Path | None:
 def _read(path: Path) -> list[PluginDefault]:
     if not path.is_file():
         return []
-    data = YAML(typ="safe", pure=True).load(path.read_text()) or {}
+    try:
+        data = load_data(decode_source(path.read_bytes())) or {}
+    except YamlError as exc:
+        raise ValueError(f"plugin defaults {path}: {exc}") from None
     items = data.get("pluginDefaults", []) if isinstance(data, dict) else data
     return [PluginDefault.model_validate(i) for i in items or []]
 

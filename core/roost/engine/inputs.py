@@ -148,11 +148,11 @@ def coerce(inp: Input, value: Any, store_file: Any = None, kind: str | None = No
         return value
     if kind == "YAML":
         if isinstance(value, str):
-            from ruamel.yaml import YAML
+            from roost.flow.yaml import YamlError, load_data
 
             try:
-                return YAML(typ="safe", pure=True).load(value)
-            except Exception as exc:
+                return load_data(value)  # bounded: an input is untrusted
+            except YamlError as exc:
                 raise ValueError(f"{label}: not valid YAML ({exc})") from None
         return value
     if kind == "URI":
