@@ -219,7 +219,6 @@ def _ticking(items: Any, budget: _budget.Budget, static: int) -> Any:
 class PebbleEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = PebbleCodeGenerator
     intercepted_binops = frozenset({"*", "/", "%", "+"})
-    optimized = False  # constant folding would run filters while a flow is validated, outside any budget
 
     def __init__(self) -> None:
         super().__init__(
@@ -228,6 +227,7 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
             keep_trailing_newline=True,  # Pebble keeps the last newline (YAML block scalars)
             finalize=_finalize,
             cache_size=0,
+            optimized=False,  # constant folding would run filters while a flow is validated, outside any budget
         )
         self._pebble_lexer = PebbleLexer(self)
         self.globals.clear()  # no range/lipsum/cycler/joiner/dict/namespace from Jinja
