@@ -11,6 +11,7 @@ import codecs
 import math
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -91,6 +92,13 @@ _Loader.add_implicit_resolver(
     list("-+.0123456789"),
 )
 _LOADER = _Loader
+# first character -> (tag, pattern) of the implicit resolvers: resolving a plain scalar is hot
+_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] = {
+    first: list(resolvers)
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+    if first is not None
+}
+_DECIMAL = re.compile(r"[-+]?(?:[1-9][0-9]{0,17}|0)")
 
 
 # -- limits ------------------------------------------------------------------------------------------
@@ -417,7 +425,14 @@ class _Builder:
         if tag is None or tag == "!":
             if not ev.implicit[0]:
                 return value  # quoted, or a block scalar: text
-            tag = self.loader.resolve(yaml.ScalarNode, value, ev.implicit)
+            for candidate, pattern in _RESOLVERS.get(value[:1], ()):
+                if pattern.match(value):
+                    tag = candidate
+                    break
+            else:
+                return value  # text
+            if tag == _INT and _DECIMAL.fullmatch(value):
+                return int(value)
         if tag in (_STR, _MERGE, _VALUE):
             return value
         if tag == _NULL:
@@ -519,9 +534,28 @@ def _too_large(source: str, lim: YamlLimits) -> Violation | None:
     )
 
 
+_recent: dict[tuple[str, YamlLimits], list[Document | Violation]] = {}
+_recent_lock = threading.Lock()
+
+
 def load_documents(source: str) -> list[Document | Violation]:
-    """Every document of a (possibly multi-document) YAML text; a broken one becomes a Violation."""
+    """Every document of a (possibly multi-document) YAML text; a broken one becomes a Violation.
+
+    The last few texts are remembered: a deploy reads one text several times (its namespace, the
+    validation, the stored flow, the answer). Treat the documents returned as read-only."""
     lim = limits()
+    key = (source, lim)
+    found = _recent.get(key)
+    if found is None:
+        found = _load_documents(source, lim)
+        with _recent_lock:
+            if len(_recent) >= 8:
+                _recent.pop(next(iter(_recent)))
+            _recent[key] = found
+    return list(found)
+
+
+def _load_documents(source: str, lim: YamlLimits) -> list[Document | Violation]:
     big = _too_large(source, lim)
     if big is not None:
         return [big]
