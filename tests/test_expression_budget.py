@@ -222,3 +222,39 @@ tasks:
         assert OUTPUT in logs
     finally:
         set_limits(None)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ (('x' * 3000) ~ '!') | regexMatch('(x+x+)+y') }}",
+        "{{ (('x' * 3000) ~ '!') | regexReplace('(x+x+)+y', 'z') }}",
+        "{{ (('x' * 3000) ~ '!') | replace({'(x+x+)+y': 'z'}, regexp=true) }}",
+        "{{ (('x' * 3000) ~ '!') | split('(x+x+)+y') }}",
+    ],
+)
+def test_catastrophic_regular_expressions_stop_at_the_time_limit(quick, template):
+    with pytest.raises(ExpressionError, match=r"took longer than its time limit of 0.3 s"):
+        quick.render(template, {})
+
+
+@pytest.mark.parametrize(
+    "program", ["[limit(100000000; repeat(1))] | length", "def f: f; f", "[range(100000000)] | length"]
+)
+def test_jq_runs_outside_the_process_and_stops_at_the_time_limit(quick, program):
+    # jq holds the GIL in one C call: in process, this would freeze every thread of a server
+    with pytest.raises(ExpressionError, match=r"took longer than its time limit of 0.3 s"):
+        quick.render("{{ 1 | jq(p) }}", {"p": program})
+    assert quick.render("{{ v | jq('.a[]') }}", {"v": {"a": [1, 2]}}) == [1, 2]  # a new helper takes over
+
+
+def test_jq_results_count_against_the_output_size_limit():
+    set_limits(ExpressionLimits(timeout=60, max_output=100_000))
+    try:
+        engine = ExpressionEngine()
+        with pytest.raises(ExpressionError, match=OUTPUT.replace("(", r"\(").replace(")", r"\)")):
+            engine.render("{{ 1 | jq('[range(200000)]') }}", {})
+        with pytest.raises(ExpressionError, match="Failed to resolve JQ expression '.\\[': .*syntax error"):
+            engine.render("{{ 1 | jq('.[') }}", {})
+    finally:
+        set_limits(None)

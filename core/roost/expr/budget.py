@@ -97,10 +97,16 @@ class Budget:
 
     def tick(self) -> None:
         if monotonic() > self.deadline:
-            raise BudgetExceeded(
-                f"the expression took longer than its time limit of {self.limits.timeout:g} s"
-                f" ({ExpressionLimits.ENV['timeout']})"
-            )
+            self.timed_out()
+
+    def time_left(self) -> float:
+        return self.deadline - monotonic()
+
+    def timed_out(self) -> None:
+        raise BudgetExceeded(
+            f"the expression took longer than its time limit of {self.limits.timeout:g} s"
+            f" ({ExpressionLimits.ENV['timeout']})"
+        )
 
     def charge(self, size: int) -> None:
         """Spend ``size``; past the limit, fail naming it."""
@@ -187,6 +193,11 @@ def check_text_size(value: Any) -> None:
         budget.fits(size_of(value, budget.remaining + 1))
 
 
+def budget_for_call() -> Budget:
+    """The render's budget, or a fresh one for a filter called outside any render (plugins, tests)."""
+    return CURRENT.get() or Budget(limits())
+
+
 def check_result(size: int) -> None:
     """Before an operation builds a result of (at least) ``size``: fail if it could not be afforded."""
     budget = CURRENT.get()
@@ -198,6 +209,7 @@ def check_result(size: int) -> None:
 __all__ = [
     "Budget",
     "BudgetExceeded",
+    "budget_for_call",
     "ExpressionLimits",
     "check_result",
     "check_text_size",

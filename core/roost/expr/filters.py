@@ -22,7 +22,7 @@ from urllib.parse import quote_plus, unquote_plus
 from jinja2 import Undefined
 
 from roost.expr import dates
-from roost.expr.budget import check_result
+from roost.expr.budget import budget_for_call, check_result
 from roost.expr.values import is_empty, to_json, to_text
 
 MAX_INDENT = 10_000  # indent(10**9) must not allocate gigabytes
@@ -123,12 +123,46 @@ def _deep_strings(value: Any, fn: Callable[[str], str]) -> Any:
     return fn(_string(value))
 
 
+class _Regex:
+    """A compiled pattern whose every use stops at the render's deadline: backtracking can take
+    exponential time inside one C call, where no hook of the sandbox runs (``regex`` has timeouts)."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: str) -> None:
+        import regex
+
+        try:
+            self.pattern = regex.compile(pattern)
+        except regex.error as exc:
+            raise FilterError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+    def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        budget = budget_for_call()
+        try:
+            return getattr(self.pattern, method)(*args, timeout=max(budget.time_left(), 0.001), **kwargs)
+        except TimeoutError:
+            budget.timed_out()
+
+    def search(self, s: str) -> Any:
+        return self._run("search", s)
+
+    def match(self, s: str) -> Any:
+        return self._run("match", s)
+
+    def sub(self, repl: Any, s: str) -> str:
+        return self._run("sub", repl, s)  # type: ignore[no-any-return]
+
+    def split(self, s: str, maxsplit: int = 0) -> list[str]:
+        return self._run("split", s, maxsplit=maxsplit)  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=256)
-def _java_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _java_regex(pattern: str) -> _Regex:
+    return _Regex(pattern)
 
 
-def _java_replacement(repl: str) -> Callable[[re.Match[str]], str]:
+def _java_replacement(repl: str) -> Callable[[Any], str]:
     """Java's replacement syntax: ``$1`` / ``${name}`` for groups, ``\\$`` for a dollar.
 
     Parsed once into text and group references, so each match costs a join, not a re-parse."""
@@ -161,7 +195,7 @@ def _java_replacement(repl: str) -> Callable[[re.Match[str]], str]:
         literal = str(parts[0])
         return lambda _m: literal
 
-    def expand(m: re.Match[str]) -> str:
+    def expand(m: Any) -> str:
         out = []
         for at, part in enumerate(parts):
             if type(part) is str:
@@ -178,7 +212,7 @@ def _regex_sub(regex: str, replacement: str, s: str) -> str:
     expand = _java_replacement(replacement)
     written = len(s)
 
-    def bounded(m: re.Match[str]) -> str:
+    def bounded(m: Any) -> str:
         nonlocal written
         out = expand(m)
         written += len(out)
@@ -671,22 +705,25 @@ def from_json(value: Any) -> Any:
     return json.loads(value)
 
 
-@lru_cache(maxsize=256)
-def _jq_program(expression: str) -> Any:
-    import jq  # imported on first use: it is a compiled extension
-
-    return jq.compile(expression)
-
-
 def jq(value: Any, expression: str) -> Any:
-    """Apply a jq expression; like Kestra, always a list of results."""
+    """Apply a jq expression; like Kestra, always a list of results.
+
+    The program runs in a helper process (:mod:`roost.expr.jq_runner`): jq cannot be interrupted
+    and holds the GIL, so in this process one program could freeze every thread."""
+    from roost.expr import jq_runner
+
     if value is None:
         return None
     _check(value)
     text = value if isinstance(value, str) else to_json(value)
+    budget = budget_for_call()
     try:
-        return _jq_program(expression).input_text(text).all()
-    except ValueError as exc:
+        return jq_runner.run(expression, text, budget)
+    except jq_runner.JqTimeout:
+        budget.timed_out()
+    except jq_runner.JqTooLarge:
+        budget.too_large()
+    except jq_runner.JqError as exc:
         raise FilterError(f"Failed to resolve JQ expression '{expression}': {exc}") from None
 
 
