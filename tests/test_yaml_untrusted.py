@@ -227,6 +227,12 @@ def test_a_yaml_input_is_bounded_and_reads_back(tmp_path):
             eng.create_execution(deployed, {"doc": "a: &a x\nl: [" + ", ".join(["*a"] * 101) + "]"})
         ex = eng.run(deployed, {"doc": "day: 2024-01-01\nn: 1e3"}, timeout=30)
         assert ex.inputs["doc"] == {"day": "2024-01-01", "n": 1000.0}
+        source = source.replace("type: YAML", "type: JSON").replace("id: inputs", "id: json_inputs")
+        deployed = eng.deploy(source)
+        for bad, message in [('{"a": NaN}', "NaN is not a JSON number"), ("[1, Infinity]", "Infinity is not"),
+                             ("[" * 100_000 + "]" * 100_000, "nests too deeply")]:  # fmt: skip
+            with pytest.raises(InputsInvalid, match=message):
+                eng.create_execution(deployed, {"doc": bad})
     finally:
         eng.stop()
 
