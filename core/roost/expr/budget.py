@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from time import monotonic
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from jinja2.exceptions import SecurityError
 
@@ -143,12 +143,21 @@ class Budget:
         return value
 
 
-CURRENT: ContextVar[Budget | None] = ContextVar("roost_expr_budget", default=None)
+class Render(NamedTuple):
+    """The render in progress in this context: what functions see, and its budget."""
+
+    variables: Mapping[str, Any]
+    services: Any
+    budget: Budget
+
+
+RENDER: ContextVar[Render | None] = ContextVar("roost_expr_render", default=None)
 
 
 def current() -> Budget | None:
     """The budget of the render in progress in this context, if any."""
-    return CURRENT.get()
+    render = RENDER.get()
+    return None if render is None else render.budget
 
 
 def size_of(value: Any, limit: int, known: dict[int, tuple[Any, int]] | None = None) -> int:
@@ -162,25 +171,26 @@ def size_of(value: Any, limit: int, known: dict[int, tuple[Any, int]] | None = N
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str | bytes):
-            total += len(item)
-        elif known and (seen := known.get(id(item))) is not None and seen[0] is item:
+        if known and (seen := known.get(id(item))) is not None and seen[0] is item:
             total += seen[1]
-        elif isinstance(item, Mapping):
-            total += ENTRY * len(item)
-            if total > limit:
-                return total
-            for k, v in item.items():
-                if type(k) is str:
-                    total += len(k)
-                stack.append(v)
-        elif isinstance(item, list | tuple | set | frozenset):
-            total += ENTRY * len(item)
-            if total > limit:
-                return total
-            stack.extend(item)
         else:
-            total += ENTRY
+            if isinstance(item, Mapping):
+                total += ENTRY * len(item) + sum(len(k) for k in item if type(k) is str)
+                children: Any = item.values()
+            else:
+                total += ENTRY * len(item)
+                children = item
+            if total > limit:
+                return total
+            for child in children:  # scalars inline (their entry is counted); containers later
+                t = type(child)
+                if t is str:
+                    total += len(child)
+                elif t is not int and t is not float and t is not bool and child is not None:
+                    if isinstance(child, str | bytes):
+                        total += len(child)
+                    elif isinstance(child, Mapping | list | tuple | set | frozenset):
+                        stack.append(child)
         if total > limit:
             return total
     return total
@@ -188,19 +198,19 @@ def size_of(value: Any, limit: int, known: dict[int, tuple[Any, int]] | None = N
 
 def check_text_size(value: Any) -> None:
     """Before a map or list is written as text: fail if the text could not be afforded."""
-    budget = CURRENT.get()
+    budget = current()
     if budget is not None:
         budget.fits(size_of(value, budget.remaining + 1))
 
 
 def budget_for_call() -> Budget:
     """The render's budget, or a fresh one for a filter called outside any render (plugins, tests)."""
-    return CURRENT.get() or Budget(limits())
+    return current() or Budget(limits())
 
 
 def check_result(size: int) -> None:
     """Before an operation builds a result of (at least) ``size``: fail if it could not be afforded."""
-    budget = CURRENT.get()
+    budget = current()
     if budget is not None:
         budget.fits(size)
         budget.tick()

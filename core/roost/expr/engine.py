@@ -25,10 +25,9 @@ import threading
 import types
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, UndefinedError
@@ -197,22 +196,28 @@ _UNSAFE_ATTRIBUTES = frozenset(
 
 def _finalize(value: Any) -> str:
     """Every ``{{ }}`` written as text (into the output, or a captured block) is charged."""
-    text = to_text(value)
-    budget = _budget.CURRENT.get()
-    if budget is not None:
+    t = type(value)
+    text = value if t is str else str(value) if t is int else to_text(value)
+    render = _current_render()
+    if render is not None:
+        budget = render.budget
         budget.remaining -= len(text)
         if budget.remaining < 0:
             budget.too_large()
     return text
 
 
+_current_render = _budget.RENDER.get  # bound once: finalize runs for every {{ }} written
+
+
 def _ticking(items: Any, budget: _budget.Budget, static: int) -> Any:
     """A loop's items, checking the clock and charging the text the loop body writes, per iteration."""
-    for item in items:
+    for n, item in enumerate(items):
         budget.remaining -= static
         if budget.remaining < 0:
             budget.too_large()
-        budget.tick()
+        if not n & 7:  # the clock every 8 iterations: a body is never long without a call or loop
+            budget.tick()
         yield item
 
 
@@ -289,10 +294,12 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
+            if type(left) is float or type(right) is float:
+                return left * right  # a float stays a float: nothing to charge
             _check_repeat(left, right)
             return _charge(left * right)
         if operator == "+":
-            if type(left) is int and type(right) is int:
+            if type(left) in _NUMBERS and type(right) in _NUMBERS:
                 return left + right
             return _charge(left + right)
         if operator == "/":
@@ -334,16 +341,30 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
     def pebble_iter(self, value: Any, static: int = 0) -> Any:
         if isinstance(value, Mapping):
             value = [Entry(k, v) for k, v in value.items()]
-        budget = _budget.CURRENT.get()
-        return value if budget is None or isinstance(value, Undefined) else _ticking(value, budget, static)
+        budget = _budget.current()
+        if budget is None or isinstance(value, Undefined):
+            return value
+        if type(value) in (list, tuple) and len(value) <= _SHORT_LOOP:
+            # a short loop is charged at once: between two clock checks it runs its body a bounded
+            # number of times, and a body's own loops, calls and filters check the clock themselves
+            budget.charge(static * len(value))
+            return value
+        return _ticking(value, budget, static)
 
     def pebble_produced(self, value: Any) -> Any:
         """A filter's result or a literal list/map (see PebbleCodeGenerator): charged by its size."""
         return _charge(value)
 
 
+_SHORT_LOOP = 256
+_NUMBERS = frozenset({int, float})
+_SMALL = frozenset({int, float, bool, type(None)})
+
+
 def _charge(value: Any) -> Any:
-    budget = _budget.CURRENT.get()
+    if type(value) in _SMALL and (type(value) is not int or value.bit_length() < 64):
+        return value  # nothing was built
+    budget = _budget.current()
     return value if budget is None else budget.charge_value(value)
 
 
@@ -376,13 +397,13 @@ def _test_map(value: Any) -> bool:
 def _check_repeat(left: Any, right: Any) -> None:
     """Before ``*`` builds its result: a repeated text or list must fit the budget, a product of
     integers must stay printable."""
-    if _is_integer(left) and _is_integer(right):
+    if type(left) is int and type(right) is int or _is_integer(left) and _is_integer(right):
         if left.bit_length() + right.bit_length() > MAX_INT_BITS:
             raise SecurityError("the result of * would be an integer of more than 4,000 digits")
         return
     seq, times = (left, right) if isinstance(right, int) else (right, left)
     if isinstance(seq, str | bytes | list | tuple) and isinstance(times, int) and times > 0:
-        budget = _budget.CURRENT.get()
+        budget = _budget.current()
         limit = budget.remaining if budget is not None else _budget.limits().max_output
         if _budget.size_of(seq, limit // times + 1) * times > limit:
             if budget is None:
@@ -423,12 +444,7 @@ _PATH, _EXPR, _PARTS, _TEMPLATE = "path", "expr", "parts", "template"
 _MISSING = object()
 
 
-class _RenderState(NamedTuple):
-    variables: Mapping[str, Any]
-    services: Services | None
-
-
-_STATE: ContextVar[_RenderState | None] = ContextVar("roost_expr_render", default=None)
+_STATE = _budget.RENDER
 
 
 class Compiled:
@@ -668,11 +684,10 @@ class ExpressionEngine:
         self, compiled: Compiled, variables: Mapping[str, Any], services: Services | None
     ) -> Any:
         template = self._jinja(compiled)
-        token = _STATE.set(_RenderState(variables, services))
         # A render nested in another (render(), a plugin function rendering) spends the outer budget.
-        budget_token = (
-            _budget.CURRENT.set(_budget.Budget(_budget.limits())) if _budget.CURRENT.get() is None else None
-        )
+        outer = _STATE.get()
+        budget = _budget.Budget(_budget.limits()) if outer is None else outer.budget
+        token = _STATE.set(_budget.Render(variables, services, budget))
         try:
             # Built directly: no copy of the variables, no set() of the globals per render.
             context = self.env.context_class(
@@ -696,8 +711,6 @@ class ExpressionEngine:
             raise self._error(compiled, exc, template) from exc
         finally:
             _STATE.reset(token)
-            if budget_token is not None:
-                _budget.CURRENT.reset(budget_token)
 
     def _error(self, compiled: Compiled, exc: Exception, template: Any) -> ExpressionError:
         line = _template_line(exc, template, compiled.lineno)
