@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.log_export import LogExporter, LogRecords
 from roost.flow.properties import Dynamic, Model, is_expression
 from roost.flow.task import (
     FlowableTask,
@@ -20,6 +21,11 @@ from roost.flow.task import (
     Task,
     TaskRunner,
     Trigger,
+    WebhookAnswer,
+    WebhookReject,
+    WebhookRequest,
+    WebhookStart,
+    WebhookTrigger,
 )
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
         ApiError,
         HttpOptions,
         HttpProxy,
+        HttpRetry,
         HttpSsl,
         HttpTimeout,
         parse_retry_after,
@@ -69,7 +76,16 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
 
 # The REST transport (roost.rest) loads on first use: it imports httpx, which plain
 # ``import roost`` should not pay for.
-_REST = {"ApiClient", "ApiError", "HttpOptions", "HttpProxy", "HttpSsl", "HttpTimeout", "parse_retry_after"}
+_REST = {
+    "ApiClient",
+    "ApiError",
+    "HttpOptions",
+    "HttpProxy",
+    "HttpRetry",
+    "HttpSsl",
+    "HttpTimeout",
+    "parse_retry_after",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -89,8 +105,11 @@ __all__ = [
     "FlowableTask",
     "HttpOptions",
     "HttpProxy",
+    "HttpRetry",
     "HttpSsl",
     "HttpTimeout",
+    "LogExporter",
+    "LogRecords",
     "Model",
     "Output",
     "PollingTrigger",
@@ -103,6 +122,11 @@ __all__ = [
     "TaskRunner",
     "TaskWarning",
     "Trigger",
+    "WebhookAnswer",
+    "WebhookReject",
+    "WebhookRequest",
+    "WebhookStart",
+    "WebhookTrigger",
     "hookimpl",
     "LazyType",
     "is_expression",

@@ -60,9 +60,15 @@ def register_storage_backends(register: Callable[[str, Callable[..., Any]], None
 
 
 @hookspec
-def register_log_exporters(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Register log exporters: ``register("graylog", factory)``; the factory takes a config
-    mapping and returns an object with ``export(records: list[dict]) -> None``."""
+def register_log_exporters(register: Callable[..., None]) -> None:
+    """Register log-exporter classes: ``register(GraylogExporter)`` or, by id, ``register(LazyType(...))``.
+
+    Each class is a :class:`roost.LogExporter` subclass declared with ``type="..."`` (Kestra's id);
+    a ``LogShipper`` task lists exporters under ``logExporters`` by that id, and each entry is validated
+    against the class's fields when the flow is deployed. At run time the shipper calls
+    ``export(ctx, records)`` with a :class:`roost.LogRecords` stream; the exporter batches its own way
+    (``records.batches(n)`` acknowledges each batch when the next is asked for) and returns its outputs.
+    """
 
 
 @hookspec
