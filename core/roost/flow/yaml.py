@@ -178,6 +178,8 @@ class _Problem(Exception):
 
 
 class _Frame:
+    """A map or list being built: its path, its anchor, and (for a map) the key waiting for a value."""
+
     __slots__ = (
         "value",
         "path",
