@@ -24,7 +24,7 @@ from roost.flow.yaml import (
     load_documents,
     set_limits,
 )
-from roost.plugin_defaults import defaults_for
+from roost.plugin_defaults import DefaultsInvalid, defaults_for
 from roost.server import ServerState, create_app
 from roost.store.db import Store
 
@@ -239,7 +239,10 @@ def test_a_yaml_input_is_bounded_and_reads_back(tmp_path):
 
 def test_plugin_defaults_files_are_loaded_bounded(tmp_path):
     (tmp_path / "instance.yaml").write_bytes(b"pluginDefaults:\n  - type: a\n    values: {x: caf\xe9}\n")
-    with pytest.raises(ValueError, match=r"instance.yaml: <root>: the file is not UTF-8 text.*\(line 3\)"):
+    with pytest.raises(
+        DefaultsInvalid,
+        match=r"instance.yaml are invalid:\n  - <root>: the file is not UTF-8 text.*\(line 3\)",
+    ):
         defaults_for("company", tmp_path)
 
 

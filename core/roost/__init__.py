@@ -30,6 +30,7 @@ from roost.flow.task import (
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
+from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -121,6 +122,9 @@ __all__ = [
     "TaskError",
     "TaskRunner",
     "TaskWarning",
+    "UiContext",
+    "UiPage",
+    "UiPanel",
     "Trigger",
     "WebhookAnswer",
     "WebhookReject",
