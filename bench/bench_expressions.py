@@ -48,6 +48,9 @@ def main() -> None:
             "{{ inputs.name | upper }} has {{ outputs.fetch.body.items | length }} items"
             " in {{ inputs.region ?? 'us' }} since {{ execution.startDate | date('yyyy-MM-dd', timeZone='UTC') }}"
         ),
+        "expression renders/s (cached, loop writing 100 items)": cached(
+            "{% for i in range(1, 100) %}{{ i }},{% endfor %}"
+        ),
         "expression renders/s (no expression, fast path)": cached("just a literal string"),
         "expression compiles/s": lambda i: engine.compile(
             f"{{{{ inputs.name | upper }}}} #{i} {{{{ inputs.count + {i} }}}}"

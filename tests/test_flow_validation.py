@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from roost.flow.build import FlowInvalid, parse_flow
+from roost.flow.yaml import Violation, YamlError, decode_source
 
 HERE = Path(__file__).parent / "invalid_flows"
 
@@ -120,15 +121,76 @@ EXPECTED = {
         ("tasks[0].level", 7, "expected one of 'TRACE', 'DEBUG', 'INFO', 'WARN' or 'ERROR', got \"LOUD\"")
     ],
     "35_array_item_array": [("inputs[0].itemType", 6, "an ARRAY input cannot have itemType ARRAY")],
+    # YAML is untrusted input: each of these is one violation with its line, never a crash.
+    "36_tag_int_invalid": [("tasks[0].timeout", 7, "invalid !!int value 'abc': expected an integer")],
+    "37_tag_timestamp_invalid": [
+        ("variables.when", 4, "invalid date or timestamp 'nope' (quote it to keep it as text)")
+    ],
+    "38_binary_value": [
+        (
+            "variables.blob",
+            4,
+            "binary values (!!binary) are not supported: a flow holds text (use a base64 string)",
+        )
+    ],
+    "39_impossible_date": [
+        (
+            "variables.day",
+            4,
+            "invalid date or timestamp '2024-13-45': month must be in 1..12 (quote it to keep it as text)",
+        )
+    ],
+    "40_huge_integer": [
+        ("variables.n", 4, "integer too long: more than 1000 digits (quote it to keep it as text)")
+    ],
+    "41_deep_nesting": [("variables.deep[0][0][0][0][0][0]", 4, "the document nests deeper than 100 levels")],
+    "42_billion_laughs": [
+        ("variables.f[0]", 9, "the document holds more than 100000 values (aliases expanded)")
+    ],
+    "43_infinity": [
+        (
+            "variables.big",
+            4,
+            "'.inf' is not a finite number: infinity and NaN cannot be stored as JSON "
+            "(quote the value to keep it as text)",
+        )
+    ],
+    "44_nan": [
+        (
+            "variables.y",
+            5,
+            "'.NaN' is not a finite number: infinity and NaN cannot be stored as JSON "
+            "(quote the value to keep it as text)",
+        )
+    ],
+    "45_python_tag": [
+        ("tasks[0].message", 6, "unsupported YAML tag '!!python/object/apply:os.system' on a list")
+    ],
+    "46_recursive_alias": [
+        ("variables.loop[0]", 5, "the alias '*loop' refers to a value that contains it (recursive data)")
+    ],
+    "47_too_many_aliases": [("variables.many[100]", 5, "the document uses more than 100 aliases")],
+    "48_map_key_not_scalar": [
+        ("variables", 4, "a map key must be a plain value (text or a number), not a map or list")
+    ],
+    "49_not_utf8": [("", 6, "the file is not UTF-8 text: byte 0xe9 cannot be decoded")],
 }
+
+
+def violations_of(path: Path) -> list[Violation]:
+    """What validating a file reports, decoding its bytes as the CLI does."""
+    try:
+        parse_flow(decode_source(path.read_bytes()))
+    except YamlError as exc:
+        return [exc.violation]
+    except FlowInvalid as exc:
+        return exc.violations
+    pytest.fail(f"{path.name} was accepted")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_invalid_flow_reports_path_line_and_message(name):
-    source = (HERE / f"{name}.yaml").read_text()
-    with pytest.raises(FlowInvalid) as err:
-        parse_flow(source)
-    got = [(v.path, v.line, v.message) for v in err.value.violations]
+    got = [(v.path, v.line, v.message) for v in violations_of(HERE / f"{name}.yaml")]
     assert got == EXPECTED[name]
 
 

@@ -119,7 +119,13 @@ def scope_of_file(path: Path) -> str | None:
 def _read(path: Path) -> list[PluginDefault]:
     if not path.is_file():
         return []
-    return parse_defaults(path.read_text(), ref=str(path))
+    from roost.flow.yaml import YamlError, decode_source
+
+    try:
+        source = decode_source(path.read_bytes())
+    except YamlError as exc:  # not UTF-8: one violation naming the line, as for a flow
+        raise DefaultsInvalid([exc.violation], ref=str(path)) from None
+    return parse_defaults(source, ref=str(path))
 
 
 def defaults_for(namespace: str | None, folder: Path | None = None) -> list[PluginDefault]:

@@ -360,7 +360,7 @@ def test_a_full_disk_fails_writes_cleanly_keeps_reads_and_strands_nothing(tmp_pa
             with filler.open("wb") as fh, contextlib.suppress(OSError):
                 while True:
                     fh.write(b"\0" * (1 << 20))
-            big = "id: big\nnamespace: disk.full\ndescription: " + "x" * 4_000_000 + "\ntasks:\n  - id: l\n" \
+            big = "id: big\nnamespace: disk.full\ndescription: " + "x" * 1_500_000 + "\ntasks:\n  - id: l\n" \
                   "    type: io.kestra.plugin.core.log.Log\n    message: hi\n"  # fmt: skip
             r = api.post("/flows", content=big, headers={"content-type": "application/x-yaml"})
             assert r.status_code == 503, r.text
@@ -374,7 +374,7 @@ def test_a_full_disk_fails_writes_cleanly_keeps_reads_and_strands_nothing(tmp_pa
                 while (state := api.get(f"/executions/{ex_id}").json()["state"]["current"]) != "SUCCESS":
                     assert time.monotonic() < deadline, state
                     time.sleep(0.2)
-            assert r.status_code == 503 and api.post("/flows", content=big.replace("x" * 4_000_000, "small"),
+            assert r.status_code == 503 and api.post("/flows", content=big.replace("x" * 1_500_000, "small"),
                                                      headers={"content-type": "application/x-yaml"}).status_code == 200  # fmt: skip
     finally:
         if server is not None:

@@ -43,14 +43,22 @@ def _flow_files(paths: tuple[str, ...]) -> list[Path]:
 def flow_validate(paths: tuple[str, ...], output: str) -> None:
     """Validate flow files (or every YAML file under folders); exit 1 on any violation."""
     from roost.flow.build import FlowInvalid, parse_flow
+    from roost.flow.yaml import YamlError, decode_source, load_documents
     from roost.plugin_defaults import defaults_for
 
     results: list[dict[str, Any]] = []
     for path in _flow_files(paths):
-        source = path.read_text()
         try:
-            from roost.flow.yaml import load_documents
-
+            source = decode_source(path.read_bytes())
+        except YamlError as exc:  # one bad file is one violation; the others are still checked
+            results.append({"file": str(path), "valid": False, "violations": [exc.violation.as_dict()]})
+            continue
+        except OSError as exc:
+            results.append({"file": str(path), "valid": False,
+                            "violations": [{"path": "", "message": f"cannot read the file: {exc.strerror}",
+                                            "line": None, "column": None}]})  # fmt: skip
+            continue
+        try:
             docs = load_documents(source)
             data = getattr(docs[0], "data", None) if docs else None
             ns = data.get("namespace") if isinstance(data, dict) else None

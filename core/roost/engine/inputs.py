@@ -28,6 +28,18 @@ class InputsInvalid(Exception):
         )
 
 
+def _json(text: str) -> Any:
+    """JSON from a user, refusing what cannot be written back (NaN, Infinity) or nests too deeply."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("the JSON nests too deeply") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def resolve_inputs(
     flow: Flow, raw: dict[str, Any], ctx: Any = None, store_file: Any = None
 ) -> dict[str, Any]:
@@ -110,7 +122,7 @@ def coerce(inp: Input, value: Any, store_file: Any = None, kind: str | None = No
             raise ValueError(f"{label}: {value!r} is not one of {', '.join(map(str, allowed))}")
         return value
     if kind == "MULTISELECT":
-        items = json.loads(value) if isinstance(value, str) and value.startswith("[") else value
+        items = _json(value) if isinstance(value, str) and value.startswith("[") else value
         if isinstance(items, str):
             items = [s.strip() for s in items.split(",") if s.strip()]
         allowed = inp.values if isinstance(inp.values, list) else inp.options
@@ -142,17 +154,17 @@ def coerce(inp: Input, value: Any, store_file: Any = None, kind: str | None = No
     if kind == "JSON":
         if isinstance(value, str):
             try:
-                return json.loads(value)
+                return _json(value)
             except ValueError as exc:
                 raise ValueError(f"{label}: not valid JSON ({exc})") from None
         return value
     if kind == "YAML":
         if isinstance(value, str):
-            from ruamel.yaml import YAML
+            from roost.flow.yaml import YamlError, load_data
 
             try:
-                return YAML(typ="safe", pure=True).load(value)
-            except Exception as exc:
+                return load_data(value)  # bounded: an input is untrusted
+            except YamlError as exc:
                 raise ValueError(f"{label}: not valid YAML ({exc})") from None
         return value
     if kind == "URI":
@@ -163,7 +175,7 @@ def coerce(inp: Input, value: Any, store_file: Any = None, kind: str | None = No
         items = value
         if isinstance(value, str):
             try:
-                items = json.loads(value)
+                items = _json(value)
             except ValueError:
                 raise ValueError(f"{label}: expected a JSON array, got {value!r}") from None
         if not isinstance(items, list):

@@ -12,6 +12,10 @@
 * Everything runs in an :class:`ImmutableSandboxedEnvironment`: no underscore
   attributes, no mutation of lists/dicts, no ``str.format``, bounded ``range``,
   ``*`` and ``indent``, and a map's keys always win over its methods.
+* Every render has a time and an output size budget (:mod:`roost.expr.budget`),
+  spent by the sandbox's hooks: loops, calls, filters, operators, literals and
+  the text written. Nothing is folded at compile time, so validating a flow
+  never runs a filter.
 """
 
 from __future__ import annotations
@@ -21,21 +25,21 @@ import threading
 import types
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from roost.expr import budget as _budget
 from roost.expr import filters as _filters
 from roost.expr import functions as _functions
 from roost.expr.pebble import PebbleCodeGenerator, PebbleLexer, PebbleParser
 from roost.expr.values import Entry, check_printable, is_empty, to_json, to_text
 
-MAX_SEQUENCE = 10_000_000  # largest string/list that `*` may build
+MAX_INT_BITS = 13_000  # about 4,000 digits: Python will not print an integer past 4,300
 CACHE_SIZE = 4096
 _RESULT = "__roost_result"
 
@@ -170,23 +174,65 @@ def _check_value(value: Any, depth: int) -> None:
 
 
 # -- the environment ----------------------------------------------------------------------------
-# Callable attributes that could allocate without bound or format with attribute access.
+# Callable attributes that could allocate without bound (a result far larger than the budget can see
+# coming) or format with attribute access; the filters of the same names are bounded.
 _UNSAFE_ATTRIBUTES = frozenset(
-    {"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs", "mro"}
+    {
+        "format",
+        "format_map",
+        "center",
+        "ljust",
+        "rjust",
+        "zfill",
+        "expandtabs",
+        "mro",
+        "replace",
+        "join",
+        "translate",
+        "maketrans",
+    }  # fmt: skip
 )
+
+
+def _finalize(value: Any) -> str:
+    """Every ``{{ }}`` written as text (into the output, or a captured block) is charged."""
+    t = type(value)
+    text = value if t is str else str(value) if t is int else to_text(value)
+    render = _current_render()
+    if render is not None:
+        budget = render.budget
+        budget.remaining -= len(text)
+        if budget.remaining < 0:
+            budget.too_large()
+    return text
+
+
+_current_render = _budget.RENDER.get  # bound once: finalize runs for every {{ }} written
+
+
+def _ticking(items: Any, budget: _budget.Budget, static: int) -> Any:
+    """A loop's items, checking the clock and charging the text the loop body writes, per iteration."""
+    for n, item in enumerate(items):
+        budget.remaining -= static
+        if budget.remaining < 0:
+            budget.too_large()
+        if not n & 7:  # the clock every 8 iterations: a body is never long without a call or loop
+            budget.tick()
+        yield item
 
 
 class PebbleEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = PebbleCodeGenerator
-    intercepted_binops = frozenset({"*", "/", "%"})
+    intercepted_binops = frozenset({"*", "/", "%", "+"})
 
     def __init__(self) -> None:
         super().__init__(
             undefined=PebbleUndefined,
             autoescape=False,
             keep_trailing_newline=True,  # Pebble keeps the last newline (YAML block scalars)
-            finalize=to_text,
+            finalize=_finalize,
             cache_size=0,
+            optimized=False,  # constant folding would run filters while a flow is validated, outside any budget
         )
         self._pebble_lexer = PebbleLexer(self)
         self.globals.clear()  # no range/lipsum/cycler/joiner/dict/namespace from Jinja
@@ -232,7 +278,13 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
             return obj
         if obj is None:
             return self.undefined(obj=obj, name=str(argument))
+        if type(argument) is slice:
+            return _charge(super().getitem(obj, argument))
         return super().getitem(obj, argument)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # Every function, method and macro call: the clock is checked and what it returns is charged.
+        return _charge(super().call(__context, __obj, *args, **kwargs))
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return attr not in _UNSAFE_ATTRIBUTES and super().is_safe_attribute(obj, attr, value)
@@ -242,8 +294,14 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
+            if type(left) is float or type(right) is float:
+                return left * right  # a float stays a float: nothing to charge
             _check_repeat(left, right)
-            return left * right
+            return _charge(left * right)
+        if operator == "+":
+            if type(left) in _NUMBERS and type(right) in _NUMBERS:
+                return left + right
+            return _charge(left + right)
         if operator == "/":
             return _java_divide(left, right)
         if operator == "%":
@@ -261,7 +319,9 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
         return value
 
     def pebble_concat(self, left: Any, right: Any) -> str:
-        return to_text(left) + to_text(right)
+        left, right = to_text(left), to_text(right)
+        _budget.check_result(len(left) + len(right))
+        return _charge(left + right)
 
     def pebble_contains(self, container: Any, item: Any) -> bool:
         _fail_if_undefined(container)
@@ -276,12 +336,36 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
         raise TypeError(f"contains is not supported on {type(container).__name__}")
 
     def pebble_range(self, start: Any, end: Any) -> list[Any]:
-        return _functions.range_(start, end)
+        return _charge(_functions.range_(start, end))
 
-    def pebble_iter(self, value: Any) -> Any:
+    def pebble_iter(self, value: Any, static: int = 0) -> Any:
         if isinstance(value, Mapping):
-            return [Entry(k, v) for k, v in value.items()]
-        return value
+            value = [Entry(k, v) for k, v in value.items()]
+        budget = _budget.current()
+        if budget is None or isinstance(value, Undefined):
+            return value
+        if type(value) in (list, tuple) and len(value) <= _SHORT_LOOP:
+            # a short loop is charged at once: between two clock checks it runs its body a bounded
+            # number of times, and a body's own loops, calls and filters check the clock themselves
+            budget.charge(static * len(value))
+            return value
+        return _ticking(value, budget, static)
+
+    def pebble_produced(self, value: Any) -> Any:
+        """A filter's result or a literal list/map (see PebbleCodeGenerator): charged by its size."""
+        return _charge(value)
+
+
+_SHORT_LOOP = 256
+_NUMBERS = frozenset({int, float})
+_SMALL = frozenset({int, float, bool, type(None)})
+
+
+def _charge(value: Any) -> Any:
+    if type(value) in _SMALL and (type(value) is not int or value.bit_length() < 64):
+        return value  # nothing was built
+    budget = _budget.current()
+    return value if budget is None else budget.charge_value(value)
 
 
 def _test_null(value: Any) -> bool:
@@ -311,13 +395,20 @@ def _test_map(value: Any) -> bool:
 
 
 def _check_repeat(left: Any, right: Any) -> None:
+    """Before ``*`` builds its result: a repeated text or list must fit the budget, a product of
+    integers must stay printable."""
+    if type(left) is int and type(right) is int or _is_integer(left) and _is_integer(right):
+        if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise SecurityError("the result of * would be an integer of more than 4,000 digits")
+        return
     seq, times = (left, right) if isinstance(right, int) else (right, left)
-    if (
-        isinstance(seq, str | bytes | list | tuple)
-        and isinstance(times, int)
-        and len(seq) * times > MAX_SEQUENCE
-    ):
-        raise SecurityError(f"the result of * would exceed {MAX_SEQUENCE} items")
+    if isinstance(seq, str | bytes | list | tuple) and isinstance(times, int) and times > 0:
+        budget = _budget.current()
+        limit = budget.remaining if budget is not None else _budget.limits().max_output
+        if _budget.size_of(seq, limit // times + 1) * times > limit:
+            if budget is None:
+                raise SecurityError(f"the result of * would exceed {limit:,} characters")
+            budget.too_large()
 
 
 def _is_integer(value: Any) -> bool:
@@ -353,12 +444,7 @@ _PATH, _EXPR, _PARTS, _TEMPLATE = "path", "expr", "parts", "template"
 _MISSING = object()
 
 
-class _RenderState(NamedTuple):
-    variables: Mapping[str, Any]
-    services: Services | None
-
-
-_STATE: ContextVar[_RenderState | None] = ContextVar("roost_expr_render", default=None)
+_STATE = _budget.RENDER
 
 
 class Compiled:
@@ -515,6 +601,10 @@ class ExpressionEngine:
             raise ExpressionError(
                 self._message(source, exc.lineno or 1, exc.message or str(exc), "parse")
             ) from None
+        except (RecursionError, MemoryError):
+            raise ExpressionError(
+                self._message(source, 1, "the expression nests too deeply", "parse")
+            ) from None
         expr = _single_expression(ast.body)
         if expr is not None:
             lineno = expr.lineno or 1
@@ -558,6 +648,10 @@ class ExpressionEngine:
                 raise ExpressionError(
                     self._message(compiled.source, exc.lineno or 1, exc.message or str(exc), "parse")
                 ) from None
+            except (RecursionError, MemoryError, SyntaxError):  # Python's own nesting limits
+                raise ExpressionError(
+                    self._message(compiled.source, 1, "the expression nests too deeply", "parse")
+                ) from None
             template = self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
             compiled._jinja = template
         return template
@@ -590,7 +684,10 @@ class ExpressionEngine:
         self, compiled: Compiled, variables: Mapping[str, Any], services: Services | None
     ) -> Any:
         template = self._jinja(compiled)
-        token = _STATE.set(_RenderState(variables, services))
+        # A render nested in another (render(), a plugin function rendering) spends the outer budget.
+        outer = _STATE.get()
+        budget = _budget.Budget(_budget.limits()) if outer is None else outer.budget
+        token = _STATE.set(_budget.Render(variables, services, budget))
         try:
             # Built directly: no copy of the variables, no set() of the globals per render.
             context = self.env.context_class(
@@ -606,6 +703,10 @@ class ExpressionEngine:
             return "".join(template.root_render_func(context))
         except ExpressionError:
             raise
+        except RecursionError:
+            raise ExpressionError(
+                self._message(compiled.source, compiled.lineno, "too much recursion")
+            ) from None
         except Exception as exc:
             raise self._error(compiled, exc, template) from exc
         finally:

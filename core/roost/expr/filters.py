@@ -22,6 +22,7 @@ from urllib.parse import quote_plus, unquote_plus
 from jinja2 import Undefined
 
 from roost.expr import dates
+from roost.expr.budget import budget_for_call, check_result
 from roost.expr.values import is_empty, to_json, to_text
 
 MAX_INDENT = 10_000  # indent(10**9) must not allocate gigabytes
@@ -103,7 +104,12 @@ def replace(value: Any, replace_pairs: Any = None, new: Any = None, regexp: bool
 
     def one(s: str) -> str:
         for old, repl in pairs:
-            s = _java_regex(old).sub(_java_replacement(repl), s) if regexp else s.replace(old, repl)
+            if regexp:
+                s = _regex_sub(old, repl, s)
+            else:
+                if len(repl) > len(old):  # the result's size is known before it is built
+                    check_result(len(s) + s.count(old) * (len(repl) - len(old)))
+                s = s.replace(old, repl)
         return s
 
     return _deep_strings(value, one)
@@ -117,34 +123,103 @@ def _deep_strings(value: Any, fn: Callable[[str], str]) -> Any:
     return fn(_string(value))
 
 
+class _Regex:
+    """A compiled pattern whose every use stops at the render's deadline: backtracking can take
+    exponential time inside one C call, where no hook of the sandbox runs (``regex`` has timeouts)."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: str) -> None:
+        import regex
+
+        try:
+            self.pattern = regex.compile(pattern)
+        except regex.error as exc:
+            raise FilterError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+    def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        budget = budget_for_call()
+        try:
+            return getattr(self.pattern, method)(*args, timeout=max(budget.time_left(), 0.001), **kwargs)
+        except TimeoutError:
+            budget.timed_out()
+
+    def search(self, s: str) -> Any:
+        return self._run("search", s)
+
+    def match(self, s: str) -> Any:
+        return self._run("match", s)
+
+    def sub(self, repl: Any, s: str) -> str:
+        return self._run("sub", repl, s)  # type: ignore[no-any-return]
+
+    def split(self, s: str, maxsplit: int = 0) -> list[str]:
+        return self._run("split", s, maxsplit=maxsplit)  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=256)
-def _java_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _java_regex(pattern: str) -> _Regex:
+    return _Regex(pattern)
 
 
-def _java_replacement(repl: str) -> Callable[[re.Match[str]], str]:
-    """Java's replacement syntax: ``$1`` / ``${name}`` for groups, ``\\$`` for a dollar."""
+def _java_replacement(repl: str) -> Callable[[Any], str]:
+    """Java's replacement syntax: ``$1`` / ``${name}`` for groups, ``\\$`` for a dollar.
 
-    def expand(m: re.Match[str]) -> str:
-        out, i = [], 0
-        while i < len(repl):
-            c = repl[i]
-            if c == "\\" and i + 1 < len(repl):
-                out.append(repl[i + 1])
-                i += 2
-            elif c == "$" and i + 1 < len(repl) and repl[i + 1] == "{":
-                end = repl.index("}", i)
-                out.append(m.group(repl[i + 2 : end]) or "")
-                i = end + 1
-            elif c == "$" and i + 1 < len(repl) and repl[i + 1].isdigit():
-                out.append(m.group(int(repl[i + 1])) or "")
-                i += 2
+    Parsed once into text and group references, so each match costs a join, not a re-parse."""
+    parts: list[str | int] = []  # text, or a group (by number or name: str group names are tagged)
+    names: dict[int, str] = {}
+    text: list[str] = []
+    i = 0
+    while i < len(repl):
+        c = repl[i]
+        if c == "\\" and i + 1 < len(repl):
+            text.append(repl[i + 1])
+            i += 2
+        elif c == "$" and i + 1 < len(repl) and repl[i + 1] == "{":
+            end = repl.index("}", i)
+            parts.append("".join(text))
+            text = []
+            names[len(parts)] = repl[i + 2 : end]
+            parts.append(0)
+            i = end + 1
+        elif c == "$" and i + 1 < len(repl) and repl[i + 1].isdigit():
+            parts.append("".join(text))
+            text = []
+            parts.append(int(repl[i + 1]))
+            i += 2
+        else:
+            text.append(c)
+            i += 1
+    parts.append("".join(text))
+    if len(parts) == 1:
+        literal = str(parts[0])
+        return lambda _m: literal
+
+    def expand(m: Any) -> str:
+        out = []
+        for at, part in enumerate(parts):
+            if type(part) is str:
+                out.append(part)
             else:
-                out.append(c)
-                i += 1
+                out.append(m.group(names.get(at, part)) or "")
         return "".join(out)
 
     return expand
+
+
+def _regex_sub(regex: str, replacement: str, s: str) -> str:
+    """``re.sub`` with Java's replacement syntax, failing as soon as its result outgrows the budget."""
+    expand = _java_replacement(replacement)
+    written = len(s)
+
+    def bounded(m: Any) -> str:
+        nonlocal written
+        out = expand(m)
+        written += len(out)
+        check_result(written)
+        return out
+
+    return _java_regex(regex).sub(bounded, s)
 
 
 def regex_match(value: Any, regex: str) -> bool:
@@ -161,7 +236,7 @@ def regex_extract(value: Any, regex: str, group: int = 0) -> Any:
 def regex_replace(value: Any, regex: str, replacement: str) -> Any:
     if value is None:
         return None
-    return _java_regex(regex).sub(_java_replacement(replacement), _string(value))
+    return _regex_sub(regex, replacement, _string(value))
 
 
 def split(value: Any, delimiter: str, limit: int = 0) -> Any:
@@ -281,6 +356,7 @@ def _indent(value: Any, amount: int, prefix: str, first_line: bool) -> Any:
         raise FilterError(f"The indent amount is limited to {MAX_INDENT} characters")
     newline = next((nl for nl in ("\r\n", "\n\r", "\n", "\r") if nl in s), "\n")
     pad = prefix * amount
+    check_result(len(s) + (s.count(newline) + first_line) * len(pad))
     if first_line:
         s = newline + s
     return s.replace(newline, newline + pad)
@@ -472,7 +548,14 @@ def join(value: Any, separator: str | None = None) -> Any:
     if value is None:
         return None
     _check(value)
-    return (separator or "").join(to_text(v) for v in value)
+    separator = separator or ""
+    parts, size = [], 0
+    for v in value:  # the result's size is checked as it grows, before it is built
+        text = to_text(v)
+        size += len(text) + len(separator)
+        check_result(size)
+        parts.append(text)
+    return separator.join(parts)
 
 
 def slice_(value: Any, fromIndex: int = 0, toIndex: int | None = None) -> Any:
@@ -622,22 +705,25 @@ def from_json(value: Any) -> Any:
     return json.loads(value)
 
 
-@lru_cache(maxsize=256)
-def _jq_program(expression: str) -> Any:
-    import jq  # imported on first use: it is a compiled extension
-
-    return jq.compile(expression)
-
-
 def jq(value: Any, expression: str) -> Any:
-    """Apply a jq expression; like Kestra, always a list of results."""
+    """Apply a jq expression; like Kestra, always a list of results.
+
+    The program runs in a helper process (:mod:`roost.expr.jq_runner`): jq cannot be interrupted
+    and holds the GIL, so in this process one program could freeze every thread."""
+    from roost.expr import jq_runner
+
     if value is None:
         return None
     _check(value)
     text = value if isinstance(value, str) else to_json(value)
+    budget = budget_for_call()
     try:
-        return _jq_program(expression).input_text(text).all()
-    except ValueError as exc:
+        return jq_runner.run(expression, text, budget)
+    except jq_runner.JqTimeout:
+        budget.timed_out()
+    except jq_runner.JqTooLarge:
+        budget.too_large()
+    except jq_runner.JqError as exc:
         raise FilterError(f"Failed to resolve JQ expression '{expression}': {exc}") from None
 
 
@@ -796,6 +882,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 # Jinja built-ins that are unsafe (memory bombs, sandbox surface) or meaningless here.
 REMOVED_JINJA_FILTERS = (
     "attr",
+    "batch",  # batch(10**9, fill) allocates the fill before anything can count it
     "center",
     "d",
     "e",

@@ -140,9 +140,14 @@ def from_yaml(yaml: Any) -> Any:
     _check(yaml)
     if yaml is None:
         return None
-    from ruamel.yaml import YAML
+    from roost.flow.yaml import YamlError, load_data
 
-    return YAML(typ="safe", pure=True).load(yaml)
+    if not isinstance(yaml, str):
+        raise FunctionError("The 'yaml' function expects a string")
+    try:
+        return load_data(yaml)  # bounded: the text may come from anywhere
+    except YamlError as exc:
+        raise FunctionError(f"The 'yaml' function cannot parse its argument: {exc}") from None
 
 
 # -- context functions ------------------------------------------------------------------------------

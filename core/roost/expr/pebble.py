@@ -71,6 +71,38 @@ def pebble_call(op: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
 
 
 class PebbleCodeGenerator(CodeGenerator):
+    """Jinja's code generator, plus Pebble's operators and the hooks of the render budget."""
+
+    # Filters and literals report what they build, so the render's output size budget sees it.
+    def visit_Filter(self, node: nodes.Filter, frame: Frame) -> None:
+        self.write("environment.pebble_produced(")
+        super().visit_Filter(node, frame)
+        self.write(")")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self.write("environment.pebble_produced(")
+        super().visit_List(node, frame)
+        self.write(")")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self.write("environment.pebble_produced(")
+        super().visit_Dict(node, frame)
+        self.write(")")
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":  # an assignment target
+            super().visit_Tuple(node, frame)
+            return
+        self.write("environment.pebble_produced(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> str:
+        # Jinja would compute constant expressions (filters included) while compiling, outside any budget.
+        if not isinstance(node, nodes.TemplateData):
+            raise nodes.Impossible()
+        return super()._output_child_to_const(node, frame, finalize)
+
     def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
         target = node.node
         if not (isinstance(target, nodes.ExtensionAttribute) and target.identifier == PEBBLE):
@@ -213,8 +245,10 @@ class PebbleParser(Parser):
 
     def parse_for(self) -> nodes.For:
         node = super().parse_for()
-        # Pebble iterates a map as entries (entry.key / entry.value), Jinja as keys.
-        node.iter = pebble_call("iter", [node.iter], node.iter.lineno or node.lineno)  # type: ignore[list-item]
+        # Pebble iterates a map as entries (entry.key / entry.value), Jinja as keys. The loop also
+        # spends the render budget: the clock, and the text its body writes, at each iteration.
+        static = nodes.Const(_static_text(node.body), lineno=node.lineno)
+        node.iter = pebble_call("iter", [node.iter, static], node.iter.lineno or node.lineno)  # type: ignore[list-item]
         return node
 
     def parse_if(self) -> nodes.If:
@@ -241,6 +275,19 @@ class PebbleParser(Parser):
         self.fail(f"Encountered unknown tag '{token.value}'.", token.lineno)
 
     parse_extends = parse_include = parse_import = parse_from = _no_loader  # type: ignore[assignment]
+
+
+def _static_text(body: list[nodes.Node]) -> int:
+    """Characters of template text a loop body writes at each iteration (its own, not nested loops')."""
+    total = 0
+    stack: list[nodes.Node] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.TemplateData):
+            total += len(node.data)
+        elif not isinstance(node, nodes.For):  # a nested loop charges its own iterations
+            stack.extend(node.iter_child_nodes())
+    return total
 
 
 def _make_binary(kind: str, left: nodes.Expr, right: nodes.Expr, lineno: int) -> nodes.Expr:

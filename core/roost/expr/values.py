@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 from jinja2 import Undefined
 
+from roost.expr.budget import check_text_size
+
 # Values a template may compute but never print: they would show Python internals.
 _OPAQUE = (
     types.FunctionType,
@@ -57,6 +59,8 @@ def _json_default(value: Any) -> Any:
 
 def to_json(value: Any) -> str:
     """Compact JSON like Jackson's default writer: no spaces, non-ASCII kept."""
+    if isinstance(value, Mapping | list | tuple):
+        check_text_size(value)  # in a render, shared references must not write gigabytes
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 

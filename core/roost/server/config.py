@@ -12,6 +12,9 @@ server:
   apiTokens:
     - name: ci
       tokenHash: "sha256$<hex>"                          # roost server new-token
+limits:                                  # untrusted input (ROOST_YAML_* / ROOST_EXPRESSION_* win)
+  yaml: {maxSize: 2097152, maxDepth: 100, maxValues: 100000, maxAliases: 100}
+  expressions: {timeout: 5, maxOutputSize: 33554432}   # seconds; characters (+8 per list/map entry)
 ```
 
 Only hashes are kept: a clear password or token given through the environment
@@ -120,6 +123,16 @@ class ServerConfig:
     tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
     access_log: bool = False  # uvicorn's access log (query strings masked)
     credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
+    yaml_limits: Any = None  # roost.flow.yaml.YamlLimits, applied by apply_limits()
+    expression_limits: Any = None  # roost.expr.budget.ExpressionLimits
+
+    def apply_limits(self) -> None:
+        """Make the configured limits those of the process (the server is the process)."""
+        from roost.expr import budget
+        from roost.flow import yaml
+
+        yaml.set_limits(self.yaml_limits)
+        budget.set_limits(self.expression_limits)
 
 
 def _section(data: dict[str, Any], *keys: str) -> Any:
@@ -212,4 +225,51 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     for i, token in enumerate(t.strip() for t in env.get("ROOST_SERVER_API_TOKENS", "").split(",")):
         if token:
             cfg.auth.tokens[hash_token(token)] = f"env-{i}"
+    cfg.yaml_limits, cfg.expression_limits = _limits(_section(data, "limits") or {}, env)
     return cfg
+
+
+_LIMIT_KEYS = {
+    "yaml": {
+        "maxSize": "max_chars",
+        "maxDepth": "max_depth",
+        "maxValues": "max_nodes",
+        "maxAliases": "max_aliases",
+    },
+    "expressions": {"timeout": "timeout", "maxOutputSize": "max_output"},
+}
+
+
+def _limits(section: Any, env: dict[str, str]) -> tuple[Any, Any]:
+    """The ``limits:`` section, under the ROOST_YAML_* / ROOST_EXPRESSION_* variables."""
+    from roost.expr.budget import ExpressionLimits
+    from roost.flow.yaml import YamlLimits
+
+    if not isinstance(section, dict):
+        raise ConfigError("limits: expected a mapping with yaml and expressions")
+    try:
+        yaml_limits = YamlLimits.from_env(env, base=YamlLimits(**_limit_values(section, "yaml")))
+        expression_limits = ExpressionLimits.from_env(
+            env, base=ExpressionLimits(**_limit_values(section, "expressions"))
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return yaml_limits, expression_limits
+
+
+def _limit_values(section: dict[str, Any], name: str) -> dict[str, Any]:
+    given = section.get(name) or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"limits.{name}: expected a mapping")
+    values: dict[str, Any] = {}
+    for key, value in given.items():
+        attr = _LIMIT_KEYS[name].get(key)
+        if attr is None:
+            raise ConfigError(f"limits.{name}.{key}: unknown limit; known: {', '.join(_LIMIT_KEYS[name])}")
+        kind = (int, float) if attr == "timeout" else (int,)
+        if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(
+                f"limits.{name}.{key}: expected a positive {'number' if attr == 'timeout' else 'integer'}"
+            )
+        values[attr] = float(value) if attr == "timeout" else value
+    return values

@@ -151,6 +151,7 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
+    config.apply_limits()
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
                           credentials=config.credentials, tenants=config.tenants)  # fmt: skip
     runs_executor = component in ("local", "standalone", "executor", "worker")
