@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
-from roost.flow.properties import Dynamic, Model, is_expression
+from roost.flow.properties import Duration, Dynamic, Model, is_expression
 from roost.flow.task import (
     FlowableTask,
     Output,
@@ -85,6 +85,7 @@ __all__ = [
     "ApiError",
     "Asset",
     "AssetBundle",
+    "Duration",
     "Dynamic",
     "FlowableTask",
     "HttpOptions",

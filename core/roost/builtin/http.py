@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 
-from roost import Dynamic, Model, Output, RunContext, Task, TaskError
+from roost import Duration, Dynamic, Model, Output, RunContext, Task, TaskError
 
 
 class Auth(Model):
@@ -27,13 +26,13 @@ class Auth(Model):
 class Options(Model):
     """Client options."""
 
-    connect_timeout: timedelta | None = None
+    connect_timeout: Duration | None = None
     """Time allowed to connect."""
-    read_timeout: timedelta | None = None
+    read_timeout: Duration | None = None
     """Time allowed between bytes of the response."""
-    read_idle_timeout: timedelta | None = None
+    read_idle_timeout: Duration | None = None
     """Accepted for compatibility."""
-    connection_pool_idle_timeout: timedelta | None = None
+    connection_pool_idle_timeout: Duration | None = None
     """Accepted for compatibility."""
     max_content_length: int | None = None
     """Largest response body accepted, in bytes."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator
 
-from roost.flow.properties import Model
+from roost.flow.properties import Duration, Model
 from roost.flow.task import Retry, Task, Trigger
 
 FLOW_ID = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
@@ -32,8 +31,11 @@ class DependsOn(Model):
 class Input(Model):
     """An execution input, typed and validated when an execution is created."""
 
-    id: str = Field(pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$", max_length=100)
-    """Identifier, available as ``inputs.<id>``."""
+    deprecated_aliases: ClassVar[dict[str, str]] = {"name": "id"}
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$", max_length=100,
+                    validation_alias=AliasChoices("id", "name"))  # fmt: skip
+    """Identifier, available as ``inputs.<id>`` (``name`` in Kestra's older flows)."""
     type: InputType
     """Input type."""
     description: str | None = None
@@ -124,7 +126,7 @@ class SLA(Model):
     id: str
     type: Literal["MAX_DURATION", "EXECUTION_ASSERTION"]
     behavior: Literal["FAIL", "CANCEL", "NONE"] = "FAIL"
-    duration: timedelta | None = None
+    duration: Duration | None = None
     assert_: str | None = Field(default=None, alias="assert")
     labels: Any = None
 
@@ -173,6 +175,7 @@ class Flow(Model):
     """A disabled flow starts no execution."""
     deleted: bool = False
     _source: str | None = PrivateAttr(default=None)
+    _notices: list[Any] | None = PrivateAttr(default=None)  # deprecations found when parsed (flow.build.Notice)
 
     def label_list(self) -> list[dict[str, str]]:
         if self.labels is None:

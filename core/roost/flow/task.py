@@ -17,10 +17,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from roost.flow.properties import Dynamic, DynamicMarker, Model
+from roost.flow.properties import Duration, Dynamic, DynamicMarker, Model
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -28,17 +28,21 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 class Retry(Model):
     """Retry policy of a task or flow (Kestra's ``constant``, ``exponential``, ``random``)."""
 
+    deprecated_aliases: ClassVar[dict[str, str]] = {"maxAttempt": "maxAttempts"}
+
     type: Literal["constant", "exponential", "random"]
     """Retry strategy."""
-    interval: timedelta | None = None
+    interval: Duration | None = None
     """Wait between attempts (constant, and the first wait of exponential)."""
-    max_attempts: int | None = Field(default=None, ge=1)
-    """Maximum number of attempts, the first one included."""
-    max_duration: timedelta | None = None
+    max_attempts: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("maxAttempts", "maxAttempt", "max_attempts")
+    )
+    """Maximum number of attempts, the first one included (``maxAttempt`` before Kestra 0.24)."""
+    max_duration: Duration | None = None
     """Stop retrying once this much time has passed since the first attempt."""
-    max_interval: timedelta | None = None
+    max_interval: Duration | None = None
     """Upper bound of the wait (exponential)."""
-    min_interval: timedelta | None = None
+    min_interval: Duration | None = None
     """Lower bound of the wait (random)."""
     delay_factor: float | None = None
     """Multiplier of the wait between attempts (exponential, default 2)."""
@@ -108,7 +112,7 @@ class TaskCache(Model):
 
     enabled: bool = False
     """Turn the cache on."""
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
     """How long a cached output stays valid."""
 
 
@@ -324,7 +328,7 @@ class PollingTrigger(Trigger):
     execution, a list of such mappings for several, or ``None`` for none.
     """
 
-    interval: timedelta = timedelta(minutes=1)
+    interval: Duration = timedelta(minutes=1)
     """How often the trigger is evaluated."""
 
     def evaluate(self, ctx: Any) -> dict[str, Any] | list[dict[str, Any]] | None:  # pragma: no cover

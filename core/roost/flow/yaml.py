@@ -95,16 +95,14 @@ class _Constructor:
             self.loader.flatten_mapping(node)  # YAML merge keys (<<)
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.loader.construct_object(key_node, deep=True)
-                if not isinstance(key, (str, int, float, bool)) or key is None:
-                    key = str(key)
-                name = key if isinstance(key, str) else str(key)
+                # keys are strings, as Jackson reads them (Switch ``cases: {1: [...]}`` has the case "1")
+                name = _key_text(self.loader.construct_object(key_node, deep=True))
                 child = (*path, name)
                 mark = key_node.start_mark
-                if name in out or key in out:
+                if name in out:
                     raise _Duplicate(name, mark.line + 1, mark.column + 1)
                 self.lines[child] = (mark.line + 1, mark.column + 1)
-                out[key] = self.build(value_node, child)
+                out[name] = self.build(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):
             items = []
@@ -114,6 +112,16 @@ class _Constructor:
                 items.append(self.build(item, child))
             return items
         return self.loader.construct_object(node, deep=True)
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
 
 
 class _Duplicate(Exception):
