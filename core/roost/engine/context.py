@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -24,7 +25,7 @@ from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import mask
 from roost.flow.properties import needs_render, stringify
 from roost.flow.task import PluginType
-from roost.store.storage import LocalStorage, Storage
+from roost.store.storage import LocalStorage, Storage, StorageError
 
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
 LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
@@ -106,6 +107,7 @@ class Runtime:
     tenant: str = "main"
     work_root: Path | None = None
     assets: Any = None  # the AssetService, when a store backs this runtime
+    engine_services: Any = None  # roost.engine.services.EngineServices, when an engine backs this runtime
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
@@ -248,6 +250,25 @@ class TaskRunContext:
         self.secret_values.add(token)
         return str(token)
 
+    def error_logs(self) -> list[dict[str, Any]]:
+        """The ERROR lines of this execution so far (``errorLogs()``)."""
+        services = self.runtime.engine_services
+        if services is None or not self.execution_id:
+            return [r for r in self.logs if r["level"] == "ERROR"]
+        return list(services.logs(self.execution_id, min_level="ERROR"))
+
+    def file_size(self, path: str, namespace: str | None = None) -> int | None:
+        """Size of an internal-storage file (``kestra://``) or a namespace file; None when there is none."""
+        if path.startswith("kestra://"):
+            if not _is_execution_file(path, self.namespace, self.flow_id, self.execution_id):
+                raise ExpressionError(f"Unable to read the file '{path}' as it is not an execution file")
+            try:
+                return self.runtime.storage.local_path(path).stat().st_size
+            except (OSError, StorageError):
+                return None
+        data = self.runtime.namespace_files.read(namespace or self.namespace, path)
+        return None if data is None else len(data)
+
     # -- logs and metrics --------------------------------------------------------------------------
     def emit_log(self, level: str, message: str) -> None:
         record = {
@@ -350,6 +371,16 @@ class TaskRunContext:
             data = self.runtime.namespace_files.read(ns, p)
             if data is not None:
                 yield p, data
+
+
+_EXECUTION_FILE = re.compile(r"kestra:///.+/.+/executions/.+/(tasks|trigger|inputs)/.+")
+
+
+def _is_execution_file(uri: str, namespace: str, flow_id: str, execution_id: str) -> bool:
+    """Kestra's rule for file functions: a file of an execution (any, in the open-source edition) or a namespace file."""
+    ns = namespace.replace(".", "/")
+    own = f"kestra:///{ns}/{flow_id}/executions/{execution_id}/"
+    return uri.startswith((own, f"kestra:///{ns}/_files/")) or _EXECUTION_FILE.fullmatch(uri) is not None
 
 
 def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:

@@ -40,6 +40,7 @@ from roost.engine.model import (
     now,
 )
 from roost.engine.queue import InProcessQueue, Message, Queue
+from roost.engine.services import EngineServices
 from roost.engine.worker import Worker
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
@@ -121,6 +122,7 @@ class Engine:
                 tenant=tenant,
                 work_root=self.data_dir / "work",
                 assets=self.assets,
+                engine_services=EngineServices(self, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
         return pair
@@ -231,6 +233,7 @@ class Engine:
         if isinstance(given, dict):
             given = [{"key": k, "value": str(v)} for k, v in given.items()]
         merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
+        merged.setdefault("system.correlationId", ex.id)  # every execution has one; subflows pass their parent's
         ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
         ex.trigger = trigger
         ex.parent_id = parent_id

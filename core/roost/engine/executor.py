@@ -225,7 +225,8 @@ class FlowView:
 
     def variables(self) -> dict[str, Any]:
         if self._vars is None:
-            self._vars = task_variables(self.executor.runtime, self.ex, self.flow, self.run)
+            task = self.task(self.run) if self.run is not None else None
+            self._vars = task_variables(self.executor.runtime, self.ex, self.flow, self.run, task)
         return self._vars
 
     def render(self, value: Any) -> Any:
@@ -619,7 +620,7 @@ class Executor:
 
     def _job(self, ex: Execution, flow: Flow, tr: TaskRun, task: Task) -> Job:
         tr.extra["job"] = True
-        variables = task_variables(self.runtime, ex, flow, tr)
+        variables = task_variables(self.runtime, ex, flow, tr, task)
         return Job(ex.id, tr.id, task, variables, len(tr.attempts) + 1, ex.namespace, ex.flow_id, ex.tenant,
                    tr.extra.get("workdir"))  # fmt: skip
 
