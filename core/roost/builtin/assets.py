@@ -8,7 +8,18 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from roost import Asset, Duration, Dynamic, Model, Output, PollingTrigger, RunContext, Task, TaskError, Trigger
+from roost import (
+    Asset,
+    Duration,
+    Dynamic,
+    Model,
+    Output,
+    PollingTrigger,
+    RunContext,
+    Task,
+    TaskError,
+    Trigger,
+)
 from roost.flow.properties import format_duration
 
 A = "io.kestra.plugin.kestra.ee.assets."

@@ -14,6 +14,7 @@ from roost import Dynamic, FlowableTask, Model, Task
 from roost.engine.executor import FlowView, value_key, worst
 from roost.engine.model import FAILED, FAILURES, RUNNING, SUCCESS, WARNING
 from roost.flow.model import Input
+from roost.flow.properties import is_truthy
 
 P = "io.kestra.plugin.core.flow."
 OLD = "io.kestra.core.tasks.flows."
@@ -78,11 +79,7 @@ class If(FlowableTask, type=P + "If"):
     """Tasks run at the end."""
 
     def on_start(self, view: FlowView) -> None:
-        value = view.render(self.condition)
-        if isinstance(value, str):
-            result = value.strip().lower() not in ("", "false", "0", "no", "null")
-        else:
-            result = bool(value)
+        result = is_truthy(view.render(self.condition))
         view.run.extra["branch"] = "then" if result else "else"  # type: ignore[union-attr]
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
@@ -147,15 +144,7 @@ class ForEach(FlowableTask, type=P + "ForEach"):
     """Tasks run at the end."""
 
     def on_start(self, view: FlowView) -> None:
-        raw = view.render(self.values)
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except ValueError:
-                raise ValueError(f"values must be a list or a JSON array, got {raw[:80]!r}") from None
-        if not isinstance(raw, list):
-            raise ValueError(f"values must be a list, got {type(raw).__name__}")
-        view.run.extra["values"] = [value_key(v) for v in raw]  # type: ignore[union-attr]
+        view.run.extra["values"] = iteration_values(view, self.values)  # type: ignore[union-attr]
 
     def _progress(self, view: FlowView) -> dict[str, Any]:
         """Which values started and how they ended; kept in memory, rebuilt from the children after a restart."""
@@ -204,6 +193,32 @@ class ForEach(FlowableTask, type=P + "ForEach"):
         if create or active:
             return RUNNING, create
         return view.conclude(worst(list(agg)) if agg else SUCCESS, self.errors, self.finally_)
+
+
+def iteration_values(view: FlowView, values: Any) -> list[str]:
+    """The values a ForEach iterates over, as Kestra's FlowableUtils.resolveValues makes them: a rendered
+    string is parsed as a JSON array (non-string items become JSON), each item of a list is rendered on its
+    own (numbers as text, maps as JSON); a null fails the task; duplicates are dropped, first one kept."""
+    rendered = view.render(values)
+    if isinstance(values, str):
+        if isinstance(rendered, str):
+            try:
+                rendered = json.loads(rendered)
+            except ValueError:
+                raise ValueError(f"values must be a list or a JSON array, got {rendered[:80]!r}") from None
+        if not isinstance(rendered, list):
+            raise ValueError(f"values must render to a JSON array, got {json.dumps(rendered)[:80]}")
+        items = rendered
+    elif isinstance(values, list):
+        items = rendered
+        for raw in values:
+            if raw is not None and not isinstance(raw, str | int | float | dict) or isinstance(raw, bool):
+                raise ValueError(f"Unknown value element type: {type(raw).__name__} in the iteration values")
+    else:
+        raise ValueError(f"values must be a list, got {type(values).__name__}")
+    if any(item is None for item in items):
+        raise ValueError(f"Found a null value inside the iteration values={json.dumps(items)[:200]}")
+    return list(dict.fromkeys(value_key(v) for v in items))
 
 
 class DagTask(Model):

@@ -233,7 +233,9 @@ class Engine:
         if isinstance(given, dict):
             given = [{"key": k, "value": str(v)} for k, v in given.items()]
         merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
-        merged.setdefault("system.correlationId", ex.id)  # every execution has one; subflows pass their parent's
+        merged.setdefault(
+            "system.correlationId", ex.id
+        )  # every execution has one; subflows pass their parent's
         ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
         ex.trigger = trigger
         ex.parent_id = parent_id
@@ -370,6 +372,8 @@ class Engine:
                         ex.state.set(FAILED)
                     eff = Effects(ended=True)
                 touched[ex.id] = ex
+                if eff.rewrite:  # task runs were dropped (a flowable retried): write them all again
+                    restarted.add(ex.id)
                 effects.setdefault(ex.id, Effects()).extend(eff)
                 # pure, quick tasks (Return, Log...) run here rather than on a worker thread
                 for job in [j for j in eff.jobs if getattr(j.task, "inline", False)]:

@@ -33,11 +33,12 @@ from roost.engine.model import (
     TaskRun,
     iso,
     now,
+    parse_iso,
 )
 from roost.engine.variables import task_variables
 from roost.flow.build import task_slots
 from roost.flow.model import Flow
-from roost.flow.properties import stringify
+from roost.flow.properties import is_truthy, stringify
 from roost.flow.task import FlowableTask, Task
 
 ROOT_SLOTS = ("tasks", "errors", "finally", "afterExecution")
@@ -95,6 +96,7 @@ class Effects:
     kills: list[KillJob] = field(default_factory=list)
     kill_executions: list[KillExecution] = field(default_factory=list)
     ended: bool = False
+    rewrite: bool = False  # task runs were dropped (a flowable retry): write the execution in full
 
     def extend(self, other: Effects) -> None:
         self.jobs += other.jobs
@@ -103,6 +105,7 @@ class Effects:
         self.kills += other.kills
         self.kill_executions += other.kill_executions
         self.ended = self.ended or other.ended
+        self.rewrite = self.rewrite or other.rewrite
 
 
 @dataclass
@@ -174,17 +177,21 @@ def worst(states: list[str]) -> str:
     return SUCCESS
 
 
-def effective(tr: TaskRun, task: Task | None) -> str:
-    """A finished run's state as its parent sees it (allowFailure, allowWarning)."""
-    state = tr.state.current
+def allowed(state: str, task: Task | None) -> str:
+    """A run's final state once ``allowFailure`` (FAILED → WARNING) then ``allowWarning`` (WARNING → SUCCESS)
+    apply, as Kestra sets it on the task run itself: a failed task with both ends SUCCESS."""
     if task is not None:
         if state == FAILED and task.allow_failure:
-            return WARNING
+            state = WARNING
         if state == WARNING and task.allow_warning:
-            return SUCCESS
-    if state == SKIPPED:
-        return SUCCESS
+            state = SUCCESS
     return state
+
+
+def effective(tr: TaskRun, task: Task | None) -> str:
+    """A finished run's state as its parent sees it (allowFailure, allowWarning; SKIPPED counts as SUCCESS)."""
+    state = allowed(tr.state.current, task)
+    return SUCCESS if state == SKIPPED else state
 
 
 # -- the view flowables see ------------------------------------------------------------------------
@@ -332,13 +339,7 @@ class Executor:
         task = index_of(flow).tasks.get(tr.task_id)
         if state == FAILED and task is not None:
             retry = task.retry or flow.retry
-            if retry is not None and self._may_retry(retry, tr):
-                tr.state.set(RETRYING)
-                delay = retry.delay(len(tr.attempts))
-                tr.extra["retryAt"] = now().timestamp() + delay
-                tr.extra["retried"] = True
-                if error:
-                    tr.extra["lastError"] = error
+            if retry is not None and self._schedule_retry(ex, tr, retry, error):
                 return Effects(timers=[Timer(tr.extra["retryAt"], ex.id, tr.id, "retry")])
         if state == SUCCESS and tr.extra.get("retried") and task is not None:
             retry = task.retry or flow.retry
@@ -346,22 +347,32 @@ class Executor:
                 state = WARNING
         if outputs is not None:
             tr.outputs = outputs
-        tr.state.set(state)
-        ex.touch(tr)
         if error and state in FAILURES:
             tr.extra["error"] = error
+        tr.state.set(allowed(state, task))
+        ex.touch(tr)
         ex.record_outputs(tr)
         return self.process(ex, flow)
 
-    def _may_retry(self, retry: Any, tr: TaskRun) -> bool:
+    def _schedule_retry(self, ex: Execution, tr: TaskRun, retry: Any, error: str | None) -> bool:
+        """Put a failed run in RETRYING when its policy allows another attempt (``retryAt`` says when)."""
         if retry.behavior != "RETRY_FAILED_TASK":
             return False
         if retry.max_attempts is not None and len(tr.attempts) >= retry.max_attempts:
             return False
-        if retry.max_duration is not None:
-            first = tr.state.start
-            if now() - first >= retry.max_duration:
-                return False
+        at = now().timestamp() + retry.delay(len(tr.attempts))
+        # Kestra: no attempt starts after the first attempt's start plus maxDuration
+        if (
+            retry.max_duration is not None
+            and at > _first_attempt_start(tr) + retry.max_duration.total_seconds()
+        ):
+            return False
+        tr.state.set(RETRYING)
+        tr.extra["retryAt"] = at
+        tr.extra["retried"] = True
+        if error:
+            tr.extra["lastError"] = error
+        ex.touch(tr)
         return True
 
     def on_timer(self, ex: Execution, flow: Flow, taskrun_id: str, kind: str) -> Effects:
@@ -369,9 +380,19 @@ class Executor:
         if tr is None or ex.state.terminal():
             return Effects()
         if kind == "retry" and tr.state.current == RETRYING:
-            tr.state.set(RUNNING)
             tr.extra.pop("retryAt", None)
-            return Effects(jobs=[self._job(ex, flow, tr, index_of(flow).task(tr.task_id))])
+            task = index_of(flow).task(tr.task_id)
+            if tr.extra.get("flowable"):
+                return self._retry_flowable(ex, flow, tr, task)
+            if getattr(task, "executor_kind", None) == "subflow":  # a new subflow execution
+                eff = Effects()
+                tr.extra.pop("subflow", None)
+                self._subflow(ex, flow, tr, task, eff)
+                ex.touch(tr)
+                eff.extend(self.process(ex, flow))
+                return eff
+            tr.state.set(RUNNING)
+            return Effects(jobs=[self._job(ex, flow, tr, task)])
         if kind == "pause" and tr.state.current == PAUSED:
             task = index_of(flow).task(tr.task_id)
             behavior = getattr(task, "behavior", "RESUME")
@@ -443,13 +464,12 @@ class Executor:
         out: dict[str, Any] = {"executionId": child_id, "state": state}
         if outputs:
             out["outputs"] = outputs
-        if state in FAILURES or state == CANCELLED:
-            final = FAILED if getattr(task, "transmit_failed", True) else WARNING
-            if state == KILLED and getattr(task, "transmit_failed", True):
-                final = KILLED
-        else:
-            final = WARNING if state == WARNING else SUCCESS
-        return self.on_result(ex, flow, taskrun_id, final, out, {"state": final})
+        # Kestra's ExecutableUtils.guessState: with transmitFailed, a FAILED, KILLED or WARNING child passes its
+        # state on (then allowFailure/allowWarning apply); anything else, or without it, is SUCCESS
+        transmit = getattr(task, "transmit_failed", True)
+        final = state if transmit and state in (FAILED, KILLED, WARNING, PAUSED) else SUCCESS
+        error = f"subflow execution {child_id} ended {state}" if final in FAILURES else None
+        return self.on_result(ex, flow, taskrun_id, final, out, {"state": final}, error)
 
     def restart(self, ex: Execution, flow: Flow) -> Effects:
         if ex.state.current not in (FAILED, KILLED, WARNING, CANCELLED):
@@ -521,7 +541,14 @@ class Executor:
                     changed = True
                 elif state != RUNNING:
                     self.memo.pop(tr.id, None)
-                    tr.state.set(state)
+                    if state == FAILED and task.retry is not None:
+                        tr.attempts.append({"state": {"current": FAILED, "histories": [
+                            {"state": RUNNING, "date": iso(_last_start(tr))}, {"state": FAILED, "date": iso(now())}]}})  # fmt: skip
+                        if self._schedule_retry(ex, tr, task.retry, tr.extra.get("error")):
+                            eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
+                            changed = True
+                            continue
+                    tr.state.set(allowed(state, task))
                     ex.touch(tr)
                     done = getattr(task, "on_done", None)
                     if done is not None:
@@ -598,25 +625,83 @@ class Executor:
                     tr.extra["error"] = f"runIf: {exc}"
                     self._log(ex, tr, "ERROR", tr.extra["error"])
                     continue
-                if not _truthy(ok):
+                if not is_truthy(ok):
                     tr.state.set(SKIPPED)
                     continue
-            if isinstance(task, FlowableTask):
-                tr.extra["flowable"] = True
-                tr.state.set(RUNNING)
-                start = getattr(task, "on_start", None)
-                if start is not None:
-                    start(FlowView(self, ex, flow, tr))
-                continue
             kind = getattr(task, "executor_kind", None)
             if kind == "pause":
                 self._pause(ex, flow, tr, task, eff)
+                continue
+            if isinstance(task, FlowableTask):
+                tr.extra["flowable"] = True
+                tr.state.set(RUNNING)
+                self._start_flowable(ex, flow, tr, task)
+                continue
+            if kind == "update":  # tasks that change the execution itself (Labels), run by the executor
+                self._update(ex, flow, tr, task)
                 continue
             if kind == "subflow":
                 self._subflow(ex, flow, tr, task, eff)
                 continue
             tr.state.set(RUNNING)
             eff.jobs.append(self._job(ex, flow, tr, task))
+
+    def _start_flowable(self, ex: Execution, flow: Flow, tr: TaskRun, task: Task) -> None:
+        """Call a flowable's ``on_start``; one that fails (an If condition that cannot render, ForEach values
+        with a null) fails its own run with the reason, and the execution goes on (errors, finally)."""
+        start = getattr(task, "on_start", None)
+        if start is None:
+            return
+        try:
+            start(FlowView(self, ex, flow, tr))
+        except Exception as exc:
+            tr.extra["error"] = (
+                f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            )
+            tr.extra.pop("flowable", None)
+            tr.state.set(allowed(FAILED, task))
+            ex.touch(tr)
+            self._log(ex, tr, "ERROR", tr.extra["error"])
+
+    def _retry_flowable(self, ex: Execution, flow: Flow, tr: TaskRun, task: Task) -> Effects:
+        """Kestra replays the whole flowable: its children are dropped and created again."""
+        drop = _descendants(ex, {tr.id})
+        for tr_id in (tr.id, *drop):
+            self.memo.pop(tr_id, None)
+        ex.reindex([t for t in ex.task_runs if t.id not in drop])
+        ex.rebuild_outputs()
+        tr.outputs = None
+        tr.extra.pop("error", None)
+        tr.state.set(RUNNING)
+        ex.touch(tr)
+        self._start_flowable(ex, flow, tr, task)
+        eff = self.process(ex, flow)
+        eff.rewrite = True
+        return eff
+
+    def _update(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any) -> None:
+        """Run a task that updates the execution (Kestra's ExecutionUpdatableTask) in the executor."""
+        from roost.engine.context import render_task
+
+        view = FlowView(self, ex, flow, tr)
+        tr.state.set(RUNNING)
+        started = now()
+        try:
+            ctx = _view_context(view, tr)
+            outputs = task.update(ex, render_task(task, ctx))
+            state, error = SUCCESS, None
+        except Exception as exc:
+            outputs, state, error = None, FAILED, f"{type(exc).__name__}: {exc}"
+            self._log(ex, tr, "ERROR", error)
+        tr.attempts.append({"state": {"current": state, "histories": [
+            {"state": RUNNING, "date": iso(started)}, {"state": state, "date": iso(now())}]}})  # fmt: skip
+        if outputs:
+            tr.outputs = outputs
+        if error:
+            tr.extra["error"] = error
+        tr.state.set(allowed(state, task))
+        ex.touch(tr)
+        ex.record_outputs(tr)
 
     def _job(self, ex: Execution, flow: Flow, tr: TaskRun, task: Task) -> Job:
         tr.extra["job"] = True
@@ -704,10 +789,29 @@ def _descendants(ex: Execution, ids: set[str]) -> set[str]:
     return out
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "false", "0", "no", "null", "none")
-    return bool(value)
+def _first_attempt_start(tr: TaskRun) -> float:
+    """When the first attempt of ``tr`` started (epoch seconds), the origin of ``maxDuration``."""
+    for attempt in tr.attempts[:1]:
+        histories = (attempt.get("state") or {}).get("histories") or []
+        started = parse_iso(histories[0].get("date")) if histories else None
+        if started is not None:
+            return started.timestamp()
+    return tr.state.start.timestamp()
+
+
+def _last_start(tr: TaskRun) -> Any:
+    """When ``tr`` last went RUNNING (a flowable's attempt start)."""
+    for state, at in reversed(tr.state.histories):
+        if state == RUNNING:
+            return at
+    return tr.state.start
+
+
+def _view_context(view: FlowView, tr: TaskRun) -> Any:
+    from roost.engine.context import TaskRunContext
+
+    return TaskRunContext(view.executor.runtime, view.variables(), namespace=view.ex.namespace, flow_id=view.ex.flow_id,
+                          execution_id=view.ex.id, task_id=tr.task_id, taskrun_id=tr.id)  # fmt: skip
 
 
 def value_key(value: Any) -> str:

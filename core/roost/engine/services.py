@@ -26,12 +26,14 @@ class EngineServices:
         stored = self._engine.store.get_logs(self.tenant, execution_id, min_level=min_level, task_id=task_id)
         with self._engine._log_lock:  # lines buffered in this batch are not in the store yet
             pending = [r for t, r in self._engine._log_buffer if t == self.tenant]
-        wanted = set(LEVELS[LEVELS.index(min_level):]) if min_level in LEVELS else set(LEVELS)
+        wanted = set(LEVELS[LEVELS.index(min_level) :]) if min_level in LEVELS else set(LEVELS)
         pending = [r for r in pending if r.get("executionId") == execution_id and r.get("level") in wanted
                    and (task_id is None or r.get("taskId") == task_id)]  # fmt: skip
         out = []
         for record in [*stored, *pending]:
-            if (namespace and record.get("namespace") != namespace) or (flow_id and record.get("flowId") != flow_id):
+            if (namespace and record.get("namespace") != namespace) or (
+                flow_id and record.get("flowId") != flow_id
+            ):
                 continue
             entry = {k: v for k, v in record.items() if k not in ("seq", "tenantId")}
             entry["tenantId"] = self.tenant
@@ -61,4 +63,6 @@ class EngineServices:
         store = self._engine.store
         state = store.get_trigger(self.tenant, namespace, flow_id, trigger_id) or {}
         data = {k: v for k, v in state.items() if k not in ("disabled", "nextDate")}
-        store.put_trigger(self.tenant, namespace, flow_id, trigger_id, data, state.get("nextDate"), disabled=disabled)
+        store.put_trigger(
+            self.tenant, namespace, flow_id, trigger_id, data, state.get("nextDate"), disabled=disabled
+        )

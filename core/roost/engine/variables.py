@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from functools import cache
 from collections.abc import Iterator, Mapping
+from functools import cache
 from typing import Any
 
 from roost.engine.model import Execution, TaskRun, iso
@@ -78,7 +78,9 @@ def _taskrun(tr: TaskRun) -> dict[str, Any]:
     }
 
 
-def task_variables(runtime: Any, ex: Execution, flow: Any, tr: TaskRun | None, task: Any = None) -> dict[str, Any]:
+def task_variables(
+    runtime: Any, ex: Execution, flow: Any, tr: TaskRun | None, task: Any = None
+) -> dict[str, Any]:
     variables: dict[str, Any] = {
         "flow": {
             "id": ex.flow_id,

@@ -376,7 +376,9 @@ def number(value: Any, type: str | None = None) -> Any:
             raise FilterError(f"Unknown number type '{type}'")
         if re.fullmatch(r"[+-]?(0[xX][0-9a-fA-F]+|\d+)[lL]?", text):
             n = _parse_int(text.rstrip("lL"))
-            if text[-1:] in "lL" or not -(2**31) <= n < 2**31:  # createNumber: Integer, then Long, then BigInteger
+            if (
+                text[-1:] in "lL" or not -(2**31) <= n < 2**31
+            ):  # createNumber: Integer, then Long, then BigInteger
                 return JavaLong(n) if -(2**63) <= n < 2**63 else JavaBigInteger(n)
             return n
         if text[-1:] in "dD":
@@ -790,7 +792,11 @@ def _float_kind(text: str) -> float:
 
     value = float(text)
     single = struct.unpack("f", struct.pack("f", value))[0] if abs(value) < 3.4e38 else None
-    if single is not None and (value == 0 or single != 0) and _shortest32(single) == repr(value).removesuffix(".0"):
+    if (
+        single is not None
+        and (value == 0 or single != 0)
+        and _shortest32(single) == repr(value).removesuffix(".0")
+    ):
         return JavaFloat(value)
     return value
 

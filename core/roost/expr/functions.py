@@ -277,9 +277,8 @@ def tasks_with_state(ctx: RenderCtx, state: Any = None) -> list[dict[str, Any]]:
             if key == "state" and isinstance(value, str):
                 if value.upper() == wanted:
                     found.append({"taskId": task_id, "state": value.upper()})
-            elif isinstance(value, Mapping) and isinstance(value.get("state"), str):
-                if value["state"].upper() == wanted:
-                    found.append({"taskId": task_id, "state": value["state"].upper(), "value": key})
+            elif isinstance(value, Mapping) and str(value.get("state", "")).upper() == wanted:
+                found.append({"taskId": task_id, "state": wanted, "value": key})
     return found
 
 
@@ -295,7 +294,9 @@ def iteration_output(ctx: RenderCtx, taskId: Any = None, iteration: Any = None) 
         try:
             index = int(str(iteration))
         except ValueError:
-            raise FunctionError(f"The 'iteration' argument for 'iterationOutput' must be an integer, but got: {iteration}") from None
+            raise FunctionError(
+                f"The 'iteration' argument for 'iterationOutput' must be an integer, but got: {iteration}"
+            ) from None
     if index < 0:
         raise FunctionError(f"Cannot fetch iteration {index}: no previous iteration exists.")
     if isinstance(taskId, Mapping):  # iterationOutput(outputs.task), as Kestra's documentation writes it
@@ -431,11 +432,15 @@ def is_day_week_in_month(date: Any = None, dayOfWeek: Any = None, dayInMonth: An
     _check(dayOfWeek, dayInMonth)
     wanted = str(dayOfWeek or "").upper()
     if wanted not in _DAYS:
-        raise FunctionError(f"The 'isDayWeekInMonth()' function expects a day of week among {', '.join(_DAYS)}")
+        raise FunctionError(
+            f"The 'isDayWeekInMonth()' function expects a day of week among {', '.join(_DAYS)}"
+        )
     which = str(dayInMonth or "").upper()
     positions = {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}
     if which != "LAST" and which not in positions:
-        raise FunctionError("The 'isDayWeekInMonth()' function expects a dayInMonth among FIRST, SECOND, THIRD, FOURTH, LAST")
+        raise FunctionError(
+            "The 'isDayWeekInMonth()' function expects a dayInMonth among FIRST, SECOND, THIRD, FOURTH, LAST"
+        )
     if _DAYS[day.weekday()] != wanted:
         return False
     if which == "LAST":

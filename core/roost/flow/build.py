@@ -182,7 +182,10 @@ class FlowBuilder:
             extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
             if extra.get("deprecated"):
                 instead = extra.get("replacedBy")
-                self.notice((*path, key), f"property '{key}' is deprecated" + (f"; use '{instead}'" if instead else ""))
+                self.notice(
+                    (*path, key),
+                    f"property '{key}' is deprecated" + (f"; use '{instead}'" if instead else ""),
+                )
             inner = _inner_model(info.annotation)
             if inner is None or issubclass(inner, PluginType) or task_slots(cls).get(name):
                 continue
@@ -294,7 +297,9 @@ class FlowBuilder:
         if isinstance(inputs, list):
             seen: set[str] = set()
             for i, item in enumerate(inputs):
-                key = "id" if isinstance(item, dict) and "id" in item else "name"  # ``name``: Kestra's old spelling
+                key = (
+                    "id" if isinstance(item, dict) and "id" in item else "name"
+                )  # ``name``: Kestra's old spelling
                 if isinstance(item, dict) and isinstance(item.get(key), str):
                     if item[key] in seen:
                         self.add(("inputs", i, key), f"duplicate input id '{item[key]}'")
@@ -302,7 +307,9 @@ class FlowBuilder:
                     dep = item.get("dependsOn")
                     if isinstance(dep, dict):
                         for name in dep.get("inputs") or []:
-                            if not any(isinstance(x, dict) and name in (x.get("id"), x.get("name")) for x in inputs):
+                            if not any(
+                                isinstance(x, dict) and name in (x.get("id"), x.get("name")) for x in inputs
+                            ):
                                 self.add(
                                     ("inputs", i, "dependsOn", "inputs"), f"depends on unknown input '{name}'"
                                 )

@@ -175,7 +175,9 @@ class Flow(Model):
     """A disabled flow starts no execution."""
     deleted: bool = False
     _source: str | None = PrivateAttr(default=None)
-    _notices: list[Any] | None = PrivateAttr(default=None)  # deprecations found when parsed (flow.build.Notice)
+    _notices: list[Any] | None = PrivateAttr(
+        default=None
+    )  # deprecations found when parsed (flow.build.Notice)
 
     def label_list(self) -> list[dict[str, str]]:
         if self.labels is None:

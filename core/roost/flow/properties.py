@@ -51,6 +51,11 @@ def stringify(value: Any) -> str:
     return str(value)
 
 
+def is_truthy(value: Any) -> bool:
+    """Kestra's TruthUtils on a rendered value: false for null, ``false``, ``0``, ``-0`` and blank text."""
+    return stringify(value).strip() not in ("false", "0", "-0", "")
+
+
 def _must_be_expression(value: str) -> str:
     if not is_expression(value):
         raise ValueError("not a {{ expression }}")
@@ -101,7 +106,9 @@ def parse_duration(value: Any) -> Any:
     text = value.strip()
     match = _JAVA_DURATION.fullmatch(text)
     if match is None or not any(match.group(i) for i in range(2, 6)) or text.upper().endswith("T"):
-        hint = " (weeks, months and years are not supported)" if re.search(r"[YW]|P[^T]*M", text, re.I) else ""
+        hint = (
+            " (weeks, months and years are not supported)" if re.search(r"[YW]|P[^T]*M", text, re.I) else ""
+        )
         raise ValueError(f"expected an ISO-8601 duration (e.g. PT5M, P1DT2H, PT0.5S){hint}, got {value!r}")
     sign = -1 if match.group(1) == "-" else 1
     days, hours, minutes, seconds = (float(g.replace(",", ".")) if g else 0.0 for g in match.groups()[1:])
