@@ -103,11 +103,13 @@ def test_old_trigger_and_toggle_ids_resolve():
 
 def test_unknown_old_type_is_still_an_error():
     with pytest.raises(FlowInvalid) as exc:
-        parse_flow(flow("""
+        parse_flow(
+            flow("""
             tasks:
               - id: x
                 type: io.kestra.core.tasks.flows.NoSuchTask
-        """))
+        """)
+        )
     assert "unknown task type 'io.kestra.core.tasks.flows.NoSuchTask'" in str(exc.value)
 
 
@@ -331,7 +333,10 @@ def test_calendar_functions():
     assert render("{{ isPublicHoliday('2024-01-06', 'DE', 'DE-BE') }}", {}, None) is False
     assert render("{{ isDayWeekInMonth('2024-12-30', 'MONDAY', 'LAST') }}", {}, None) is True
     assert render("{{ isWeekend('2024-12-28') }}", {}, None) is True
-    assert render("{{ monthOfYear('2024-12-28') }}|{{ hourOfDay('2024-12-28T07:30:00+02:00') }}", {}, None) == "12|7"
+    assert (
+        render("{{ monthOfYear('2024-12-28') }}|{{ hourOfDay('2024-12-28T07:30:00+02:00') }}", {}, None)
+        == "12|7"
+    )
     assert len(render("{{ ksuid() }}", {}, None)) == 27
 
 
@@ -584,4 +589,3 @@ def test_expression_is_accepted_where_kestra_declares_a_property():
     """)
     )
     assert parsed.tasks[1].batch.rows == "{{ inputs.rows }}"
-

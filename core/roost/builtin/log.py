@@ -9,6 +9,8 @@ from pydantic import Field
 
 from roost import Dynamic, Output, RunContext, Task, TaskError
 
+Level = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
 
 class Log(Task, type="io.kestra.plugin.core.log.Log", aliases=("io.kestra.core.tasks.log.Log",)):
     """Write a message (or several) to the execution's logs."""
@@ -17,13 +19,66 @@ class Log(Task, type="io.kestra.plugin.core.log.Log", aliases=("io.kestra.core.t
 
     message: Dynamic[str] | list[Dynamic[str]]
     """The message, or a list of messages."""
-    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    level: Dynamic[Level] = "INFO"
     """Level of the log line."""
 
     def run(self, ctx: RunContext) -> None:
         messages = self.message if isinstance(self.message, list) else [self.message]
         for m in messages:
             ctx.logger.log(self.level, ctx.render(m) if isinstance(m, str) else str(m))
+
+
+class Echo(Task, type="io.kestra.plugin.core.debug.Echo", aliases=("io.kestra.core.tasks.debugs.Echo",)):
+    """Deprecated: write ``format`` to the logs (use io.kestra.plugin.core.log.Log)."""
+
+    inline: ClassVar[bool] = True
+    deprecated: ClassVar[str] = "use io.kestra.plugin.core.log.Log"
+
+    format: Dynamic[str]
+    """The message."""
+    level: Dynamic[Level] = "INFO"
+    """Level of the log line."""
+
+    def run(self, ctx: RunContext) -> None:
+        ctx.logger.log(self.level, self.format)
+
+
+class FetchOutput(Output):
+    size: int
+    """How many log lines were fetched."""
+    uri: str
+    """Internal-storage file of the lines, one JSON object per line (Kestra writes Ion, of which this is a subset)."""
+
+
+class Fetch(Task, type="io.kestra.plugin.core.log.Fetch", aliases=("io.kestra.core.tasks.log.Fetch",)):
+    """Store the log lines of an execution (this one by default) in a file, from ``level`` up."""
+
+    namespace: Dynamic[str] | None = None
+    """Namespace of the flow of ``executionId``; this flow's by default."""
+    flow_id: Dynamic[str] | None = None
+    """Flow of ``executionId``; this flow by default."""
+    execution_id: Dynamic[str] | None = None
+    """The execution; this one by default."""
+    tasks_id: Dynamic[list[str]] | None = None
+    """Only the lines of these tasks."""
+    level: Dynamic[Level] = "INFO"
+    """The lowest level fetched."""
+
+    def run(self, ctx: RunContext) -> FetchOutput:
+        import json
+
+        services = getattr(getattr(ctx, "runtime", None), "engine_services", None)
+        if services is None:
+            raise TaskError("log.Fetch needs an engine: the logs live in its store")
+        execution_id = self.execution_id or ctx.execution_id
+        namespace, flow_id = self.namespace or ctx.namespace, self.flow_id or ctx.flow_id
+        lines: list[dict[str, Any]] = []
+        for task_id in self.tasks_id or [None]:  # type: ignore[list-item]
+            lines += services.logs(execution_id, min_level=self.level, task_id=task_id, namespace=namespace,
+                                   flow_id=flow_id)  # fmt: skip
+        data = "".join(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n" for line in lines)
+        ctx.logger.debug("%d log line(s) fetched from execution %s", len(lines), execution_id)
+        return FetchOutput(size=len(lines), uri=ctx.put_bytes(data.encode(), "logs.ion"))
 
 
 class ReturnOutput(Output):
@@ -83,4 +138,4 @@ class Sleep(Task, type="io.kestra.plugin.core.flow.Sleep"):
         ctx.sleep(self.duration.total_seconds())
 
 
-TASKS = (Log, Return, OutputValues, Fail, Sleep)
+TASKS = (Log, Return, OutputValues, Fail, Sleep, Echo, Fetch)

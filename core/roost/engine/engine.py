@@ -480,6 +480,8 @@ class Engine:
                 eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
             elif state == PAUSED and "pauseUntil" in tr.extra:
                 eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
+            elif state == RUNNING and "wakeAt" in tr.extra:  # a loop waiting for its next iteration
+                eff.timers.append(Timer(tr.extra["wakeAt"], ex.id, tr.id, "wake"))
             elif state == RUNNING and tr.extra.get("subflowPending"):
                 task = index_of(flow).task(tr.task_id)
                 eff.subflows.append(executor.subflow_call(ex, flow, tr, task))
@@ -545,7 +547,7 @@ class Engine:
         tr = ex.by_id[sub.taskrun_id]
         task = sub.task
         try:
-            child_flow = self.flow(ex.tenant, task.namespace, task.flow_id, task.revision)
+            child_flow = self.flow(ex.tenant, sub.namespace, sub.flow_id, sub.revision)
             child = self.create_execution(
                 child_flow, sub.inputs, sub.labels, tenant=ex.tenant, parent_id=ex.id,
                 trigger={"id": tr.task_id, "type": task.type, "variables": {
@@ -559,7 +561,7 @@ class Engine:
                 ex.tenant,
                 [
                     _log_record(
-                        ex, tr, "ERROR", f"Unable to start subflow {task.namespace}.{task.flow_id}: {exc}"
+                        ex, tr, "ERROR", f"Unable to start subflow {sub.namespace}.{sub.flow_id}: {exc}"
                     )
                 ],
             )

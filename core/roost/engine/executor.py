@@ -10,9 +10,9 @@ the pending work is re-derived from the record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
+from roost import TaskError
 from roost.engine.model import (
     CANCELLED,
     CREATED,
@@ -68,6 +68,9 @@ class StartSubflow:
     inputs: dict[str, Any]
     labels: list[dict[str, str]]
     wait: bool
+    namespace: str = ""  # rendered: Kestra's namespace and flowId may be expressions
+    flow_id: str = ""
+    revision: int | None = None
 
 
 @dataclass
@@ -198,12 +201,20 @@ def effective(tr: TaskRun, task: Task | None) -> str:
 class FlowView:
     """What a flowable task sees of the execution when asked for its next step."""
 
-    def __init__(self, executor: Executor, ex: Execution, flow: Flow, run: TaskRun | None) -> None:
+    def __init__(self, executor: Executor, ex: Execution, flow: Flow, run: TaskRun | None,
+                 effects: Effects | None = None) -> None:  # fmt: skip
         self.executor = executor
         self.ex = ex
         self.flow = flow
         self.run = run
+        self.effects = effects
         self._vars: dict[str, Any] | None = None
+
+    def wake_at(self, at: float) -> None:
+        """Ask for another step of this flowable at ``at`` (epoch seconds), e.g. a loop's next iteration."""
+        assert self.run is not None and self.effects is not None
+        self.run.extra["wakeAt"] = at
+        self.effects.timers.append(Timer(at, self.ex.id, self.run.id, "wake"))
 
     @property
     def memo(self) -> dict[str, Any]:
@@ -393,18 +404,20 @@ class Executor:
                 return eff
             tr.state.set(RUNNING)
             return Effects(jobs=[self._job(ex, flow, tr, task)])
-        if kind == "pause" and tr.state.current == PAUSED:
-            task = index_of(flow).task(tr.task_id)
-            behavior = getattr(task, "behavior", "RESUME")
-            final = {"RESUME": SUCCESS, "WARN": WARNING, "FAIL": FAILED, "CANCEL": CANCELLED}.get(
-                behavior, SUCCESS
-            )
-            tr.extra.pop("pauseUntil", None)
-            tr.state.set(RUNNING)
-            tr.state.set(final)
+        if kind == "wake" and tr.state.current == RUNNING and tr.extra.get("flowable"):
             ex.touch(tr)
-            ex.record_outputs(tr)
-            if ex.state.current == PAUSED:
+            return self.process(ex, flow)
+        if kind == "pause" and tr.state.current == PAUSED:
+            behavior = tr.extra.get("pauseBehavior", "RESUME")
+            final = {"RESUME": SUCCESS, "WARN": WARNING, "FAIL": FAILED, "CANCEL": CANCELLED}.get(
+                behavior, FAILED
+            )
+            if final == FAILED:
+                what = "its timeout" if behavior == "TIMEOUT" else "pauseDuration (behavior FAIL)"
+                tr.extra["error"] = f"the pause ended after {what} without being resumed"
+                self._log(ex, tr, "ERROR", tr.extra["error"])
+            self._end_pause(ex, flow, tr, final, None)
+            if ex.state.current == PAUSED and not any(t.state.current == PAUSED for t in ex.task_runs):
                 ex.state.set(RUNNING)
             return self.process(ex, flow)
         return Effects()
@@ -422,13 +435,11 @@ class Executor:
         paused = [tr for tr in ex.task_runs if tr.state.current == PAUSED]
         if not paused and not manual:
             raise ValueError(f"execution {ex.id} is not paused")
-        for tr in paused:
-            tr.extra.pop("pauseUntil", None)
-            tr.outputs = {"onResume": inputs or {}} if inputs else (tr.outputs or {})
-            tr.state.set(RUNNING)
-            tr.state.set(SUCCESS)
-            ex.touch(tr)
-            ex.record_outputs(tr)
+        for tr in paused:  # resumed before its deadline: always a success, whatever the behavior
+            tr.extra["pauseBehavior"] = "RESUME"
+            self._end_pause(
+                ex, flow, tr, SUCCESS, {"onResume": inputs or {}} if inputs else (tr.outputs or {})
+            )
         ex.state.set(RUNNING)
         return self.process(ex, flow)
 
@@ -495,8 +506,10 @@ class Executor:
             if tr.id in reset:
                 tr.state.set(RESTARTED)
                 tr.extra.pop("error", None)
-                if index_of(flow).tasks.get(tr.task_id) and isinstance(
-                    index_of(flow).task(tr.task_id), FlowableTask
+                task = index_of(flow).tasks.get(tr.task_id)
+                # a flowable starts again at once; a Pause whose pause was over (it ran its tasks) too
+                if isinstance(task, FlowableTask) and (
+                    getattr(task, "executor_kind", None) != "pause" or tr.extra.get("flowable")
                 ):
                     tr.state.set(RUNNING)
         ex.rebuild_outputs()
@@ -508,8 +521,17 @@ class Executor:
         for tr in ex.task_runs:
             if tr.state.current == RESTARTED:
                 task = index_of(flow).task(tr.task_id)
-                tr.state.set(RUNNING)
-                eff.jobs.append(self._job(ex, flow, tr, task))
+                kind = getattr(task, "executor_kind", None)
+                if kind == "pause":
+                    self._pause(ex, flow, tr, task, eff)
+                elif kind == "subflow":
+                    tr.extra.pop("subflow", None)
+                    self._subflow(ex, flow, tr, task, eff)
+                elif kind == "update":
+                    self._update(ex, flow, tr, task)
+                else:
+                    tr.state.set(RUNNING)
+                    eff.jobs.append(self._job(ex, flow, tr, task))
         eff.extend(self.process(ex, flow))
         return eff
 
@@ -529,7 +551,7 @@ class Executor:
             for tr in running_flowables(ex):
                 task = index_of(flow).task(tr.task_id)
                 assert isinstance(task, FlowableTask)
-                view = FlowView(self, ex, flow, tr)
+                view = FlowView(self, ex, flow, tr, eff)
                 try:
                     state, children = task.step(view)
                 except Exception as exc:  # a flowable that cannot decide fails, with the reason
@@ -688,10 +710,14 @@ class Executor:
         started = now()
         try:
             ctx = _view_context(view, tr)
-            outputs = task.update(ex, render_task(task, ctx))
+            outputs = render_task(task, ctx).update(ex, ctx)
             state, error = SUCCESS, None
         except Exception as exc:
-            outputs, state, error = None, FAILED, f"{type(exc).__name__}: {exc}"
+            outputs, state, error = (
+                None,
+                FAILED,
+                str(exc) if isinstance(exc, TaskError) else f"{type(exc).__name__}: {exc}",
+            )
             self._log(ex, tr, "ERROR", error)
         tr.attempts.append({"state": {"current": state, "histories": [
             {"state": RUNNING, "date": iso(started)}, {"state": state, "date": iso(now())}]}})  # fmt: skip
@@ -710,19 +736,51 @@ class Executor:
                    tr.extra.get("workdir"))  # fmt: skip
 
     def _pause(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any, eff: Effects) -> None:
+        """Pause a run. ``pauseDuration`` (or ``delay``) ends it per ``behavior``; without one, ``timeout`` fails it."""
+        from roost.engine.context import render_task
+
         tr.state.set(RUNNING)
+        try:
+            rendered = render_task(task, _view_context(FlowView(self, ex, flow, tr), tr))
+        except Exception as exc:
+            tr.extra["error"] = str(exc)
+            tr.state.set(allowed(FAILED, task))
+            ex.touch(tr)
+            self._log(ex, tr, "ERROR", tr.extra["error"])
+            return
         tr.state.set(PAUSED)
         if ex.state.current == RUNNING:
             ex.state.set(PAUSED)
-        duration = getattr(task, "pause_duration", None) or getattr(task, "timeout", None)
-        if isinstance(duration, str):
-            duration = FlowView(self, ex, flow, tr).render(duration)
-            from pydantic import TypeAdapter
-
-            duration = TypeAdapter(timedelta).validate_python(duration)
+        duration = getattr(rendered, "pause_duration", None) or getattr(rendered, "delay", None)
+        tr.extra["pauseBehavior"] = (
+            getattr(rendered, "behavior", "RESUME") if duration is not None else "TIMEOUT"
+        )
+        duration = duration or rendered.timeout
         if duration is not None:
             tr.extra["pauseUntil"] = now().timestamp() + duration.total_seconds()
             eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
+
+    def _end_pause(
+        self, ex: Execution, flow: Flow, tr: TaskRun, state: str, outputs: dict[str, Any] | None
+    ) -> None:
+        """A pause ends in ``state``; with the deprecated ``tasks`` (RESUME, WARN), they run first."""
+        task = index_of(flow).task(tr.task_id)
+        tr.extra.pop("pauseUntil", None)
+        if outputs is not None:
+            tr.outputs = outputs
+        tr.state.set(RUNNING)
+        if (
+            state in (SUCCESS, WARNING)
+            and isinstance(task, FlowableTask)
+            and enabled(getattr(task, "tasks", None))
+        ):
+            tr.extra["flowable"] = True
+            _track_flowable(ex, tr)
+        else:
+            tr.extra.pop("pauseBehavior", None)
+            tr.state.set(allowed(state, task))
+            ex.record_outputs(tr)
+        ex.touch(tr)
 
     def _subflow(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any, eff: Effects) -> None:
         try:
@@ -737,11 +795,18 @@ class Executor:
         eff.subflows.append(call)
 
     def subflow_call(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any) -> StartSubflow:
-        """The subflow execution a Subflow task run asks for: rendered inputs and labels."""
+        """The subflow execution a Subflow task run asks for: rendered target, inputs and labels."""
+        from roost.engine.context import render_task
+
         view = FlowView(self, ex, flow, tr)
+        target = render_task(task, _view_context(view, tr))
+        if (target.namespace, target.flow_id) == (ex.namespace, ex.flow_id):
+            raise ValueError(
+                f"a {type(task).__name__} cannot start its own flow ({ex.namespace}.{ex.flow_id})"
+            )
         inputs = view.render(task.inputs or {})
         labels = view.render(task.label_list() if hasattr(task, "label_list") else [])
-        if task.inherit_labels:
+        if target.inherit_labels:
             own = {lbl["key"] for lbl in labels}
             labels = [
                 *labels,
@@ -750,7 +815,8 @@ class Executor:
         labels.append(
             {"key": "system.correlationId", "value": ex.label_map().get("system.correlationId", ex.id)}
         )
-        return StartSubflow(ex.id, tr.id, task, inputs, labels, task.wait)
+        return StartSubflow(ex.id, tr.id, task, inputs, labels, task.wait, target.namespace, target.flow_id,
+                            target.revision)  # fmt: skip
 
     def _log(self, ex: Execution, tr: TaskRun | None, level: str, message: str) -> None:
         sink = self.runtime.log_sink
@@ -761,6 +827,13 @@ class Executor:
             "taskId": tr.task_id if tr else None, "taskRunId": tr.id if tr else None,
             "timestamp": iso(now()), "level": level, "message": message,
         }])  # fmt: skip
+
+
+def _track_flowable(ex: Execution, tr: TaskRun) -> None:
+    """Add an older run that became a running flowable (a Pause with tasks) to the remembered scan."""
+    cached = ex.scans.get(("__flowables__", None, ""))
+    if cached is not None and tr not in cached[1]:
+        cached[1].append(tr)
 
 
 def running_flowables(ex: Execution) -> list[TaskRun]:
