@@ -491,6 +491,9 @@ class Engine:
                     self.queue.put(Message("subflow_ended", ex.id, {"taskrun_id": tr.id, "state": child.state.current,
                                                                      "outputs": child.outputs, "child_id": child.id}))  # fmt: skip
         eff.extend(executor.process(ex, flow))
+        eff.timers += executor.sla_timers(
+            ex, flow
+        )  # MAX_DURATION SLAs keep counting from the execution's start
         return eff
 
     def _persist(self, touched: Any, full: set[str] | None = None) -> None:

@@ -10,6 +10,7 @@ the pending work is re-derived from the record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from roost import TaskError
@@ -38,7 +39,7 @@ from roost.engine.model import (
 from roost.engine.variables import task_variables
 from roost.flow.build import task_slots
 from roost.flow.model import Flow
-from roost.flow.properties import is_truthy, stringify
+from roost.flow.properties import format_duration, is_truthy, stringify
 from roost.flow.task import FlowableTask, Task
 
 ROOT_SLOTS = ("tasks", "errors", "finally", "afterExecution")
@@ -77,8 +78,8 @@ class StartSubflow:
 class Timer:
     at: float  # epoch seconds
     execution_id: str
-    taskrun_id: str
-    kind: str  # "retry" | "pause"
+    taskrun_id: str  # the task run; for kind "sla", the SLA's id
+    kind: str  # "retry" | "pause" | "wake" (a waiting flowable) | "sla" (MAX_DURATION)
 
 
 @dataclass
@@ -333,9 +334,100 @@ class Executor:
 
     # events -----------------------------------------------------------------------------------------
     def start(self, ex: Execution, flow: Flow) -> Effects:
+        fresh = ex.state.current in (CREATED, QUEUED)
         if ex.state.current in (CREATED, QUEUED, RESTARTED):
             ex.state.set(RUNNING)
-        return self.process(ex, flow)
+        eff = self.process(ex, flow)
+        if fresh:
+            eff.timers += self.sla_timers(ex, flow)
+        return eff
+
+    # SLA -----------------------------------------------------------------------------------------------
+    def sla_timers(self, ex: Execution, flow: Flow) -> list[Timer]:
+        """One timer per MAX_DURATION SLA, at the execution's start plus the duration (re-derived after a crash)."""
+        if not flow.sla or ex.state.terminal():
+            return []
+        start = ex.state.start.timestamp()
+        return [Timer(start + sla.duration.total_seconds(), ex.id, sla.id, "sla")
+                for sla in flow.sla if sla.type == "MAX_DURATION" and sla.duration is not None]  # fmt: skip
+
+    def _max_duration(self, ex: Execution, flow: Flow, sla_id: str) -> Effects:
+        sla = next((x for x in flow.sla if x.id == sla_id and x.type == "MAX_DURATION"), None)
+        if sla is None or sla.duration is None or ex.state.current == KILLING:
+            return Effects()
+        elapsed = now() - ex.state.start
+        if elapsed <= sla.duration:
+            return Effects(
+                timers=[
+                    Timer(ex.state.start.timestamp() + sla.duration.total_seconds(), ex.id, sla.id, "sla")
+                ]
+            )
+        millis = timedelta(milliseconds=int(elapsed.total_seconds() * 1000))
+        reason = f"execution duration of {format_duration(millis)} exceed the maximum duration of {format_duration(sla.duration)}."
+        eff = Effects()
+        self._violate(ex, flow, sla, reason, eff)
+        return eff
+
+    def _assert_slas(self, ex: Execution, flow: Flow, eff: Effects) -> None:
+        """EXECUTION_ASSERTION SLAs, evaluated on every change of a running execution; the first violated
+        one acts (Kestra), an assertion that cannot be evaluated is logged and ignored (Kestra 1.3)."""
+        violated: list[tuple[Any, str]] = []
+        variables: dict[str, Any] | None = None
+        for sla in flow.sla:
+            if sla.type != "EXECUTION_ASSERTION" or not sla.assert_:
+                continue
+            if variables is None:
+                variables = task_variables(self.runtime, ex, flow, None)
+            try:
+                holds = is_truthy(
+                    _view_context(FlowView(self, ex, flow, None), None, variables).render(sla.assert_)
+                )
+            except Exception as exc:
+                self._log(ex, None, "ERROR", f"Ignoring SLA '{sla.id}' because of the error: {exc}")
+                continue
+            if not holds:
+                violated.append((sla, f"assertion is false: {sla.assert_}."))
+        for sla, reason in violated[1:]:
+            self._log(ex, None, "WARN", f"SLA '{sla.id}' violated: {reason}")
+        if violated:
+            self._violate(ex, flow, violated[0][0], violated[0][1], eff)
+
+    def _violate(self, ex: Execution, flow: Flow, sla: Any, reason: str, eff: Effects) -> None:
+        """Act on a violated SLA: FAIL or CANCEL ends the execution (runs in flight are killed), NONE only
+        labels it; the SLA's labels are added either way."""
+        self._log(ex, None, "WARN", f"SLA '{sla.id}' violated: {reason}")
+        labels = sla.label_list()
+        have = {(lbl["key"], lbl["value"]) for lbl in ex.labels}
+        if labels and not all((lbl["key"], lbl["value"]) in have for lbl in labels):
+            merged = {lbl["key"]: lbl["value"] for lbl in [*ex.labels, *labels]}
+            ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
+        if sla.behavior == "NONE" or ex.state.terminal():
+            return
+        state = FAILED if sla.behavior == "FAIL" else CANCELLED
+        if state == FAILED:
+            self._log(ex, None, "ERROR", f"Execution failed due to SLA '{sla.id}' violated: {reason}")
+        open_runs = [tr for tr in ex.task_runs if not tr.state.terminal()]
+        for tr in open_runs:
+            if tr.extra.get("job") and tr.state.current == RUNNING:
+                eff.kills.append(KillJob(tr.id))
+            if tr.extra.get("subflow"):
+                eff.kill_executions.append(KillExecution(tr.extra["subflow"]))
+            tr.extra.pop("retryAt", None)
+            tr.extra.pop("pauseUntil", None)
+            tr.extra.pop("wakeAt", None)
+            # as Kestra: the last unfinished run takes the SLA's state, the others are killed
+            tr.state.set(state if tr is open_runs[-1] else KILLED)
+            ex.touch(tr)
+        ended = {tr.id for tr in open_runs}  # work derived in this very step for them never starts
+        eff.jobs = [j for j in eff.jobs if j.taskrun_id not in ended]
+        eff.subflows = [c for c in eff.subflows if c.taskrun_id not in ended]
+        eff.timers = [t for t in eff.timers if t.taskrun_id not in ended]
+        ex.error = f"SLA '{sla.id}' violated: {reason}"
+        ex.metadata.pop("manualPause", None)
+        if ex.state.current == PAUSED:
+            ex.state.set(RUNNING)
+        ex.metadata["finalState"] = state
+        self._root(ex, flow, eff)  # afterExecution tasks still run, then the execution ends
 
     def on_result(self, ex: Execution, flow: Flow, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
                   attempt: dict[str, Any], error: str | None = None) -> Effects:  # fmt: skip
@@ -387,6 +479,8 @@ class Executor:
         return True
 
     def on_timer(self, ex: Execution, flow: Flow, taskrun_id: str, kind: str) -> Effects:
+        if kind == "sla":  # taskrun_id holds the SLA's id
+            return Effects() if ex.state.terminal() else self._max_duration(ex, flow, taskrun_id)
         tr = ex.by_id.get(taskrun_id)
         if tr is None or ex.state.terminal():
             return Effects()
@@ -581,6 +675,8 @@ class Executor:
                 changed = True
             if not changed:
                 break
+        if flow.sla and not ex.state.terminal() and ex.state.current != KILLING:
+            self._assert_slas(ex, flow, eff)
         return eff
 
     def _root(self, ex: Execution, flow: Flow, eff: Effects) -> bool:
@@ -710,7 +806,8 @@ class Executor:
         started = now()
         try:
             ctx = _view_context(view, tr)
-            outputs = render_task(task, ctx).update(ex, ctx)
+            rendered: Any = render_task(task, ctx)
+            outputs = rendered.update(ex, ctx)
             state, error = SUCCESS, None
         except Exception as exc:
             outputs, state, error = (
@@ -741,7 +838,7 @@ class Executor:
 
         tr.state.set(RUNNING)
         try:
-            rendered = render_task(task, _view_context(FlowView(self, ex, flow, tr), tr))
+            rendered: Any = render_task(task, _view_context(FlowView(self, ex, flow, tr), tr))
         except Exception as exc:
             tr.extra["error"] = str(exc)
             tr.state.set(allowed(FAILED, task))
@@ -799,7 +896,7 @@ class Executor:
         from roost.engine.context import render_task
 
         view = FlowView(self, ex, flow, tr)
-        target = render_task(task, _view_context(view, tr))
+        target: Any = render_task(task, _view_context(view, tr))
         if (target.namespace, target.flow_id) == (ex.namespace, ex.flow_id):
             raise ValueError(
                 f"a {type(task).__name__} cannot start its own flow ({ex.namespace}.{ex.flow_id})"
@@ -880,11 +977,12 @@ def _last_start(tr: TaskRun) -> Any:
     return tr.state.start
 
 
-def _view_context(view: FlowView, tr: TaskRun) -> Any:
+def _view_context(view: FlowView, tr: TaskRun | None, variables: dict[str, Any] | None = None) -> Any:
     from roost.engine.context import TaskRunContext
 
-    return TaskRunContext(view.executor.runtime, view.variables(), namespace=view.ex.namespace, flow_id=view.ex.flow_id,
-                          execution_id=view.ex.id, task_id=tr.task_id, taskrun_id=tr.id)  # fmt: skip
+    return TaskRunContext(view.executor.runtime, variables if variables is not None else view.variables(),
+                          namespace=view.ex.namespace, flow_id=view.ex.flow_id, execution_id=view.ex.id,
+                          task_id=tr.task_id if tr else "", taskrun_id=tr.id if tr else "")  # fmt: skip
 
 
 def value_key(value: Any) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
-from roost.flow.properties import Duration, Model
+from roost.flow.properties import Duration, Model, stringify
 from roost.flow.task import Retry, Task, Trigger
 
 FLOW_ID = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
@@ -123,12 +123,40 @@ class FlowOutput(Model):
 
 
 class SLA(Model):
-    id: str
+    """A service-level agreement the executor enforces on every execution of the flow."""
+
+    id: str = Field(min_length=1)
+    """Identifier, named in the logs of a violation."""
     type: Literal["MAX_DURATION", "EXECUTION_ASSERTION"]
-    behavior: Literal["FAIL", "CANCEL", "NONE"] = "FAIL"
+    """MAX_DURATION: the execution must end within ``duration``; EXECUTION_ASSERTION: ``assert`` must hold."""
+    behavior: Literal["FAIL", "CANCEL", "NONE"]
+    """What a violation does: fail or cancel the execution, or nothing but the labels."""
     duration: Duration | None = None
+    """Longest an execution may run (MAX_DURATION), from its creation."""
     assert_: str | None = Field(default=None, alias="assert")
-    labels: Any = None
+    """Expression evaluated at every change of a running execution (EXECUTION_ASSERTION)."""
+    labels: dict[str, Any] | list[dict[str, Any]] | None = None
+    """Labels added to the execution on a violation (a map, or a list of key/value)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> SLA:
+        if self.type == "MAX_DURATION" and (self.duration is None or self.duration.total_seconds() <= 0):
+            raise ValueError("a MAX_DURATION SLA needs a positive duration")
+        if self.type == "EXECUTION_ASSERTION" and not self.assert_:
+            raise ValueError("an EXECUTION_ASSERTION SLA needs an assert expression")
+        for lbl in self.label_list():
+            if lbl["key"].startswith("system."):
+                raise ValueError(
+                    f"label '{lbl['key']}' is reserved: labels starting with 'system.' are set by the system"
+                )
+        return self
+
+    def label_list(self) -> list[dict[str, str]]:
+        if self.labels is None:
+            return []
+        if isinstance(self.labels, dict):
+            return [{"key": str(k), "value": stringify(v)} for k, v in self.labels.items()]
+        return [{"key": str(x.get("key")), "value": stringify(x.get("value"))} for x in self.labels]
 
 
 class Flow(Model):
