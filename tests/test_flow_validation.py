@@ -117,7 +117,11 @@ EXPECTED = {
     ],
     "33_bad_timezone": [("triggers[0].timezone", 11, "unknown time zone 'Mars/Olympus'")],
     "34_bad_log_level": [
-        ("tasks[0].level", 7, "expected one of 'TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR' or a {{ expression }}, got \"LOUD\"")
+        (
+            "tasks[0].level",
+            7,
+            "expected one of 'TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR' or a {{ expression }}, got \"LOUD\"",
+        )
     ],
     "35_array_item_array": [("inputs[0].itemType", 6, "an ARRAY input cannot have itemType ARRAY")],
 }

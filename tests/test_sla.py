@@ -127,8 +127,13 @@ def test_execution_assertion_fails_when_false(run_flow, roost_engine, states):
     assert states(ex) == {"check": "SUCCESS", "next": "FAILED", "notify": "SUCCESS"}
     assert ex.label_map()["sla"] == "violated"
     messages = logs_of(roost_engine, ex)
-    assert "SLA 'myOutput' violated: assertion is false: {{ outputs.check.value == inputs.expected }}." in messages
-    assert any(m.startswith("Ignoring SLA 'myOutput' because of the error") for m in messages)  # before check ran
+    assert (
+        "SLA 'myOutput' violated: assertion is false: {{ outputs.check.value == inputs.expected }}."
+        in messages
+    )
+    assert any(
+        m.startswith("Ignoring SLA 'myOutput' because of the error") for m in messages
+    )  # before check ran
     assert "never" not in messages
 
 
