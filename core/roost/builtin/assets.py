@@ -20,6 +20,7 @@ from roost import (
     TaskError,
     Trigger,
 )
+from roost.assets.model import canonical_asset_type
 from roost.flow.properties import format_duration
 
 A = "io.kestra.plugin.kestra.ee.assets."
@@ -191,7 +192,7 @@ class EventTrigger(Trigger, type=B + "EventTrigger", aliases=(A + "EventTrigger"
             event["namespace"] == self.namespace or event["namespace"].startswith(self.namespace + ".")
         ):
             return False
-        if self.asset_type and event["type"] != self.asset_type:
+        if self.asset_type and event["type"] != canonical_asset_type(self.asset_type):
             return False
         return matches_query(event.get("metadata") or {}, [c.model_dump() for c in self.metadata_query])
 

@@ -98,13 +98,13 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
         auth = opts.auth
         if auth is not None:
             if auth.type == "BEARER":
-                token = ctx.render(auth.token) if auth.token else ""
+                token = auth.token or ""  # nested properties arrive rendered (render_task)
                 headers["Authorization"] = f"Bearer {token}"
             else:
-                user, pwd = ctx.render(auth.username or ""), ctx.render(auth.password or "")
+                user, pwd = auth.username or "", auth.password or ""
                 headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{pwd}".encode()).decode()
         elif opts.basic_auth_user:
-            user, pwd = ctx.render(opts.basic_auth_user), ctx.render(opts.basic_auth_password or "")
+            user, pwd = opts.basic_auth_user, opts.basic_auth_password or ""
             headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{pwd}".encode()).decode()
         timeout = httpx.Timeout(
             connect=opts.connect_timeout.total_seconds() if opts.connect_timeout else 30.0,

@@ -23,8 +23,10 @@ from typing import Any
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import mask
+from pydantic import BaseModel
+
 from roost.flow.properties import needs_render, stringify
-from roost.flow.task import PluginType
+from roost.flow.task import PluginType, dynamic_fields_of, nested_models_of
 from roost.store.storage import LocalStorage, Storage, StorageError
 
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
@@ -384,10 +386,16 @@ def _is_execution_file(uri: str, namespace: str, flow_id: str, execution_id: str
 
 
 def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
-    """A copy of ``task`` with every ``Dynamic`` property rendered and typed."""
+    """A copy of ``task`` with every ``Dynamic`` property rendered and typed, in nested models too
+    (``options.auth.token``), each value rendered once."""
+    return _render_model(task, ctx, type(task).dynamic_fields(), task.id, "")
+
+
+def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, prefix: str) -> Any:
     update: dict[str, Any] = {}
-    for name, marker in type(task).dynamic_fields():
-        value = getattr(task, name)
+    cls = type(model)
+    for name, marker in fields:
+        value = getattr(model, name)
         if value is None or not needs_render(value):
             continue
         rendered = ctx.render(value)
@@ -396,12 +404,19 @@ def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
         try:
             update[name] = marker.adapter.validate_python(rendered)
         except Exception as exc:
-            alias = type(task).model_fields[name].alias or name
+            alias = prefix + (cls.model_fields[name].alias or name)
             raise TaskError(
-                f"property '{alias}' of task '{task.id}': {value!r} rendered to {rendered!r}, "
+                f"property '{alias}' of task '{task_id}': {value!r} rendered to {rendered!r}, "
                 f"which is not a valid {marker.inner if isinstance(marker.inner, str) else getattr(marker.inner, '__name__', marker.inner)}: {_first_error(exc)}"
             ) from None
-    return task.model_copy(update=update) if update else task
+    for name in nested_models_of(cls):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            inner = _render_model(value, ctx, dynamic_fields_of(type(value)), task_id,
+                                  prefix + (cls.model_fields[name].alias or name) + ".")  # fmt: skip
+            if inner is not value:
+                update[name] = inner
+    return model.model_copy(update=update) if update else model
 
 
 def _first_error(exc: Exception) -> str:

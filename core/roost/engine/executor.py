@@ -434,6 +434,9 @@ class Executor:
         tr = ex.by_id.get(taskrun_id)
         if tr is None or tr.state.current in TERMINAL:
             return Effects()
+        in_out = attempt.pop("assets", None)
+        if in_out:
+            tr.assets = in_out
         tr.attempts.append(attempt)
         if ex.state.current == KILLING:
             tr.state.set(KILLED)

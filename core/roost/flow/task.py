@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from roost.flow.properties import Duration, Dynamic, DynamicMarker, Model
+from roost.flow.properties import Duration, Dynamic, DynamicMarker, ExpressionStr, Model
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -97,13 +98,13 @@ class AssetRef(Model):
 
 
 class TaskAssets(Model):
-    """The ``assets`` property every task has."""
+    """The ``assets`` property every task has (each part may be an expression, as Kestra's ``Property``)."""
 
-    inputs: list[AssetRef] = Field(default_factory=list)
+    inputs: list[AssetRef] | ExpressionStr = Field(default_factory=list)
     """Assets the task reads."""
-    outputs: list[AssetRef] = Field(default_factory=list)
+    outputs: list[AssetRef] | ExpressionStr = Field(default_factory=list)
     """Assets the task writes."""
-    enable_auto: bool = False
+    enable_auto: Dynamic[bool] = False
     """Let the plugin emit the assets it touched."""
 
 
@@ -235,6 +236,27 @@ class PluginType(Model):
     @classmethod
     def dynamic_fields(cls) -> tuple[tuple[str, DynamicMarker], ...]:
         return cls._dynamic_fields
+
+
+@cache
+def dynamic_fields_of(cls: type[BaseModel]) -> tuple[tuple[str, DynamicMarker], ...]:
+    """The ``Dynamic`` fields of any model class (a task's, or a nested one such as http ``Options``)."""
+    return tuple(
+        (n, m) for n, info in cls.model_fields.items() if (m := _find_marker(info.metadata, info.annotation))
+    )
+
+
+@cache
+def nested_models_of(cls: type[BaseModel]) -> tuple[str, ...]:
+    """Fields of ``cls`` holding a model (not a task) that has ``Dynamic`` fields itself, at any depth."""
+    out = []
+    for name, info in cls.model_fields.items():
+        for arg in (info.annotation, *get_args(info.annotation)):
+            if (isinstance(arg, type) and issubclass(arg, BaseModel) and not issubclass(arg, PluginType)
+                    and (dynamic_fields_of(arg) or nested_models_of(arg))):  # fmt: skip
+                out.append(name)
+                break
+    return tuple(out)
 
 
 def _find_marker(metadata: list[Any], annotation: Any) -> DynamicMarker | None:
