@@ -55,7 +55,7 @@ def test_task_run_assets_survive_the_store(run_flow, roost_engine):
     )
     header, runs = roost_engine.store.load_execution(ex.id)
     assert runs[0]["assets"]["outputs"] == [
-        {"id": "from_expression", "type": TABLE, "namespace": "company.team"}
+        {"id": "from_expression", "type": TABLE, "namespace": "company.team", "metadata": {}}
     ]
     assert roost_engine.assets.get("main", "from_expression")["type"] == TABLE
 
