@@ -589,3 +589,99 @@ def test_expression_is_accepted_where_kestra_declares_a_property():
     """)
     )
     assert parsed.tasks[1].batch.rows == "{{ inputs.rows }}"
+
+
+def test_api_validate_reports_deprecations_as_kestra_does(roost_engine):
+    from fastapi.testclient import TestClient
+    from roost.server.app import create_app
+    from roost.server.state import ServerState
+
+    source = flow("""
+        inputs:
+          - name: old
+            type: STRING
+        tasks:
+          - id: log
+            type: io.kestra.core.tasks.log.Log
+            message: hi
+            retry:
+              type: constant
+              interval: PT1S
+              maxAttempt: 2
+        triggers:
+          - id: listen
+            type: io.kestra.plugin.core.trigger.Flow
+    """)
+    with TestClient(create_app(ServerState(roost_engine, None))) as client:
+        answer = client.post(
+            "/api/v1/main/flows/validate", content=source, headers={"Content-Type": "application/x-yaml"}
+        )
+    assert answer.status_code == 200, answer.text
+    [result] = answer.json()
+    assert "constraints" not in result
+    assert result["deprecationPaths"] == ["tasks[0].retry.maxAttempt", "inputs[0].name"]
+    assert result["infos"] == ["io.kestra.core.tasks.log.Log is replaced by io.kestra.plugin.core.log.Log"]
+    assert len(result["warnings"]) == 1 and "preconditions" in result["warnings"][0]
+
+
+def test_expressions_where_kestra_declares_properties_run(roost_engine, states):
+    roost_engine.deploy(
+        flow(
+            """
+        inputs:
+          - id: n
+            type: INT
+        tasks:
+          - id: ret
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ inputs.n * 2 }}"
+        outputs:
+          - id: doubled
+            type: STRING
+            value: "{{ outputs.ret.value }}"
+    """,
+            id="child",
+        )
+    )
+    ex = roost_engine.run(
+        roost_engine.deploy(
+            flow(
+                """
+        inputs:
+          - id: level
+            type: STRING
+            defaults: WARN
+        tasks:
+          - id: log
+            type: io.kestra.plugin.core.log.Log
+            level: "{{ inputs.level }}"
+            message: at a rendered level
+          - id: call
+            type: io.kestra.plugin.core.flow.Subflow
+            namespace: "{{ flow.namespace }}"
+            flowId: "{{ 'chi' ~ 'ld' }}"
+            inheritLabels: "{{ true }}"
+            inputs:
+              n: 21
+          - id: kv
+            type: io.kestra.plugin.core.kv.Set
+            key: k
+            value: v
+            overwrite: "{{ false }}"
+          - id: kv_again
+            type: io.kestra.plugin.core.kv.Set
+            key: k
+            value: w
+            overwrite: "{{ 1 == 2 }}"
+            allowFailure: true
+    """,
+                id="parent",
+            )
+        ),
+        timeout=30,
+    )
+    assert states(ex) == {"log": "SUCCESS", "call": "SUCCESS", "kv": "SUCCESS", "kv_again": "WARNING"}
+    assert ex.outputs_tree["call"]["outputs"] == {"doubled": "42"}
+    roost_engine._flush_logs()
+    [line] = [r for r in roost_engine.store.get_logs("main", ex.id) if r["message"] == "at a rendered level"]
+    assert line["level"] == "WARN"

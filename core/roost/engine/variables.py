@@ -16,9 +16,24 @@ def envs() -> dict[str, str]:
     return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
 
 
+_nested: dict[int, tuple[list[dict[str, str]], dict[str, Any]]] = {}
+
+
 def nested_labels(labels: list[dict[str, str]]) -> dict[str, Any]:
     """Labels as Kestra exposes them: dotted keys nest (``labels.system.correlationId``); on a clash
-    between a value and a nested key the first one wins, as in Kestra."""
+    between a value and a nested key the first one wins, as in Kestra. Memoised per labels list (an
+    execution's list is replaced, never edited in place, when its labels change)."""
+    hit = _nested.get(id(labels))
+    if hit is not None and hit[0] is labels:
+        return hit[1]
+    if len(_nested) > 4096:
+        _nested.clear()
+    out = _nest(labels)
+    _nested[id(labels)] = (labels, out)
+    return out
+
+
+def _nest(labels: list[dict[str, str]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label in labels:
         *parents, last = label["key"].split(".")
