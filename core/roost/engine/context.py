@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import mask
-from pydantic import BaseModel
-
 from roost.flow.properties import needs_render, stringify
 from roost.flow.task import PluginType, dynamic_fields_of, nested_models_of
 from roost.store.storage import LocalStorage, Storage, StorageError

@@ -171,27 +171,19 @@ class FlowBuilder:
         """Notices for deprecated properties (and deprecated spellings) used in ``data``, nested models included."""
         if not isinstance(data, dict):
             return
-        renamed: dict[str, str] = getattr(cls, "deprecated_aliases", {})
+        renamed, fields = _deprecation_plan(cls)
         for old, new in renamed.items():
             if old in data:
                 self.notice((*path, old), f"property '{old}' is deprecated; use '{new}'")
-        for name, info in cls.model_fields.items():
-            key = info.alias or name
+        for key, message, inner in fields:
             if key not in data:
                 continue
-            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-            if extra.get("deprecated"):
-                instead = extra.get("replacedBy")
-                self.notice(
-                    (*path, key),
-                    f"property '{key}' is deprecated" + (f"; use '{instead}'" if instead else ""),
-                )
-            inner = _inner_model(info.annotation)
-            if inner is None or issubclass(inner, PluginType) or task_slots(cls).get(name):
-                continue
-            value = data[key]
-            for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
-                self.deprecations(inner, item, (*path, key) if i is None else (*path, key, i))
+            if message is not None:
+                self.notice((*path, key), message)
+            if inner is not None:
+                value = data[key]
+                for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
+                    self.deprecations(inner, item, (*path, key) if i is None else (*path, key, i))
 
     # -- flow ------------------------------------------------------------------------------------
     def build(self) -> Flow | None:
@@ -518,6 +510,33 @@ def reword(err: dict[str, Any]) -> str:
         return f"expected {expected()}, got {shown}"
     msg = str(err["msg"])
     return f"{msg[0].lower() + msg[1:]}, got {shown}"
+
+
+@cache
+def _deprecation_plan(cls: type[BaseModel]) -> tuple[dict[str, str], tuple[tuple[str, str | None, Any], ...]]:
+    """What :meth:`FlowBuilder.deprecations` looks at in a model: renamed properties, deprecated ones, and
+    nested models (not tasks) to walk into; computed once per class (validation stays fast)."""
+    fields = []
+    for name, info in cls.model_fields.items():
+        key = info.alias or name
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        message = None
+        if extra.get("deprecated"):
+            instead = extra.get("replacedBy")
+            message = f"property '{key}' is deprecated" + (f"; use '{instead}'" if instead else "")
+        inner = _inner_model(info.annotation)
+        if inner is not None and (
+            issubclass(inner, PluginType) or task_slots(cls).get(name) or not _has_deprecations(inner)
+        ):
+            inner = None
+        if message is not None or inner is not None:
+            fields.append((key, message, inner))
+    return dict(getattr(cls, "deprecated_aliases", {})), tuple(fields)
+
+
+def _has_deprecations(cls: type[BaseModel]) -> bool:
+    renamed, fields = _deprecation_plan(cls)
+    return bool(renamed or fields)
 
 
 def _without_nulls(data: Any) -> Any:
