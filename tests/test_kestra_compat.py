@@ -685,3 +685,28 @@ def test_expressions_where_kestra_declares_properties_run(roost_engine, states):
     roost_engine._flush_logs()
     [line] = [r for r in roost_engine.store.get_logs("main", ex.id) if r["message"] == "at a rendered level"]
     assert line["level"] == "WARN"
+
+
+def test_numbers_and_booleans_where_text_is_expected(run_flow, states):
+    ex = run_flow(
+        flow("""
+        tasks:
+          - id: switch
+            type: io.kestra.plugin.core.flow.Switch
+            value: 1
+            cases:
+              1:
+                - id: log
+                  type: io.kestra.plugin.core.log.Log
+                  message: 42
+          - id: ret
+            type: io.kestra.plugin.core.debug.Return
+            format: true
+          - id: not_failing
+            type: io.kestra.plugin.core.execution.Fail
+            condition: "{{ 0 }}"
+    """)
+    )
+    assert ex.state.current == "SUCCESS"
+    assert states(ex) == {"switch": "SUCCESS", "log": "SUCCESS", "ret": "SUCCESS", "not_failing": "SUCCESS"}
+    assert ex.outputs_tree["ret"]["value"] == "true"

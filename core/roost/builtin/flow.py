@@ -448,7 +448,7 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
     """Runnable tasks sharing the folder."""
     input_files: Dynamic[dict[str, str]] | None = None
     """Files written into the folder first: name to content or ``kestra://`` URI."""
-    output_files: list[str] = Field(default_factory=list)
+    output_files: Dynamic[list[str]] = Field(default_factory=list)
     """Glob patterns of files kept (as outputs) when the tasks end."""
     namespace_files: dict[str, Any] | None = None
     """Copy the namespace's files into the folder (``enabled``, ``include``, ``exclude``)."""
@@ -498,7 +498,8 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
             return
         found: dict[str, str] = {}
         storage = view.executor.runtime.storage
-        for pattern in self.output_files:
+        patterns = view.render(self.output_files)
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
             for path in sorted(folder.glob(pattern)):
                 if path.is_file():
                     rel = str(path.relative_to(folder))

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from roost import Dynamic, Output, RunContext, Task, TaskError
+from roost.flow.properties import is_truthy
 
 Level = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -123,7 +124,7 @@ class Fail(
     """Message of the failure."""
 
     def run(self, ctx: RunContext) -> None:
-        if self.condition is not None and str(self.condition).strip().lower() not in ("true", "1", "yes"):
+        if self.condition is not None and not is_truthy(self.condition):
             return
         raise TaskError(self.error_message)
 

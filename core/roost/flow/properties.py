@@ -56,6 +56,10 @@ def is_truthy(value: Any) -> bool:
     return stringify(value).strip() not in ("false", "0", "-0", "")
 
 
+def _scalar_text(value: Any) -> Any:
+    return stringify(value) if isinstance(value, bool | int | float) else value
+
+
 def _must_be_expression(value: str) -> str:
     if not is_expression(value):
         raise ValueError("not a {{ expression }}")
@@ -128,8 +132,8 @@ else:
         def __class_getitem__(cls, inner: Any) -> Any:
             if inner is timedelta:
                 inner = Duration  # rendered durations are read as Kestra reads them
-            if inner is str:
-                return Annotated[str, DynamicMarker(str)]
+            if inner is str:  # a number or boolean where text is expected is its text, as Jackson coerces it
+                return Annotated[str, BeforeValidator(_scalar_text), DynamicMarker(str)]
             return Annotated[Union[inner, ExpressionStr], DynamicMarker(inner)]  # noqa: UP007
 
 
