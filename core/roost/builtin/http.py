@@ -28,23 +28,23 @@ class Auth(Model):
 
 
 class Options(Model):
-    """Client options."""
+    """Client options (each may be an expression, as Kestra's ``Property``)."""
 
-    connect_timeout: Duration | None = None
+    connect_timeout: Dynamic[timedelta] | None = None
     """Time allowed to connect."""
-    read_timeout: Duration | None = None
+    read_timeout: Dynamic[timedelta] | None = None
     """Time allowed between bytes of the response."""
-    read_idle_timeout: Duration | None = None
+    read_idle_timeout: Dynamic[timedelta] | None = None
     """Accepted for compatibility."""
-    connection_pool_idle_timeout: Duration | None = None
+    connection_pool_idle_timeout: Dynamic[timedelta] | None = None
     """Accepted for compatibility."""
-    max_content_length: int | None = None
+    max_content_length: Dynamic[int] | None = None
     """Largest response body accepted, in bytes."""
-    follow_redirects: bool = True
+    follow_redirects: Dynamic[bool] = True
     """Follow 3xx redirects."""
-    allow_failed: bool = False
+    allow_failed: Dynamic[bool] = False
     """Keep going on a 4xx or 5xx status."""
-    default_charset: str = "UTF-8"
+    default_charset: Dynamic[str] = "UTF-8"
     """Charset of bodies that do not say theirs."""
     auth: Auth | None = None
     """Authentication."""
