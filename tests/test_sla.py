@@ -118,8 +118,10 @@ def test_execution_assertion_fails_when_false(run_flow, roost_engine, states):
             message: never either
         afterExecution:
           - id: notify
-            type: io.kestra.plugin.core.log.Log
-            message: "execution {{ execution.state }}"
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands:
+              - sleep 0.3
+              - echo done
     """)
     )
     assert ex.state.current == "FAILED"

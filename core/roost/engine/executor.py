@@ -353,7 +353,7 @@ class Executor:
 
     def _max_duration(self, ex: Execution, flow: Flow, sla_id: str) -> Effects:
         sla = next((x for x in flow.sla if x.id == sla_id and x.type == "MAX_DURATION"), None)
-        if sla is None or sla.duration is None or ex.state.current == KILLING:
+        if sla is None or sla.duration is None or ex.state.current == KILLING or "finalState" in ex.metadata:
             return Effects()
         elapsed = now() - ex.state.start
         if elapsed <= sla.duration:
@@ -678,7 +678,8 @@ class Executor:
                 changed = True
             if not changed:
                 break
-        if flow.sla and not ex.state.terminal() and ex.state.current != KILLING:
+        # SLAs watch the execution until its main tasks end (afterExecution tasks are not watched)
+        if flow.sla and ex.state.current not in (KILLING, *TERMINAL) and "finalState" not in ex.metadata:
             self._assert_slas(ex, flow, eff)
         return eff
 
@@ -888,7 +889,7 @@ class Executor:
         except Exception as exc:
             tr.state.set(FAILED)
             tr.extra["error"] = str(exc)
-            self._log(ex, tr, "ERROR", f"subflow inputs: {exc}")
+            self._log(ex, tr, "ERROR", f"Unable to start the subflow: {exc}")
             return
         tr.state.set(RUNNING)
         tr.extra["subflowPending"] = True
