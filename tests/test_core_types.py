@@ -215,7 +215,11 @@ def test_log_fetch_stores_the_lines_of_this_execution(run_flow, roost_engine):
     )
     assert ex.state.current == "SUCCESS"
     assert ex.outputs_tree["all"]["size"] == 3
-    lines = [json.loads(x) for x in read(roost_engine, ex.outputs_tree["all"]["uri"]).splitlines()]
+    from amazon.ion import simpleion
+
+    lines = list(
+        simpleion.loads(read(roost_engine, ex.outputs_tree["all"]["uri"]).decode(), single_value=False)
+    )
     assert [line["message"] for line in lines] == ["first", "second", "careful"]
     assert lines[0]["taskId"] == "noisy" and lines[0]["executionId"] == ex.id
     assert ex.outputs_tree["warnings"]["size"] == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.log_export import LogExporter, LogRecords
 from roost.flow.properties import Duration, Dynamic, Model, is_expression
 from roost.flow.task import (
     FlowableTask,
@@ -20,10 +21,16 @@ from roost.flow.task import (
     Task,
     TaskRunner,
     Trigger,
+    WebhookAnswer,
+    WebhookReject,
+    WebhookRequest,
+    WebhookStart,
+    WebhookTrigger,
 )
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
+from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
         ApiError,
         HttpOptions,
         HttpProxy,
+        HttpRetry,
         HttpSsl,
         HttpTimeout,
         parse_retry_after,
@@ -69,7 +77,16 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
 
 # The REST transport (roost.rest) loads on first use: it imports httpx, which plain
 # ``import roost`` should not pay for.
-_REST = {"ApiClient", "ApiError", "HttpOptions", "HttpProxy", "HttpSsl", "HttpTimeout", "parse_retry_after"}
+_REST = {
+    "ApiClient",
+    "ApiError",
+    "HttpOptions",
+    "HttpProxy",
+    "HttpRetry",
+    "HttpSsl",
+    "HttpTimeout",
+    "parse_retry_after",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -90,8 +107,11 @@ __all__ = [
     "FlowableTask",
     "HttpOptions",
     "HttpProxy",
+    "HttpRetry",
     "HttpSsl",
     "HttpTimeout",
+    "LogExporter",
+    "LogRecords",
     "Model",
     "Output",
     "PollingTrigger",
@@ -103,7 +123,15 @@ __all__ = [
     "TaskError",
     "TaskRunner",
     "TaskWarning",
+    "UiContext",
+    "UiPage",
+    "UiPanel",
     "Trigger",
+    "WebhookAnswer",
+    "WebhookReject",
+    "WebhookRequest",
+    "WebhookStart",
+    "WebhookTrigger",
     "hookimpl",
     "LazyType",
     "is_expression",

@@ -48,7 +48,7 @@ class FetchOutput(Output):
     size: int
     """How many log lines were fetched."""
     uri: str
-    """Internal-storage file of the lines, one JSON object per line (Kestra writes Ion, of which this is a subset)."""
+    """Internal-storage file of the lines: one Ion struct per line, as Kestra writes it."""
 
 
 class Fetch(Task, type="io.kestra.plugin.core.log.Fetch", aliases=("io.kestra.core.tasks.log.Fetch",)):
@@ -66,7 +66,7 @@ class Fetch(Task, type="io.kestra.plugin.core.log.Fetch", aliases=("io.kestra.co
     """The lowest level fetched."""
 
     def run(self, ctx: RunContext) -> FetchOutput:
-        import json
+        from roost.builtin.log_shipper import _ion_line as ion_line  # the Ion lines the file exporter writes
 
         services = getattr(getattr(ctx, "runtime", None), "engine_services", None)
         if services is None:
@@ -77,7 +77,7 @@ class Fetch(Task, type="io.kestra.plugin.core.log.Fetch", aliases=("io.kestra.co
         for task_id in self.tasks_id or [None]:  # type: ignore[list-item]
             lines += services.logs(execution_id, min_level=self.level, task_id=task_id, namespace=namespace,
                                    flow_id=flow_id)  # fmt: skip
-        data = "".join(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n" for line in lines)
+        data = "".join(ion_line(line) + "\n" for line in lines)
         ctx.logger.debug("%d log line(s) fetched from execution %s", len(lines), execution_id)
         return FetchOutput(size=len(lines), uri=ctx.put_bytes(data.encode(), "logs.ion"))
 

@@ -24,9 +24,10 @@ from pydantic import BaseModel
 
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
-from roost.expr.masking import mask
+from roost.expr.masking import MaskSet
 from roost.flow.properties import needs_render, stringify
 from roost.flow.task import PluginType, dynamic_fields_of, nested_models_of
+from roost.store.keys import kv_key
 from roost.store.storage import LocalStorage, Storage, StorageError
 
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
@@ -47,7 +48,7 @@ class KVMemory:
         return self.data.get((namespace, key), _MISSING)
 
     def put(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
-        self.data[(namespace, key)] = value
+        self.data[(namespace, kv_key(key))] = value
 
     def delete(self, namespace: str, key: str) -> bool:
         return self.data.pop((namespace, key), _MISSING) is not _MISSING
@@ -109,20 +110,24 @@ class Runtime:
     tenant: str = "main"
     work_root: Path | None = None
     assets: Any = None  # the AssetService, when a store backs this runtime
+    masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
+    logs: Any = None  # the tenant's stored log lines (roost.store.db.SqlLogs), read by LogShipper
     engine_services: Any = None  # roost.engine.services.EngineServices, when an engine backs this runtime
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
         """A runtime for one-off runs (``run_task``): files in a temporary folder, assets in a private SQLite."""
         from roost.assets.service import AssetService
-        from roost.store.db import Store
+        from roost.store.db import SqlLogs, Store
 
         root = root or Path(tempfile.mkdtemp(prefix="roost-"))
         root.mkdir(parents=True, exist_ok=True)
+        store = Store.sqlite(root / "db")
         return cls(
             storage=LocalStorage(root / "storage"),
             work_root=root / "work",
-            assets=AssetService(Store.sqlite(root / "db")),
+            assets=AssetService(store),
+            logs=SqlLogs(store),
         )
 
 
@@ -196,7 +201,8 @@ class TaskRunContext:
         self.task_id = task_id
         self.taskrun_id = taskrun_id
         self.kill_event = kill_event or threading.Event()
-        self.secret_values: set[str] = set()
+        # the execution's mask set, shared by all its task runs: a secret one task learnt is masked in all
+        self.secret_values = runtime.masks(execution_id) if runtime.masks and execution_id else MaskSet()
         self.logs: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []
         self._kill_callbacks: list[Callable[[], None]] = []
@@ -216,7 +222,7 @@ class TaskRunContext:
         value = self.runtime.secrets.get(self.namespace, key)
         if value is None:
             raise ExpressionError(f"Cannot find secret for key '{key}'.")
-        self.secret_values.add(value)
+        self.secret_values.add(value, (self.namespace, key))  # re-read after a restart, never stored
         return value
 
     def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any:
@@ -281,7 +287,7 @@ class TaskRunContext:
             "taskRunId": self.taskrun_id or None,
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "level": level,
-            "message": mask(message, self.secret_values) if self.secret_values else message,
+            "message": self.secret_values.mask(message),
         }
         self.logs.append(record)
         if self.runtime.log_sink is not None:
@@ -393,7 +399,7 @@ def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
 
 def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, prefix: str) -> Any:
     update: dict[str, Any] = {}
-    cls = type(model)
+    cls: type[BaseModel] = type(model)
     for name, marker in fields:
         value = getattr(model, name)
         if value is None or not needs_render(value):

@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from roost.assets.model import Asset, AssetBundle
-from roost.expr.masking import mask
 from roost.flow.properties import is_truthy
 
 
@@ -142,7 +141,7 @@ class Worker:
             if assets:
                 attempt["assets"] = assets  # the executor moves it to the task run (Kestra's TaskRun.assets)
             if error:
-                error = mask(error, ctx.secret_values)  # the error is stored on the task run: no secret in it
+                error = ctx.secret_values.mask(error)  # the error is stored on the task run: no secret in it
                 ctx.logger.error(error)
             (report or self.engine.report)(job.execution_id, job.taskrun_id, state, outputs, attempt, error)
 
