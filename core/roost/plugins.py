@@ -256,10 +256,11 @@ class Plugins:
         cls = self._type_map.get(type_id)
         if cls is None:
             new_id = relocated_type(type_id)
-            if new_id is not None:
-                return self.resolve(new_id)
+            relocated = self.resolve(new_id) if new_id is not None else None
+            if relocated is not None:
+                return relocated
         if cls is not None or self._all_loaded:
-            return cls
+            return self._type_map.get(type_id)
         with self._lock:
             self._load_plugin("core")
             self._materialize(type_id)
