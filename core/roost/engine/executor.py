@@ -531,7 +531,9 @@ class Executor:
         manual = ex.metadata.pop("manualPause", None)
         paused = [tr for tr in ex.task_runs if tr.state.current == PAUSED]
         if not paused and not manual:  # resumed meanwhile (two Resume tasks, the API): nothing to do
-            self._log(ex, None, "WARN", f"execution {ex.id} is {ex.state.current}, not PAUSED: nothing to resume")
+            self._log(
+                ex, None, "WARN", f"execution {ex.id} is {ex.state.current}, not PAUSED: nothing to resume"
+            )
             return Effects()
         for tr in paused:  # resumed before its deadline: always a success, whatever the behavior
             tr.extra["pauseBehavior"] = "RESUME"
