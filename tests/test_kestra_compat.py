@@ -710,3 +710,13 @@ def test_numbers_and_booleans_where_text_is_expected(run_flow, states):
     assert ex.state.current == "SUCCESS"
     assert states(ex) == {"switch": "SUCCESS", "log": "SUCCESS", "ret": "SUCCESS", "not_failing": "SUCCESS"}
     assert ex.outputs_tree["ret"]["value"] == "true"
+
+
+def test_to_ion_filter_writes_ion_text():
+    from amazon.ion import simpleion
+    from roost.expr import get_engine
+
+    value = {"a": 1, "b": [1.5, "x", True], "null": "n", "weird key": {"k": -2.5e-7}}
+    text = get_engine().render("{{ v | toIon }}", {"v": value}, None)
+    assert text.startswith('{a:1,b:[1.5e0,"x",true],"null":"n"')
+    assert simpleion.loads(text) == value

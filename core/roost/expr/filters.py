@@ -742,6 +742,39 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_ION_SYMBOL = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_ION_RESERVED = frozenset({"null", "true", "false", "nan"})
+
+
+def to_ion(value: Any) -> str:
+    """Kestra's ``toIon``: the value as Ion text (maps as structs, floats as Ion floats, date-times as timestamps)."""
+    _check(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "nan" if value != value else ("+inf" if value > 0 else "-inf")
+        return repr(value).replace("e+", "e") + ("" if "e" in repr(value) else "e0")
+    if isinstance(value, Decimal):
+        return format(value, "f") + ("" if "." in format(value, "f") else ".")
+    if isinstance(value, datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "-00:00"
+    if isinstance(value, Mapping):
+        fields = []
+        for key, item in value.items():
+            name = str(key)
+            label = name if _ION_SYMBOL.match(name) and name not in _ION_RESERVED else json.dumps(name, ensure_ascii=False)
+            fields.append(f"{label}:{to_ion(item)}")
+        return "{" + ",".join(fields) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(to_ion(item) for item in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
 class JavaFloat(float):
     """A float that Kestra's ``number`` filter would have typed ``java.lang.Float`` (``className`` says so)."""
 
@@ -869,6 +902,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "timestampMilli": timestamp_milli,
     "timestampNano": timestamp_nano,
     "title": title,
+    "toIon": to_ion,
     "toJson": to_json_filter,
     "toString": string,
     "trim": trim,
