@@ -767,7 +767,11 @@ def to_ion(value: Any) -> str:
         fields = []
         for key, item in value.items():
             name = str(key)
-            label = name if _ION_SYMBOL.match(name) and name not in _ION_RESERVED else json.dumps(name, ensure_ascii=False)
+            label = (
+                name
+                if _ION_SYMBOL.match(name) and name not in _ION_RESERVED
+                else json.dumps(name, ensure_ascii=False)
+            )
             fields.append(f"{label}:{to_ion(item)}")
         return "{" + ",".join(fields) + "}"
     if isinstance(value, list | tuple):
