@@ -477,8 +477,9 @@ def test_http_trigger_starts_an_execution_when_the_response_condition_holds(roos
         """)
         )
         scheduler = Scheduler(roost_engine)
-        for _ in range(3):
-            scheduler.tick(now=time.time() + 1)
+        start = time.time()
+        for i in range(1, 4):  # three evaluations, one interval apart at least: 150, 120, then 100 starts one
+            scheduler.tick(now=start + i)
         found, _ = roost_engine.store.search_executions("main", flow_id="test")
         assert len(found) == 1
         ex = roost_engine.wait(found[0]["id"], timeout=20)
