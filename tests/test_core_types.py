@@ -76,8 +76,8 @@ def test_loop_until_max_duration_and_a_failing_iteration(run_flow, states):
                 message: tick
     """)
     )
-    assert slow.state.current == "SUCCESS"
-    assert 2 <= len([tr for tr in slow.task_runs if tr.task_id == "log"]) <= 5
+    assert slow.state.current == "SUCCESS"  # maxDuration ends the loop (between iterations, as Kestra)
+    assert 1 <= len([tr for tr in slow.task_runs if tr.task_id == "log"]) <= 5
     broken = run_flow(
         flow(
             """

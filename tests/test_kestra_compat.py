@@ -484,19 +484,21 @@ def test_if_condition_error_fails_the_task_and_runs_errors_and_finally(run_flow,
 
 
 def test_retry_max_duration_stops_before_an_attempt_past_it(run_flow):
-    # attempts every 0.4 s, at most 1 s after the first: the attempt at ~1.2 s never starts
-    ex = run_flow(
-        flow("""
+    # the next attempt would start 2 s after the first, past its 1 s: Kestra does not retry at all
+    source = """
         tasks:
           - id: failed
             type: io.kestra.plugin.core.execution.Fail
             retry:
               type: constant
-              interval: PT0.4S
+              interval: INTERVAL
               maxDuration: PT1S
-    """)
-    )
+              maxAttempts: 3
+    """
+    ex = run_flow(flow(source.replace("INTERVAL", "PT2S")))
     assert ex.state.current == "FAILED"
+    assert len(ex.task_runs[0].attempts) == 1
+    ex = run_flow(flow(source.replace("INTERVAL", "PT0.01S"), id="within"))
     assert len(ex.task_runs[0].attempts) == 3
 
 
