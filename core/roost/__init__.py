@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
 from roost.flow.log_export import LogExporter, LogRecords
-from roost.flow.properties import Dynamic, Model, is_expression
+from roost.flow.properties import Duration, Dynamic, Model, is_expression
 from roost.flow.task import (
     FlowableTask,
     Output,
@@ -102,6 +102,7 @@ __all__ = [
     "ApiError",
     "Asset",
     "AssetBundle",
+    "Duration",
     "Dynamic",
     "FlowableTask",
     "HttpOptions",

@@ -41,8 +41,10 @@ def _flow_files(paths: tuple[str, ...]) -> list[Path]:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", help="Report format.")
 def flow_validate(paths: tuple[str, ...], output: str) -> None:
-    """Validate flow files (or every YAML file under folders); exit 1 on any violation."""
-    from roost.flow.build import FlowInvalid, parse_flow
+    """Validate flow files (or every YAML file under folders); exit 1 on any violation.
+
+    Deprecated properties and old type ids are warnings, not violations: the flow stays valid."""
+    from roost.flow.build import FlowInvalid, flow_notices, parse_flow
     from roost.flow.yaml import YamlError, decode_source, load_documents
     from roost.plugin_defaults import defaults_for
 
@@ -71,6 +73,7 @@ def flow_validate(paths: tuple[str, ...], output: str) -> None:
                     "flow": f"{flow_obj.namespace}.{flow_obj.id}",
                     "valid": True,
                     "violations": [],
+                    "warnings": [n.as_dict() for n in flow_notices(flow_obj)],
                 }
             )
         except FlowInvalid as exc:
@@ -83,6 +86,12 @@ def flow_validate(paths: tuple[str, ...], output: str) -> None:
         for r in results:
             if r["valid"]:
                 console().print(f"[green]✓[/green] {r['file']} [dim]({r['flow']})[/dim]")
+                for w in r["warnings"]:
+                    where = f"line {w['line']}: " if w.get("line") else ""
+                    console().print(
+                        f"    [yellow]warning[/yellow] {where}[bold]{w['path'] or '<root>'}[/bold]: {w['message']}",
+                        highlight=False,
+                    )
             else:
                 console().print(f"[red]✗[/red] {r['file']}")
                 for v in r["violations"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -19,13 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import MaskSet
 from roost.flow.properties import needs_render, stringify
-from roost.flow.task import PluginType
+from roost.flow.task import PluginType, dynamic_fields_of, nested_models_of
 from roost.store.keys import kv_key
-from roost.store.storage import LocalStorage, Storage
+from roost.store.storage import LocalStorage, Storage, StorageError
 
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
 LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
@@ -109,6 +112,7 @@ class Runtime:
     assets: Any = None  # the AssetService, when a store backs this runtime
     masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
     logs: Any = None  # the tenant's stored log lines (roost.store.db.SqlLogs), read by LogShipper
+    engine_services: Any = None  # roost.engine.services.EngineServices, when an engine backs this runtime
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
@@ -254,6 +258,25 @@ class TaskRunContext:
         self.secret_values.add(token)
         return str(token)
 
+    def error_logs(self) -> list[dict[str, Any]]:
+        """The ERROR lines of this execution so far (``errorLogs()``)."""
+        services = self.runtime.engine_services
+        if services is None or not self.execution_id:
+            return [r for r in self.logs if r["level"] == "ERROR"]
+        return list(services.logs(self.execution_id, min_level="ERROR"))
+
+    def file_size(self, path: str, namespace: str | None = None) -> int | None:
+        """Size of an internal-storage file (``kestra://``) or a namespace file; None when there is none."""
+        if path.startswith("kestra://"):
+            if not _is_execution_file(path, self.namespace, self.flow_id, self.execution_id):
+                raise ExpressionError(f"Unable to read the file '{path}' as it is not an execution file")
+            try:
+                return self.runtime.storage.local_path(path).stat().st_size
+            except (OSError, StorageError):
+                return None
+        data = self.runtime.namespace_files.read(namespace or self.namespace, path)
+        return None if data is None else len(data)
+
     # -- logs and metrics --------------------------------------------------------------------------
     def emit_log(self, level: str, message: str) -> None:
         record = {
@@ -358,11 +381,27 @@ class TaskRunContext:
                 yield p, data
 
 
+_EXECUTION_FILE = re.compile(r"kestra:///.+/.+/executions/.+/(tasks|trigger|inputs)/.+")
+
+
+def _is_execution_file(uri: str, namespace: str, flow_id: str, execution_id: str) -> bool:
+    """Kestra's rule for file functions: a file of an execution (any, in the open-source edition) or a namespace file."""
+    ns = namespace.replace(".", "/")
+    own = f"kestra:///{ns}/{flow_id}/executions/{execution_id}/"
+    return uri.startswith((own, f"kestra:///{ns}/_files/")) or _EXECUTION_FILE.fullmatch(uri) is not None
+
+
 def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
-    """A copy of ``task`` with every ``Dynamic`` property rendered and typed."""
+    """A copy of ``task`` with every ``Dynamic`` property rendered and typed, in nested models too
+    (``options.auth.token``), each value rendered once."""
+    return _render_model(task, ctx, type(task).dynamic_fields(), task.id, "")
+
+
+def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, prefix: str) -> Any:
     update: dict[str, Any] = {}
-    for name, marker in type(task).dynamic_fields():
-        value = getattr(task, name)
+    cls: type[BaseModel] = type(model)
+    for name, marker in fields:
+        value = getattr(model, name)
         if value is None or not needs_render(value):
             continue
         rendered = ctx.render(value)
@@ -371,12 +410,19 @@ def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
         try:
             update[name] = marker.adapter.validate_python(rendered)
         except Exception as exc:
-            alias = type(task).model_fields[name].alias or name
+            alias = prefix + (cls.model_fields[name].alias or name)
             raise TaskError(
-                f"property '{alias}' of task '{task.id}': {value!r} rendered to {rendered!r}, "
+                f"property '{alias}' of task '{task_id}': {value!r} rendered to {rendered!r}, "
                 f"which is not a valid {marker.inner if isinstance(marker.inner, str) else getattr(marker.inner, '__name__', marker.inner)}: {_first_error(exc)}"
             ) from None
-    return task.model_copy(update=update) if update else task
+    for name in nested_models_of(cls):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            inner = _render_model(value, ctx, dynamic_fields_of(type(value)), task_id,
+                                  prefix + (cls.model_fields[name].alias or name) + ".")  # fmt: skip
+            if inner is not value:
+                update[name] = inner
+    return model.model_copy(update=update) if update else model
 
 
 def _first_error(exc: Exception) -> str:

@@ -40,6 +40,7 @@ from roost.engine.model import (
     now,
 )
 from roost.engine.queue import InProcessQueue, Message, Queue
+from roost.engine.services import EngineServices
 from roost.engine.worker import Worker
 from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
@@ -160,6 +161,7 @@ class Engine:
                 tenant=tenant,
                 work_root=self.data_dir / "work",
                 assets=self.assets,
+                engine_services=EngineServices(self, tenant),
                 logs=SqlLogs(self.store, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
@@ -276,6 +278,9 @@ class Engine:
         if isinstance(given, dict):
             given = [{"key": k, "value": str(v)} for k, v in given.items()]
         merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
+        merged.setdefault(
+            "system.correlationId", ex.id
+        )  # every execution has one; subflows pass their parent's
         ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
         ex.trigger = trigger
         ex.parent_id = parent_id
@@ -471,6 +476,8 @@ class Engine:
                         ex.state.set(FAILED)
                     eff = Effects(ended=True)
                 touched[ex.id] = ex
+                if eff.rewrite:  # task runs were dropped (a flowable retried): write them all again
+                    restarted.add(ex.id)
                 effects.setdefault(ex.id, Effects()).extend(eff)
                 # pure, quick tasks (Return, Log...) run here rather than on a worker thread
                 for job in [j for j in eff.jobs if getattr(j.task, "inline", False)]:
@@ -577,6 +584,8 @@ class Engine:
                 eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
             elif state == PAUSED and "pauseUntil" in tr.extra:
                 eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
+            elif state == RUNNING and "wakeAt" in tr.extra:  # a loop waiting for its next iteration
+                eff.timers.append(Timer(tr.extra["wakeAt"], ex.id, tr.id, "wake"))
             elif state == RUNNING and tr.extra.get("subflowPending"):
                 task = index_of(flow).task(tr.task_id)
                 eff.subflows.append(executor.subflow_call(ex, flow, tr, task))
@@ -586,6 +595,9 @@ class Engine:
                     self.queue.put(Message("subflow_ended", ex.id, {"taskrun_id": tr.id, "state": child.state.current,
                                                                      "outputs": child.outputs, "child_id": child.id}))  # fmt: skip
         eff.extend(executor.process(ex, flow))
+        eff.timers += executor.sla_timers(
+            ex, flow
+        )  # MAX_DURATION SLAs keep counting from the execution's start
         return eff
 
     def _persist(self, touched: Any, full: set[str] | None = None) -> None:
@@ -652,7 +664,7 @@ class Engine:
         tr = ex.by_id[sub.taskrun_id]
         task = sub.task
         try:
-            child_flow = self.flow(ex.tenant, task.namespace, task.flow_id, task.revision)
+            child_flow = self.flow(ex.tenant, sub.namespace, sub.flow_id, sub.revision)
             child = self._retrying(lambda: self.create_execution(
                 child_flow, sub.inputs, sub.labels, tenant=ex.tenant, parent_id=ex.id,
                 trigger={"id": tr.task_id, "type": task.type, "variables": {
@@ -668,7 +680,7 @@ class Engine:
                 ex.tenant,
                 [
                     _log_record(
-                        ex, tr, "ERROR", f"Unable to start subflow {task.namespace}.{task.flow_id}: {exc}"
+                        ex, tr, "ERROR", f"Unable to start subflow {sub.namespace}.{sub.flow_id}: {exc}"
                     )
                 ],
             )

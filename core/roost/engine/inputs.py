@@ -11,10 +11,10 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from roost.flow.model import Flow, Input
-from roost.flow.properties import is_expression
+from roost.flow.properties import Duration, is_expression
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TD = TypeAdapter(dt.timedelta)
+_TD: TypeAdapter[dt.timedelta] = TypeAdapter(Duration)
 
 
 class InputsInvalid(Exception):

@@ -49,12 +49,13 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter
 
 from roost.engine.model import Execution
+from roost.flow.properties import Duration
 
 log = logging.getLogger("roost.scheduler")
 
 TERMINAL_DEFAULT = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
 MAX_DATES_PER_TICK = 500
-_DURATION = TypeAdapter(timedelta)
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _ALPHABET = string.ascii_letters + string.digits
 _WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 

@@ -16,13 +16,14 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from roost.flow.properties import Dynamic, DynamicMarker, Model
+from roost.flow.properties import Duration, Dynamic, DynamicMarker, ExpressionStr, Model
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -30,17 +31,21 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 class Retry(Model):
     """Retry policy of a task or flow (Kestra's ``constant``, ``exponential``, ``random``)."""
 
+    deprecated_aliases: ClassVar[dict[str, str]] = {"maxAttempt": "maxAttempts"}
+
     type: Literal["constant", "exponential", "random"]
     """Retry strategy."""
-    interval: timedelta | None = None
+    interval: Duration | None = None
     """Wait between attempts (constant, and the first wait of exponential)."""
-    max_attempts: int | None = Field(default=None, ge=1)
-    """Maximum number of attempts, the first one included."""
-    max_duration: timedelta | None = None
+    max_attempts: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("maxAttempts", "maxAttempt", "max_attempts")
+    )
+    """Maximum number of attempts, the first one included (``maxAttempt`` before Kestra 0.24)."""
+    max_duration: Duration | None = None
     """Stop retrying once this much time has passed since the first attempt."""
-    max_interval: timedelta | None = None
+    max_interval: Duration | None = None
     """Upper bound of the wait (exponential)."""
-    min_interval: timedelta | None = None
+    min_interval: Duration | None = None
     """Lower bound of the wait (random)."""
     delay_factor: float | None = None
     """Multiplier of the wait between attempts (exponential, default 2)."""
@@ -95,13 +100,13 @@ class AssetRef(Model):
 
 
 class TaskAssets(Model):
-    """The ``assets`` property every task has."""
+    """The ``assets`` property every task has (each part may be an expression, as Kestra's ``Property``)."""
 
-    inputs: list[AssetRef] = Field(default_factory=list)
+    inputs: list[AssetRef] | ExpressionStr = Field(default_factory=list)
     """Assets the task reads."""
-    outputs: list[AssetRef] = Field(default_factory=list)
+    outputs: list[AssetRef] | ExpressionStr = Field(default_factory=list)
     """Assets the task writes."""
-    enable_auto: bool = False
+    enable_auto: Dynamic[bool] = False
     """Let the plugin emit the assets it touched."""
 
 
@@ -110,7 +115,7 @@ class TaskCache(Model):
 
     enabled: bool = False
     """Turn the cache on."""
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
     """How long a cached output stays valid."""
 
 
@@ -237,6 +242,27 @@ class PluginType(Model):
         return cls._dynamic_fields
 
 
+@cache
+def dynamic_fields_of(cls: type[BaseModel]) -> tuple[tuple[str, DynamicMarker], ...]:
+    """The ``Dynamic`` fields of any model class (a task's, or a nested one such as http ``Options``)."""
+    return tuple(
+        (n, m) for n, info in cls.model_fields.items() if (m := _find_marker(info.metadata, info.annotation))
+    )
+
+
+@cache
+def nested_models_of(cls: type[BaseModel]) -> tuple[str, ...]:
+    """Fields of ``cls`` holding a model (not a task) that has ``Dynamic`` fields itself, at any depth."""
+    out = []
+    for name, info in cls.model_fields.items():
+        for arg in (info.annotation, *get_args(info.annotation)):
+            if (isinstance(arg, type) and issubclass(arg, BaseModel) and not issubclass(arg, PluginType)
+                    and (dynamic_fields_of(arg) or nested_models_of(arg))):  # fmt: skip
+                out.append(name)
+                break
+    return tuple(out)
+
+
 def _find_marker(metadata: list[Any], annotation: Any) -> DynamicMarker | None:
     """The ``Dynamic`` marker of a field, also when wrapped in ``Optional``."""
     for meta in metadata:
@@ -331,7 +357,7 @@ class PollingTrigger(Trigger):
     execution, a list of such mappings for several, or ``None`` for none.
     """
 
-    interval: timedelta = timedelta(minutes=1)
+    interval: Duration = timedelta(minutes=1)
     """How often the trigger is evaluated."""
 
     def evaluate(self, ctx: Any) -> dict[str, Any] | list[dict[str, Any]] | None:  # pragma: no cover

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
-from roost.assets.model import Asset
+from roost.assets.model import Asset, canonical_asset_type
 from roost.assets.service import public
 from roost.server import models
 from roost.server.errors import bad_request, not_found
@@ -129,7 +129,14 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
             items = [a for a in items if match_text(a["id"], "CONTAINS", flt.value)
                      or match_text(a.get("displayName") or "", "CONTAINS", flt.value)]  # fmt: skip
         else:
-            items = [a for a in items if match_text(a[flt.field], flt.op, flt.value)]
+            value = flt.value
+            if flt.field == "type":  # TABLE and io.kestra.plugin.ee.assets.Table are one type
+                value = (
+                    [canonical_asset_type(v) for v in value]
+                    if isinstance(value, list)
+                    else canonical_asset_type(value)
+                )
+            items = [a for a in items if match_text(a[flt.field], flt.op, value)]
     results = [public(a) for a in items]
     return JSONResponse({"results": page_slice(results, page, size), "total": len(results)})
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from roost.flow.build import FlowInvalid, parse_flow
+from roost.flow.build import FlowInvalid, flow_notices, parse_flow
 from roost.flow.yaml import Violation, load_document
 from roost.server import models
 from roost.server.errors import ApiError, bad_request, not_found, unprocessable
@@ -74,6 +74,16 @@ def violations_body(exc: FlowInvalid, line_offset: int = 0) -> list[dict[str, An
             d["line"] += line_offset
         out.append(d)
     return out
+
+
+def notices_body(flow: Any) -> dict[str, list[str]]:
+    """A valid flow's deprecations and warnings in the shape of Kestra's ValidateConstraintViolation."""
+    notices = flow_notices(flow)
+    return {
+        "deprecationPaths": [n.path for n in notices if n.kind == "deprecated"],
+        "infos": [f"{n.replaced[0]} is replaced by {n.replaced[1]}" for n in notices if n.replaced],
+        "warnings": [n.message for n in notices if n.kind == "warning"],
+    }
 
 
 def _constraints(violations: list[dict[str, Any]]) -> str:
@@ -219,7 +229,8 @@ def validate_sources(st: ServerState, tenant: str, sources: list[tuple[str, str]
                     entry["namespace"] = doc["namespace"]
             try:
                 ns = entry.get("namespace")
-                parse_flow(chunk, st.engine.plugins, st.engine.defaults(tenant, ns) if ns else [])
+                parsed = parse_flow(chunk, st.engine.plugins, st.engine.defaults(tenant, ns) if ns else [])
+                entry.update(notices_body(parsed))
             except FlowInvalid as exc:
                 violations = violations_body(exc, offset)
                 entry["constraints"] = _constraints(violations)
