@@ -7,10 +7,34 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from roost.server import errors
+from roost.server import errors, routing
 from roost.server.auth import AuthMiddleware
-from roost.server.routes import assets, executions, flows, logs, namespaces, plugins, system, triggers
+from roost.server.routes import (
+    assets,
+    execution_actions,
+    executions,
+    flows,
+    graphs,
+    logs,
+    namespaces,
+    plugins,
+    system,
+    triggers,
+)
 from roost.server.state import ServerState
+
+ROUTE_MODULES = (
+    flows,
+    executions,
+    execution_actions,
+    graphs,
+    logs,
+    namespaces,
+    triggers,
+    assets,
+    plugins,
+    system,
+)
 
 
 def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
@@ -34,8 +58,10 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     app.state.roost = state
     namespaces.install_tables(state.store)
     errors.install(app)
-    for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system):
-        app.include_router(module.router)
+    for module in ROUTE_MODULES:  # the routes themselves, not included routers: they are ranked as one list
+        app.router.routes.extend(module.router.routes)
+    routing.install_route_stubs(app)
+    routing.rank_routes(app)
     app.add_middleware(AuthMiddleware, config=state.config.auth)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -11,7 +11,10 @@ server:
   apiTokens:
     - name: ci
       tokenHash: "sha256$<hex>"                          # roost server new-token
+  tenants: [acme, beta]                                  # hosted besides `main` (ROOST_SERVER_TENANTS=acme,beta)
 ```
+
+Tenants: `main` is always hosted; any other tenant id answers 404 unless it is listed.
 
 Only hashes are kept: a clear password or token given through the environment
 (``ROOST_SERVER_BASIC_AUTH_USERNAME`` / ``ROOST_SERVER_BASIC_AUTH_PASSWORD``,
@@ -24,12 +27,15 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_OPEN_URLS = ("/api/v1/*/executions/webhook/",)
+DEFAULT_TENANT = "main"
+TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _SCRYPT = (2**14, 8, 1)
 
 
@@ -85,7 +91,7 @@ class ServerConfig:
     port: int = 8080
     url: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
-    tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
+    tenants: tuple[str, ...] = (DEFAULT_TENANT,)  # hosted tenants (each isolated); others answer 404
     credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
 
 
@@ -121,10 +127,18 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         cfg.host = str(server["host"])
     cfg.url = server.get("url") or env.get("ROOST_SERVER_URL") or None
     tenants = server.get("tenants")
-    if tenants is not None:
-        if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
-            raise ConfigError("server.tenants: expected a list of tenant ids")
-        cfg.tenants = tuple(tenants)
+    if tenants is not None and (
+        not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants)
+    ):
+        raise ConfigError("server.tenants: expected a list of tenant ids")
+    from_env = [t.strip() for t in env.get("ROOST_SERVER_TENANTS", "").split(",") if t.strip()]
+    for i, tenant in enumerate([*(tenants or []), *from_env]):
+        if not re.match(TENANT_ID, tenant):
+            raise ConfigError(
+                f"server.tenants[{i}]: {tenant!r} is not a tenant id (lower-case letters, digits, '-', '_')"
+            )
+        if tenant not in cfg.tenants:
+            cfg.tenants += (tenant,)
     credentials = _section(data, "credentials")
     if credentials is not None:  # validated now (types, properties, secret references), built by the engine
         from roost.credentials import CredentialConfigError, CredentialStore

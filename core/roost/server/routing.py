@@ -1,0 +1,85 @@
+"""Route resolution as Kestra's: the most specific route wins, and Kestra's own routes never fall into ours.
+
+Starlette tries routes in order, so a catch-all declared first (``POST /flows/{namespace}``) would take
+``POST /flows/graph``. Kestra's router (Micronaut) prefers the route whose first differing segment is
+fixed rather than variable. :func:`rank_routes` sorts the app's routes that way, and
+:func:`install_route_stubs` adds a "No such route" answer for every route of Kestra 1.3 we do not serve
+that one of ours could otherwise swallow (``POST /executions/{id}/eval`` must not create an execution
+of flow ``eval``). Only those are added: a route table of hundreds of regexes would slow every request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Route
+
+from roost.server.kestra_routes import KESTRA_ROUTES
+
+
+def segments(path: str) -> list[str]:
+    return path.strip("/").split("/")
+
+
+def _variable(segment: str) -> bool:
+    return segment.startswith("{") and segment.endswith("}")
+
+
+def rank(path: str) -> tuple[int, ...]:
+    """Sort key: at the first segment where two routes differ in kind, the fixed one comes first."""
+    return tuple(1 if _variable(s) else 0 for s in segments(path))
+
+
+def overlap(a: str, b: str) -> bool:
+    """Whether some concrete path matches both templates (single-segment variables only)."""
+    sa, sb = segments(a), segments(b)
+    if len(sa) != len(sb):
+        return False
+    return all(_variable(x) or _variable(y) or x == y for x, y in zip(sa, sb, strict=True))
+
+
+def _methods(route: Any) -> set[str]:
+    return set(getattr(route, "methods", None) or ())
+
+
+async def _no_such_route(_request: Request) -> None:
+    raise HTTPException(404)  # the error handler words it "No such route"
+
+
+def install_route_stubs(app: FastAPI) -> list[str]:
+    """Answer 404 "No such route" on Kestra's routes we lack wherever a less specific one of ours would take them."""
+    paths = [(getattr(r, "path", None), _methods(r)) for r in app.router.routes]
+    ours = [(path, methods) for path, methods in paths if isinstance(path, str)]
+    served = {(m, path) for path, methods in ours for m in methods}
+    added = []
+    for spec in KESTRA_ROUTES:
+        method, path = spec.split(" ", 1)
+        if (method, path) in served:
+            continue
+        if any(rank(path) < rank(other) and overlap(path, other) for other, _m in ours):
+            app.router.routes.append(Route(path, _no_such_route, methods=[method], include_in_schema=False))
+            added.append(spec)
+    return added
+
+
+def rank_routes(app: FastAPI) -> None:
+    """Order the routes as Kestra's router would choose among them (stable within a rank)."""
+    app.router.routes.sort(key=lambda r: rank(getattr(r, "path", "") or ""))
+
+
+def handler_path(app: FastAPI, method: str, path: str) -> str | None:
+    """The template of the route that would answer ``method path`` (tests and diagnostics)."""
+    from starlette.routing import Match
+
+    scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+    for route in app.router.routes:
+        match, _child = route.matches(scope)
+        if match == Match.FULL:
+            return getattr(route, "path", None)
+    return None
+
+
+__all__ = ["handler_path", "install_route_stubs", "overlap", "rank", "rank_routes"]
