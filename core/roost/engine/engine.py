@@ -243,9 +243,12 @@ class Engine:
 
         return resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
 
-    def admit(self, ex: Execution, flow: Flow) -> Execution:
+    def admit(self, ex: Execution, flow: Flow, *, share: bool = True) -> Execution:
         """Store a new execution and queue its start: a CREATED one under the flow's concurrency limit
-        (QUEUED, CANCELLED or FAILED above it), a RESTARTED one (a replay from a task run) at once."""
+        (QUEUED, CANCELLED or FAILED above it), a RESTARTED one (a replay from a task run) at once.
+
+        ``share``: hand ``ex`` itself to the executor (it then changes under the caller's feet), rather
+        than have the executor read it back from the store."""
         tenant = ex.tenant
         if ex.state.current == CREATED and flow.concurrency is not None:
             active = (CREATED, RUNNING, PAUSED, "KILLING", "RESTARTED")
@@ -260,7 +263,7 @@ class Engine:
         self.store.save_executions(
             [(ex.header_dict(), [(seq, tr.to_dict()) for seq, tr in enumerate(ex.task_runs)])]
         )
-        if ex.state.current == CREATED and not ex.task_runs:
+        if ex.state.current == CREATED and not ex.task_runs and share:
             self._persisted[ex.id] = _Persisted()
             self._cache[ex.id] = ex  # the executor takes it from here without reading it back
             self.queue.put(Message("start", ex.id, {"tenant": tenant}))

@@ -54,14 +54,19 @@ def install_route_stubs(app: FastAPI) -> list[str]:
     paths = [(getattr(r, "path", None), _methods(r)) for r in app.router.routes]
     ours = [(path, methods) for path, methods in paths if isinstance(path, str)]
     served = {(m, path) for path, methods in ours for m in methods}
-    added = []
-    for spec in KESTRA_ROUTES:
-        method, path = spec.split(" ", 1)
-        if (method, path) in served:
-            continue
-        if any(rank(path) < rank(other) and overlap(path, other) for other, _m in ours):
-            app.router.routes.append(Route(path, _no_such_route, methods=[method], include_in_schema=False))
-            added.append(spec)
+    templates = [path for path, _m in ours]
+    wanted = [spec.split(" ", 1) for spec in KESTRA_ROUTES if tuple(spec.split(" ", 1)) not in served]
+    added: list[str] = []
+    changed = True
+    while changed:  # a stub is itself a route that may take a more specific one of Kestra's: until nothing moves
+        changed = False
+        for method, path in wanted:
+            spec = f"{method} {path}"
+            if spec not in added and any(rank(path) < rank(other) and overlap(path, other) for other in templates):
+                app.router.routes.append(Route(path, _no_such_route, methods=[method], include_in_schema=False))
+                templates.append(path)
+                added.append(spec)
+                changed = True
     return added
 
 
