@@ -37,7 +37,8 @@ BULK: dict[int | str, dict[str, Any]] = {
     200: {"model": models.BulkResponse},
     422: {"model": models.BulkErrorResponse},
 }
-ONE: dict[int | str, dict[str, Any]] = {200: {"model": models.Execution}, 409: {"model": models.ErrorBody}}
+ONE: dict[int | str, dict[str, Any]] = {200: {"model": models.Execution}, 409: {"model": models.ErrorBody},
+                                         422: {"model": models.ErrorBody}}  # fmt: skip
 Revision = Annotated[
     int | None, Query(ge=1, le=2**31 - 1, description="The flow revision to use for the new execution")
 ]

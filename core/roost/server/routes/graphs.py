@@ -21,7 +21,7 @@ T = "/api/v1/{tenant}"
 Subflows = Annotated[
     list[str] | None, Query(description="The subflow tasks to display (their node uids), expanded")
 ]
-GRAPH: dict[int | str, dict[str, Any]] = {200: {"model": models.FlowGraph}}
+GRAPH: dict[int | str, dict[str, Any]] = {200: {"model": models.FlowGraph}, 422: {"model": models.ErrorBody}}
 TOPOLOGY: dict[int | str, dict[str, Any]] = {200: {"model": models.FlowTopologyGraph}}
 
 
