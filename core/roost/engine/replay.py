@@ -57,7 +57,9 @@ def replay(engine: Any, original: Execution, flow: Any, original_flow: Any, *, t
         for run in new.task_runs:
             run.execution_id = new.id
         new.state = State(RESTARTED, [*original.state.histories, (RESTARTED, now())])
-    return engine.admit(new, flow, share=False)  # the caller shows it as created, not as the executor moves it
+    return engine.admit(
+        new, flow, share=False
+    )  # the caller shows it as created, not as the executor moves it
 
 
 def _replayed_runs(original: Execution, flow: Any, target: TaskRun) -> list[TaskRun]:

@@ -58,12 +58,18 @@ def install_route_stubs(app: FastAPI) -> list[str]:
     wanted = [spec.split(" ", 1) for spec in KESTRA_ROUTES if tuple(spec.split(" ", 1)) not in served]
     added: list[str] = []
     changed = True
-    while changed:  # a stub is itself a route that may take a more specific one of Kestra's: until nothing moves
+    while (
+        changed
+    ):  # a stub is itself a route that may take a more specific one of Kestra's: until nothing moves
         changed = False
         for method, path in wanted:
             spec = f"{method} {path}"
-            if spec not in added and any(rank(path) < rank(other) and overlap(path, other) for other in templates):
-                app.router.routes.append(Route(path, _no_such_route, methods=[method], include_in_schema=False))
+            if spec not in added and any(
+                rank(path) < rank(other) and overlap(path, other) for other in templates
+            ):
+                app.router.routes.append(
+                    Route(path, _no_such_route, methods=[method], include_in_schema=False)
+                )
                 templates.append(path)
                 added.append(spec)
                 changed = True

@@ -183,7 +183,7 @@ def get(request: Request, tenant: str, id: str) -> JSONResponse:
 
 
 @router.delete(P + "/{id}", operation_id="deleteAsset", summary="Delete an asset (its history and lineage stay)",
-               status_code=200, responses={200: {"description": "Deleted"}})  # fmt: skip
+               status_code=200, response_class=Response, responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, tenant: str, id: str) -> Response:
     tenant = state_of(request).tenant(tenant)
     if _assets(request).delete(tenant, id, source={"namespace": None}) == 0:

@@ -67,7 +67,7 @@ def list_logs(request: Request, tenant: str, executionId: str, sel: Selected) ->
 
 
 @router.delete(P + "/{executionId}", operation_id="deleteLogsFromExecution", summary="Delete logs of an execution",
-               status_code=200, responses={200: {"description": "Deleted"}})  # fmt: skip
+               status_code=200, response_class=Response, responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, tenant: str, executionId: str, sel: Selected) -> Response:  # noqa: N803
     st, tenant = _execution(request, tenant, executionId)
     delete_logs(st.store, tenant, execution_id=executionId, **sel.filters())

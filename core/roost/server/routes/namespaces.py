@@ -176,7 +176,7 @@ def list_directory(request: Request, tenant: str, namespace: str, path: str | No
 
 
 @router.post(F + "/directory", operation_id="createNamespaceDirectory", summary="Create a folder", tags=["Files"],
-             status_code=200, responses={200: {"description": "Created"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+             status_code=200, response_class=Response, responses={200: {"description": "Created"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 def create_directory(request: Request, tenant: str, namespace: str, path: str | None = None) -> Response:
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
@@ -273,7 +273,7 @@ def get_file(request: Request, tenant: str, namespace: str, path: str,
 
 
 @router.post(F, operation_id="createNamespaceFile", summary="Upload a file (multipart part fileContent)", tags=["Files"],
-             status_code=200, openapi_extra=multipart_body(True, fileContent={"type": "string", "format": "binary"}),
+             status_code=200, response_class=Response, openapi_extra=multipart_body(True, fileContent={"type": "string", "format": "binary"}),
              responses={200: {"description": "Stored"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 async def upload(request: Request, tenant: str, namespace: str, path: str) -> Response:
     st = state_of(request)
@@ -299,7 +299,7 @@ async def upload(request: Request, tenant: str, namespace: str, path: str) -> Re
     return Response(status_code=200)
 
 
-@router.put(F, operation_id="moveFileDirectory", summary="Move a file or folder", tags=["Files"], status_code=200,
+@router.put(F, operation_id="moveFileDirectory", summary="Move a file or folder", tags=["Files"], status_code=200, response_class=Response,
             responses={200: {"description": "Moved"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 def move(
     request: Request, tenant: str, namespace: str, from_: Annotated[str, Query(alias="from")], to: str
@@ -333,7 +333,7 @@ def move(
     return Response(status_code=200)
 
 
-@router.delete(F, operation_id="deleteFileDirectory", summary="Delete a file or folder", tags=["Files"], status_code=200,
+@router.delete(F, operation_id="deleteFileDirectory", summary="Delete a file or folder", tags=["Files"], status_code=200, response_class=Response,
                responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete_file(request: Request, tenant: str, namespace: str, path: str) -> Response:
     st = state_of(request)
@@ -443,7 +443,7 @@ def get_key(request: Request, tenant: str, namespace: str, key: str) -> JSONResp
 
 
 @router.put(K + "/{key}", operation_id="setKeyValue", summary="Set a key (the body: JSON, or else text)", tags=["KV"],
-            status_code=200, openapi_extra=TEXT_BODY, responses={200: {"description": "Stored"}})  # fmt: skip
+            status_code=200, response_class=Response, openapi_extra=TEXT_BODY, responses={200: {"description": "Stored"}})  # fmt: skip
 async def put_key(request: Request, tenant: str, namespace: str, key: str) -> Response:
     """The body is parsed as JSON when it is JSON (number, boolean, object...), kept as a string otherwise.
     A ``ttl`` header (ISO-8601 duration) makes the key expire."""

@@ -41,6 +41,8 @@ FIELDS = (
 ONE: dict[int | str, dict[str, Any]] = {200: {"model": models.TriggerContext}}
 BULK: dict[int | str, dict[str, Any]] = {200: {"model": models.BulkResponse}}
 LOCK_KEYS = ("executionId", "evaluateRunningDate", "workerId")
+FILTERS_BODY = {"type": "object", "properties": {"filters": {"type": "array", "items": {
+    "type": "object", "properties": {"field": {"type": "string"}, "operation": {"type": "string"}, "value": {}}}}}}  # fmt: skip
 
 
 def _iso(value: Any) -> str | None:
@@ -447,7 +449,7 @@ def delete_by_triggers(request: Request, tenant: str, body: list[models.TriggerR
 
 @router.delete(P + "/delete/by-query", operation_id="deleteTriggersByQuery", summary="Delete triggers by query parameters",
                responses=BULK, openapi_extra={"requestBody": {"required": False, "content": {
-                   "application/json": {"schema": {"$ref": "#/components/schemas/FiltersBody"}}}}})  # fmt: skip
+                   "application/json": {"schema": FILTERS_BODY}}}})  # fmt: skip
 async def delete_by_query(request: Request, tenant: str) -> JSONResponse:
     """Filters as ``filters[...]`` parameters, or Kestra's body ``{"filters": [{"field", "operation", "value"}]}``."""
     from roost.server.routes.common import blocking
