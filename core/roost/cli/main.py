@@ -130,8 +130,17 @@ def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], lab
     from roost.engine.inputs import InputsInvalid
     from roost.engine.local import open_engine
     from roost.flow.build import FlowInvalid
+    from roost.store.db import store_unavailable
 
-    engine = open_engine(home)
+    try:
+        engine = open_engine(home)
+    except Exception as exc:
+        if not store_unavailable(exc):
+            raise
+        reason = str(getattr(exc, "orig", None) or exc)
+        if "locked" in reason:  # a `roost server local` holds its embedded store alone
+            reason += " (is a `roost server local` using it? give this run another --home)"
+        fail(f"cannot open the store in {home}: {reason}")
     try:
         try:
             for folder in flow_dirs:
@@ -188,16 +197,27 @@ def plugins_list(as_json: bool) -> None:
     if as_json:
         echo_json({"plugins": rows, "broken": broken})
         return
-    from rich.table import Table
+    out = console()
+    if out.is_terminal and out.width >= 120:
+        from rich.table import Table
 
-    table = Table(title="Roost plugins")
-    for col in ("name", "version", "hooks", "types"):
-        table.add_column(col, overflow="fold", no_wrap=col == "types")
-    for r in rows:
-        table.add_row(
-            str(r["name"]), str(r["version"]), "\n".join(r["hooks"] or ()), "\n".join(r["types"] or ())
-        )
-    console().print(table)
+        table = Table(title="Roost plugins")
+        for col in ("name", "version", "hooks", "types"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("hooks", "types"))
+        for r in rows:
+            table.add_row(
+                str(r["name"]), str(r["version"]), "\n".join(r["hooks"] or ()), "\n".join(r["types"] or ())
+            )
+        out.print(table)
+    else:  # a pipe or a narrow terminal: a table would squeeze its columns to a letter each
+        for r in rows:
+            dist = f" ({r['distribution']})" if r["distribution"] else ""
+            click.echo(f"{r['name']} {r['version']}{dist}")
+            click.echo(f"  hooks: {', '.join(r['hooks'] or ()) or '-'}")
+            types = list(r["types"] or ())
+            click.echo(f"  types ({len(types)}):")
+            for tid in types:
+                click.echo(f"    {tid}")
     for b in broken:
         console().print(f"[red]broken plugin {b['name']}[/red]: {b['error']}")
 

@@ -35,6 +35,9 @@ def replay(engine: Any, original: Execution, flow: Any, original_flow: Any, *, t
            inputs: dict[str, Any] | None = None) -> Execution:  # fmt: skip
     """Build, store and start the replay of ``original`` on ``flow`` (``original_flow`` is its own revision)."""
     new = Execution(flow.namespace, flow.id, flow.revision or 1, original.tenant)
+    masks = engine.masks(original.tenant, new.id, new=True)
+    for value in engine.masks(original.tenant, original.id):  # copied outputs may hold the original's secrets
+        masks.add(value)
     new.inputs = dict(original.inputs) if inputs is None else engine.typed_inputs(flow, new, inputs)
     labels = {lbl["key"]: lbl["value"] for lbl in original.labels if lbl["key"] != REPLAYED_LABEL}
     labels[REPLAY_LABEL] = "true"

@@ -63,6 +63,7 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     routing.install_route_stubs(app)
     routing.rank_routes(app)
     app.add_middleware(AuthMiddleware, config=state.config.auth)
+    app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
