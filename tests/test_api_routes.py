@@ -83,7 +83,7 @@ def test_catch_alls_no_longer_take_fixed_routes(client: TestClient, engine: Engi
     assert engine.store.list_flows("main") == []
     missing = client.post("/api/v1/main/executions/nope/replay")
     assert missing.status_code == 404 and missing.json() == {"message": "execution nope not found"}
-    # a route of Kestra's that Roost does not serve: not an execution of flow "eval" in namespace "x1"
+    # a route of Kestra's that Roost does not serve: not an execution of flow "state" in namespace "x1"
     assert client.post("/api/v1/main/executions/x1/state", json={}).json() == {"message": "No such route"}
     assert client.get("/api/v1/users/kv").json() == {
         "message": "No such route"

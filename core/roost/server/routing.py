@@ -4,8 +4,8 @@ Starlette tries routes in order, so a catch-all declared first (``POST /flows/{n
 ``POST /flows/graph``. Kestra's router (Micronaut) prefers the route whose first differing segment is
 fixed rather than variable. :func:`rank_routes` sorts the app's routes that way, and
 :func:`install_route_stubs` adds a "No such route" answer for every route of Kestra 1.3 we do not serve
-that one of ours could otherwise swallow (``POST /executions/{id}/eval`` must not create an execution
-of flow ``eval``). Only those are added: a route table of hundreds of regexes would slow every request.
+that one of ours could otherwise swallow (``POST /executions/{id}/state`` must not create an execution
+of flow ``state``). Only those are added: a route table of hundreds of regexes would slow every request.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from roost.server.kestra_routes import KESTRA_ROUTES
 
@@ -45,8 +47,35 @@ def _methods(route: Any) -> set[str]:
     return set(getattr(route, "methods", None) or ())
 
 
+class SegmentRoute(APIRoute):
+    """A route that turns down a path of another number of segments before trying its pattern: most of the
+    table does not apply to a request, and ranked routes put the common parametrised ones last."""
+
+    def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(path, *args, **kwargs)
+        self.slashes = path.count("/")
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"].count("/") != self.slashes:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 async def _no_such_route(_request: Request) -> None:
     raise HTTPException(404)  # the error handler words it "No such route"
+
+
+class _Unserved(Route):
+    """A route of Kestra's that Roost does not serve: "No such route", rather than a catch-all's answer."""
+
+    def __init__(self, path: str, method: str) -> None:
+        super().__init__(path, _no_such_route, methods=[method], include_in_schema=False)
+        self.slashes = path.count("/")
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"].count("/") != self.slashes:
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def install_route_stubs(app: FastAPI) -> list[str]:
@@ -67,9 +96,7 @@ def install_route_stubs(app: FastAPI) -> list[str]:
             if spec not in added and any(
                 rank(path) < rank(other) and overlap(path, other) for other in templates
             ):
-                app.router.routes.append(
-                    Route(path, _no_such_route, methods=[method], include_in_schema=False)
-                )
+                app.router.routes.append(_Unserved(path, method))
                 templates.append(path)
                 added.append(spec)
                 changed = True
@@ -83,8 +110,6 @@ def rank_routes(app: FastAPI) -> None:
 
 def handler_path(app: FastAPI, method: str, path: str) -> str | None:
     """The template of the route that would answer ``method path`` (tests and diagnostics)."""
-    from starlette.routing import Match
-
     scope = {"type": "http", "method": method, "path": path, "root_path": ""}
     for route in app.router.routes:
         match, _child = route.matches(scope)

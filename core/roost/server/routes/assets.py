@@ -15,8 +15,11 @@ from roost.server import models
 from roost.server.errors import bad_request, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
 from roost.server.routes.common import TENANT_SCOPED, state_of
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Assets"], responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(
+    tags=["Assets"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/assets"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]

@@ -26,10 +26,13 @@ from roost.server.errors import ApiError, bad_request, conflict, not_found, unpr
 from roost.server.filters import Filter, parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
 from roost.server.routes.common import TENANT_SCOPED, blocking, multipart_body, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 from roost.store.storage import StorageError, execution_prefix
 
-router = APIRouter(tags=["Executions"], responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(
+    tags=["Executions"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/executions"
 RESTARTABLE = ("FAILED", "KILLED", "WARNING", "CANCELLED")
 UNQUEUE_STATES = (RUNNING, "CANCELLED", FAILED)

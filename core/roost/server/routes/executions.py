@@ -32,10 +32,13 @@ from roost.server.routes.common import (
     multipart_body,
     state_of,
 )
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 from roost.store.storage import StorageError, StorageOutside, execution_prefix, uri_key
 
-router = APIRouter(tags=["Executions"], responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(
+    tags=["Executions"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/executions"
 Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
 Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]

@@ -16,9 +16,12 @@ from roost.server import models
 from roost.server.errors import ApiError, bad_request, not_found, unprocessable
 from roost.server.filters import match_labels, match_text, page_slice, parse_filters, sorter
 from roost.server.routes.common import TENANT_SCOPED, YAML_BODY, blocking, body_text, multipart_body, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 
-router = APIRouter(tags=["Flows"], responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(
+    tags=["Flows"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/flows"
 Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
 Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]

@@ -14,9 +14,10 @@ from roost.flow.build import FlowInvalid
 from roost.server import models
 from roost.server.errors import not_found, unprocessable
 from roost.server.routes.common import TENANT_SCOPED, YAML_BODY, blocking, body_text, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 
-router = APIRouter(responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute)
 T = "/api/v1/{tenant}"
 Subflows = Annotated[
     list[str] | None, Query(description="The subflow tasks to display (their node uids), expanded")

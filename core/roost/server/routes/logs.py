@@ -16,8 +16,11 @@ from roost.server.filters import parse_filters
 from roost.server.queries import LOG_FIELDS, delete_logs, execution_logs, search_logs
 from roost.server.routes.common import SSE_RESPONSE, TENANT_SCOPED, blocking, state_of
 from roost.server.routes.executions import SSE_HEADERS, sse
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Logs"], responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(
+    tags=["Logs"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/logs"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]

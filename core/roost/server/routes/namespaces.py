@@ -17,10 +17,11 @@ from roost.server import models
 from roost.server.errors import bad_request, conflict, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
 from roost.server.routes.common import TENANT_SCOPED, TEXT_BODY, blocking, body_text, multipart_body, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 from roost.store.keys import InvalidKey, is_kv_key, kv_key
 
-router = APIRouter(responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute)
 P = "/api/v1/{tenant}/namespaces"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]

@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse
 from roost.server import models
 from roost.server.errors import not_found
 from roost.server.routes.common import state_of
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Plugins"], responses=models.ERRORS)
+router = APIRouter(tags=["Plugins"], responses=models.ERRORS, route_class=SegmentRoute)
 
 
 def _element(cls: type) -> dict[str, Any]:

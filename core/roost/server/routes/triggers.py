@@ -20,9 +20,12 @@ from roost.server import models
 from roost.server.errors import ApiError, bad_request, not_found
 from roost.server.filters import Filter, from_query_filters, match_text, page_slice, parse_filters
 from roost.server.routes.common import TENANT_SCOPED, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 
-router = APIRouter(tags=["Triggers"], responses=models.ERRORS, dependencies=TENANT_SCOPED)
+router = APIRouter(
+    tags=["Triggers"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/triggers"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
