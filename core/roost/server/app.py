@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from roost.server import errors, routing
+from roost.server import errors, routing, ui
 from roost.server.auth import AuthMiddleware
 from roost.server.routes import (
     assets,
@@ -17,6 +17,7 @@ from roost.server.routes import (
     graphs,
     logs,
     namespaces,
+    plugin_defaults,
     plugins,
     system,
     triggers,
@@ -30,6 +31,7 @@ ROUTE_MODULES = (
     graphs,
     logs,
     namespaces,
+    plugin_defaults,
     triggers,
     assets,
     plugins,
@@ -60,9 +62,11 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     errors.install(app)
     for module in ROUTE_MODULES:  # the routes themselves, not included routers: they are ranked as one list
         app.router.routes.extend(module.router.routes)
+    plugin_defaults.stored(state)  # the store's versioned defaults (ROOST_PLUGIN_DEFAULTS imported)
+    sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
     routing.install_route_stubs(app)
     routing.rank_routes(app)
-    app.add_middleware(AuthMiddleware, config=state.config.auth)
+    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions)
     app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

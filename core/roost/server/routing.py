@@ -104,8 +104,14 @@ def install_route_stubs(app: FastAPI) -> list[str]:
 
 
 def rank_routes(app: FastAPI) -> None:
-    """Order the routes as Kestra's router would choose among them (stable within a rank)."""
-    app.router.routes.sort(key=lambda r: rank(getattr(r, "path", "") or ""))
+    """Order the routes as Kestra's router would choose among them (stable within a rank); an included
+    router (the UI's, a plugin's) has no path of its own: it comes after every API route."""
+
+    def key(route: Any) -> tuple[int, ...]:
+        path = getattr(route, "path", None)
+        return rank(path) if isinstance(path, str) and path else (2,)
+
+    app.router.routes.sort(key=key)
 
 
 def handler_path(app: FastAPI, method: str, path: str) -> str | None:
