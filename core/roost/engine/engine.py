@@ -259,9 +259,25 @@ class Engine:
         """Type the inputs (raising :class:`InputsInvalid` before anything starts), store and queue an execution."""
         if flow.disabled:
             raise ValueError(f"flow {flow.namespace}.{flow.id} is disabled")
-        rt = self.runtime(tenant)
         ex = Execution(flow.namespace, flow.id, flow.revision or 1, tenant, id=execution_id)
-        masks = self.masks(tenant, ex.id, new=execution_id is None)
+        self.masks(tenant, ex.id, new=execution_id is None)  # before typing: a default may read a secret
+        ex.inputs = self.typed_inputs(flow, ex, inputs)
+        given = labels or []
+        if isinstance(given, dict):
+            given = [{"key": k, "value": str(v)} for k, v in given.items()]
+        merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
+        merged.setdefault("system.correlationId", ex.id)  # every execution has one; subflows pass their parent's
+        ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
+        ex.trigger = trigger
+        ex.parent_id = parent_id
+        ex.variables = {}
+        if schedule_date is not None:
+            ex.schedule_date = schedule_date
+        return self.admit(ex, flow)
+
+    def typed_inputs(self, flow: Flow, ex: Execution, inputs: dict[str, Any] | None) -> dict[str, Any]:
+        """The execution's inputs typed by the flow (FILE inputs stored under the execution)."""
+        rt = self.runtime(ex.tenant)
         from roost.engine.context import TaskRunContext
         from roost.engine.variables import task_variables
 
@@ -273,21 +289,16 @@ class Engine:
             name = getattr(value, "name", input_id)
             return rt.storage.put(key + name, value)
 
-        ex.inputs = resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
-        given = labels or []
-        if isinstance(given, dict):
-            given = [{"key": k, "value": str(v)} for k, v in given.items()]
-        merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
-        merged.setdefault(
-            "system.correlationId", ex.id
-        )  # every execution has one; subflows pass their parent's
-        ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
-        ex.trigger = trigger
-        ex.parent_id = parent_id
-        ex.variables = {}
-        if schedule_date is not None:
-            ex.schedule_date = schedule_date
-        if flow.concurrency is not None:
+        return resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
+
+    def admit(self, ex: Execution, flow: Flow, *, share: bool = True) -> Execution:
+        """Store a new execution and queue its start: a CREATED one under the flow's concurrency limit
+        (QUEUED, CANCELLED or FAILED above it), a RESTARTED one (a replay from a task run) at once.
+
+        ``share``: hand ``ex`` itself to the executor (it then changes under the caller's feet), rather
+        than have the executor read it back from the store."""
+        tenant = ex.tenant
+        if ex.state.current == CREATED and flow.concurrency is not None:
             active = (CREATED, RUNNING, PAUSED, "KILLING", "RESTARTED")
             ids = self.store.execution_ids_of(tenant, flow.namespace, flow.id, active)
             for other in list(self._cache.values()):  # the executor's view is newer than the store's
@@ -297,15 +308,19 @@ class Engine:
                 behavior = flow.concurrency.behavior
                 ex.state.set({"QUEUE": QUEUED, "CANCEL": CANCELLED, "FAIL": FAILED}[behavior])
         self._waiters[ex.id] = threading.Event()
+        masks = self.masks(tenant, ex.id)
         version = masks.version
         self.store.save_executions(
-            [(ex.header_dict(), [])], masks={ex.id: masks.state()} if masks.dirty else None
+            [(ex.header_dict(), [(seq, tr.to_dict()) for seq, tr in enumerate(ex.task_runs)])],
+            masks={ex.id: masks.state()} if masks.dirty else None,
         )
         masks.saved = version
-        if ex.state.current == CREATED:
+        if ex.state.current == CREATED and not ex.task_runs and share:
             self._persisted[ex.id] = _Persisted()
             self._cache[ex.id] = ex  # the executor takes it from here without reading it back
             self.queue.put(Message("start", ex.id, {"tenant": tenant}))
+        elif ex.state.current in (CREATED, "RESTARTED"):
+            self.queue.put(Message("start", ex.id, {"tenant": tenant}))  # read back from the store
         elif ex.state.terminal():
             self._waiters[ex.id].set()
             self._notify_end(ex)
@@ -342,8 +357,17 @@ class Engine:
             return None
         return Execution.from_dicts(*loaded)
 
-    def kill(self, execution_id: str) -> None:
-        self.queue.put(Message("kill", execution_id))
+    def kill(self, execution_id: str, cascade: bool = True) -> None:
+        """Kill an execution; ``cascade=False`` leaves the subflow executions it started running."""
+        self.queue.put(Message("kill", execution_id, {} if cascade else {"cascade": False}))
+
+    def force_run(self, execution_id: str) -> None:
+        """Run a CREATED or QUEUED execution now (ignoring the concurrency limit), resume a PAUSED one."""
+        self.queue.put(Message("force_run", execution_id))
+
+    def unqueue(self, execution_id: str, state: str = RUNNING) -> None:
+        """Take a QUEUED execution out of the queue: start it (RUNNING), or end it CANCELLED or FAILED."""
+        self.queue.put(Message("unqueue", execution_id, {"state": state}))
 
     def pause(self, execution_id: str) -> None:
         self.queue.put(Message("pause", execution_id))
@@ -545,7 +569,14 @@ class Engine:
         if kind == "timer":
             return executor.on_timer(ex, flow, p["taskrun_id"], p["timer"])
         if kind == "kill":
-            return executor.kill(ex, flow)
+            eff = executor.kill(ex, flow)
+            if p.get("cascade") is False:
+                eff.kill_executions = []
+            return eff
+        if kind == "force_run":
+            return self._force_run(ex, flow, executor)
+        if kind == "unqueue":
+            return self._unqueue(ex, flow, executor, str(p.get("state") or RUNNING))
         if kind == "pause":
             return executor.pause(ex, flow)
         if kind == "resume":
@@ -560,6 +591,26 @@ class Engine:
         if kind == "recover":
             return self._recover(ex, flow, executor)
         return Effects()
+
+    @staticmethod
+    def _force_run(ex: Execution, flow: Flow, executor: Executor) -> Effects:
+        if ex.state.current in (CREATED, QUEUED):
+            return executor.start(ex, flow)
+        if ex.state.current == PAUSED:
+            try:
+                return executor.resume(ex, flow)
+            except ValueError:  # nothing to resume after all
+                return Effects()
+        return executor.process(ex, flow)  # anything else: derive again what follows from the record
+
+    @staticmethod
+    def _unqueue(ex: Execution, flow: Flow, executor: Executor, state: str) -> Effects:
+        if ex.state.current != QUEUED:
+            return Effects()
+        if state == RUNNING:
+            return executor.start(ex, flow)
+        ex.state.set(state)
+        return Effects(ended=True)
 
     def _recover(self, ex: Execution, flow: Flow, executor: Executor) -> Effects:
         """Re-derive pending work after a restart of the process (the record is the truth)."""
@@ -725,6 +776,8 @@ class Engine:
 
     def _release_queued(self, ex: Execution) -> None:
         """Start the oldest QUEUED execution of the flow when one ends (concurrency QUEUE)."""
+        if not any(state == RUNNING for state, _at in ex.state.histories):
+            return  # it never held a slot (refused by the limit, or unqueued to an end state)
         try:
             if self.flow(ex.tenant, ex.namespace, ex.flow_id, ex.flow_revision).concurrency is None:
                 return

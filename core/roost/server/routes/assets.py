@@ -14,9 +14,12 @@ from roost.assets.service import public
 from roost.server import models
 from roost.server.errors import bad_request, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
-from roost.server.routes.common import state_of
+from roost.server.routes.common import TENANT_SCOPED, state_of
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Assets"], responses=models.ERRORS)
+router = APIRouter(
+    tags=["Assets"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/assets"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
@@ -190,12 +193,12 @@ def get(request: Request, tenant: str, id: str) -> JSONResponse:
 
 
 @router.delete(P + "/{id}", operation_id="deleteAsset", summary="Delete an asset (its history and lineage stay)",
-               status_code=204, responses={204: {"description": "Deleted"}})  # fmt: skip
+               status_code=200, response_class=Response, responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, tenant: str, id: str) -> Response:
     tenant = state_of(request).tenant(tenant)
     if _assets(request).delete(tenant, id, source={"namespace": None}) == 0:
         raise not_found(f"asset '{id}' not found")
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 @router.get(P + "/{id}/dependencies", operation_id="getAssetDependencies",

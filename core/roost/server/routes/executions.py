@@ -24,11 +24,21 @@ from roost.server import models
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
-from roost.server.routes.common import SSE_RESPONSE, base_url, blocking, multipart_body, state_of
+from roost.server.routes.common import (
+    SSE_RESPONSE,
+    TENANT_SCOPED,
+    base_url,
+    blocking,
+    multipart_body,
+    state_of,
+)
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 from roost.store.storage import StorageError, StorageOutside, execution_prefix, uri_key
 
-router = APIRouter(tags=["Executions"], responses=models.ERRORS)
+router = APIRouter(
+    tags=["Executions"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/executions"
 Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
 Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]
@@ -179,23 +189,6 @@ def search_by_flow(
     return JSONResponse({"results": [st.shape_execution(d, None) for d in found], "total": total})
 
 
-@router.delete(P + "/kill/by-ids", operation_id="killExecutionsByIds", summary="Kill a list of executions",
-               responses={200: {"model": models.BulkResponse}})  # fmt: skip
-def kill_by_ids(request: Request, tenant: str, body: list[str]) -> JSONResponse:
-    st = state_of(request)
-    tenant = st.tenant(tenant)
-    count = 0
-    for ex_id in body:
-        try:
-            ex = st.execution_dict(tenant, ex_id)
-        except ApiError:
-            continue
-        if ex["state"]["current"] not in TERMINAL:
-            st.engine.kill(ex_id)
-            count += 1
-    return JSONResponse({"count": count})
-
-
 @router.get(P + "/{executionId}", operation_id="getExecution", summary="Get an execution",
             responses={200: {"model": models.Execution}})  # fmt: skip
 def get_execution(request: Request, tenant: str, executionId: str) -> JSONResponse:  # noqa: N803
@@ -234,13 +227,13 @@ def delete_execution(
 @router.delete(P + "/{executionId}/kill", operation_id="killExecution", summary="Kill an execution (and its subflows)",
                status_code=202, responses={202: {"description": "Kill requested"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 def kill(request: Request, tenant: str, executionId: str, isOnKillCascade: bool = True) -> Response:  # noqa: N803
-    """The engine kills running subflow executions too (``isOnKillCascade=false`` is not supported yet)."""
+    """Running subflow executions are killed too, unless ``isOnKillCascade=false``."""
     st = state_of(request)
     tenant = st.tenant(tenant)
     ex = st.execution_dict(tenant, executionId)
     if ex["state"]["current"] in TERMINAL:
         raise conflict(f"execution {executionId} already ended ({ex['state']['current']})")
-    st.engine.kill(executionId)
+    st.engine.kill(executionId, cascade=isOnKillCascade)
     return Response(status_code=202)
 
 
