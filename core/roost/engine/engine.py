@@ -266,7 +266,8 @@ class Engine:
         if isinstance(given, dict):
             given = [{"key": k, "value": str(v)} for k, v in given.items()]
         merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
-        merged.setdefault("system.correlationId", ex.id)  # every execution has one; subflows pass their parent's
+        # every execution has one; subflows pass their parent's
+        merged.setdefault("system.correlationId", ex.id)
         ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
         ex.trigger = trigger
         ex.parent_id = parent_id
