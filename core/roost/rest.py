@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -152,7 +153,9 @@ class ApiClient:
         secrets: Iterable[str | None] = (),
         options: HttpOptions | None = None,
         ctx: RunContext | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
+        """``verify`` is a TLS context trusting a vendor's own CA; ``options.ssl`` can still turn checks off."""
         self.base_url = base_url.rstrip("/")
         self._ctx = ctx
         self._secrets = _variants(s for s in secrets if s)
@@ -184,7 +187,7 @@ class ApiClient:
             headers={"Accept": "application/json", "User-Agent": self.user_agent, **(headers or {})},
             timeout=httpx.Timeout(read, connect=connect),
             follow_redirects=options.follow_redirects,
-            verify=not (options.ssl and options.ssl.insecure_trust_all_certificates),
+            verify=False if options.ssl and options.ssl.insecure_trust_all_certificates else verify or True,
             proxy=proxy,
         )
         self._killed = threading.Event()
