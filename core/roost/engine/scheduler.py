@@ -760,9 +760,11 @@ class Scheduler:
             return
         interval = max(duration(getattr(trig, "interval", None), timedelta(minutes=1)).total_seconds(), 0.05)  # type: ignore[union-attr]
         next_ts = state.get("nextDate") if state else None
-        if next_ts is None or (state or {}).get("pending"):
-            next_ts = now  # a new polling trigger, or executions decided before a crash: at once
+        if next_ts is None:
+            next_ts = now  # a new polling trigger is evaluated at once
         if next_ts > now:
+            if state and state.get("pending") and key not in self._in_flight:
+                self._start_pending(entry, trig, dict(state), next_ts)  # decided before a crash: start now
             self.next_wakeup = min(self.next_wakeup, next_ts)
             return
         if key in self._in_flight or self._pool is None:
