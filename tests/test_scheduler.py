@@ -561,6 +561,13 @@ def test_polling_trigger_state_is_kept_across_restarts_and_failed_evaluations(ho
             assert _counts(engine) == [1, 2, 3]
             state = engine.store.get_trigger("main", NS, "counter", "count")
             assert state["state"] == {"n": 3} and not state.get("pending")
+            from fastapi.testclient import TestClient
+            from roost.server import ServerState, create_app
+
+            api = TestClient(create_app(ServerState(engine)))
+            [context] = api.get(f"/api/v1/main/triggers/{NS}/counter").json()["results"]
+            assert context["triggerId"] == "count" and context["executionId"]
+            assert "state" not in context and "pending" not in context  # bookkeeping stays internal
         finally:
             engine.store.close()
 

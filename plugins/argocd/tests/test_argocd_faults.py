@@ -242,8 +242,12 @@ def test_validation_errors():
 
 
 def test_bad_inputs_are_reported(argo, conn):
-    no_creds = run_task(Status, server=argo.url, application="guestbook", raise_on_failure=False)
-    assert no_creds.error == "Argo CD credentials are missing: set token, or username and password"
+    with pytest.raises(
+        ValidationError, match="Argo CD credentials are missing: set token, or username and password"
+    ):
+        Status.model_validate({"id": "t", "type": Status.type_id, "server": argo.url, "application": "a"})
+    empty = run_task(Status, **{**conn, "token": "{{ '' }}"}, raise_on_failure=False)
+    assert empty.error == "Argo CD credentials are missing: set token, or username and password"
     bad_app = run_task(Status, **{**conn, "application": "a/b/c"}, raise_on_failure=False)
     assert bad_app.error == "application must be a name or namespace/name, got 'a/b/c'"
     bad_server = run_task(Status, **{**conn, "server": "ftp://argo"}, raise_on_failure=False)

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from roost import Asset, AssetBundle, Dynamic, HttpSsl, HttpTimeout, RunContext, Task, TaskError
 from roost import Output as _Output
 
@@ -61,6 +61,12 @@ class ArgoCdTask(Task):
     """Accepted for Kestra compatibility and ignored (the CLI version Kestra downloads)."""
 
     _app: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _credentials_given(self) -> ArgoCdTask:
+        if not self.token and not (self.username and self.password):
+            raise ValueError("Argo CD credentials are missing: set token, or username and password")
+        return self
 
     def client(self, ctx: RunContext | None, *, quick: bool = False) -> ArgoCdClient:
         """A client for this task's server; ``quick`` bounds each call to 10 s (used from a kill callback)."""
