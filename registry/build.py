@@ -54,7 +54,28 @@ def build() -> dict[str, dict]:
     return {"index": {"plugins": entries}, "schemas": schemas}
 
 
+def suite_drift() -> list[str]:
+    """Plugins missing from the root pyproject's `all` extra (pip) or its uv sources (uv, tox)."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = " ".join(root["project"]["optional-dependencies"]["all"])
+    sources = root["tool"]["uv"]["sources"]
+    missing = []
+    for pyproject in sorted(ROOT.glob("plugins/*/pyproject.toml")):
+        name = tomllib.loads(pyproject.read_text())["project"]["name"]
+        folder = pyproject.parent.relative_to(ROOT)
+        if f"{name} @ {{root:uri}}/{folder}" not in extra or name not in sources:
+            missing.append(name)
+    return missing
+
+
 def main() -> int:
+    missing = suite_drift()
+    if missing:
+        print(
+            f"pyproject.toml: add {', '.join(missing)} to the `all` extra and [tool.uv.sources]",
+            file=sys.stderr,
+        )
+        return 1
     built = build()
     index_text = json.dumps(built["index"], indent=2, sort_keys=True) + "\n"
     schema_text = json.dumps(built["schemas"], indent=1, sort_keys=True) + "\n"

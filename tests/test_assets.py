@@ -9,7 +9,7 @@ from roost import Asset, AssetBundle
 from roost.assets.service import matches_query
 from support import flow
 
-ACCEPTANCE = Path(__file__).resolve().parents[1].parent / "shared" / "acceptance" / "flows"
+ACCEPTANCE = Path(__file__).resolve().parent / "acceptance" / "flows"
 
 
 def wait_for(predicate, timeout=15):

@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-ACCEPTANCE = Path(__file__).resolve().parents[1].parent / "shared" / "acceptance" / "flows"
+ACCEPTANCE = Path(__file__).resolve().parent / "acceptance" / "flows"
 ENV = {**os.environ, "ROOST_LOAD_PLUGINS": ""}
 
 
@@ -98,9 +96,6 @@ def test_flow_validate_reports_and_exit_code(tmp_path):
     assert "line 4" in text.stdout and "tasks[0].message" in text.stdout
 
 
-@pytest.mark.skipif(
-    not ACCEPTANCE.is_dir(), reason="shared/acceptance is beside the checkout in CI and sessions"
-)
 def test_validate_acceptance_flows_names_missing_plugins():
     out = roost("flow", "validate", str(ACCEPTANCE), "--output", "json")
     for result in json.loads(out.stdout):
@@ -145,3 +140,11 @@ def test_plugins_new_yields_an_installable_package_with_a_passing_test(tmp_path)
     test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
                           capture_output=True, text=True, env=env, cwd=pkg)  # fmt: skip
     assert test.returncode == 0, test.stdout + test.stderr
+
+
+def test_plugins_list_without_a_terminal_is_a_readable_list():
+    text = roost("plugins", "list").stdout
+    assert "┃" not in text and "│" not in text
+    lines = text.splitlines()
+    assert lines[0].startswith("core ")
+    assert "    io.kestra.plugin.core.flow.ForEach" in lines

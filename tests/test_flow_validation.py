@@ -32,7 +32,7 @@ EXPECTED = {
         (
             "tasks[0].type",
             5,
-            "unknown task type 'io.kestra.plugin.jdbc.sqlite.Query'; it is provided by the plugin package 'roost-plugin-jdbc' (pip install roost-plugin-jdbc)",
+            "unknown task type 'io.kestra.plugin.jdbc.sqlite.Query'; it is provided by the plugin package 'roost-plugin-jdbc' (pip install roost-plugin-jdbc, or from a Roost checkout pip install '.[all]' for the whole suite)",
         )
     ],
     "06_missing_required": [("tasks[0].message", 4, "missing required property 'message'")],

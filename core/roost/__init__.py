@@ -20,6 +20,11 @@ from roost.flow.task import (
     Task,
     TaskRunner,
     Trigger,
+    WebhookAnswer,
+    WebhookReject,
+    WebhookRequest,
+    WebhookStart,
+    WebhookTrigger,
 )
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
@@ -103,6 +108,11 @@ __all__ = [
     "TaskRunner",
     "TaskWarning",
     "Trigger",
+    "WebhookAnswer",
+    "WebhookReject",
+    "WebhookRequest",
+    "WebhookStart",
+    "WebhookTrigger",
     "hookimpl",
     "LazyType",
     "is_expression",

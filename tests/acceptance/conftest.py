@@ -1,4 +1,4 @@
-"""Acceptance: the seed's examples (shared/acceptance/flows), run unmodified, with local stand-ins.
+"""Acceptance: the seed's examples (copies in tests/acceptance/flows), run unmodified, with local stand-ins.
 
 Each test says which stand-in it supplies; none edits a flow's tasks.
 """

@@ -35,7 +35,7 @@ from roost.credentials.testing import FakeAuthorizationServer
 from roost.engine.engine import Engine
 from roost.store.db import Store
 
-FLOWS = Path(__file__).resolve().parents[2].parent / "shared" / "acceptance" / "flows"
+FLOWS = Path(__file__).resolve().parent / "flows"
 API_HOST = "api.example.com"
 CLIENT_SECRET = "api-call-client-secret"
 

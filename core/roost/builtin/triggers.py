@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from roost import Model, Trigger
+from roost import Model, Trigger, WebhookRequest, WebhookStart, WebhookTrigger
 
 T = "io.kestra.plugin.core.trigger."
 
@@ -121,15 +121,19 @@ class FlowTrigger(Trigger, type=T + "Flow", aliases=("io.kestra.core.models.trig
     """Flows and states that must all have happened (within a time window)."""
 
 
-class Webhook(Trigger, type=T + "Webhook", aliases=("io.kestra.core.models.triggers.types.Webhook",)):
+class Webhook(WebhookTrigger, type=T + "Webhook", aliases=("io.kestra.core.models.triggers.types.Webhook",)):
     """Start an execution when ``/api/v1/{tenant}/executions/webhook/{namespace}/{flowId}/{key}`` is called."""
 
-    key: str = Field(min_length=1)
-    """Secret part of the webhook URL."""
     wait: bool = False
     """Answer only when the execution ends."""
     return_outputs: bool = False
     """With ``wait``, answer with the flow's outputs."""
+
+    def receive(self, request: WebhookRequest, ctx: Any) -> WebhookStart:
+        """Every call starts an execution: ``trigger.body`` (JSON or text), ``headers``, ``parameters``."""
+        variables = {"body": request.json_or_text(), "headers": dict(request.headers),
+                     "parameters": dict(request.query)}  # fmt: skip
+        return WebhookStart(variables, wait=self.wait, return_outputs=self.return_outputs)
 
 
 TRIGGERS = (Schedule, FlowTrigger, Webhook)

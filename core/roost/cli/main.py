@@ -188,16 +188,27 @@ def plugins_list(as_json: bool) -> None:
     if as_json:
         echo_json({"plugins": rows, "broken": broken})
         return
-    from rich.table import Table
+    out = console()
+    if out.is_terminal and out.width >= 120:
+        from rich.table import Table
 
-    table = Table(title="Roost plugins")
-    for col in ("name", "version", "hooks", "types"):
-        table.add_column(col, overflow="fold", no_wrap=col == "types")
-    for r in rows:
-        table.add_row(
-            str(r["name"]), str(r["version"]), "\n".join(r["hooks"] or ()), "\n".join(r["types"] or ())
-        )
-    console().print(table)
+        table = Table(title="Roost plugins")
+        for col in ("name", "version", "hooks", "types"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("hooks", "types"))
+        for r in rows:
+            table.add_row(
+                str(r["name"]), str(r["version"]), "\n".join(r["hooks"] or ()), "\n".join(r["types"] or ())
+            )
+        out.print(table)
+    else:  # a pipe or a narrow terminal: a table would squeeze its columns to a letter each
+        for r in rows:
+            dist = f" ({r['distribution']})" if r["distribution"] else ""
+            click.echo(f"{r['name']} {r['version']}{dist}")
+            click.echo(f"  hooks: {', '.join(r['hooks'] or ()) or '-'}")
+            types = list(r["types"] or ())
+            click.echo(f"  types ({len(types)}):")
+            for tid in types:
+                click.echo(f"    {tid}")
     for b in broken:
         console().print(f"[red]broken plugin {b['name']}[/red]: {b['error']}")
 

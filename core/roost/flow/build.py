@@ -383,7 +383,10 @@ class FlowBuilder:
         msg = f"unknown {what} type '{type_id}'"
         package = registry_index().get(type_id)
         if package:
-            return msg + f"; it is provided by the plugin package '{package}' (pip install {package})"
+            return msg + (
+                f"; it is provided by the plugin package '{package}' (pip install {package}, or"
+                " from a Roost checkout pip install '.[all]' for the whole suite)"
+            )
         close = [t for t in self.plugins.close_matches(type_id) if issubclass(self.plugins.types[t], base)]
         if close:
             msg += f"; did you mean {', '.join(repr(c) for c in close)}?"

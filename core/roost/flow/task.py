@@ -12,7 +12,9 @@ subclass :class:`FlowableTask` and tell the executor which children run next.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
@@ -335,6 +337,91 @@ class PollingTrigger(Trigger):
     """How often the trigger is evaluated."""
 
     def evaluate(self, ctx: Any) -> dict[str, Any] | list[dict[str, Any]] | None:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A call to a webhook URL, as the server received it (the body untouched, for signatures)."""
+
+    method: str
+    headers: Mapping[str, list[str]]
+    """Header values by lower-case name (``Authorization`` and ``Cookie`` never appear)."""
+    query: Mapping[str, list[str]]
+    """Query-string values by name."""
+    body: bytes
+    """The raw body, byte for byte as sent."""
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header (case-insensitive), or ``None``."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json_or_text(self) -> Any:
+        """The body decoded as JSON, else as text (``None`` when empty)."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return self.text()
+
+
+@dataclass(frozen=True)
+class WebhookStart:
+    """Start one execution with these ``trigger.*`` variables."""
+
+    variables: dict[str, Any]
+    dedup_key: str | None = None
+    """A delivery id: a second delivery with the same key starts no second execution."""
+    wait: bool = False
+    """Answer only when the execution ends (the built-in Webhook's ``wait``)."""
+    return_outputs: bool = False
+    """With ``wait``, answer with the flow's outputs instead of the execution."""
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """Answer the call without starting an execution (a handshake, an ignored event)."""
+
+    status: int = 200
+    body: Any = None
+    """A ``str``/``bytes`` sent as is, anything else as JSON."""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookReject:
+    """Refuse the call with a 4xx status and a message (bad signature, stale request...)."""
+
+    status: int
+    message: str
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status < 500:
+            raise ValueError(f"a webhook rejection is a 4xx status, got {self.status}")
+
+
+WebhookOutcome = WebhookStart | WebhookAnswer | WebhookReject
+
+
+class WebhookTrigger(Trigger):
+    """A trigger fired by calls to ``/api/v1/{tenant}/executions/webhook/{namespace}/{flowId}/{key}``.
+
+    The server finds the flow's trigger whose ``key`` matches and calls :meth:`receive` with the
+    raw request; the outcome says whether to start an execution, answer without one, or reject
+    the call. ``receive`` runs while the caller waits: keep it quick and never wait for the run.
+    """
+
+    key: str = Field(min_length=1, max_length=256)
+    """Secret part of the webhook URL: treat it as a credential."""
+
+    def receive(self, request: WebhookRequest, ctx: Any) -> WebhookOutcome:  # pragma: no cover - abstract
+        """Decide what the call does; ``ctx.render(value)`` renders with the flow's secrets."""
         raise NotImplementedError
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,10 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from roost import WebhookAnswer, WebhookReject, WebhookRequest, WebhookStart, WebhookTrigger
 from roost.engine.engine import FlowNotFound
 from roost.engine.inputs import InputsInvalid
 from roost.engine.model import TERMINAL, iso, new_id, now
 from roost.flow.build import FlowInvalid
+from roost.flow.task import WebhookOutcome
 from roost.server import models
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import parse_filters
@@ -428,14 +431,12 @@ WEBHOOK = P + "/webhook/{namespace}/{id}/{key}"
 
 
 def _webhook_trigger(st: ServerState, tenant: str, namespace: str, flow_id: str, key: str) -> tuple[Any, Any]:
-    from roost.builtin.triggers import Webhook
-
     try:
         flow = st.latest_flow(tenant, namespace, flow_id)
     except (FlowNotFound, FlowInvalid):
         raise not_found(f"flow {namespace}.{flow_id} not found") from None
     for trig in flow.triggers:
-        if isinstance(trig, Webhook) and hmac.compare_digest(str(trig.key).encode(), key.encode()):
+        if isinstance(trig, WebhookTrigger) and hmac.compare_digest(str(trig.key).encode(), key.encode()):
             if trig.disabled:
                 raise not_found(f"the webhook trigger {trig.id} of {namespace}.{flow_id} is disabled")
             ctx = st.store.get_trigger(tenant, namespace, flow_id, trig.id)
@@ -455,26 +456,25 @@ def _render(st: ServerState, tenant: str, value: Any, variables: dict[str, Any])
     return value
 
 
-async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
-    st = state_of(request)
-    tenant = st.tenant(tenant)
-    flow, trig = await blocking(_webhook_trigger, st, tenant, namespace, id, key)
-    raw = await request.body()
-    body: Any = None
-    if raw:
-        text = raw.decode("utf-8", "replace")
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = text
-    headers: dict[str, list[str]] = {}
-    for name, value in request.headers.items():
-        if name.lower() not in ("authorization", "cookie"):
-            headers.setdefault(name, []).append(value)
-    parameters: dict[str, list[str]] = {}
-    for name, value in request.query_params.multi_items():
-        parameters.setdefault(name, []).append(value)
-    variables = {"body": body, "headers": headers, "parameters": parameters}
+def _receive(st: ServerState, tenant: str, flow: Any, trig: Any, request: WebhookRequest) -> WebhookOutcome:
+    """Ask the trigger what the call does; its own failure is the caller's 422, never a 500."""
+    from roost.engine.scheduler import TriggerContext
+
+    try:
+        return trig.receive(request, TriggerContext(st.engine, tenant, flow, trig))
+    except Exception as exc:
+        raise unprocessable(f"webhook trigger {trig.id}: {exc}") from None
+
+
+# Derived-id starts of this process, checked and created one at a time (a redelivery racing the first).
+_dedup_lock = threading.Lock()
+
+
+def _start(st: ServerState, tenant: str, flow: Any, trig: Any, start: WebhookStart) -> dict[str, Any]:
+    """Create the execution a webhook asks for; with a ``dedup_key``, once per key (its id is derived)."""
+    from roost.engine.scheduler import stable_id
+
+    variables = start.variables
     trigger = {"id": trig.id, "type": trig.type, "variables": variables}
     scope = {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
     try:
@@ -490,10 +490,42 @@ async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: 
             for x in labels_raw or []
             if isinstance(x, dict)
         ]
-    ex = await blocking(create, st, tenant, namespace, id, inputs, labels, None, None, trigger)
-    if trig.wait:
+    if start.dedup_key is None:
+        return create(st, tenant, flow.namespace, flow.id, inputs, labels, None, None, trigger)
+    execution_id = stable_id("webhook", tenant, flow.namespace, flow.id, trig.id, start.dedup_key)
+    with _dedup_lock:
+        if st.store.load_execution(execution_id) is None:
+            return create(
+                st, tenant, flow.namespace, flow.id, inputs, labels, None, None, trigger, execution_id
+            )
+    return st.execution_dict(tenant, execution_id)
+
+
+async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: str) -> Response:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    flow, trig = await blocking(_webhook_trigger, st, tenant, namespace, id, key)
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name.lower() not in ("authorization", "cookie"):
+            headers.setdefault(name.lower(), []).append(value)
+    parameters: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        parameters.setdefault(name, []).append(value)
+    call = WebhookRequest(request.method, headers, parameters, await request.body())
+    outcome = await blocking(_receive, st, tenant, flow, trig, call)
+    if isinstance(outcome, WebhookReject):
+        raise ApiError(outcome.status, outcome.message)
+    if isinstance(outcome, WebhookAnswer):
+        if isinstance(outcome.body, str | bytes):
+            return Response(
+                outcome.body, outcome.status, outcome.headers, outcome.content_type or "text/plain"
+            )
+        return JSONResponse(outcome.body, outcome.status, outcome.headers, outcome.content_type)
+    ex = await blocking(_start, st, tenant, flow, trig, outcome)
+    if outcome.wait:
         ex = await st.wait_end(tenant, ex["id"])
-        if trig.return_outputs:
+        if outcome.return_outputs:
             return JSONResponse(ex.get("outputs") or {})
     out: dict[str, Any] = {k: ex[k] for k in ("tenantId", "id", "namespace", "flowId", "flowRevision", "trigger", "outputs", "labels", "state")
            if k in ex}  # fmt: skip
@@ -503,6 +535,7 @@ async def _webhook(request: Request, tenant: str, namespace: str, id: str, key: 
 
 _hook_responses: dict[int | str, dict[str, Any]] = {
     200: {"model": models.WebhookResponse},
+    403: {"model": models.ErrorBody},
     409: {"model": models.ErrorBody},
     422: {"model": models.ErrorBody},
 }
