@@ -131,7 +131,8 @@ def test_comment_on_card(trello, board, conn):
     assert out["date"] == action["date"] and out["memberCreatorId"] == trello.member["id"]
     assert action["data"]["text"] == text and action["type"] == "commentCard"
     req = trello.requests[-1]
-    assert req.path == f"/1/cards/{card['id']}/actions/comments" and req.query == {"text": [text]}
+    assert req.path == f"/1/cards/{card['id']}/actions/comments" and req.query == {}
+    assert json.loads(req.body) == {"text": text}
     assert result.assets[0].outputs[0].id == f"trello:card:{card['id']}"
     assert_no_secret(result)
 

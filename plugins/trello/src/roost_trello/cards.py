@@ -307,8 +307,9 @@ class Comment(TrelloConnection, type="io.kestra.plugin.trello.cards.Comment"):
         card_id = segment(self.card_id, "cardId")
         with self.client(ctx) as trello:
             ctx.logger.info("commenting on card %s (%d characters)", self.card_id, len(self.text))
+            # in a JSON body, as Trello also takes it: a long comment would overflow a URL, and URLs get logged
             action = trello.card_request(
-                "POST", f"/cards/{card_id}/actions/comments", params={"text": self.text}
+                "POST", f"/cards/{card_id}/actions/comments", json_body={"text": self.text}
             )
         data = action.get("data") if isinstance(action.get("data"), dict) else {}
         card = data.get("card") if isinstance(data.get("card"), dict) else {}
