@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         ApiError,
         HttpOptions,
         HttpProxy,
+        HttpRetry,
         HttpSsl,
         HttpTimeout,
         parse_retry_after,
@@ -74,7 +75,16 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
 
 # The REST transport (roost.rest) loads on first use: it imports httpx, which plain
 # ``import roost`` should not pay for.
-_REST = {"ApiClient", "ApiError", "HttpOptions", "HttpProxy", "HttpSsl", "HttpTimeout", "parse_retry_after"}
+_REST = {
+    "ApiClient",
+    "ApiError",
+    "HttpOptions",
+    "HttpProxy",
+    "HttpRetry",
+    "HttpSsl",
+    "HttpTimeout",
+    "parse_retry_after",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -94,6 +104,7 @@ __all__ = [
     "FlowableTask",
     "HttpOptions",
     "HttpProxy",
+    "HttpRetry",
     "HttpSsl",
     "HttpTimeout",
     "Model",

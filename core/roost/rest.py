@@ -4,12 +4,16 @@
 
 * one ``httpx.Client`` with the base URL, headers, timeouts, HTTP proxy and TLS verification
   taken from :class:`HttpOptions` (Kestra's ``options``);
+* an optional ``httpx.Auth`` that signs every request as it is sent (each retry is signed
+  anew: OAuth nonces, timestamps), and per-request headers (``send(..., headers=...)``);
 * :meth:`ApiClient.send` runs each HTTP exchange on a helper thread so that killing the
   execution (``ctx.on_kill``) returns at once even while a request is in flight;
-* ``429`` (and ``503`` with ``Retry-After``) is retried a bounded number of times, waiting
+* answers the server asks to repeat later (by default ``429``, and ``503`` with
+  ``Retry-After``) are retried a bounded number of times as :class:`HttpRetry` says, waiting
   with ``ctx.sleep`` so that a kill interrupts the wait;
 * network failures, timeouts and non-JSON answers become :class:`ApiError` (a
-  :class:`roost.TaskError`) naming the service and the call;
+  :class:`roost.TaskError`) naming the service, the call and -- inside :meth:`ApiClient.doing`
+  -- what the task was doing;
 * every registered secret (credentials, proxy password) is scrubbed from every message.
 
 A plugin subclasses it, sets :attr:`ApiClient.service`, and overrides
@@ -17,12 +21,14 @@ A plugin subclasses it, sets :attr:`ApiClient.service`, and overrides
 
     class AcmeClient(ApiClient):
         service = "Acme API"
+        retry = HttpRetry(max_retries=5)
 
         def error_message(self, response):
             return self.scrub(response.json()["error"])
 
         with AcmeClient(url, headers={"Authorization": f"Bearer {t}"}, secrets=[t], ctx=ctx) as acme:
-            body = acme.request("GET", "/things", params={"limit": 10})
+            with acme.doing("listing things"):
+                body = acme.request("GET", "/things", params={"limit": 10})
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any, Literal, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import ConfigDict
@@ -121,6 +129,37 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+@dataclass(frozen=True)
+class HttpRetry:
+    """Which answers :class:`ApiClient` waits out and sends again, and how long it waits.
+
+    Only answers that say the server did not act on the request belong here (``429 Too Many
+    Requests``, ``503 Service Unavailable``), which is why every method may be repeated.
+    """
+
+    statuses: frozenset[int] = frozenset({429})
+    """Retried always: after the ``Retry-After`` delay, or with exponential backoff without one."""
+    statuses_with_retry_after: frozenset[int] = frozenset({503})
+    """Retried only when the answer carries a usable ``Retry-After``."""
+    max_retries: int = 3
+    """How many times one call is repeated before the task fails."""
+    backoff: float = 1.0
+    """The first wait (seconds) when no ``Retry-After`` says how long; doubled on each retry."""
+    max_wait: float = 60.0
+    """Longest wait (seconds); an answer asking for longer fails the call at once, since the
+    task's own ``retry`` policy is the tool for long waits."""
+
+    def delay(self, response: httpx.Response, retries: int) -> float | None:
+        """Seconds to wait before repeating a call that got ``response`` after ``retries``
+        retries, or ``None`` when this answer is not retried."""
+        asked = parse_retry_after(response.headers.get("retry-after"))
+        if response.status_code in self.statuses:
+            return asked if asked is not None else self.backoff * 2**retries
+        if response.status_code in self.statuses_with_retry_after:
+            return asked
+        return None
+
+
 def _variants(secrets: Iterable[str]) -> list[str]:
     """Each secret as written and as Python/JSON would escape it, so scrubbing catches both."""
     out: list[str] = []
@@ -132,16 +171,25 @@ def _variants(secrets: Iterable[str]) -> list[str]:
     return out
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part, for messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 class ApiClient:
-    """One connection to a REST API, bound to a task's run context (``ctx`` may be ``None`` in tests)."""
+    """One connection to a REST API, bound to a task's run context (``ctx`` may be ``None`` in
+    tests, and for calls made from a kill callback: no kill awareness, plain sleeps)."""
 
     service = "API"
     """The name messages give the API, e.g. ``"Cloudflare API"``."""
     user_agent = "roost"
-    max_rate_limit_retries = 3
-    """How many times a rate-limited call is retried before the task fails."""
-    max_retry_after = 60.0
-    """Longest ``Retry-After`` (seconds) the client waits; a longer one fails the task at once."""
+    retry = HttpRetry()
+    """Which answers are waited out and repeated (the constructor's ``retry`` overrides it)."""
+    insecure_setting = "options.ssl.insecureTrustAllCertificates: true"
+    """The task setting that turns TLS verification off, named when a certificate is refused."""
     error_class: type[ApiError] = ApiError
     """The exception every failure of this client raises."""
 
@@ -150,15 +198,24 @@ class ApiClient:
         base_url: str,
         *,
         headers: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
         secrets: Iterable[str | None] = (),
         options: HttpOptions | None = None,
+        retry: HttpRetry | None = None,
         ctx: RunContext | None = None,
         verify: ssl.SSLContext | None = None,
     ) -> None:
-        """``verify`` is a TLS context trusting a vendor's own CA; ``options.ssl`` can still turn checks off."""
+        """``headers`` go with every request; ``auth`` (an ``httpx.Auth``) signs each request as
+        it is sent, retries included; ``secrets`` are scrubbed from every message; ``verify`` is a
+        TLS context trusting a vendor's own CA (``options.ssl`` can still turn checks off)."""
         self.base_url = base_url.rstrip("/")
+        self.display_url = _without_userinfo(self.base_url)
+        """The base URL without credentials, for messages."""
+        if retry is not None:
+            self.retry = retry
         self._ctx = ctx
-        self._secrets = _variants(s for s in secrets if s)
+        self._doing: str | None = None
+        self._secrets = _variants(s for s in (*secrets, urlsplit(self.base_url).password) if s)
         options = options or HttpOptions()
         connect, read = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
         if options.timeout is not None:
@@ -169,15 +226,15 @@ class ApiClient:
         self._read_timeout = read
         proxy = None
         if options.proxy is not None and options.proxy.type == "HTTP" and options.proxy.address:
-            auth = ""
+            credentials = ""
             if options.proxy.username:
-                auth = quote(options.proxy.username, safe="")
+                credentials = quote(options.proxy.username, safe="")
                 if options.proxy.password:
                     self._secrets.extend(_variants([options.proxy.password]))
-                    auth += ":" + quote(options.proxy.password, safe="")
-                auth += "@"
+                    credentials += ":" + quote(options.proxy.password, safe="")
+                credentials += "@"
             port = f":{options.proxy.port}" if options.proxy.port else ""
-            proxy = f"http://{auth}{options.proxy.address}{port}"
+            proxy = f"http://{credentials}{options.proxy.address}{port}"
         if options.model_extra and ctx is not None:
             ctx.logger.warning(
                 "HTTP options not supported here and ignored: %s", ", ".join(sorted(options.model_extra))
@@ -185,6 +242,7 @@ class ApiClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Accept": "application/json", "User-Agent": self.user_agent, **(headers or {})},
+            auth=auth,
             timeout=httpx.Timeout(read, connect=connect),
             follow_redirects=options.follow_redirects,
             verify=False if options.ssl and options.ssl.insecure_trust_all_certificates else verify or True,
@@ -231,9 +289,21 @@ class ApiClient:
     def _raise_killed(self) -> None:
         if self._ctx is not None:
             self._ctx.sleep(0)  # raises the engine's kill exception
-        raise TaskError(f"{self.service} call abandoned: the execution was killed")
+        raise TaskError(f"{self.service} call{self._while()} abandoned: the execution was killed")
 
     # -- helpers ---------------------------------------------------------------------------------
+    @contextmanager
+    def doing(self, what: str) -> Iterator[None]:
+        """Name what the calls inside are for: their error messages say ``while <what>``."""
+        outer, self._doing = self._doing, what
+        try:
+            yield
+        finally:
+            self._doing = outer
+
+    def _while(self) -> str:
+        return f" while {self._doing}" if self._doing else ""
+
     def scrub(self, text: str) -> str:
         """``text`` with every registered secret replaced by ``****``."""
         for secret in sorted(self._secrets, key=len, reverse=True):
@@ -257,18 +327,28 @@ class ApiClient:
             return self._http.send(request)
         except httpx.TimeoutException as exc:
             raise self.error_class(
-                f"{self.service} did not answer {label} in time ({type(exc).__name__}; read timeout "
-                f"{self._read_timeout:g}s): {self.scrub(str(exc)) or 'timed out'}"
+                f"{self.service} did not answer {label}{self._while()} in time ({type(exc).__name__}; "
+                f"read timeout {self._read_timeout:g}s): {self.scrub(str(exc)) or 'timed out'}"
             ) from None
         except httpx.ConnectError as exc:
+            hint = ""
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                hint = (
+                    " (the server's TLS certificate is not trusted: fix the certificate or, for a trusted "
+                    f"test setup only, set {self.insecure_setting})"
+                )
             raise self.error_class(
-                f"cannot reach {self.service} at {self.base_url}: {self.scrub(str(exc))}"
+                f"cannot reach {self.service} at {self.display_url}{self._while()}: "
+                f"{type(exc).__name__}: {self.scrub(str(exc))}{hint}"
             ) from None
         except httpx.HTTPError as exc:
             if self._killed.is_set():
-                raise TaskError(f"{self.service} call abandoned: the execution was killed") from None
+                raise TaskError(
+                    f"{self.service} call{self._while()} abandoned: the execution was killed"
+                ) from None
             raise self.error_class(
-                f"{self.service} request {label} failed: {type(exc).__name__}: {self.scrub(str(exc))}"
+                f"{self.service} request {label}{self._while()} failed: "
+                f"{type(exc).__name__}: {self.scrub(str(exc))}"
             ) from None
 
     def _exchange(self, request: httpx.Request, label: str) -> httpx.Response:
@@ -308,21 +388,28 @@ class ApiClient:
         method: str,
         path: str,
         *,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
         json_body: Any = None,
         content: bytes | str | None = None,
         files: Any = None,
-        data: dict[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Call the API and return its response; an HTTP error status raises :meth:`error`.
 
-        ``None`` parameters are left out. A rate limit (``429``, or ``503`` with ``Retry-After``)
-        is waited out up to :attr:`max_rate_limit_retries` times.
+        ``params`` is a mapping or a list of pairs (a key may repeat), added to any query ``path``
+        has; ``None`` values are left out. ``headers`` are added to this call only, the same on each of its retries. Answers
+        :attr:`retry` names are waited out and repeated, at most ``retry.max_retries`` times.
         """
         label = f"{method} {path}"
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
-        kwargs: dict[str, Any] = {"params": clean or None, "headers": headers}
+        clean: Any
+        if isinstance(params, Mapping):
+            clean = {k: v for k, v in params.items() if v is not None}
+        else:
+            clean = [(k, v) for k, v in params or () if v is not None]
+        # Merged into the path's own query (``/machines/?op=deploy``), which httpx's params= would replace.
+        target = httpx.URL(path).copy_merge_params(clean) if clean else path
+        kwargs: dict[str, Any] = {"headers": headers}
         if json_body is not None:
             kwargs["json"] = json_body
         elif content is not None:
@@ -330,31 +417,34 @@ class ApiClient:
         elif files is not None or data is not None:
             kwargs["files"] = files
             kwargs["data"] = data
-        attempt = 0
+        retries = 0
         while True:
-            response = self._exchange(self._http.build_request(method, path, **kwargs), label)
+            response = self._exchange(self._http.build_request(method, target, **kwargs), label)
             status = response.status_code
-            if not (status == 429 or (status == 503 and "retry-after" in response.headers)):
-                break
-            wait = parse_retry_after(response.headers.get("retry-after"))
+            self.log("debug", "%s %s -> HTTP %s", self.service, label, status)
+            wait = self.retry.delay(response, retries)
             if wait is None:
-                wait = float(2**attempt)  # no usable header: back off exponentially
-            if attempt >= self.max_rate_limit_retries:
-                raise self.error(
-                    response,
-                    label,
-                    prefix=f"{self.service} kept rate-limiting {label} after {attempt + 1} attempts",
-                )
-            if wait > self.max_retry_after:
+                break
+            if retries >= self.retry.max_retries:
                 raise self.error(
                     response,
                     label,
                     prefix=(
-                        f"{self.service} rate-limited {label} and asked to retry after {wait:g}s, "
-                        f"longer than the {self.max_retry_after:g}s this task waits; use the task's retry policy"
+                        f"{self.service} kept rate-limiting {label}{self._while()} after {retries + 1} attempts "
+                        f"(HTTP {status})"
                     ),
                 )
-            attempt += 1
+            if wait > self.retry.max_wait:
+                raise self.error(
+                    response,
+                    label,
+                    prefix=(
+                        f"{self.service} rate-limited {label}{self._while()} (HTTP {status}) and asked to retry "
+                        f"after {wait:g}s, longer than the {self.retry.max_wait:g}s this task waits; use the "
+                        "task's retry policy"
+                    ),
+                )
+            retries += 1
             self.log(
                 "warning",
                 "%s answered HTTP %s to %s; retrying in %gs (retry %d of %d)",
@@ -362,8 +452,8 @@ class ApiClient:
                 status,
                 label,
                 wait,
-                attempt,
-                self.max_rate_limit_retries,
+                retries,
+                self.retry.max_retries,
             )
             if self._ctx is not None:
                 self._ctx.sleep(wait)  # a kill interrupts the wait
@@ -386,8 +476,9 @@ class ApiClient:
             return response.json()
         except ValueError:
             raise self.error_class(
-                f"{self.service} returned a malformed response to {label} (HTTP {response.status_code}, "
-                f"content-type {response.headers.get('content-type', '?')}, not JSON): {self.snippet(response)}",
+                f"{self.service} returned a malformed response to {label}{self._while()} (HTTP "
+                f"{response.status_code}, content-type {response.headers.get('content-type', '?')}, not JSON): "
+                f"{self.snippet(response)}",
                 status=response.status_code,
             ) from None
 
@@ -396,7 +487,7 @@ class ApiClient:
         """The exception for an error answer: ``prefix`` (default: service, call and status),
         then :meth:`error_message`."""
         status = response.status_code
-        head = prefix or f"{self.service} error on {label} (HTTP {status})"
+        head = prefix or f"{self.service} error on {label}{self._while()} (HTTP {status})"
         return self.error_class(f"{head}: {self.error_message(response)}", status=status)
 
     def error_message(self, response: httpx.Response) -> str:
@@ -408,9 +499,10 @@ class ApiClient:
 
     def malformed(self, label: str, what: str, response: httpx.Response | None = None) -> ApiError:
         """An error for an answer that is not as documented (with its HTTP status when given)."""
+        where = f"{label}{self._while()}"
         if response is None:
-            return self.error_class(f"{self.service} returned a malformed response to {label}: {what}")
+            return self.error_class(f"{self.service} returned a malformed response to {where}: {what}")
         return self.error_class(
-            f"{self.service} returned a malformed response to {label} (HTTP {response.status_code}): {what}",
+            f"{self.service} returned a malformed response to {where} (HTTP {response.status_code}): {what}",
             status=response.status_code,
         )

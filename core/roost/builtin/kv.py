@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any, Literal
 
 from roost import Dynamic, Output, RunContext, Task, TaskError
 from roost.engine.context import MISSING
+from roost.flow.model import NAMESPACE
+from roost.store.keys import InvalidKey, kv_key
 
 K = "io.kestra.plugin.core.kv."
 
@@ -23,7 +26,19 @@ class KvTask(Task):
     """Namespace of the key; the flow's by default."""
 
     def ns(self, ctx: RunContext) -> str:
-        return self.namespace or ctx.namespace  # type: ignore[attr-defined]
+        namespace = self.namespace or ctx.namespace  # type: ignore[attr-defined]
+        if not re.fullmatch(NAMESPACE, namespace) or len(namespace) > 150:
+            raise TaskError(
+                f"task '{self.id}': invalid namespace {namespace!r}: lower-case letters, digits, '.', '_' and '-'"
+            )
+        return namespace
+
+    def valid_key(self) -> str:
+        """The key, checked by the rule the KV API applies (a key it could not read or delete fails here)."""
+        try:
+            return kv_key(self.key)
+        except InvalidKey as exc:
+            raise TaskError(f"task '{self.id}': {exc}") from None
 
 
 class Set(KvTask, type=K + "Set"):
@@ -40,6 +55,7 @@ class Set(KvTask, type=K + "Set"):
     description: str | None = None
 
     def run(self, ctx: RunContext) -> None:
+        store, ns, key = _kv(ctx), self.ns(ctx), self.valid_key()
         value = ctx.render(self.value)
         if self.kv_type == "NUMBER" and isinstance(value, str):
             value = float(value) if "." in value else int(value)
@@ -47,10 +63,9 @@ class Set(KvTask, type=K + "Set"):
             value = value.lower() == "true"
         elif self.kv_type == "JSON" and isinstance(value, str):
             value = json.loads(value)
-        store, ns = _kv(ctx), self.ns(ctx)
-        if not self.overwrite and store.get(ns, self.key) is not MISSING:
-            raise TaskError(f"key '{self.key}' already exists in namespace '{ns}' and overwrite is false")
-        store.put(ns, self.key, value, self.ttl.total_seconds() if self.ttl else None)
+        if not self.overwrite and store.get(ns, key) is not MISSING:
+            raise TaskError(f"key '{key}' already exists in namespace '{ns}' and overwrite is false")
+        store.put(ns, key, value, self.ttl.total_seconds() if self.ttl else None)
 
 
 class GetOutput(Output):
@@ -65,7 +80,7 @@ class Get(KvTask, type=K + "Get"):
     """Fail when the key does not exist."""
 
     def run(self, ctx: RunContext) -> GetOutput:
-        value = _kv(ctx).get(self.ns(ctx), self.key)
+        value = _kv(ctx).get(self.ns(ctx), self.valid_key())
         if value is MISSING:
             if self.error_on_missing:
                 raise TaskError(f"key '{self.key}' not found in namespace '{self.ns(ctx)}'")
@@ -85,7 +100,7 @@ class Delete(KvTask, type=K + "Delete"):
     """Fail when the key does not exist."""
 
     def run(self, ctx: RunContext) -> DeleteOutput:
-        deleted = _kv(ctx).delete(self.ns(ctx), self.key)
+        deleted = _kv(ctx).delete(self.ns(ctx), self.valid_key())
         if not deleted and self.error_on_missing:
             raise TaskError(f"key '{self.key}' not found in namespace '{self.ns(ctx)}'")
         return DeleteOutput(deleted=deleted)

@@ -130,8 +130,17 @@ def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], lab
     from roost.engine.inputs import InputsInvalid
     from roost.engine.local import open_engine
     from roost.flow.build import FlowInvalid
+    from roost.store.db import store_unavailable
 
-    engine = open_engine(home)
+    try:
+        engine = open_engine(home)
+    except Exception as exc:
+        if not store_unavailable(exc):
+            raise
+        reason = str(getattr(exc, "orig", None) or exc)
+        if "locked" in reason:  # a `roost server local` holds its embedded store alone
+            reason += " (is a `roost server local` using it? give this run another --home)"
+        fail(f"cannot open the store in {home}: {reason}")
     try:
         try:
             for folder in flow_dirs:

@@ -50,9 +50,10 @@ def _run(component: str, *, config_path: str | None, data_dir: str, workers: int
     import logging
 
     from roost.server.config import ConfigError, load_config
-    from roost.server.runner import serve
+    from roost.server.runner import configure_logging, serve
+    from roost.store.db import StoreError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -75,6 +76,8 @@ def _run(component: str, *, config_path: str | None, data_dir: str, workers: int
 
     try:
         serve(component, data_dir=Path(data_dir), db_url=db_url, config=config, workers=workers, ready=ready)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -21,9 +21,10 @@ from typing import Any
 
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
-from roost.expr.masking import mask
+from roost.expr.masking import MaskSet
 from roost.flow.properties import needs_render, stringify
 from roost.flow.task import PluginType
+from roost.store.keys import kv_key
 from roost.store.storage import LocalStorage, Storage
 
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
@@ -44,7 +45,7 @@ class KVMemory:
         return self.data.get((namespace, key), _MISSING)
 
     def put(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
-        self.data[(namespace, key)] = value
+        self.data[(namespace, kv_key(key))] = value
 
     def delete(self, namespace: str, key: str) -> bool:
         return self.data.pop((namespace, key), _MISSING) is not _MISSING
@@ -106,6 +107,7 @@ class Runtime:
     tenant: str = "main"
     work_root: Path | None = None
     assets: Any = None  # the AssetService, when a store backs this runtime
+    masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
@@ -192,7 +194,8 @@ class TaskRunContext:
         self.task_id = task_id
         self.taskrun_id = taskrun_id
         self.kill_event = kill_event or threading.Event()
-        self.secret_values: set[str] = set()
+        # the execution's mask set, shared by all its task runs: a secret one task learnt is masked in all
+        self.secret_values = runtime.masks(execution_id) if runtime.masks and execution_id else MaskSet()
         self.logs: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []
         self._kill_callbacks: list[Callable[[], None]] = []
@@ -212,7 +215,7 @@ class TaskRunContext:
         value = self.runtime.secrets.get(self.namespace, key)
         if value is None:
             raise ExpressionError(f"Cannot find secret for key '{key}'.")
-        self.secret_values.add(value)
+        self.secret_values.add(value, (self.namespace, key))  # re-read after a restart, never stored
         return value
 
     def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any:
@@ -258,7 +261,7 @@ class TaskRunContext:
             "taskRunId": self.taskrun_id or None,
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "level": level,
-            "message": mask(message, self.secret_values) if self.secret_values else message,
+            "message": self.secret_values.mask(message),
         }
         self.logs.append(record)
         if self.runtime.log_sink is not None:

@@ -41,19 +41,26 @@ from roost.engine.model import (
 )
 from roost.engine.queue import InProcessQueue, Message, Queue
 from roost.engine.worker import Worker
+from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
-from roost.store.db import SqlKV, SqlNamespaceFiles, Store
+from roost.store.db import SqlKV, SqlNamespaceFiles, Store, store_unavailable
 from roost.store.storage import LocalStorage
 
 log = logging.getLogger("roost.engine")
 
 ACTIVE = (CREATED, QUEUED, RUNNING, PAUSED, RETRYING, "KILLING", "RESTARTED")
+MAX_BUFFERED_LOGS = 200_000  # log lines kept while the store cannot take them; the oldest go beyond
+MAX_RETRY_DELAY = 5.0  # seconds between attempts to write to a store that refuses writes
 
 
 class FlowNotFound(LookupError):
     pass
+
+
+class _Stopping(Exception):
+    """The engine stopped while waiting for the store: the batch is left to recovery at the next start."""
 
 
 class Engine:
@@ -96,6 +103,8 @@ class Engine:
         self._timer_seq = 0
         self._log_buffer: list[tuple[str, dict[str, Any]]] = []
         self._log_lock = threading.Lock()
+        self._masks: dict[str, MaskSet] = {}  # execution id → its mask set (roost.expr.masking)
+        self._masks_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
@@ -108,6 +117,35 @@ class Engine:
     def runtime(self, tenant: str = "main") -> Runtime:
         return self._tenant(tenant)[0]
 
+    def masks(self, tenant: str, execution_id: str, *, new: bool = False) -> MaskSet:
+        """The mask set of an execution, shared by every task run and engine message of it; read back
+        from the store for an execution this process has not seen (``new``: it has nothing stored)."""
+        masks = self._masks.get(execution_id)
+        if masks is not None:
+            return masks
+        state = None
+        if not new:
+            try:
+                state = self.store.load_masks(execution_id)
+            except Exception as exc:  # masking goes on with what this process learns from now on
+                log.error("cannot read the masks of execution %s: %s", execution_id, exc)
+        with self._masks_lock:
+            masks = self._masks.get(execution_id)
+            if masks is None:
+                secrets = self.runtime(tenant).secrets
+                masks = MaskSet.restore(state, secrets.get) if state else MaskSet()
+                if len(self._masks) >= 10_000:
+                    self._forget_masks()
+                self._masks[execution_id] = masks
+        return masks
+
+    def _forget_masks(self) -> None:
+        """Drop the older half of the mask sets that are saved and not of an execution in flight here
+        (they are read back from the store if a late line needs one)."""
+        for ex_id in list(self._masks)[: len(self._masks) // 2]:
+            if ex_id not in self._cache and not self._masks[ex_id].dirty:
+                del self._masks[ex_id]
+
     def _tenant(self, tenant: str) -> tuple[Runtime, Executor]:
         pair = self._runtimes.get(tenant)
         if pair is None:
@@ -117,6 +155,7 @@ class Engine:
                 namespace_files=SqlNamespaceFiles(self.store, tenant),
                 credentials=self.credentials.for_tenant(tenant) if self.credentials is not None else {},
                 log_sink=functools.partial(self._buffer_logs, tenant),
+                masks=functools.partial(self.masks, tenant),
                 plugins=self.plugins,
                 tenant=tenant,
                 work_root=self.data_dir / "work",
@@ -215,6 +254,7 @@ class Engine:
             raise ValueError(f"flow {flow.namespace}.{flow.id} is disabled")
         rt = self.runtime(tenant)
         ex = Execution(flow.namespace, flow.id, flow.revision or 1, tenant, id=execution_id)
+        masks = self.masks(tenant, ex.id, new=execution_id is None)
         from roost.engine.context import TaskRunContext
         from roost.engine.variables import task_variables
 
@@ -247,7 +287,11 @@ class Engine:
                 behavior = flow.concurrency.behavior
                 ex.state.set({"QUEUE": QUEUED, "CANCEL": CANCELLED, "FAIL": FAILED}[behavior])
         self._waiters[ex.id] = threading.Event()
-        self.store.save_executions([(ex.header_dict(), [])])
+        version = masks.version
+        self.store.save_executions(
+            [(ex.header_dict(), [])], masks={ex.id: masks.state()} if masks.dirty else None
+        )
+        masks.saved = version
         if ex.state.current == CREATED:
             self._persisted[ex.id] = _Persisted()
             self._cache[ex.id] = ex  # the executor takes it from here without reading it back
@@ -302,6 +346,11 @@ class Engine:
         self.queue.put(Message("restart", execution_id))
 
     def _buffer_logs(self, tenant: str, records: list[dict[str, Any]]) -> None:
+        # whoever wrote the line (a task, the executor, the engine), its execution's secrets are masked
+        for r in records:
+            ex_id = r.get("executionId")
+            if ex_id and isinstance(r.get("message"), str):
+                r["message"] = self.masks(tenant, ex_id).mask(r["message"])
         with self._log_lock:
             self._log_buffer.extend((tenant, r) for r in records)
         for listener in self.log_listeners:
@@ -309,6 +358,7 @@ class Engine:
                 listener(r)
 
     def _flush_logs(self) -> None:
+        """Write buffered log lines; lines the store refuses (busy, full) stay buffered for the next try."""
         with self._log_lock:
             buffered, self._log_buffer = self._log_buffer, []
         if not buffered:
@@ -316,32 +366,81 @@ class Engine:
         by_tenant: dict[str, list[dict[str, Any]]] = {}
         for tenant, record in buffered:
             by_tenant.setdefault(tenant, []).append(record)
-        for tenant, records in by_tenant.items():
-            self.store.add_logs(tenant, records)
+        for tenant, records in list(by_tenant.items()):
+            try:
+                self.store.add_logs(tenant, records)
+            except Exception as exc:
+                if not store_unavailable(exc):
+                    log.exception("cannot write %d log lines; they are dropped", len(records))
+                    del by_tenant[tenant]
+                    continue
+                unwritten = [(t, r) for t, recs in by_tenant.items() for r in recs]
+                with self._log_lock:
+                    self._log_buffer[:0] = unwritten
+                    extra = len(self._log_buffer) - MAX_BUFFERED_LOGS
+                    if extra > 0:
+                        del self._log_buffer[:extra]
+                log.warning("cannot write %d log lines now, kept for the next try%s: %s", len(unwritten),
+                            f" ({extra} oldest dropped)" if extra > 0 else "", exc)  # fmt: skip
+                return
+            del by_tenant[tenant]
+
+    def _retrying(self, write: Callable[[], Any], what: str) -> Any:
+        """``write()`` until the store takes it: a store that is busy (locked by another process), full or
+        read-only for a while delays the work, never drops it. Other errors are raised at once."""
+        delay, failures = 0.05, 0
+        while True:
+            try:
+                result = write()
+            except Exception as exc:
+                if not store_unavailable(exc):
+                    raise
+                failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    log.error(
+                        "cannot write %s (attempt %d), retrying in %.2f s: %s", what, failures, delay, exc
+                    )
+                if self._stop.wait(delay):
+                    raise _Stopping(what) from exc
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+                continue
+            if failures:
+                log.warning("wrote %s after %d failed attempts", what, failures)
+            return result
 
     # -- the executor loop ---------------------------------------------------------------------------------
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
-            timeout = 0.2
-            if self._timers:
-                timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
-            messages = self.queue.take(timeout)
-            while self._timers and self._timers[0][0] <= time.time():
-                messages.append(heapq.heappop(self._timers)[2])
-            if not messages:
-                self._flush_logs()
-                continue
-            # A batch allocates many small, acyclic objects: the cyclic collector, run in the middle of
-            # it, rescans every live task run again and again (superlinear on big ForEach). Defer it.
-            gc_was_on = gc.isenabled()
-            gc.disable()
             try:
-                self._handle(messages)
-            except Exception:  # the loop must survive a bug in one message
-                log.exception("executor loop failed on a batch")
-            finally:
-                if gc_was_on:
-                    gc.enable()
+                self._step()
+                failures = 0
+            except _Stopping:
+                return
+            except Exception:  # the loop must survive a bug in one message, or a store that fails to read
+                failures += 1
+                log.exception("executor loop failed")
+                self._stop.wait(min(0.05 * 2**failures, MAX_RETRY_DELAY))
+
+    def _step(self) -> None:
+        timeout = 0.2
+        if self._timers:
+            timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
+        messages = self.queue.take(timeout)
+        while self._timers and self._timers[0][0] <= time.time():
+            messages.append(heapq.heappop(self._timers)[2])
+        if not messages:
+            self._flush_logs()
+            return
+        # A batch allocates many small, acyclic objects: the cyclic collector, run in the middle of
+        # it, rescans every live task run again and again (superlinear on big ForEach). Defer it.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            self._handle(messages)
+        finally:
+            if gc_was_on:
+                gc.enable()
 
     def _handle(self, messages: list[Message]) -> None:
         """Apply a batch of messages, run the inline tasks they lead to, persist once, then dispatch."""
@@ -485,17 +584,23 @@ class Engine:
         return eff
 
     def _persist(self, touched: Any, full: set[str] | None = None) -> None:
-        """Write each touched execution's header and the task runs that changed, in one transaction.
+        """Write each touched execution's header, the task runs that changed and its masks, in one
+        transaction, retried until the store takes it (``_retrying``).
 
         Only new runs and runs that were unfinished at the last write are compared, so a long
         execution costs O(active runs) per write; ``full`` forces a complete rewrite (restart).
         """
         items = []
+        keep_only: dict[str, set[str]] = {}
+        masks: dict[str, tuple[MaskSet, int, dict[str, Any]]] = {}
         for ex in touched:
             state = self._persisted.get(ex.id)
+            ex_masks = self._masks.get(ex.id)
+            if ex_masks is not None and ex_masks.dirty:
+                masks[ex.id] = (ex_masks, ex_masks.version, ex_masks.state())
             if state is None or (full and ex.id in full):
                 if state is not None:
-                    self.store.replace_taskruns(ex.id, {tr.id for tr in ex.task_runs})
+                    keep_only[ex.id] = {tr.id for tr in ex.task_runs}
                 state = self._persisted[ex.id] = _Persisted()
             changed = []
             candidates = [*state.open.items()]
@@ -516,7 +621,11 @@ class Engine:
                     state.open[tr_id] = (seq, sig)
             state.count = len(ex.task_runs)
             items.append((ex.header_dict(), changed))
-        self.store.save_executions(items)
+        mask_states = {ex_id: m[2] for ex_id, m in masks.items()}
+        self._retrying(lambda: self.store.save_executions(items, masks=mask_states, keep_only=keep_only),
+                       f"the state of {len(items)} executions")  # fmt: skip
+        for ex_masks, version, _state in masks.values():
+            ex_masks.saved = version
 
     def _carry_out(self, ex: Execution, eff: Effects) -> None:
         for job in eff.jobs:
@@ -539,12 +648,14 @@ class Engine:
         task = sub.task
         try:
             child_flow = self.flow(ex.tenant, task.namespace, task.flow_id, task.revision)
-            child = self.create_execution(
+            child = self._retrying(lambda: self.create_execution(
                 child_flow, sub.inputs, sub.labels, tenant=ex.tenant, parent_id=ex.id,
                 trigger={"id": tr.task_id, "type": task.type, "variables": {
                     "executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
                     "flowRevision": ex.flow_revision, "taskRunId": tr.id, "taskId": tr.task_id}},
-            )  # fmt: skip
+            ), f"subflow execution of {ex.id}")  # fmt: skip
+        except _Stopping:
+            raise
         except Exception as exc:
             self.queue.put(Message("result", ex.id, {"taskrun_id": tr.id, "state": FAILED, "outputs": None,
                                                       "attempt": {"state": FAILED}, "error": f"subflow: {exc}"}))  # fmt: skip
@@ -571,6 +682,9 @@ class Engine:
     def _ended(self, ex: Execution) -> None:
         self._cache.pop(ex.id, None)
         self._persisted.pop(ex.id, None)
+        masks = self._masks.get(ex.id)
+        if masks is not None and not masks.dirty:  # late lines (a killed task still writing) read it back
+            self._masks.pop(ex.id, None)
         self._recent[ex.id] = ex
         if len(self._recent) > 2048:
             self._recent.popitem(last=False)

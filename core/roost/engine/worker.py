@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from roost.assets.model import Asset, AssetBundle
-from roost.expr.masking import mask
 
 
 def outputs_dict(out: Any) -> dict[str, Any] | None:
@@ -115,7 +114,7 @@ class Worker:
             attempt = {"state": {"current": state, "histories": [{"state": "RUNNING", "date": iso(started)},
                                                                   {"state": state, "date": iso(now())}]}}  # fmt: skip
             if error:
-                error = mask(error, ctx.secret_values)  # the error is stored on the task run: no secret in it
+                error = ctx.secret_values.mask(error)  # the error is stored on the task run: no secret in it
                 ctx.logger.error(error)
             (report or self.engine.report)(job.execution_id, job.taskrun_id, state, outputs, attempt, error)
 

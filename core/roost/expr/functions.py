@@ -155,7 +155,7 @@ def _services(ctx: RenderCtx, function: str) -> Services:
 def _remember_secret(services: Services, value: Any) -> None:
     """Record a secret value so every log line can be masked."""
     known = getattr(services, "secret_values", None)
-    if isinstance(known, set) and isinstance(value, str) and value:
+    if known is not None and hasattr(known, "add") and isinstance(value, str) and value:
         known.add(value)
 
 

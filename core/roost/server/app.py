@@ -37,6 +37,7 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system):
         app.include_router(module.router)
     app.add_middleware(AuthMiddleware, config=state.config.auth)
+    app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -7,7 +7,8 @@ server:
     users:
       - username: admin@example.com
         passwordHash: "scrypt$16384$8$1$<salt>$<hash>"   # roost server hash-password
-    openUrls: ["/api/v1/*/executions/webhook/"]          # reachable without credentials
+    openUrls:                                            # reachable without credentials (whole segments)
+      - /api/v1/{tenant}/executions/webhook/{namespace}/{id}/{key}
   apiTokens:
     - name: ci
       tokenHash: "sha256$<hex>"                          # roost server new-token
@@ -24,17 +25,48 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_OPEN_URLS = ("/api/v1/*/executions/webhook/",)
+# Kestra's webhook route: the key is its credential (GitHub and the like send no basic auth).
+DEFAULT_OPEN_URLS = ("/api/v1/{tenant}/executions/webhook/{namespace}/{id}/{key}",)
+_WILDCARD_CHARS = frozenset("*?[]{}")
+_PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 _SCRYPT = (2**14, 8, 1)
 
 
 class ConfigError(Exception):
     """The server configuration is malformed; the message names the key."""
+
+
+def compile_open_url(pattern: str) -> tuple[str, ...]:
+    """The segments of an open-URL pattern, checked: ``ValueError`` says what is wrong.
+
+    A pattern matches a request path segment by segment, never across a ``/``: a literal segment
+    matches itself exactly (case-sensitive), ``*`` or ``{name}`` matches any one segment, and ``**``,
+    as the last segment only, matches any number of remaining segments (none included).
+    """
+    if not isinstance(pattern, str) or not pattern.startswith("/"):
+        raise ValueError(f"{pattern!r}: a pattern is an absolute path starting with '/'")
+    segments = tuple(pattern[1:].split("/"))
+    for i, seg in enumerate(segments):
+        if seg == "":
+            raise ValueError(f"{pattern!r}: empty path segment (a trailing or doubled '/'); patterns match whole "
+                             "segments, so write '/**' at the end to open everything below a path")  # fmt: skip
+        if seg in (".", ".."):
+            raise ValueError(f"{pattern!r}: '.' and '..' segments are not allowed")
+        if seg == "**":
+            if i != len(segments) - 1:
+                raise ValueError(f"{pattern!r}: '**' is allowed as the last segment only")
+        elif seg == "*" or _PARAM.fullmatch(seg):
+            continue
+        elif _WILDCARD_CHARS & set(seg):
+            raise ValueError(f"{pattern!r}: segment {seg!r} mixes text and wildcards; a segment is a literal, "
+                             "'*' or '{name}' (one segment), or '**' (the rest of the path)")  # fmt: skip
+    return tuple("*" if s.startswith("{") else s for s in segments)
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -86,6 +118,7 @@ class ServerConfig:
     url: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
+    access_log: bool = False  # uvicorn's access log (query strings masked)
     credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
 
 
@@ -120,6 +153,10 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     if "host" in server:
         cfg.host = str(server["host"])
     cfg.url = server.get("url") or env.get("ROOST_SERVER_URL") or None
+    if "accessLog" in server:
+        if not isinstance(server["accessLog"], bool):
+            raise ConfigError("server.accessLog: expected true or false")
+        cfg.access_log = server["accessLog"]
     tenants = server.get("tenants")
     if tenants is not None:
         if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
@@ -150,7 +187,15 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"server.basicAuth.users[{i}].passwordHash: expected a scrypt$... hash")
         cfg.auth.users[str(user["username"])] = str(hashed)
     if "openUrls" in basic:
-        cfg.auth.open_urls = tuple(str(u) for u in basic["openUrls"] or ())
+        urls = basic["openUrls"] or []
+        if not isinstance(urls, list):
+            raise ConfigError("server.basicAuth.openUrls: expected a list of path patterns")
+        for i, url in enumerate(urls):
+            try:
+                compile_open_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"server.basicAuth.openUrls[{i}]: {exc}") from None
+        cfg.auth.open_urls = tuple(urls)
     for i, tok in enumerate(_section(server, "apiTokens", "api-tokens") or []):
         if not isinstance(tok, dict) or not str(tok.get("tokenHash", "")).startswith("sha256$"):
             raise ConfigError(f"server.apiTokens[{i}]: expected name and tokenHash (sha256$...)")

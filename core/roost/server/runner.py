@@ -22,6 +22,8 @@ held in that process's memory.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -34,18 +36,43 @@ log = logging.getLogger("roost.server")
 COMPONENTS = ("local", "standalone", "webserver", "executor", "worker", "scheduler")
 
 
-def open_store(db_url: str | None, data_dir: Path) -> Any:
-    from roost.store.db import Store
+def open_store(db_url: str | None, data_dir: Path, *, exclusive: bool = False) -> Any:
+    """The store, checked writable (:class:`roost.store.db.StoreError` says why not). ``exclusive``: the
+    embedded SQLite of ``local`` is this process's alone (no ``-shm`` file another process could truncate)."""
+    from roost.store.db import Store, StoreError
 
-    if db_url:
-        if db_url.startswith("postgres://"):
-            db_url = "postgresql+psycopg://" + db_url[len("postgres://") :]
-        elif db_url.startswith("postgresql://"):
-            db_url = "postgresql+psycopg://" + db_url[len("postgresql://") :]
-        elif "://" not in db_url:
-            db_url = f"sqlite:///{Path(db_url).resolve()}"
-        return Store(db_url)
-    return Store.sqlite(data_dir)
+    where = db_url or str(data_dir / "roost.db")
+    try:
+        if db_url:
+            if db_url.startswith("postgres://"):
+                db_url = "postgresql+psycopg://" + db_url[len("postgres://") :]
+            elif db_url.startswith("postgresql://"):
+                db_url = "postgresql+psycopg://" + db_url[len("postgresql://") :]
+            elif "://" not in db_url:
+                db_url = f"sqlite:///{Path(db_url).resolve()}"
+            store = Store(db_url)
+        else:
+            store = Store.sqlite(data_dir, exclusive=exclusive)
+        store.check_writable()
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip()
+        if "locked" in reason and not db_url:
+            reason += " (another Roost process uses this data folder)"
+        raise StoreError(f"cannot write the store {where}: {reason}") from None
+    return store
+
+
+def check_folder(path: Path) -> None:
+    """Create ``path`` and write a file in it, so that an unwritable data folder is reported at start-up."""
+    from roost.store.db import StoreError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".roost-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(f"cannot write the folder {path}: {exc.strerror or exc}") from None
 
 
 def build_engine(
@@ -55,14 +82,47 @@ def build_engine(
     from roost.engine.queue import InProcessQueue, StoreQueue
     from roost.plugin_defaults import defaults_for
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(db_url, data_dir)
+    for folder in (data_dir, data_dir / "storage", data_dir / "work"):
+        check_folder(folder)
+    store = open_store(db_url, data_dir, exclusive=component == "local")
     if component == "local":
         queue: Any = InProcessQueue()
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
     return Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials,
                   defaults=lambda _tenant, namespace: defaults_for(namespace))  # fmt: skip
+
+
+class QueryStringMask(logging.Filter):
+    """Masks query-string values in a log record (``?token=abc`` → ``?token=***``): request lines of
+    uvicorn's access log and of HTTP clients carry tokens and signatures there. Arguments are masked
+    one by one, so formatters that read them (uvicorn's access formatter) still work."""
+
+    _QUERY = re.compile(r"([?&][^=&\s\"'#]*)=[^&\s\"'#]*")
+
+    def mask(self, text: str) -> str:
+        return self._QUERY.sub(r"\1=***", text) if "?" in text else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self.mask(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                a if isinstance(a, int | float) or a is None or "?" not in str(a) else self.mask(str(a))
+                for a in record.args
+            )
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """The server's log: third-party request logging (httpx, httpcore, urllib3) only from WARNING, and
+    query strings masked in every line."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("httpx", "httpcore", "urllib3", "hpack", "botocore", "requests"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, QueryStringMask) for f in handler.filters):
+            handler.addFilter(QueryStringMask())
 
 
 def start_scheduler(engine: Any) -> Any:
@@ -135,7 +195,11 @@ def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor
     except ImportError:
         pass
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=3, **kw))  # fmt: skip
+                                           access_log=config.access_log, timeout_graceful_shutdown=3, **kw))  # fmt: skip
+    access = logging.getLogger("uvicorn.access")  # configured by uvicorn above: at log_level unless asked for
+    access.addFilter(QueryStringMask())
+    if config.access_log:
+        access.setLevel(logging.INFO)
     if ready is not None:
         orig = server.startup
 

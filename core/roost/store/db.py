@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from roost.store.keys import kv_key
+
 metadata = sa.MetaData()
 
 flows = sa.Table(
@@ -150,6 +152,13 @@ asset_events = sa.Table(
     sa.Index("ix_asset_events_asset", "tenant", "asset_id"),
 )  # fmt: skip
 
+# What masks an execution's secrets in its logs after a restart, never a secret in clear (roost.expr.masking).
+execution_masks = sa.Table(
+    "execution_masks", metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+)  # fmt: skip
+
 schema_version = sa.Table(
     "schema_version", metadata,
     sa.Column("version", sa.Integer, primary_key=True),
@@ -165,8 +174,12 @@ def _v2_assets(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[assets, asset_lineage, asset_events])
 
 
+def _v3_masks(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[execution_masks])
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
-MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets)]
+MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_masks)]
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -182,13 +195,40 @@ def migrate(engine: sa.Engine) -> int:
     return current
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint; commits stay cheap
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint; commits stay cheap
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cur.execute(
+            "PRAGMA mmap_size=0"
+        )  # read the database file, never map it: a truncated file is an error, not SIGBUS
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return on_connect
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message says which store and why."""
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """A store error that may pass: locked or busy, full, read-only, I/O, connection lost."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
+def _exclusive_sqlite(url: str) -> str:
+    """The same SQLite file through the ``unix-excl`` VFS: this process alone opens it, and WAL keeps its
+    index in this process's heap instead of a memory-mapped ``-shm`` file that another process could
+    truncate under us (a SIGBUS that kills the server)."""
+    from urllib.parse import quote
+
+    path = url.split(":///", 1)[1]
+    return f"sqlite:///file:{quote(path)}?vfs=unix-excl&uri=true"
 
 
 def dumps(value: Any) -> str:
@@ -198,23 +238,37 @@ def dumps(value: Any) -> str:
 class Store:
     """All repositories of one database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, exclusive: bool = False, busy_timeout: float = 10.0) -> None:
+        """``exclusive`` (SQLite files): only this process may open the database (see ``_exclusive_sqlite``);
+        ``busy_timeout``: how long a SQLite statement waits for another writer before failing."""
         self.url = url
         if url.startswith("sqlite"):
-            self.engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                                           poolclass=sa.pool.SingletonThreadPool if ":memory:" in url else sa.pool.QueuePool,
+            memory = ":memory:" in url
+            connect_url = _exclusive_sqlite(url) if exclusive and not memory else url
+            self.engine = sa.create_engine(connect_url, connect_args={"check_same_thread": False, "timeout": busy_timeout},
+                                           poolclass=sa.pool.SingletonThreadPool if memory else sa.pool.QueuePool,
                                            pool_size=8, max_overflow=16)  # fmt: skip
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout))
         else:
             self.engine = sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
         self.write_lock = threading.RLock() if url.startswith("sqlite") else _NullLock()
         migrate(self.engine)
 
     @classmethod
-    def sqlite(cls, folder: Path | str) -> Store:
+    def sqlite(cls, folder: Path | str, **kw: Any) -> Store:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{folder / 'roost.db'}")
+        return cls(f"sqlite:///{folder / 'roost.db'}", **kw)
+
+    def check_writable(self) -> None:
+        """Write and roll back a row, so that a store that cannot be written (a read-only file or folder,
+        a database another process holds) is reported at start-up rather than at the first request."""
+        with self.write_lock, self.engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                conn.execute(schema_version.insert().values(version=-1, applied=time.time()))
+            finally:
+                tx.rollback()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -315,9 +369,11 @@ class Store:
 
     # -- executions ----------------------------------------------------------------------------------
     def save_executions(
-        self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]]
-    ) -> None:
-        """Write execution headers and their changed task runs in one transaction."""
+        self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]], *,
+        masks: dict[str, dict[str, Any]] | None = None, keep_only: dict[str, set[str]] | None = None,
+    ) -> None:  # fmt: skip
+        """Write execution headers and their changed task runs in one transaction, with the executions'
+        masks (``execution_masks``); ``keep_only`` first drops an execution's other task runs (restart)."""
         ex_rows = []
         tr_rows = []
         for header, changed in items:
@@ -332,6 +388,15 @@ class Store:
         if not ex_rows:
             return
         with self.write_lock, self.engine.begin() as conn:
+            for execution_id, keep_ids in (keep_only or {}).items():
+                conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
+                                                     taskruns.c.id.not_in(keep_ids)))  # fmt: skip
+            if masks:
+                ids = list(masks)
+                conn.execute(execution_masks.delete().where(execution_masks.c.execution_id.in_(ids)))
+                conn.execute(
+                    execution_masks.insert(), [{"execution_id": i, "data": dumps(masks[i])} for i in ids]
+                )
             if self.url.startswith("sqlite"):
                 conn.exec_driver_sql(
                     "INSERT OR REPLACE INTO executions (id, tenant, namespace, flow_id, state, start_date, end_date,"
@@ -374,13 +439,12 @@ class Store:
                                .order_by(taskruns.c.seq)).all()  # fmt: skip
         return json.loads(row.data), [json.loads(r.data) for r in trs]
 
-    def replace_taskruns(self, execution_id: str, keep_ids: set[str]) -> None:
-        with self.write_lock, self.engine.begin() as conn:
-            conn.execute(
-                taskruns.delete().where(
-                    taskruns.c.execution_id == execution_id, taskruns.c.id.not_in(keep_ids)
-                )
-            )
+    def load_masks(self, execution_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(execution_masks.c.data).where(execution_masks.c.execution_id == execution_id)
+            ).first()
+        return None if row is None else json.loads(row.data)
 
     def execution_ids(self, states: Sequence[str]) -> list[str]:
         with self.engine.connect() as conn:
@@ -431,6 +495,7 @@ class Store:
         with self.write_lock, self.engine.begin() as conn:
             conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id))
             conn.execute(logs.delete().where(logs.c.execution_id == execution_id))
+            conn.execute(execution_masks.delete().where(execution_masks.c.execution_id == execution_id))
             conn.execute(executions.delete().where(executions.c.id == execution_id))
 
     # -- logs ----------------------------------------------------------------------------------------
@@ -567,6 +632,7 @@ class SqlKV:
     def put(
         self, namespace: str, key: str, value: Any, ttl: float | None = None, description: str | None = None
     ) -> None:
+        kv_key(key)
         expires = time.time() + ttl if ttl else None
         with self.store.write_lock, self.store.engine.begin() as conn:
             conn.execute(

@@ -19,6 +19,10 @@ class StorageError(Exception):
     """A URI is malformed, escapes its root, or names no stored file."""
 
 
+class StorageOutside(StorageError):
+    """A URI's real path (links resolved) lies outside the folder it was asked within."""
+
+
 class Storage(Protocol):
     """What an internal-storage backend provides (local filesystem here; S3-like as plugins)."""
 
@@ -26,7 +30,7 @@ class Storage(Protocol):
 
     def get(self, uri: str) -> bytes: ...
 
-    def local_path(self, uri: str) -> Path: ...
+    def local_path(self, uri: str, within: str | None = None) -> Path: ...
 
     def exists(self, uri: str) -> bool: ...
 
@@ -34,6 +38,8 @@ class Storage(Protocol):
 
 
 def _safe_key(key: str) -> PurePosixPath:
+    if "\0" in key:
+        raise StorageError(f"invalid storage path {key!r}: it contains a NUL byte")
     parts = PurePosixPath("/" + key.lstrip("/")).parts[1:]
     if any(p in ("..", "") for p in parts) or not parts:
         raise StorageError(f"invalid storage path {key!r}: it must be a relative path without '..'")
@@ -76,8 +82,15 @@ class LocalStorage:
     def get(self, uri: str) -> bytes:
         return self.local_path(uri).read_bytes()
 
-    def local_path(self, uri: str) -> Path:
+    def local_path(self, uri: str, within: str | None = None) -> Path:
+        """The file of ``uri``; with ``within`` (a key prefix such as an execution's folder), its real
+        path — every symbolic link resolved — must lie inside that folder, not merely inside the root:
+        a link in storage never serves another execution's file."""
         path = self._path(uri_key(uri))
+        if within is not None:
+            folder = self.root / _safe_key(within)
+            if folder not in path.parents:
+                raise StorageOutside(f"{uri} is not a file of {within}")
         if not path.is_file():
             raise StorageError(f"no file in internal storage at {uri}")
         return path

@@ -86,7 +86,7 @@ def test_rate_limit_gives_up(argo, conn):
     argo.inject(429, "Too Many Requests", content_type="text/plain", headers={"Retry-After": "0"}, times=4)
     result = run_task(Status, raise_on_failure=False, **conn)
     assert result.error == (
-        "Argo CD kept rate-limiting GET /api/v1/applications/guestbook after 4 attempts: Too Many Requests"
+        "Argo CD kept rate-limiting GET /api/v1/applications/guestbook after 4 attempts (HTTP 429): Too Many Requests"
     )
 
 

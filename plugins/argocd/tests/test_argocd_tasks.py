@@ -121,9 +121,9 @@ def test_unresolvable_revision_ends_in_error(argo, conn):
 
 def test_unhealthy_application_times_out_naming_the_app_and_its_status(argo, conn):
     argo.plan("guestbook", health=["Progressing", "Degraded"])
-    result = run_task(Sync, timeout="PT0.3S", raise_on_failure=False, **conn, **FAST)
+    result = run_task(Sync, timeout="PT1.5S", raise_on_failure=False, **conn, **FAST)
     assert result.error == (
-        "application guestbook did not become Healthy within 0.3 s: operation Succeeded, sync Synced, "
+        "application guestbook did not become Healthy within 1.5 s: operation Succeeded, sync Synced, "
         "health Degraded (Deployment has not progressed within its deadline)"
     )
     assert argo.terminations == []  # the operation was over: nothing to terminate
@@ -242,7 +242,9 @@ def test_server_given_as_a_host_uses_https_and_plaintext_uses_http(argo, conn):
     out = run_task(Status, **{**conn, "server": hostport, "plaintext": True}).outputs
     assert out["application"] == "guestbook"
     https = run_task(Status, **{**conn, "server": hostport}, raise_on_failure=False)
-    assert https.error.startswith(f"cannot reach Argo CD at https://{hostport}: [SSL: WRONG_VERSION_NUMBER]")
+    assert https.error.startswith(
+        f"cannot reach Argo CD at https://{hostport}: ConnectError: [SSL: WRONG_VERSION_NUMBER]"
+    )
 
 
 @pytest.fixture

@@ -150,6 +150,7 @@ class FakeMaas(FakeHttpServer):
         ]
         self.machines: dict[str, Machine] = {}
         self.tags: dict[str, str] = {}
+        self.nonces: set[str] = set()
         self._ids = itertools.count(1)
         self._ip = itertools.count(10)
         self.seed()
@@ -280,6 +281,9 @@ class FakeMaas(FakeHttpServer):
             return None, "Authorization Error: Missing nonce or timestamp"
         if abs(int(params["oauth_timestamp"]) - time.time()) > 300:
             return None, "Authorization Error: Expired timestamp"
+        if params["oauth_nonce"] in self.nonces:  # as MAAS's OAuth store: a nonce is good once
+            return None, "Authorization Error: Nonce already used"
+        self.nonces.add(params["oauth_nonce"])
         return user, ""
 
     def record(self, req: Request) -> None:

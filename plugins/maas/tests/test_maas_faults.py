@@ -3,6 +3,7 @@ operations that never complete, kill while waiting, TLS, and credentials kept ou
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from urllib.parse import unquote
@@ -10,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 from fake_maas import FakeMaas
 from roost.testing import Runtime, TaskRunContext, run_task
-from roost_maas.client import oauth_header, parse_api_key, retry_after_seconds
+from roost_maas.client import oauth_header, parse_api_key
 from roost_maas.tasks import (
     CommissionMachine,
     DeployMachine,
@@ -129,7 +130,7 @@ def test_429_with_retry_after_is_retried(maas):
     assert time.monotonic() - started >= 0.9  # the Retry-After delay was honoured
     assert result.outputs["count"] == 7
     warnings = [log["message"] for log in result.logs if log["level"] == "WARN"]
-    assert any("HTTP 429" in w and "Retry-After" in w for w in warnings)
+    assert any("HTTP 429" in w and "retrying in 1s (retry 1 of 5)" in w for w in warnings)
 
 
 def test_503_with_retry_after_is_retried_then_429_gives_up(maas):
@@ -139,17 +140,36 @@ def test_503_with_retry_after_is_retried_then_429_gives_up(maas):
     maas.inject(429, "slow down", headers={"Retry-After": "0"}, times=100)
     result = run_task(ListMachines, url=maas.url, apiKey=maas.admin_key, raise_on_failure=False)
     assert result.state == "FAILED"
-    assert "HTTP 429" in result.error and "slow down" in result.error
+    assert "kept rate-limiting GET /machines/ after 6 attempts (HTTP 429)" in result.error
+    assert "slow down" in result.error
     assert (
         len([r for r in maas.requests if r["method"] == "GET"]) == 3 + 6
     )  # 2 retries + ok, then 1 + 5 retries
 
 
-def test_retry_after_forms():
-    assert retry_after_seconds("3") == 3.0
-    assert retry_after_seconds(None) == 1.0
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert retry_after_seconds("garbage", default=2.0) == 2.0
+def test_answers_without_retry_after_are_not_retried(maas):
+    """MAAS says when to come back; a 429 or 503 that does not is an error at once."""
+    for status in (429, 503):
+        maas.inject(status, "busy", path_contains="/machines/")
+        result = run_task(ListMachines, url=maas.url, apiKey=maas.admin_key, raise_on_failure=False)
+        assert result.state == "FAILED" and f"HTTP {status}" in result.error and "busy" in result.error
+    assert len(maas.requests) == 2
+
+
+def test_retry_after_longer_than_a_minute_fails_at_once(maas):
+    maas.inject(503, "upgrading", headers={"Retry-After": "3600"}, path_contains="/machines/")
+    started = time.monotonic()
+    result = run_task(ListMachines, url=maas.url, apiKey=maas.admin_key, raise_on_failure=False)
+    assert time.monotonic() - started < 5
+    assert "asked to retry after 3600s, longer than the 60s this task waits" in result.error
+    assert "upgrading" in result.error and len(maas.requests) == 1
+
+
+def test_every_retry_is_signed_anew(maas):
+    maas.inject(429, "slow down", headers={"Retry-After": "0"}, times=2, path_contains="/machines/")
+    assert run_task(ListMachines, url=maas.url, apiKey=maas.admin_key).outputs["count"] == 7
+    nonces = [re.search(r'oauth_nonce="(\w+)"', r["auth"]).group(1) for r in maas.requests]
+    assert len(nonces) == 3 and len(set(nonces)) == 3  # MAAS accepts a nonce once
 
 
 # -- broken or absent servers -------------------------------------------------------------------------
@@ -173,9 +193,8 @@ def test_malformed_responses_are_clear_errors(maas):
 
     maas.inject(200, '{"machines": []}', content_type="application/json")
     result = run_task(ListMachines, url=maas.url, apiKey=maas.admin_key, raise_on_failure=False)
-    assert (
-        "unexpected body for GET /machines/" in result.error and "expected a list of machines" in result.error
-    )
+    assert "malformed response to GET /machines/" in result.error
+    assert "expected a list of machines, got dict" in result.error
 
     sid = maas.by_hostname("ready01").system_id
     maas.inject(200, '{"state": 3}', content_type="application/json", path_contains="query_power_state")
@@ -187,7 +206,8 @@ def test_malformed_responses_are_clear_errors(maas):
         action="QUERY",
         raise_on_failure=False,
     )
-    assert "unexpected body for op=query_power_state" in result.error
+    assert "malformed response to GET /machines/" in result.error and "?op=query_power_state" in result.error
+    assert "expected {'state': ...}, got dict" in result.error
 
 
 def test_tls_certificate_is_verified_unless_turned_off(tls_context):
@@ -202,6 +222,28 @@ def test_tls_certificate_is_verified_unless_turned_off(tls_context):
         assert trusted.outputs["count"] == 7
     finally:
         fake.stop()
+
+
+def test_request_that_never_answers_times_out(maas):
+    maas.inject(200, "[]", content_type="application/json", delay=30, path_contains="/machines/")
+    started = time.monotonic()
+    result = run_task(
+        ListMachines, url=maas.url, apiKey=maas.admin_key, requestTimeout="PT0.3S", raise_on_failure=False
+    )
+    assert time.monotonic() - started < 5
+    assert result.state == "FAILED"
+    assert "MAAS did not answer GET /machines/ in time (ReadTimeout; read timeout 0.3s)" in result.error
+
+
+def test_kill_during_a_request_returns_at_once(maas):
+    maas.inject(200, "[]", content_type="application/json", delay=30, path_contains="/machines/")
+    ctx, thread, box = _run_in_thread(ListMachines, {"url": maas.url, "apiKey": maas.admin_key})
+    _wait_for(lambda: len(maas.requests) == 1)
+    started = time.monotonic()
+    ctx.fire_kill()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert type(box.get("error")).__name__ == "Killed"
 
 
 # -- operations that never complete ---------------------------------------------------------------------

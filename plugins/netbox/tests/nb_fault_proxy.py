@@ -3,7 +3,7 @@
 It forwards every request to NetBox unchanged, except when a fault is queued: an HTTP
 429 with ``Retry-After``, a non-JSON body (a login page from a misrouted URL), or a
 request that hangs (NetBox never answers). The tasks reach it through the same
-pynetbox/requests code users run; nothing in the client is patched.
+client code users run; nothing in the client is patched.
 """
 
 from __future__ import annotations
@@ -48,7 +48,13 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy.lock:
                     proxy.seen.append(
-                        {"method": self.command, "path": self.path, "headers": dict(self.headers)}
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "headers": {
+                                k.lower(): v for k, v in self.headers.items()
+                            },  # names are case-blind
+                        }
                     )
                     fault = proxy.faults.pop(0) if proxy.faults else None
                 if fault is not None:

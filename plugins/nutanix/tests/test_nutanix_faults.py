@@ -9,7 +9,7 @@ import time
 import pytest
 from fake_prism import CLUSTER, FakePrism
 from roost.testing import Runtime, TaskRunContext, run_task
-from roost_nutanix.client import error_detail, retry_after_seconds
+from roost_nutanix.client import error_detail
 from roost_nutanix.tasks import (
     CreateVm,
     CreateVmSnapshot,
@@ -123,8 +123,34 @@ def test_retry_after_is_honoured_then_gives_up(prism, run):
     assert time.monotonic() - started >= 0.9
     prism.inject(503, '{"message": "Service unavailable"}', headers={"Retry-After": "0"}, times=50)
     result = run(ListVms, raise_on_failure=False)
-    assert "HTTP 503" in result.error and "Service unavailable" in result.error
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and retry_after_seconds("2") == 2.0
+    assert "kept rate-limiting GET /api/vmm/v4.0/ahv/config/vms after 6 attempts (HTTP 503)" in result.error
+    assert "Service unavailable" in result.error
+
+
+def test_answers_without_retry_after_are_not_retried(prism, run):
+    prism.inject(429, '{"message": "Too many requests"}', path_contains="/ahv/config/vms")
+    result = run(ListVms, raise_on_failure=False)
+    assert "HTTP 429" in result.error and "Too many requests" in result.error
+    assert len(prism.requests) == 1
+
+
+def test_retry_after_longer_than_a_minute_fails_at_once(prism, run):
+    prism.inject(503, '{"message": "upgrading"}', headers={"Retry-After": "900"})
+    started = time.monotonic()
+    result = run(ListVms, raise_on_failure=False)
+    assert time.monotonic() - started < 5
+    assert "asked to retry after 900s, longer than the 60s this task waits" in result.error
+    assert "upgrading" in result.error and len(prism.requests) == 1
+
+
+def test_request_that_never_answers_times_out(prism, run):
+    prism.inject(200, "{}", delay=30, path_contains="/ahv/config/vms")
+    started = time.monotonic()
+    result = run(ListVms, requestTimeout="PT0.3S", raise_on_failure=False)
+    assert time.monotonic() - started < 5
+    assert (
+        "Prism Central did not answer GET /api/vmm/v4.0/ahv/config/vms in time (ReadTimeout" in result.error
+    )
 
 
 # -- concurrency control ------------------------------------------------------------------------------------
@@ -159,7 +185,7 @@ def test_malformed_responses(prism, run):
 
     prism.inject(200, '{"entities": []}', path_contains="/ahv/config/vms")
     result = run(ListVms, raise_on_failure=False)
-    assert "unexpected body for GET /api/vmm/v4.0/ahv/config/vms" in result.error
+    assert "malformed response to GET /api/vmm/v4.0/ahv/config/vms" in result.error
 
     prism.inject(202, '{"data": {}}', path_contains="/ahv/config/vms")
     result = run(CreateVm, vm={"name": "x", "cluster": {"extId": CLUSTER}}, raise_on_failure=False)
@@ -263,6 +289,30 @@ def test_kill_while_waiting_cancels_the_prism_task(prism, conn):
     [task_id] = prism.cancel_calls
     assert prism.tasks[task_id].cancel_at is not None
     assert any("asked Prism Central to cancel task" in log["message"] for log in ctx.logs)
+
+
+def test_kill_during_a_request_returns_at_once(prism, conn):
+    prism.inject(200, "{}", delay=30, path_contains="/ahv/config/vms")
+    task = ListVms.model_validate({"id": "t", "type": ListVms.type_id, **conn})
+    ctx = TaskRunContext(Runtime.in_memory(), {}, namespace="company.team", task_id="t")
+    box: dict = {}
+
+    def target():
+        try:
+            box["out"] = task.run(ctx)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not prism.requests:
+        time.sleep(0.01)
+    started = time.monotonic()
+    ctx.fire_kill()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert type(box.get("error")).__name__ == "Killed"
 
 
 @pytest.mark.parametrize("name", ["hang-on-create"])

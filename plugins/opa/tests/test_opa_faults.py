@@ -80,7 +80,7 @@ def test_rate_limit_gives_up(opa, conn):
     result = run_task(List, raise_on_failure=False, **conn)
     assert (
         result.error
-        == "OPA kept rate-limiting GET /v1/policies after 4 attempts: too_many_requests: slow down"
+        == "OPA kept rate-limiting GET /v1/policies after 4 attempts (HTTP 429): too_many_requests: slow down"
     )
     assert len(opa.requests) == 4
 
@@ -89,7 +89,7 @@ def test_retry_after_beyond_the_cap_fails_at_once(opa, conn):
     opa.inject(status=503, headers={"Retry-After": "600"}, body="maintenance", content_type="text/plain")
     result = run_task(List, raise_on_failure=False, **conn)
     assert result.error == (
-        "OPA rate-limited GET /v1/policies and asked to retry after 600s, longer than the 60s this task "
+        "OPA rate-limited GET /v1/policies (HTTP 503) and asked to retry after 600s, longer than the 60s this task "
         "waits; use the task's retry policy: maintenance"
     )
     assert len(opa.requests) == 1

@@ -115,7 +115,8 @@ def test_rate_limit_with_retry_after_and_giving_up(trello, board, conn):
     trello.inject(429, body, headers={"Retry-After": "0"}, content_type="application/json", times=4)
     result = run_task(Create, name="x", listId=board.todo["id"], raise_on_failure=False, **conn)
     assert result.error == (
-        "Trello API kept rate-limiting POST /cards after 4 attempts: Rate limit exceeded (API_TOKEN_LIMIT_EXCEEDED)"
+        "Trello API kept rate-limiting POST /cards after 4 attempts (HTTP 429): Rate limit exceeded "
+        "(API_TOKEN_LIMIT_EXCEEDED)"
     )
     assert trello.cards == {}
 

@@ -108,13 +108,17 @@ namespace: company.team
 inputs:
   - id: title
     type: STRING
+  - id: todo
+    type: STRING
+  - id: done
+    type: STRING
 tasks:
   - id: open
     type: io.kestra.plugin.trello.cards.Create
     apiKey: "{{ secret('TRELLO_API_KEY') }}"
     apiToken: "{{ secret('TRELLO_API_TOKEN') }}"
     apiBaseUrl: "{{ secret('TRELLO_URL') }}"
-    listId: "{{ secret('TRELLO_TODO') }}"
+    listId: "{{ inputs.todo }}"
     name: "{{ inputs.title }}"
     desc: "Opened by execution {{ execution.id }}"
     assets:
@@ -132,7 +136,7 @@ tasks:
     apiToken: "{{ secret('TRELLO_API_TOKEN') }}"
     apiBaseUrl: "{{ secret('TRELLO_URL') }}"
     cardId: "{{ outputs.open.cardId }}"
-    listId: "{{ secret('TRELLO_DONE') }}"
+    listId: "{{ inputs.done }}"
     assets:
       enableAuto: true
   - id: log
@@ -155,16 +159,13 @@ class TestTrelloTypes(TypeSuite):
 
 
 def test_incident_flow_on_the_engine(run_flow, roost_engine, trello, board, monkeypatch):
-    for key, value in {
-        "TRELLO_URL": trello.url,
-        "TRELLO_TODO": board.todo["id"],
-        "TRELLO_DONE": board.done["id"],
-    }.items():
-        monkeypatch.setenv(f"SECRET_{key}", base64.b64encode(value.encode()).decode())
+    monkeypatch.setenv("SECRET_TRELLO_URL", base64.b64encode(trello.url.encode()).decode())
     emitted = []
     store = roost_engine.asset_sink
     roost_engine.asset_sink = lambda job, ctx, bundles: (emitted.extend(bundles), store(job, ctx, bundles))
-    ex = run_flow(INCIDENT, {"title": "Disk full on db-1"})
+    ex = run_flow(
+        INCIDENT, {"title": "Disk full on db-1", "todo": board.todo["id"], "done": board.done["id"]}
+    )
     assert ex.state.current == "SUCCESS", [(tr.task_id, tr.state.current) for tr in ex.task_runs]
     [card] = trello.cards.values()
     assert card["name"] == "Disk full on db-1" and card["desc"] == f"Opened by execution {ex.id}"

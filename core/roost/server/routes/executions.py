@@ -26,7 +26,7 @@ from roost.server.filters import parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
 from roost.server.routes.common import SSE_RESPONSE, base_url, blocking, multipart_body, state_of
 from roost.server.state import ServerState
-from roost.store.storage import StorageError, execution_prefix, uri_key
+from roost.store.storage import StorageError, StorageOutside, execution_prefix, uri_key
 
 router = APIRouter(tags=["Executions"], responses=models.ERRORS)
 P = "/api/v1/{tenant}/executions"
@@ -383,11 +383,13 @@ def _execution_file(st: ServerState, tenant: str, execution_id: str, path: str) 
         key = uri_key(path)
     except StorageError as exc:
         raise bad_request(str(exc)) from None
-    prefix = execution_prefix(ex["namespace"], ex["flowId"], execution_id) + "/"
-    if not key.startswith(prefix):
+    prefix = execution_prefix(ex["namespace"], ex["flowId"], execution_id)
+    if not key.startswith(prefix + "/"):
         raise ApiError(403, f"{path} does not belong to execution {execution_id}")
-    try:
-        return st.engine.runtime(tenant).storage.local_path(path)
+    try:  # the real path (links resolved) must lie in the execution's own folder
+        return st.engine.runtime(tenant).storage.local_path(path, within=prefix)
+    except StorageOutside:
+        raise ApiError(403, f"{path} does not belong to execution {execution_id}") from None
     except StorageError as exc:
         raise not_found(str(exc)) from None
 

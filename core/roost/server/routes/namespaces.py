@@ -18,13 +18,13 @@ from roost.server.errors import bad_request, conflict, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
 from roost.server.routes.common import TEXT_BODY, blocking, body_text, multipart_body, state_of
 from roost.server.state import ServerState
+from roost.store.keys import InvalidKey, is_kv_key, kv_key
 
 router = APIRouter(responses=models.ERRORS)
 P = "/api/v1/{tenant}/namespaces"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
 _NS = re.compile(NAMESPACE)
-_KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 
 # Empty folders: files imply their folders; a folder created empty is remembered here.
 _dirs_meta = sa.MetaData()
@@ -42,7 +42,7 @@ def install_tables(store: Any) -> None:
 
 
 def _ns(namespace: str) -> str:
-    if not _NS.match(namespace) or len(namespace) > 150:
+    if not _NS.fullmatch(namespace) or len(namespace) > 150:
         raise bad_request(f"invalid namespace {namespace!r}: lower-case letters, digits, '.', '_' and '-'")
     return namespace
 
@@ -333,11 +333,10 @@ K = P + "/{namespace}/kv"
 
 
 def _key(key: str) -> str:
-    if not _KEY.match(key) or len(key) > 255:
-        raise bad_request(
-            f"invalid key {key!r}: letters, digits, '.', '_' and '-', starting with a letter or digit"
-        )
-    return key
+    try:
+        return kv_key(key)
+    except InvalidKey as exc:
+        raise bad_request(str(exc)) from None
 
 
 def kv_type(value: Any) -> str:
@@ -377,7 +376,7 @@ def delete_keys(request: Request, tenant: str, namespace: str, body: models.Keys
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
     kv = st.engine.runtime(tenant).kv
-    return JSONResponse({"keys": [k for k in body.keys if _KEY.match(k) and kv.delete(namespace, k)]})
+    return JSONResponse({"keys": [k for k in body.keys if is_kv_key(k) and kv.delete(namespace, k)]})
 
 
 @router.get(

@@ -92,6 +92,7 @@ class ArgoCdClient(ApiClient):
     service = "Argo CD"
     user_agent = USER_AGENT
     error_class = ArgoCdApiError
+    insecure_setting = "insecure: true (or serverCert with the server's certificate)"
 
     def __init__(
         self,

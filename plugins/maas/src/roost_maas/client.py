@@ -1,16 +1,17 @@
-"""A small MAAS API 2.0 client over httpx, signed with OAuth 1.0 PLAINTEXT.
+"""A small MAAS API 2.0 client over :class:`roost.ApiClient`, signed with OAuth 1.0 PLAINTEXT.
 
 MAAS authenticates API calls with "0-legged" OAuth 1.0: the API key
 ``consumer_key:token_key:token_secret`` becomes an ``Authorization: OAuth ...``
 header whose PLAINTEXT signature is ``<consumer secret>&<token secret>`` (the
-consumer secret is empty), with a fresh nonce and timestamp on every request
-(RFC 5849, sections 3.4.4 and 3.5.1). Named operations are selected with the
-``op`` query parameter (``POST /machines/{system_id}/?op=deploy``), their
-arguments travel as a form-encoded body.
+consumer secret is empty), with a fresh nonce and timestamp on every request,
+retries included (RFC 5849, sections 3.4.4 and 3.5.1): :class:`MaasOAuth` signs
+each request as httpx sends it. Named operations are selected with the ``op``
+query parameter (``POST /machines/{system_id}/?op=deploy``), their arguments
+travel as a form-encoded body.
 
-Every failure becomes a :class:`MaasApiError` (a :class:`roost.TaskError`)
-whose message names the call, the HTTP status and MAAS's own text, with the
-parts of the API key scrubbed out.
+The transport (kill-aware requests, ``Retry-After`` waits, scrubbing of the key) is
+the core's; every failure becomes a :class:`MaasApiError` whose message names the
+call, the HTTP status and MAAS's own text.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from roost import TaskError, parse_retry_after
+from roost import ApiClient, ApiError, HttpOptions, HttpRetry, HttpSsl, HttpTimeout, RunContext, TaskError
 
 API_PATH = "/api/2.0"
 USER_AGENT = "roost-plugin-maas/0.1.0"
@@ -56,12 +58,8 @@ NODE_STATUS_NAMES: dict[int, str] = {
 }
 
 
-class MaasApiError(TaskError):
+class MaasApiError(ApiError):
     """A MAAS call failed; ``status`` is the HTTP status (``None`` for network errors)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def parse_api_key(api_key: str) -> tuple[str, str, str]:
@@ -92,6 +90,17 @@ def oauth_header(consumer_key: str, token_key: str, token_secret: str) -> str:
     return "OAuth " + ", ".join(f'{k}="{quote(v, safe="")}"' for k, v in params.items())
 
 
+class MaasOAuth(httpx.Auth):
+    """Signs every request (each retry anew, with a fresh nonce) with the MAAS API key."""
+
+    def __init__(self, api_key: str) -> None:
+        self.key = parse_api_key(api_key)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = oauth_header(*self.key)
+        yield request
+
+
 def api_root(url: str) -> str:
     """``http://host:5240/MAAS`` (or ``.../MAAS/api/2.0/``) -> ``http://host:5240/MAAS/api/2.0``."""
     url = (url or "").strip()
@@ -115,14 +124,32 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
-def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), else ``default``."""
-    wait = parse_retry_after(value)
-    return default if wait is None else wait
+REASONS = {
+    400: "the request was rejected",
+    401: "the API key was not accepted; check apiKey (consumer_key:token_key:token_secret)",
+    403: "the API key's user is not allowed to do this (most machine operations need a MAAS admin)",
+    404: "not found",
+    409: "the machine is not in a state that allows this operation",
+    429: "rate limited",
+    503: "MAAS is unavailable",
+}
 
 
-class MaasClient:
-    """Calls the MAAS 2.0 API; one instance per task run (or per kill callback)."""
+KILL_RETRY = HttpRetry(
+    statuses=frozenset(), statuses_with_retry_after=frozenset({429, 503}), max_retries=1, max_wait=5.0
+)
+"""Retries of the calls a kill callback makes: one short wait at most."""
+
+
+class MaasClient(ApiClient):
+    """Calls the MAAS 2.0 API; one instance per task run (or per kill callback, without ``ctx``)."""
+
+    service = "MAAS"
+    user_agent = USER_AGENT
+    error_class = MaasApiError
+    insecure_setting = "verifySsl: false"
+    # MAAS answers 429 and 503 with Retry-After when it is busy or starting; other answers stand.
+    retry = HttpRetry(statuses=frozenset(), statuses_with_retry_after=frozenset({429, 503}), max_retries=5)
 
     def __init__(
         self,
@@ -131,49 +158,26 @@ class MaasClient:
         *,
         verify_ssl: bool = True,
         timeout: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        logger: Any = None,
-        max_rate_limit_retries: int = 5,
-        max_retry_after: float = 60.0,
+        retry: HttpRetry | None = None,
+        ctx: RunContext | None = None,
     ) -> None:
-        self.root = api_root(url)
-        self.display_url = public_url(url)
-        self._consumer_key, self._token_key, self._token_secret = parse_api_key(api_key)
-        self._sleep = sleep
-        self._logger = logger
-        self._max_retries = max_rate_limit_retries
-        self._max_retry_after = max_retry_after
-        self._http = httpx.Client(
-            verify=verify_ssl,
-            timeout=timeout,
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            follow_redirects=False,
+        auth = MaasOAuth(api_key)
+        limit = timedelta(seconds=timeout)
+        super().__init__(
+            api_root(url),
+            auth=auth,
+            secrets=auth.key,
+            options=HttpOptions(
+                timeout=HttpTimeout(connect_timeout=limit, read_idle_timeout=limit),
+                follow_redirects=False,
+                ssl=HttpSsl(insecure_trust_all_certificates=not verify_ssl),
+            ),
+            retry=retry,
+            ctx=ctx,
         )
+        self.public_url = public_url(url)
 
-    # -- plumbing -------------------------------------------------------------------------------
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> MaasClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def redact(self, text: str) -> str:
-        """Remove every part of the API key from ``text`` (MAAS echoes the token key on 401)."""
-        for secret in sorted(
-            {self._consumer_key, self._token_key, self._token_secret}, key=len, reverse=True
-        ):
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "****")
-        return text
-
-    def _debug(self, msg: str, *args: Any) -> None:
-        if self._logger is not None:
-            self._logger.debug(msg, *args)
-
-    def request(
+    def call(
         self,
         method: str,
         path: str,
@@ -182,127 +186,55 @@ class MaasClient:
         params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
         data: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
     ) -> Any:
-        """Send one call and return the decoded JSON body (``None`` when empty)."""
-        query: list[tuple[str, str]] = []
+        """Send one call (``op`` names a MAAS operation) and return the decoded JSON body (``None`` when empty)."""
         if op:
-            query.append(("op", op))
-        query.extend(_pairs(params))
-        form = _pairs(data)
-        url = self.root + path
-        what = f"{method} {path}" + (f"?op={op}" if op else "")
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(
-                    method,
-                    url,
-                    params=query or None,
-                    data=_form(form) or None,
-                    headers={
-                        "Authorization": oauth_header(self._consumer_key, self._token_key, self._token_secret)
-                    },
-                )
-            except httpx.TimeoutException as exc:
-                raise MaasApiError(
-                    f"MAAS at {self.display_url} did not answer {what} in time ({type(exc).__name__})"
-                ) from None
-            except httpx.TransportError as exc:
-                hint = ""
-                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    hint = " (the TLS certificate is not trusted; fix the certificate or, for a trusted test setup only, set verifySsl: false)"
-                raise MaasApiError(
-                    f"cannot reach MAAS at {self.display_url} for {what}: {type(exc).__name__}: {self.redact(str(exc))}{hint}"
-                ) from None
-            self._debug("MAAS %s -> HTTP %s", what, response.status_code)
-            if (
-                response.status_code in (429, 503)
-                and "retry-after" in response.headers
-                and attempt < self._max_retries
-            ):
-                attempt += 1
-                wait = min(retry_after_seconds(response.headers.get("retry-after")), self._max_retry_after)
-                if self._logger is not None:
-                    self._logger.warning(
-                        "MAAS answered HTTP %s to %s; retrying in %.1f s as Retry-After asks (attempt %d of %d)",
-                        response.status_code,
-                        what,
-                        wait,
-                        attempt,
-                        self._max_retries,
-                    )
-                self._sleep(wait)
-                continue
-            return self._decode(response, what)
+            path += f"?op={quote(op, safe='')}"
+        form = _form(_pairs(data))
+        return self.request(method, path, params=_pairs(params), data=form or None)
 
-    def _decode(self, response: httpx.Response, what: str) -> Any:
-        status = response.status_code
-        text = response.text
-        if status >= 400:
-            raise MaasApiError(self._error_message(status, text, what), status)
-        if not text.strip():
-            return None
-        try:
-            return response.json()
-        except (json.JSONDecodeError, ValueError):
-            ctype = response.headers.get("content-type", "?")
-            snippet = self.redact(text.strip()[:200])
-            raise MaasApiError(
-                f"MAAS returned a response that is not JSON for {what} (HTTP {status}, content-type {ctype}): {snippet!r}",
-                status,
-            ) from None
-
-    def _error_message(self, status: int, text: str, what: str) -> str:
-        detail = _error_detail(text)
-        detail = self.redact(detail) if detail else "(no message)"
-        reason = {
-            400: "the request was rejected",
-            401: "the API key was not accepted; check apiKey (consumer_key:token_key:token_secret)",
-            403: "the API key's user is not allowed to do this (most machine operations need a MAAS admin)",
-            404: "not found",
-            409: "the machine is not in a state that allows this operation",
-            429: "rate limited",
-            503: "MAAS is unavailable",
-        }.get(status, "failed")
-        return f"MAAS {what} failed with HTTP {status}: {reason}: {detail}"
+    def error_message(self, response: httpx.Response) -> str:
+        detail = _error_detail(response.text)
+        detail = self.scrub(detail) if detail else "(no message)"
+        return f"{REASONS.get(response.status_code, 'failed')}: {detail}"
 
     # -- machines -------------------------------------------------------------------------------
     def list_machines(self, params: Sequence[tuple[str, Any]] | None = None) -> list[dict[str, Any]]:
-        body = self.request("GET", "/machines/", params=params)
+        body = self.call("GET", "/machines/", params=params)
         if not isinstance(body, list) or not all(isinstance(m, dict) for m in body):
-            raise MaasApiError(
-                f"MAAS returned an unexpected body for GET /machines/ (expected a list of machines, got {_kind(body)})"
-            )
+            raise self.malformed("GET /machines/", f"expected a list of machines, got {_kind(body)}")
         return body
 
     def get_machine(self, system_id: str) -> dict[str, Any]:
+        path = f"/machines/{quote(system_id, safe='')}/"
         try:
-            body = self.request("GET", f"/machines/{quote(system_id, safe='')}/")
+            body = self.call("GET", path)
         except MaasApiError as exc:
             if exc.status == 404:
                 raise MaasApiError(
-                    f"MAAS has no machine with system_id '{system_id}' (HTTP 404)", 404
+                    f"MAAS has no machine with system_id '{system_id}' (HTTP 404)", status=404
                 ) from None
             raise
-        return _expect_machine(body, f"GET /machines/{system_id}/")
+        return self._machine(body, f"GET {path}")
 
     def create_machine(self, data: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-        return _expect_machine(self.request("POST", "/machines/", data=data), "POST /machines/")
+        return self._machine(self.call("POST", "/machines/", data=data), "POST /machines/")
 
     def machine_op(self, system_id: str, op: str, data: Sequence[tuple[str, Any]] | None = None) -> Any:
         try:
-            return self.request("POST", f"/machines/{quote(system_id, safe='')}/", op=op, data=data)
+            return self.call("POST", f"/machines/{quote(system_id, safe='')}/", op=op, data=data)
         except MaasApiError as exc:
             if exc.status == 404:
                 raise MaasApiError(
-                    f"MAAS has no machine with system_id '{system_id}' (HTTP 404 on op={op})", 404
+                    f"MAAS has no machine with system_id '{system_id}' (HTTP 404 on op={op})", status=404
                 ) from None
             raise
 
     def query_power_state(self, system_id: str) -> str:
-        body = self.request("GET", f"/machines/{quote(system_id, safe='')}/", op="query_power_state")
+        path = f"/machines/{quote(system_id, safe='')}/"
+        body = self.call("GET", path, op="query_power_state")
         if not isinstance(body, dict) or not isinstance(body.get("state"), str):
-            raise MaasApiError(
-                f"MAAS returned an unexpected body for op=query_power_state (expected {{'state': ...}}, got {_kind(body)})"
+            raise self.malformed(
+                f"GET {path}?op=query_power_state", f"expected {{'state': ...}}, got {_kind(body)}"
             )
         return body["state"]
 
@@ -310,13 +242,18 @@ class MaasClient:
         """Add ``tag`` to a machine, creating the tag when MAAS does not know it yet."""
         path = f"/tags/{quote(tag, safe='')}/"
         try:
-            self.request("POST", path, op="update_nodes", data=[("add", system_id)])
+            self.call("POST", path, op="update_nodes", data=[("add", system_id)])
             return
         except MaasApiError as exc:
             if exc.status != 404:
                 raise
-        self.request("POST", "/tags/", data=[("name", tag), ("comment", "created by Roost")])
-        self.request("POST", path, op="update_nodes", data=[("add", system_id)])
+        self.call("POST", "/tags/", data=[("name", tag), ("comment", "created by Roost")])
+        self.call("POST", path, op="update_nodes", data=[("add", system_id)])
+
+    def _machine(self, body: Any, label: str) -> dict[str, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("system_id"), str):
+            raise self.malformed(label, f"expected a machine with a system_id, got {_kind(body)}")
+        return body
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -349,14 +286,6 @@ def _kind(body: Any) -> str:
     if body is None:
         return "an empty body"
     return type(body).__name__
-
-
-def _expect_machine(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("system_id"), str):
-        raise MaasApiError(
-            f"MAAS returned an unexpected body for {what} (expected a machine with a system_id, got {_kind(body)})"
-        )
-    return body
 
 
 def _error_detail(text: str) -> str:

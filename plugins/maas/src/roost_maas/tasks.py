@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr
 from roost import Asset, AssetBundle, Dynamic, Output, RunContext, Task, TaskError
 
-from roost_maas.client import NODE_STATUS_NAMES, MaasApiError, MaasClient, public_url
+from roost_maas.client import KILL_RETRY, NODE_STATUS_NAMES, MaasApiError, MaasClient, public_url
 
 VM_ASSET = "io.kestra.plugin.ee.assets.VM"
 PREFIX = "io.kestra.plugin.ee.canonical.maas."
@@ -162,15 +162,13 @@ class MaasTask(Task):
             self.api_key,
             verify_ssl=self.verify_ssl,
             timeout=self.request_timeout.total_seconds(),
-            sleep=ctx.sleep,
-            logger=ctx.logger,
+            ctx=ctx,
         )
 
     def _kill_client(self) -> MaasClient:
-        # Used from the kill thread: its own connection pool, plain sleeps, no task logger.
-        return MaasClient(
-            self.url, self.api_key, verify_ssl=self.verify_ssl, timeout=10.0, max_rate_limit_retries=1
-        )
+        # Used from the kill thread: its own connection pool, no run context (the run is being
+        # killed), and a short budget so that the kill is never held up for long.
+        return MaasClient(self.url, self.api_key, verify_ssl=self.verify_ssl, timeout=10.0, retry=KILL_RETRY)
 
 
 class _Waiter:
@@ -362,7 +360,7 @@ class ListMachines(MaasTask, type=PREFIX + "ListMachines"):
         if pool is not None:
             params.append(("pool", pool))
         with self.client(ctx) as client:
-            ctx.logger.info("listing machines of MAAS %s", client.display_url)
+            ctx.logger.info("listing machines of MAAS %s", client.public_url)
             machines = client.list_machines(params)
         machines = [m for m in machines if _matches(m, filters, pool)]
         total = len(machines)
@@ -507,7 +505,7 @@ class EnlistMachine(_MachineTask, type=PREFIX + "EnlistMachine"):
                 ", ".join(macs),
                 self.architecture,
                 self.power_type or "none",
-                client.display_url,
+                client.public_url,
             )
             machine = client.create_machine(data)
             system_id = machine["system_id"]
@@ -556,7 +554,7 @@ class CommissionMachine(_MachineTask, type=PREFIX + "CommissionMachine"):
             ("testing_scripts", ",".join(self.testing_scripts) if self.testing_scripts else None),
         ]
         with self.client(ctx) as client:
-            ctx.logger.info("commissioning machine %s on MAAS %s", self.system_id, client.display_url)
+            ctx.logger.info("commissioning machine %s on MAAS %s", self.system_id, client.public_url)
             body = client.machine_op(self.system_id, "commission", data)
             machine = (
                 body if isinstance(body, dict) and "system_id" in body else client.get_machine(self.system_id)
@@ -602,7 +600,7 @@ class DeployMachine(_MachineTask, type=PREFIX + "DeployMachine"):
                 self.system_id,
                 machine.get("hostname"),
                 _status_name(machine),
-                client.display_url,
+                client.public_url,
             )
             if self.storage_layout:
                 ctx.logger.info("applying storage layout %s", self.storage_layout)

@@ -1,4 +1,4 @@
-"""Hook implementations only: the task classes (and pynetbox) load when the hook runs."""
+"""Hook implementations only: the task classes (and httpx) load when the hook runs."""
 
 from roost import hookimpl
 

@@ -1,4 +1,4 @@
-"""A small client of the Nutanix Prism Central v4 REST APIs over httpx.
+"""A small client of the Nutanix Prism Central v4 REST APIs over :class:`roost.ApiClient`.
 
 Kestra's Nutanix plugin speaks the v4 APIs, and so does this client:
 
@@ -13,24 +13,25 @@ Kestra's Nutanix plugin speaks the v4 APIs, and so does this client:
 
 Mutating calls answer HTTP 202 with a task reference; they carry an
 ``NTNX-Request-Id`` that stays the same when a call is retried after HTTP 429,
-so Prism Central never runs an operation twice. Errors become
-:class:`PrismError` (a :class:`roost.TaskError`) naming the call, the HTTP
-status and Prism's own messages (v4 ``data.error`` envelopes, schema
-validation errors, or v3 ``message_list`` from older gateways).
+so Prism Central never runs an operation twice. The transport (kill-aware
+requests, ``Retry-After`` waits, scrubbing of credentials) is the core's; errors
+become :class:`PrismError` naming the call, the HTTP status and Prism's own
+messages (v4 ``data.error`` envelopes, schema validation errors, or v3
+``message_list`` from older gateways).
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from roost import TaskError, parse_retry_after
+from roost import ApiClient, ApiError, HttpOptions, HttpRetry, HttpSsl, HttpTimeout, RunContext, TaskError
 
 VMM = "/api/vmm/v4.0"
 PRISM = "/api/prism/v4.0"
@@ -38,12 +39,8 @@ USER_AGENT = "roost-plugin-nutanix/0.1.0"
 MAX_LIMIT = 100
 
 
-class PrismError(TaskError):
+class PrismError(ApiError):
     """A Prism Central call failed; ``status`` is the HTTP status (``None`` for network errors)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -51,12 +48,6 @@ class Reply:
     body: Any
     etag: str | None
     status: int
-
-
-def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), else ``default``."""
-    wait = parse_retry_after(value)
-    return default if wait is None else wait
 
 
 def base_url(host: str, port: int | None, scheme: str) -> str:
@@ -83,8 +74,34 @@ def q(value: str) -> str:
     return quote(value, safe=":=")
 
 
-class PrismClient:
-    """Calls Prism Central; one instance per task run (or per kill callback)."""
+REASONS = {
+    400: "the request was rejected",
+    401: "authentication failed; check username/password, token or apiKey",
+    403: "the user is not allowed to do this",
+    404: "not found",
+    409: "conflict",
+    412: "the object changed since it was read (stale If-Match ETag)",
+    428: "the call needs an If-Match ETag",
+    429: "rate limited",
+    503: "Prism Central is unavailable",
+}
+
+# Prism answers 429 and 503 with Retry-After when it sheds load; other answers stand.
+RETRY = HttpRetry(statuses=frozenset(), statuses_with_retry_after=frozenset({429, 503}), max_retries=5)
+KILL_RETRY = HttpRetry(
+    statuses=frozenset(), statuses_with_retry_after=frozenset({429, 503}), max_retries=1, max_wait=5.0
+)
+"""Retries of the calls a kill callback makes: one short wait at most."""
+
+
+class PrismClient(ApiClient):
+    """Calls Prism Central; one instance per task run (or per kill callback, without ``ctx``)."""
+
+    service = "Prism Central"
+    user_agent = USER_AGENT
+    error_class = PrismError
+    insecure_setting = "verifySsl: false"
+    retry = RETRY
 
     def __init__(
         self,
@@ -98,13 +115,12 @@ class PrismClient:
         api_key: str | None = None,
         verify_ssl: bool = True,
         timeout: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        logger: Any = None,
-        max_rate_limit_retries: int = 5,
-        max_retry_after: float = 60.0,
+        retry: HttpRetry | None = None,
+        ctx: RunContext | None = None,
     ) -> None:
-        self.base = base_url(host, port, scheme)
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        token = self.header_value(token, "token")
+        api_key = self.header_value(api_key, "apiKey")
+        headers: dict[str, str] = {}
         auth: httpx.Auth | None = None
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -116,30 +132,21 @@ class PrismClient:
             raise TaskError(
                 "Prism Central credentials are missing: set username and password, or token, or apiKey"
             )
-        self._secrets = [s for s in (password, token, api_key) if s]
-        self._sleep = sleep
-        self._logger = logger
-        self._max_retries = max_rate_limit_retries
-        self._max_retry_after = max_retry_after
-        self._http = httpx.Client(verify=verify_ssl, timeout=timeout, headers=headers, auth=auth)
+        limit = timedelta(seconds=timeout)
+        super().__init__(
+            base_url(host, port, scheme),
+            headers=headers,
+            auth=auth,
+            secrets=(password, token, api_key),
+            options=HttpOptions(
+                timeout=HttpTimeout(connect_timeout=limit, read_idle_timeout=limit),
+                ssl=HttpSsl(insecure_trust_all_certificates=not verify_ssl),
+            ),
+            retry=retry,
+            ctx=ctx,
+        )
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> PrismClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if len(secret) >= 4:
-                text = text.replace(secret, "****")
-        return text
-
-    # -- plumbing -------------------------------------------------------------------------------
-    def request(
+    def call(
         self,
         method: str,
         path: str,
@@ -148,100 +155,29 @@ class PrismClient:
         body: Any = None,
         if_match: str | None = None,
     ) -> Reply:
+        """One call; its JSON body (``None`` when empty), ETag and status."""
         headers: dict[str, str] = {}
         if method != "GET":
-            # One id per logical call: a retry after 429 is recognised as the same request.
+            # One id per logical call, the same on its retries: Prism recognises a repeat.
             headers["NTNX-Request-Id"] = str(uuid.uuid4())
         if if_match is not None:
             headers["If-Match"] = if_match
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        what = f"{method} {path}"
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(
-                    method,
-                    self.base + path,
-                    params=query or None,
-                    json=body if body is not None else None,
-                    headers=headers,
-                )
-            except httpx.TimeoutException as exc:
-                raise PrismError(
-                    f"Prism Central at {self.base} did not answer {what} in time ({type(exc).__name__})"
-                ) from None
-            except httpx.TransportError as exc:
-                hint = ""
-                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    hint = (
-                        " (the TLS certificate is not trusted; fix the certificate or, for a trusted test setup"
-                        " only, set verifySsl: false)"
-                    )
-                raise PrismError(
-                    f"cannot reach Prism Central at {self.base} for {what}: {type(exc).__name__}: "
-                    f"{self.redact(str(exc))}{hint}"
-                ) from None
-            if self._logger is not None:
-                self._logger.debug("Prism Central %s -> HTTP %s", what, response.status_code)
-            retry_after = response.headers.get("retry-after")
-            if response.status_code in (429, 503) and retry_after is not None and attempt < self._max_retries:
-                attempt += 1
-                wait = min(retry_after_seconds(retry_after), self._max_retry_after)
-                if self._logger is not None:
-                    self._logger.warning(
-                        "Prism Central answered HTTP %s to %s; retrying in %.1f s as Retry-After asks "
-                        "(attempt %d of %d)",
-                        response.status_code,
-                        what,
-                        wait,
-                        attempt,
-                        self._max_retries,
-                    )
-                self._sleep(wait)
-                continue
-            return self._decode(response, what)
+        response = self.send(method, path, params=params, json_body=body, headers=headers)
+        data = self.decode(response, f"{method} {path}") if response.content.strip() else None
+        return Reply(data, response.headers.get("etag"), response.status_code)
 
-    def _decode(self, response: httpx.Response, what: str) -> Reply:
-        status = response.status_code
-        text = response.text
-        if status >= 400:
-            raise PrismError(self._error_message(status, text, what), status)
-        body: Any = None
-        if text.strip():
-            try:
-                body = response.json()
-            except (json.JSONDecodeError, ValueError):
-                ctype = response.headers.get("content-type", "?")
-                raise PrismError(
-                    f"Prism Central returned a response that is not JSON for {what} (HTTP {status}, "
-                    f"content-type {ctype}): {self.redact(text.strip()[:200])!r}",
-                    status,
-                ) from None
-        return Reply(body, response.headers.get("etag"), status)
-
-    def _error_message(self, status: int, text: str, what: str) -> str:
-        detail = self.redact(error_detail(text)) or "(no message)"
-        reason = {
-            400: "the request was rejected",
-            401: "authentication failed; check username/password, token or apiKey",
-            403: "the user is not allowed to do this",
-            404: "not found",
-            409: "conflict",
-            412: "the object changed since it was read (stale If-Match ETag)",
-            428: "the call needs an If-Match ETag",
-            429: "rate limited",
-            503: "Prism Central is unavailable",
-        }.get(status, "failed")
-        return f"Prism Central {what} failed with HTTP {status}: {reason}: {detail}"
+    def error_message(self, response: httpx.Response) -> str:
+        detail = self.scrub(error_detail(response.text)) or "(no message)"
+        return f"{REASONS.get(response.status_code, 'failed')}: {detail}"
 
     # -- typed helpers ------------------------------------------------------------------------------
     def data(self, reply: Reply, what: str, kind: type = dict) -> Any:
         body = reply.body
         if not isinstance(body, dict) or "data" not in body or not isinstance(body["data"], kind):
             raise PrismError(
-                f"Prism Central returned an unexpected body for {what}: expected an object with a "
+                f"Prism Central returned a malformed response to {what}: expected an object with a "
                 f"'data' {'list' if kind is list else 'object'}, got {_describe(body)}",
-                reply.status,
+                status=reply.status,
             )
         return body["data"]
 
@@ -251,12 +187,12 @@ class PrismClient:
         if not isinstance(ext_id, str) or not ext_id:
             raise PrismError(
                 f"Prism Central accepted {what} but returned no task reference (data.extId): {_describe(data)}",
-                reply.status,
+                status=reply.status,
             )
         return ext_id
 
     def page(self, path: str, *, page: int, limit: int, **params: Any) -> tuple[list[dict[str, Any]], int]:
-        reply = self.request("GET", path, params={"$page": page, "$limit": limit, **params})
+        reply = self.call("GET", path, params={"$page": page, "$limit": limit, **params})
         body = reply.body
         if isinstance(body, dict) and "data" not in body and "metadata" in body:
             return [], _total(body, 0)  # an empty page has no data member
@@ -276,7 +212,7 @@ class PrismClient:
             page += 1
 
     def get(self, path: str, what: str) -> tuple[dict[str, Any], str | None]:
-        reply = self.request("GET", path)
+        reply = self.call("GET", path)
         return self.data(reply, what), reply.etag
 
     # -- VMs ------------------------------------------------------------------------------------------
@@ -286,7 +222,7 @@ class PrismClient:
         except PrismError as exc:
             if exc.status == 404:
                 raise PrismError(
-                    f"Prism Central has no VM with extId '{ext_id}' (HTTP 404): {exc}", 404
+                    f"Prism Central has no VM with extId '{ext_id}' (HTTP 404): {exc}", status=404
                 ) from None
             raise
         if not etag:
@@ -297,7 +233,7 @@ class PrismClient:
 
     def vm_action(self, ext_id: str, action: str, etag: str, body: Any = None) -> str:
         path = f"{VMM}/ahv/config/vms/{q(ext_id)}/$actions/{action}"
-        return self.task_ref(self.request("POST", path, body=body, if_match=etag), path)
+        return self.task_ref(self.call("POST", path, body=body, if_match=etag), path)
 
     # -- tasks ----------------------------------------------------------------------------------------
     def get_task(self, ext_id: str) -> dict[str, Any]:
@@ -307,7 +243,7 @@ class PrismClient:
         return task
 
     def cancel_task(self, ext_id: str) -> None:
-        self.request("POST", f"{PRISM}/config/tasks/{q(ext_id)}/$actions/cancel")
+        self.call("POST", f"{PRISM}/config/tasks/{q(ext_id)}/$actions/cancel")
 
 
 def _total(body: Any, default: int) -> int:

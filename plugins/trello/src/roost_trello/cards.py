@@ -11,9 +11,11 @@ from pydantic import ConfigDict, field_validator, model_validator
 from roost import Asset, AssetBundle, Dynamic, PollingTrigger, RunContext, Task, TaskError, is_expression
 from roost import Output as _Output
 
-from roost_trello.client import DEFAULT_BASE_URL, HttpOptions, TrelloClient, segment
+from roost_trello.client import DEFAULT_BASE_URL, HttpOptions, HttpRetry, TrelloClient, segment
 
 EXTERNAL = "io.kestra.core.models.assets.External"
+TRIGGER_RETRY = HttpRetry(max_retries=1, max_wait=10.0)
+"""A poll waits out one short rate limit at most: the next poll is the retry."""
 CARD_FIELDS = (
     "id,name,desc,idList,idBoard,closed,dateLastActivity,due,dueComplete,pos,shortLink,shortUrl,url,idShort"
 )
@@ -417,8 +419,8 @@ class Trigger(PollingTrigger, type="io.kestra.plugin.trello.cards.Trigger"):
             api_key=ctx.render(self.api_key),
             api_token=ctx.render(self.api_token),
             options=self.options,
+            retry=TRIGGER_RETRY,
         )
-        client.max_rate_limit_retries, client.max_retry_after = 1, 10.0  # the next poll is the retry
         paths = ([f"/boards/{segment(board, 'boardId')}/cards"] if board else []) + [
             f"/lists/{segment(str(lst), 'lists')}/cards" for lst in lists
         ]

@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from roost import ApiClient, ApiError, HttpOptions, RunContext, TaskError
+from roost import ApiClient, ApiError, HttpOptions, HttpRetry, RunContext, TaskError
 
-__all__ = ["DEFAULT_BASE_URL", "HttpOptions", "TrelloApiError", "TrelloClient", "segment"]
+__all__ = ["DEFAULT_BASE_URL", "HttpOptions", "HttpRetry", "TrelloApiError", "TrelloClient", "segment"]
 
 DEFAULT_BASE_URL = "https://api.trello.com"
 USER_AGENT = "roost-plugin-trello/0.1.0"
@@ -56,6 +56,7 @@ class TrelloClient(ApiClient):
         api_key: str | None,
         api_token: str | None,
         options: HttpOptions | None = None,
+        retry: HttpRetry | None = None,
         ctx: RunContext | None = None,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
@@ -73,6 +74,7 @@ class TrelloClient(ApiClient):
             headers=headers,
             secrets=(key, token),
             options=options,
+            retry=retry,
             ctx=ctx,
         )
 
