@@ -362,10 +362,15 @@ def precondition_entries(pre: Any) -> list[tuple[str, Callable[..., bool]]]:
 
 # -- the context polling triggers evaluate in ---------------------------------------------------------------
 class TriggerContext:
-    """What ``PollingTrigger.evaluate(ctx)`` sees: the engine, the tenant, the flow and a logger."""
+    """What ``PollingTrigger.evaluate(ctx)`` sees: the engine, the tenant, the flow, a logger and its state."""
 
-    def __init__(self, engine: Any, tenant: str, flow: Any, trigger: Any) -> None:
+    def __init__(
+        self, engine: Any, tenant: str, flow: Any, trigger: Any, state: dict[str, Any] | None = None
+    ) -> None:
         self.engine = engine
+        self.state: dict[str, Any] = dict(state or {})
+        """The trigger's own JSON state (a cursor...): what it holds after ``evaluate`` is saved with the
+        executions it decided, atomically, and handed back at the next evaluation."""
         self.tenant = tenant
         self.flow = flow
         self.namespace = flow.namespace
@@ -759,6 +764,8 @@ class Scheduler:
         if next_ts is None:
             next_ts = now  # a new polling trigger is evaluated at once
         if next_ts > now:
+            if state and state.get("pending") and key not in self._in_flight:
+                self._start_pending(entry, trig, dict(state), next_ts)  # decided before a crash: start now
             self.next_wakeup = min(self.next_wakeup, next_ts)
             return
         if key in self._in_flight or self._pool is None:
@@ -770,8 +777,16 @@ class Scheduler:
 
     def _evaluate(self, entry: _FlowEntry, trig: Any, data: dict[str, Any], due: float, interval: float,
                   now: float) -> None:  # fmt: skip
+        """One evaluation of a polling trigger.
+
+        The trigger's own state (``ctx.state``, e.g. a cursor) and the executions it decided are saved
+        together, as ``pending`` with ids derived from the due date, before any starts; then they start
+        and ``pending`` is cleared. A crash in between replays ``pending`` with the same ids at the next
+        look, and an id that exists is never created again: every decision fires exactly once.
+        """
         key = (entry.tenant, entry.namespace, entry.flow_id, trig.id)
         try:
+            self._start_pending(entry, trig, data, data.get("nextDate"))
             # the next evaluation keeps the cadence; after a long gap, it restarts from now
             nxt = due + interval
             if nxt <= now:
@@ -780,8 +795,9 @@ class Scheduler:
             data["date"] = iso(datetime.fromtimestamp(now, UTC))
             data["nextExecutionDate"] = iso(datetime.fromtimestamp(nxt, UTC))
             self._save(entry, trig, data, nxt)
+            ctx = TriggerContext(self.engine, entry.tenant, entry.flow, trig, state=data.get("state"))
             try:
-                result = trig.evaluate(TriggerContext(self.engine, entry.tenant, entry.flow, trig))
+                result = trig.evaluate(ctx)
             except Exception as exc:
                 log.error(
                     "polling trigger %s of %s.%s failed to evaluate: %s",
@@ -790,23 +806,40 @@ class Scheduler:
                     entry.flow_id,
                     exc,
                 )
-                result = None
+                result, ctx.state = None, data.get("state") or {}  # a failed evaluation keeps the old state
             if result and trig.conditions:
                 render = lambda expr, scope: render_value(self.engine, entry.tenant, entry.flow, expr, scope)  # noqa: E731
                 if not Conditions(render).all(trig.conditions, when=datetime.fromtimestamp(now, UTC)):
                     result = None
-            if result and not self._stop.is_set():
-                for variables in [result] if isinstance(result, dict) else list(result):
-                    if hasattr(variables, "as_dict"):
-                        variables = variables.as_dict()
-                    ex = self._start(entry, trig, dict(variables))
-                    if ex is not None:
-                        data["executionId"] = ex.id
+            batch = [] if not result else [result] if isinstance(result, dict) else list(result)
+            if ctx.state or "state" in data:
+                data["state"] = ctx.state
+            data["pending"] = [
+                {"executionId": stable_id(entry.tenant, entry.namespace, entry.flow_id, trig.id, "poll", due, i),
+                 "variables": dict(v.as_dict() if hasattr(v, "as_dict") else v)}
+                for i, v in enumerate(batch)
+            ]  # fmt: skip
+            if batch or "state" in data:
                 self._save(entry, trig, data, nxt)
+            if not self._stop.is_set():
+                self._start_pending(entry, trig, data, nxt)
             self.next_wakeup = min(self.next_wakeup, nxt)
             self._wake.set()
         finally:
             self._in_flight.discard(key)
+
+    def _start_pending(
+        self, entry: _FlowEntry, trig: Any, data: dict[str, Any], next_date: float | None
+    ) -> None:
+        """Start the executions a polling trigger decided (each once: ids that exist are skipped)."""
+        pending = data.pop("pending", None)
+        if not pending:
+            return
+        for item in pending:
+            ex = self._start(entry, trig, dict(item["variables"]), execution_id=item["executionId"])
+            if ex is not None:
+                data["executionId"] = ex.id
+        self._save(entry, trig, data, next_date)
 
     # -- Flow triggers and stopAfter -------------------------------------------------------------------------
     def _on_execution_end(self, ex: Execution) -> None:

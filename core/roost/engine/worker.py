@@ -156,7 +156,7 @@ class Worker:
                     finish("FAILED", None, f"Timeout after {seconds:g} s: the task was stopped")
                     ctx.fire_kill()
 
-                timer = threading.Timer(seconds, on_timeout)
+                timer = threading.Timer(seconds + getattr(rendered, "timeout_grace", 0.0), on_timeout)
                 timer.daemon = True
                 timer.start()
             out = rendered.run(ctx)  # type: ignore[attr-defined]

@@ -281,6 +281,9 @@ class Task(PluginType):
     plugin_kind: ClassVar[str] = "task"
     inline: ClassVar[bool] = False
     """True for pure, quick tasks (no I/O, no waiting) that the executor may run itself."""
+    timeout_grace: ClassVar[float] = 0.0
+    """Seconds the worker waits past ``timeout`` before stopping the task: set by tasks that enforce
+    ``timeout`` themselves (a remote wait that fails with its own message, as Kestra's do)."""
 
     retry: Retry | None = None
     """Retry policy when the task fails."""
@@ -355,6 +358,10 @@ class PollingTrigger(Trigger):
 
     ``evaluate(ctx)`` returns the variables exposed as ``trigger.*`` for one
     execution, a list of such mappings for several, or ``None`` for none.
+    ``ctx.state`` is the trigger's own JSON state (a cursor, the ids already
+    seen...): the scheduler saves it together with the executions decided, so a
+    restart neither loses a change nor fires one twice. An evaluation that raises
+    keeps the previous state.
     """
 
     interval: Duration = timedelta(minutes=1)

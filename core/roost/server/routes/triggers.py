@@ -29,7 +29,9 @@ router = APIRouter(
 P = "/api/v1/{tenant}/triggers"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
-_STATE_KEYS = ("disabled", "nextDate", "namespace", "flowId", "triggerId")
+# bookkeeping kept out of the API's trigger context: a polling trigger's own state (a cursor, possibly
+# large) and the executions it decided that are not started yet
+_STATE_KEYS = ("disabled", "nextDate", "namespace", "flowId", "triggerId", "state", "pending")
 FIELDS = (
     "q",
     "namespace",
