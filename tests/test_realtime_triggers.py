@@ -188,7 +188,7 @@ def test_generator_polling_stores_files_with_the_execution_and_acknowledges_afte
     engine.deploy(_flow("  - id: batch\n    type: io.roost.test.BatchTrigger\n    interval: PT1H\n", "batch"))
     wait_for(lambda: ACKED)
     (found,) = executions(engine, "batch")
-    assert ACKED == [("batch", found["id"])]
+    assert [("batch", found["id"])] == ACKED
     uri = found["trigger"]["variables"]["uri"]
     assert f"/executions/{found['id']}/trigger/batch/" in uri
     assert engine.runtime("main").storage.get(uri) == b"a\nb\n"
