@@ -76,11 +76,18 @@ def check_folder(path: Path) -> None:
 
 
 def build_engine(
-    component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8, credentials: Any = None
+    component: str,
+    *,
+    data_dir: Path,
+    db_url: str | None = None,
+    workers: int = 8,
+    credentials: Any = None,
+    tenants: tuple[str, ...] | None = None,
 ) -> Any:
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
-    from roost.plugin_defaults import defaults_for
+    from roost.plugin_defaults import defaults_dir
+    from roost.store.defaults import StoredDefaults
 
     for folder in (data_dir, data_dir / "storage", data_dir / "work"):
         check_folder(folder)
@@ -89,8 +96,10 @@ def build_engine(
         queue: Any = InProcessQueue()
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
-    return Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials,
-                  defaults=lambda _tenant, namespace: defaults_for(namespace))  # fmt: skip
+    defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
+    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults)
+    defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
+    return engine
 
 
 class QueryStringMask(logging.Filter):
@@ -142,9 +151,8 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
-    engine = build_engine(
-        component, data_dir=data_dir, db_url=db_url, workers=workers, credentials=config.credentials
-    )
+    engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
+                          credentials=config.credentials, tenants=config.tenants)  # fmt: skip
     runs_executor = component in ("local", "standalone", "executor", "worker")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")
