@@ -16,7 +16,7 @@ from roost.testing.suite import TypeSuite
 from roost_beam import tasks
 from roost_beam.tasks import RunPipeline, io_assets
 
-WORDS_PY = '''
+WORDS_PY = """
 import argparse
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -39,7 +39,7 @@ with beam.Pipeline(options=PipelineOptions(rest)) as p:
     (p | beam.Create(["apple", "fig", "apple", "kiwi"]) | beam.Map(count)
        | beam.combiners.Count.PerElement() | beam.MapTuple(lambda w, n: f"{w},{n}")
        | beam.io.WriteToText(known.output, shard_name_template=""))
-'''
+"""
 
 
 def test_a_beam_yaml_pipeline_reads_csv_filters_and_writes_json_with_assets(tmp_path: Path) -> None:
@@ -63,8 +63,13 @@ pipeline:
 """
     result = run_task(RunPipeline, definition=definition, sdk="PYTHON", assets={"enableAuto": True})
     assert result.outputs["state"] == "DONE" and result.outputs["runner"] == "DIRECT"
-    written = [json.loads(line) for f in sorted(sink.parent.glob("kept*")) for line in f.read_text().splitlines()]
-    assert sorted(written, key=lambda r: r["name"]) == [{"name": "apple", "qty": 3}, {"name": "pear", "qty": 5}]
+    written = [
+        json.loads(line) for f in sorted(sink.parent.glob("kept*")) for line in f.read_text().splitlines()
+    ]
+    assert sorted(written, key=lambda r: r["name"]) == [
+        {"name": "apple", "qty": 3},
+        {"name": "pear", "qty": 5},
+    ]
     (bundle,) = result.assets
     assert [(a.id, a.type) for a in bundle.inputs] == [(str(source), "io.kestra.plugin.ee.assets.File")]
     assert [(a.id, a.metadata["transform"]) for a in bundle.outputs] == [(str(sink), "WriteToJson")]
@@ -146,7 +151,8 @@ def test_assets_of_nested_sources_and_sinks() -> None:
 
 
 def test_a_flow_runs_kestras_example(run_flow: Any) -> None:
-    ex = run_flow("""id: beam_direct_python
+    ex = run_flow(
+        """id: beam_direct_python
 namespace: company.team
 tasks:
   - id: run_pipeline
@@ -164,7 +170,9 @@ tasks:
   - id: check
     type: io.kestra.plugin.core.log.Log
     message: "{{ outputs.run_pipeline.state }}"
-""", timeout=120)
+""",
+        timeout=120,
+    )
     assert ex.state.current == "SUCCESS", ex.to_dict()
     run = next(tr for tr in ex.task_runs if tr.task_id == "run_pipeline")
     assert run.outputs["state"] == "DONE"

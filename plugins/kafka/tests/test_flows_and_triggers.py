@@ -95,7 +95,9 @@ def committed(broker: Broker, group: str, topic: str) -> int:
         consumer.close()
 
 
-def test_the_trigger_starts_one_execution_per_batch_and_commits_after(broker: Broker, scheduled: Engine) -> None:
+def test_the_trigger_starts_one_execution_per_batch_and_commits_after(
+    broker: Broker, scheduled: Engine
+) -> None:
     topic = broker.topic()
     broker.send(topic, b"a", b"b", b"c")
     scheduled.deploy(f"""id: batches
@@ -145,7 +147,9 @@ triggers:
     scheduled.deploy(flow)
     for order in (1, 2, 3):
         broker.send(topic, json.dumps({"order": order}).encode(), key=b"k")
-    found = wait_for(lambda: len(executions(scheduled, "per_message")) == 3 and executions(scheduled, "per_message"))
+    found = wait_for(
+        lambda: len(executions(scheduled, "per_message")) == 3 and executions(scheduled, "per_message")
+    )
     assert sorted(e["trigger"]["variables"]["value"]["order"] for e in found) == [1, 2, 3]
     assert {e["trigger"]["variables"]["key"] for e in found} == {"k"}
     wait_for(lambda: committed(broker, "listeners", topic) == 3)
