@@ -367,7 +367,34 @@ class PollingTrigger(Trigger):
     interval: Duration = timedelta(minutes=1)
     """How often the trigger is evaluated."""
 
-    def evaluate(self, ctx: Any) -> dict[str, Any] | list[dict[str, Any]] | None:  # pragma: no cover
+    def evaluate(
+        self, ctx: Any
+    ) -> dict[str, Any] | list[dict[str, Any]] | Iterator[dict[str, Any]] | None:  # pragma: no cover
+        """Variables of the executions to start now.
+
+        ``evaluate`` may also be a generator: each mapping it yields starts one execution, and the
+        yield expression gives back the execution created (``None`` when none was), so code after
+        the ``yield`` runs only once the execution exists — where a queue consumer acknowledges
+        what it read (at-least-once: a crash before that point reads it again).
+        """
+        raise NotImplementedError
+
+
+class RealtimeTrigger(Trigger):
+    """A trigger that listens without pause and starts one execution per event (a queue consumer).
+
+    The scheduler runs :meth:`listen` in a thread of its own for each deployed trigger, stops it
+    when the flow changes, is disabled or deleted, and starts the new revision's. ``listen`` is a
+    generator: it yields the ``trigger.*`` variables of each execution to start; the yield
+    expression gives back the execution created (``None`` when none was), so the trigger
+    acknowledges the event only once its execution exists (at-least-once). It must yield ``None``
+    when idle, at least every few seconds, so the scheduler can stop it — by closing the
+    generator, which runs its ``finally``/``with`` blocks in the listening thread. An exception
+    ends this listening; the scheduler logs it and listens again after a backoff (1 s doubling to
+    30 s).
+    """
+
+    def listen(self, ctx: Any) -> Iterator[dict[str, Any] | None]:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
