@@ -30,6 +30,19 @@ from roost.flow.task import (
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
+from roost.secret_backends import SecretBackendError, SecretConfigError
+from roost.store.storage import (
+    BodyStream,
+    Storage,
+    StorageConfigError,
+    StorageError,
+    StorageNotFound,
+    StorageOutside,
+    StorageUnavailable,
+    key_uri,
+    key_within,
+    storage_key,
+)
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -101,6 +114,18 @@ __all__ = [
     "ApiError",
     "Asset",
     "AssetBundle",
+    "BodyStream",
+    "SecretBackendError",
+    "SecretConfigError",
+    "Storage",
+    "StorageConfigError",
+    "StorageError",
+    "StorageNotFound",
+    "StorageOutside",
+    "StorageUnavailable",
+    "key_uri",
+    "key_within",
+    "storage_key",
     "Dynamic",
     "FlowableTask",
     "HttpOptions",

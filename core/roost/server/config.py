@@ -12,6 +12,12 @@ server:
   apiTokens:
     - name: ci
       tokenHash: "sha256$<hex>"                          # roost server new-token
+storage:                                # internal storage (Kestra's shape): local by default
+  type: s3
+  s3: {bucket: roost, endpoint: http://127.0.0.1:8333, forcePathStyle: true}
+secret:                                 # secret backends: env (SECRET_<KEY>) by default
+  type: env
+  namespaces: {company.payments: {type: beyondtrust, beyondtrust: {...}}}
 ```
 
 Only hashes are kept: a clear password or token given through the environment
@@ -120,6 +126,8 @@ class ServerConfig:
     tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
     access_log: bool = False  # uvicorn's access log (query strings masked)
     credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
+    storage: dict[str, Any] | None = None  # the `storage:` section: internal-storage backend (local by default)
+    secret: dict[str, Any] | None = None  # the `secret:` section: secret backends by tenant/namespace (env by default)
 
 
 def _section(data: dict[str, Any], *keys: str) -> Any:
@@ -171,6 +179,28 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         except CredentialConfigError as exc:
             raise ConfigError(str(exc)) from None
         cfg.credentials = credentials
+    storage = _section(data, "storage")
+    if storage is not None:  # validated now (types, settings); each tenant's storage is built by the engine
+        from roost.store.storage import StorageConfigError, storage_factory
+
+        if not isinstance(storage, dict):
+            raise ConfigError("storage: expected a mapping with a type (local, or a plugin's: s3...)")
+        try:
+            storage_factory(storage, Path(".roost"), environ=env)
+        except StorageConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.storage = storage
+    secret = _section(data, "secret")
+    if secret is not None:
+        from roost.secret_backends import SecretBackends, SecretConfigError
+
+        if not isinstance(secret, dict):
+            raise ConfigError("secret: expected a mapping with a type (env, or a plugin's: beyondtrust...)")
+        try:
+            SecretBackends.from_config(secret, environ=env)
+        except SecretConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.secret = secret
     basic = _section(server, "basicAuth", "basic-auth", "basic_auth") or {}
     if not isinstance(basic, dict):
         raise ConfigError("server.basicAuth: expected a mapping with users")
