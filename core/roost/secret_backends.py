@@ -83,7 +83,9 @@ class EnvBackend:
     @staticmethod
     def check(config: Any) -> None:
         if len(config):
-            raise SecretConfigError(f"{config.path}: the env backend takes no settings (found {', '.join(sorted(config))})")
+            raise SecretConfigError(
+                f"{config.path}: the env backend takes no settings (found {', '.join(sorted(config))})"
+            )
 
     def __call__(self, config: Any) -> EnvSecrets:
         self.check(config)
@@ -102,7 +104,9 @@ class SecretBackends:
         self._views: dict[str, TenantSecrets] = {}
 
     @classmethod
-    def build(cls, value: Any = None, *, plugins: Any = None, environ: Mapping[str, str] | None = None) -> SecretBackends:
+    def build(
+        cls, value: Any = None, *, plugins: Any = None, environ: Mapping[str, str] | None = None
+    ) -> SecretBackends:
         """From what ``Engine(secrets=...)`` was given: ``None`` (``ROOST_SECRETS``, else ``env``), a mapping
         (the ``secret:`` configuration), a backend object (used everywhere) or a :class:`SecretBackends`."""
         if isinstance(value, SecretBackends):
@@ -143,7 +147,9 @@ class SecretBackends:
         factories = plugins.named("register_secret_backends")
         backends: dict[Scope, tuple[str, Any]] = {}
         try:
-            sections = list(scoped_sections(config, source, what="secret backend settings", error=SecretConfigError))
+            sections = list(
+                scoped_sections(config, source, what="secret backend settings", error=SecretConfigError)
+            )
         except CredentialConfigError as exc:
             raise SecretConfigError(str(exc)) from None
         for tenant, namespace, section, path in sections:
@@ -216,7 +222,9 @@ class TenantSecrets:
                 f"'{namespace}': {type(exc).__name__}: {exc}"
             ) from None
         if value is not None and not isinstance(value, str):
-            raise SecretBackendError(f"the {kind} secret backend returned a {type(value).__name__} for '{key}', not text")
+            raise SecretBackendError(
+                f"the {kind} secret backend returned a {type(value).__name__} for '{key}', not text"
+            )
         return value
 
     def invalidate(self, namespace: str, key: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -14,6 +16,7 @@ from roost import Dynamic, FlowableTask, Model, Task
 from roost.engine.executor import FlowView, value_key, worst
 from roost.engine.model import FAILED, FAILURES, RUNNING, SUCCESS, WARNING
 from roost.flow.model import Input
+from roost.store.storage import download
 
 P = "io.kestra.plugin.core.flow."
 OLD = "io.kestra.core.tasks.flows."
@@ -323,7 +326,7 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
                 raise ValueError(f"input file {name!r} would be written outside the working folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, str) and content.startswith("kestra://"):
-                target.write_bytes(runtime.storage.get(content))
+                download(runtime.storage, content, target)
             else:
                 target.write_text(content if isinstance(content, str) else json.dumps(content))
         if self.namespace_files and self.namespace_files.get("enabled", True):
@@ -455,16 +458,37 @@ class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
     def on_start(self, view: FlowView) -> None:
         runtime = view.executor.runtime
         uri = view.render(self.items)
-        lines = [ln for ln in runtime.storage.get(uri).decode().split(self.batch.separator) if ln != ""]
-        if self.batch.partitions:
-            size = max(1, -(-len(lines) // self.batch.partitions))
-        else:
-            size = self.batch.rows or 1
+        separator = self.batch.separator.encode()
+        size = self.batch.rows or 1
+        if self.batch.partitions:  # a first pass counts the items: batches of equal size, as Kestra cuts them
+            with runtime.storage.open_read(uri) as stream:
+                count = sum(1 for item in _items(stream, separator) if item)
+            size = max(1, -(-count // self.batch.partitions))
         prefix = f"{view.ex.namespace.replace('.', '/')}/{view.ex.flow_id}/executions/{view.ex.id}/tasks/{self.id}/{view.run.id}"  # type: ignore[union-attr]
-        batches = []
-        for n, start in enumerate(range(0, len(lines), size)):
-            chunk = self.batch.separator.join(lines[start : start + size]) + self.batch.separator
-            batches.append(runtime.storage.put(f"{prefix}/batch-{n + 1}.txt", chunk.encode()))
+        batches: list[str] = []
+        chunk: Any = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - a batch spills to disk past 8 MiB; closed below
+        held = 0
+
+        def flush() -> None:
+            nonlocal chunk, held
+            chunk.seek(0)
+            batches.append(runtime.storage.put(f"{prefix}/batch-{len(batches) + 1}.txt", chunk))
+            chunk.close()
+            chunk, held = tempfile.SpooledTemporaryFile(max_size=8 << 20), 0  # noqa: SIM115
+
+        try:
+            with runtime.storage.open_read(uri) as stream:  # streamed: the file is never whole in memory
+                for item in _items(stream, separator):
+                    if not item:
+                        continue
+                    chunk.write(item + separator)
+                    held += 1
+                    if held == size:
+                        flush()
+            if held:
+                flush()
+        finally:
+            chunk.close()
         view.run.extra["batches"] = batches  # type: ignore[union-attr]
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
@@ -499,3 +523,17 @@ TASKS = (
     Subflow,
     Pause,
 )
+
+
+def _items(stream: Any, separator: bytes, block: int = 1 << 20) -> Iterator[bytes]:
+    """The items of a binary stream cut at ``separator``, read a block at a time."""
+    rest = b""
+    while True:
+        data = stream.read(block)
+        if not data:
+            break
+        parts = (rest + data).split(separator)
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest

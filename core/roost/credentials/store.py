@@ -69,7 +69,6 @@ def _type_name(raw: Any, data: Mapping[str, Any], factories: Mapping[str, Any], 
     raise CredentialConfigError(f"{path}.type: unknown credential type {raw!r} (known: {known})")
 
 
-
 def scoped_sections(config: Any, source: str, *, what: str = "settings", namespaces: bool = True,
                     error: type[Exception] = CredentialConfigError) -> Iterator[tuple[str | None, str | None, dict[str, Any], str]]:  # fmt: skip
     """Each scope of a configuration with ``tenants:`` and ``namespaces:`` levels, most general first:
@@ -180,7 +179,9 @@ class CredentialStore:
 
         for tenant, namespace, section, path in scoped_sections(config, source, what="credential keys"):
             for key, value in section.items():
-                providers[(tenant, namespace, key)] = build_one(key, value, tenant, namespace, f"{path}.{key}")
+                providers[(tenant, namespace, key)] = build_one(
+                    key, value, tenant, namespace, f"{path}.{key}"
+                )
         return cls(providers)
 
     @classmethod

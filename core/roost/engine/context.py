@@ -22,8 +22,8 @@ from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import MaskSet
 from roost.flow.properties import needs_render, stringify
 from roost.flow.task import PluginType
-from roost.store.keys import kv_key
 from roost.secret_backends import EnvSecrets, SecretError
+from roost.store.keys import kv_key
 from roost.store.storage import LocalStorage, Storage, StorageError, download, read_all
 
 MAX_READ = 10_000_000  # bytes read() takes into an expression (the expression budget)
@@ -208,9 +208,13 @@ class TaskRunContext:
         """The secret ``key`` from the backend configured for the namespace (or a parent namespace of it)."""
         ns = namespace or self.namespace
         if ns != self.namespace and not self.namespace.startswith(ns + "."):
-            raise ExpressionError(f"secret '{key}': namespace '{ns}' is not '{self.namespace}' nor a parent of it")
+            raise ExpressionError(
+                f"secret '{key}': namespace '{ns}' is not '{self.namespace}' nor a parent of it"
+            )
         secrets = self.runtime.secrets
-        if self.fresh_secrets and (ns, key) not in self._refreshed:  # a retry: the cached value may be the refused one
+        if (
+            self.fresh_secrets and (ns, key) not in self._refreshed
+        ):  # a retry: the cached value may be the refused one
             self._refreshed.add((ns, key))
             invalidate = getattr(secrets, "invalidate", None)
             if callable(invalidate):

@@ -605,7 +605,15 @@ class Executor:
                 tr.state.set(RUNNING)
                 start = getattr(task, "on_start", None)
                 if start is not None:
-                    start(FlowView(self, ex, flow, tr))
+                    try:
+                        start(FlowView(self, ex, flow, tr))
+                    except (
+                        Exception
+                    ) as exc:  # (storage unreachable, a missing file...) the task fails with the reason
+                        tr.state.set(FAILED)
+                        tr.extra["error"] = f"{type(exc).__name__}: {exc}"
+                        self._log(ex, tr, "ERROR", tr.extra["error"])
+                        ex.touch(tr)
                 continue
             kind = getattr(task, "executor_kind", None)
             if kind == "pause":

@@ -126,8 +126,12 @@ class ServerConfig:
     tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
     access_log: bool = False  # uvicorn's access log (query strings masked)
     credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
-    storage: dict[str, Any] | None = None  # the `storage:` section: internal-storage backend (local by default)
-    secret: dict[str, Any] | None = None  # the `secret:` section: secret backends by tenant/namespace (env by default)
+    storage: dict[str, Any] | None = (
+        None  # the `storage:` section: internal-storage backend (local by default)
+    )
+    secret: dict[str, Any] | None = (
+        None  # the `secret:` section: secret backends by tenant/namespace (env by default)
+    )
 
 
 def _section(data: dict[str, Any], *keys: str) -> Any:

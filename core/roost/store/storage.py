@@ -237,7 +237,11 @@ class LocalBackend:
 
 
 def storage_factory(
-    config: Mapping[str, Any] | None, data_dir: Path, *, plugins: Any = None, environ: Mapping[str, str] | None = None
+    config: Mapping[str, Any] | None,
+    data_dir: Path,
+    *,
+    plugins: Any = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Callable[[str], Storage]:
     """A function from a tenant id to its storage, from the ``storage:`` configuration (Kestra's shape:
     ``type`` and a section named after it, e.g. ``{type: s3, s3: {bucket: ...}}``; ``tenants: {id: {...}}``
@@ -312,7 +316,9 @@ def backend_section(section: Mapping[str, Any], path: str, factories: Mapping[st
     if nested is not None and not isinstance(nested, Mapping):
         raise error(f"{path}.{type_name}: expected a mapping of settings")
     if nested is not None and flat:
-        raise error(f"{path}: put the settings under {type_name}: (found {', '.join(sorted(flat))} beside it)")
+        raise error(
+            f"{path}: put the settings under {type_name}: (found {', '.join(sorted(flat))} beside it)"
+        )
     return type_name, dict(nested or flat), f"{path}.{type_name}" if nested is not None else path
 
 
@@ -328,14 +334,17 @@ def _build(factory: Any, config: Any, path: str, check_only: bool = False) -> An
     from roost.credentials.base import CredentialConfigError, CredentialError
 
     try:
-        backend = factory(config) if not check_only else _check(factory, config)
+        if check_only:
+            _check(factory, config)
+            return None
+        backend = factory(config)
     except (StorageConfigError, StorageError):
         raise
     except (CredentialConfigError, CredentialError) as exc:
         raise StorageConfigError(str(exc)) from None
     except Exception as exc:
         raise StorageConfigError(f"{path}: {type(exc).__name__}: {exc}") from None
-    if not check_only and not isinstance(backend, Storage):
+    if not isinstance(backend, Storage):
         raise StorageConfigError(f"{path}: the {config.type!r} backend returned no Storage")
     return backend
 
