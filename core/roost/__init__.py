@@ -42,6 +42,7 @@ from roost.store.storage import (
     key_uri,
     key_within,
     storage_key,
+    uri_key,
 )
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ __all__ = [
     "key_uri",
     "key_within",
     "storage_key",
+    "uri_key",
     "Dynamic",
     "FlowableTask",
     "HttpOptions",
