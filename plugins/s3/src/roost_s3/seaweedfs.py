@@ -78,6 +78,7 @@ class SeaweedFS:
             f"-filer.localSocket={self.root / 'filer.sock'}",
             "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.localSocket={self.root / 's3.sock'}",
+            "-s3.autoCreateBucket=false",  # as AWS: writing to a missing bucket is an error
         ]  # fmt: skip
         env = {**os.environ, "TMPDIR": str(self.root)}  # weed's gRPC sockets follow TMPDIR
         log = (self.root / "weed.log").open("wb")

@@ -236,11 +236,13 @@ class S3Storage:
 
         try:
             self._call(doing, fn, *args, **kw)
-        except S3UploadFailedError as exc:  # s3transfer wraps the ClientError's text
-            text = str(exc)
-            if "NoSuchBucket" in text:
-                raise StorageUnavailable(f"internal storage {self}: the bucket '{self.bucket}' does not exist") from None
-            raise StorageUnavailable(f"internal storage {self}: {doing} failed: {text}") from None
+        except S3UploadFailedError as exc:  # boto3 wraps the ClientError it was handling
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError | BotoCoreError):
+                raise self._error(cause, doing) from None
+            raise StorageUnavailable(f"internal storage {self}: {doing} failed: {exc}") from None
 
     def open_read(self, uri: str, within: str | None = None) -> BinaryIO:
         obj = self._uri_object(uri, within)
