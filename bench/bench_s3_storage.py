@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from roost.plugins import Plugins
 from roost.store.storage import storage_factory
 from roost.testing.server import ServerProcess
@@ -68,12 +67,18 @@ def main() -> None:
                                env={"ROOST_LOAD_PLUGINS": "s3", **s3.environ()}).wait_ready(60)  # fmt: skip
         try:
             api = httpx.Client(base_url=server.url + "/api/v1/main", timeout=900)
-            api.post("/flows", content=FLOW, headers={"content-type": "application/x-yaml"}).raise_for_status()
-            api.post("/executions/company.team/big", params={"wait": "true"}, data={"mb": "16"}).raise_for_status()
+            api.post(
+                "/flows", content=FLOW, headers={"content-type": "application/x-yaml"}
+            ).raise_for_status()
+            api.post(
+                "/executions/company.team/big", params={"wait": "true"}, data={"mb": "16"}
+            ).raise_for_status()
             reset_peak(server.proc.pid)
             base = status(server.proc.pid, "VmRSS")
             started = time.monotonic()
-            ex = api.post("/executions/company.team/big", params={"wait": "true"}, data={"mb": str(args.mb)}).json()
+            ex = api.post(
+                "/executions/company.team/big", params={"wait": "true"}, data={"mb": str(args.mb)}
+            ).json()
             assert ex["state"]["current"] == "SUCCESS", ex
             tasks = time.monotonic() - started
             out = ex["taskRunList"][0]["outputs"]["outputFiles"]["big.bin"]

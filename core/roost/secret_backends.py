@@ -218,8 +218,7 @@ class TenantSecrets:
             raise
         except Exception as exc:  # a backend's own failure: named, and never with a value in it
             raise SecretBackendError(
-                f"the {kind} secret backend{_scope_text(scope)} could not read '{key}' for namespace "
-                f"'{namespace}': {type(exc).__name__}: {exc}"
+                f"the {kind} secret backend{_scope_text(scope)} failed: {type(exc).__name__}: {exc}"
             ) from None
         if value is not None and not isinstance(value, str):
             raise SecretBackendError(

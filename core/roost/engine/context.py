@@ -221,8 +221,8 @@ class TaskRunContext:
                 invalidate(ns, key)
         try:
             value = secrets.get(ns, key)
-        except SecretError as exc:
-            raise ExpressionError(str(exc)) from None
+        except SecretError as exc:  # the backend's reason, with the key and namespace (never a value)
+            raise ExpressionError(f"Cannot read secret '{key}' for namespace '{ns}': {exc}") from None
         if value is None:
             raise ExpressionError(f"Cannot find secret for key '{key}' in namespace '{ns}'.")
         self.secret_values.add(value, (ns, key))  # re-read after a restart, never stored

@@ -10,7 +10,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_password_safe import FakePasswordSafe  # noqa: E402
-
 from roost.plugins import Plugins  # noqa: E402
 from roost.secret_backends import SecretBackends  # noqa: E402
 

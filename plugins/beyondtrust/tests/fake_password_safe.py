@@ -136,7 +136,12 @@ class FakePasswordSafe(FakeHttpServer):
             parts = route.split("/")
             if len(parts) == 2 and parts[0].lower() == "credentials" and request.method == "GET":
                 return self._credentials(user, parts[1], query.get("type", "password"))
-            if len(parts) == 3 and parts[0].lower() == "requests" and parts[2].lower() == "checkin" and request.method == "PUT":
+            if (
+                len(parts) == 3
+                and parts[0].lower() == "requests"
+                and parts[2].lower() == "checkin"
+                and request.method == "PUT"
+            ):
                 return self._check_in(user, parts[1])
             if lowered == "secrets-safe/secrets" and request.method == "GET":
                 found = [s for s in self.secrets_safe
@@ -156,7 +161,9 @@ class FakePasswordSafe(FakeHttpServer):
             return _json(400, {"error": "invalid_client"})
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
-        return _json(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer", "scope": "publicapi"})
+        return _json(
+            200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer", "scope": "publicapi"}
+        )
 
     def _sign_in(self, request: Request) -> Reply:
         header = request.headers.get("Authorization") or ""
@@ -174,7 +181,14 @@ class FakePasswordSafe(FakeHttpServer):
         session = secrets.token_hex(12)
         self.sessions[session] = user
         body = {"UserId": 7, "SID": None, "EmailAddress": None, "UserName": user, "Name": user}
-        return 200, {"Content-Type": "application/json", "Set-Cookie": f"ASP.NET_SessionId={session}; path=/; HttpOnly"}, json.dumps(body).encode()
+        return (
+            200,
+            {
+                "Content-Type": "application/json",
+                "Set-Cookie": f"ASP.NET_SessionId={session}; path=/; HttpOnly",
+            },
+            json.dumps(body).encode(),
+        )
 
     def _cookie(self, request: Request) -> str | None:
         cookie = SimpleCookie(request.headers.get("Cookie") or "")
@@ -185,7 +199,14 @@ class FakePasswordSafe(FakeHttpServer):
         return self.sessions.get(self._cookie(request) or "")
 
     def _account(self, system: str, name: str) -> Account | None:
-        return next((a for a in self.accounts if a.system.lower() == system.lower() and a.name.lower() == name.lower()), None)
+        return next(
+            (
+                a
+                for a in self.accounts
+                if a.system.lower() == system.lower() and a.name.lower() == name.lower()
+            ),
+            None,
+        )
 
     def _active(self, account: Account) -> list[ReleaseRequest]:
         now = time.monotonic()
@@ -211,9 +232,13 @@ class FakePasswordSafe(FakeHttpServer):
             return _json(409, "Conflicting request exists for this account")
         others = [r for r in active if r.user != user]
         if account.max_requests and len(others) >= account.max_requests:
-            return _json(409, "Conflicting request exists: the account's maximum concurrent requests is reached")
+            return _json(
+                409, "Conflicting request exists: the account's maximum concurrent requests is reached"
+            )
         self.next_request += 1
-        req = ReleaseRequest(self.next_request, user, account, time.monotonic() + minutes * 60, approved=not account.approval)
+        req = ReleaseRequest(
+            self.next_request, user, account, time.monotonic() + minutes * 60, approved=not account.approval
+        )
         self.requests_made[req.id] = req
         return _json(201, req.id)
 

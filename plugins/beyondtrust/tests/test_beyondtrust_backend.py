@@ -7,7 +7,6 @@ import time
 
 import pytest
 from conftest import ENV, build
-
 from roost import SecretBackendError, SecretConfigError
 from roost.testing.http import closed_port
 
@@ -15,15 +14,24 @@ from roost.testing.http import closed_port
 def test_a_managed_account_is_read_through_a_release_request(safe, backend):
     assert backend.get("company.team", "account:db01/svc_app") == "Sup3r-Secret-Pw"
     paths = [(r.method, r.path.rsplit("/v3/", 1)[1]) for r in safe.requests]
-    assert paths == [("POST", "Auth/SignAppin"), ("GET", "ManagedAccounts"), ("POST", "Requests"), ("GET", "Credentials/101")]
+    assert paths == [
+        ("POST", "Auth/SignAppin"),
+        ("GET", "ManagedAccounts"),
+        ("POST", "Requests"),
+        ("GET", "Credentials/101"),
+    ]
     sign_in = safe.requests[0].headers["Authorization"]
     assert sign_in == f"PS-Auth key={ENV['PS_API_KEY']}; runas=svc-roost;"
-    assert all(r.headers.get("Authorization") is None for r in safe.requests[1:])  # the session cookie, not the key
+    assert all(
+        r.headers.get("Authorization") is None for r in safe.requests[1:]
+    )  # the session cookie, not the key
     assert all("ASP.NET_SessionId=" in r.headers.get("Cookie", "") for r in safe.requests[1:])
     import json
 
     body = json.loads(safe.calls("POST", "Requests")[0].body)
-    assert body["ConflictOption"] == "reuse" and body["AccessType"] == "View" and body["DurationMinutes"] == 10
+    assert (
+        body["ConflictOption"] == "reuse" and body["AccessType"] == "View" and body["DurationMinutes"] == 10
+    )
     # cached: the second read costs no call
     assert backend.get("company.team", "account:db01/svc_app") == "Sup3r-Secret-Pw"
     assert len(safe.requests) == 4
@@ -109,7 +117,10 @@ def test_oauth_client_credentials(safe):
     backends = build({"url": safe.base, "clientId": "roost-client", "clientSecret": "${PS_CLIENT_SECRET}"})
     assert backends.backend_for("main", "x")[2].get("x", "account:db01/svc_app") == "Sup3r-Secret-Pw"
     token_call, sign_in = safe.requests[0], safe.requests[1]
-    assert token_call.path.endswith("/Auth/connect/token") and b"grant_type=client_credentials" in token_call.body
+    assert (
+        token_call.path.endswith("/Auth/connect/token")
+        and b"grant_type=client_credentials" in token_call.body
+    )
     assert sign_in.headers["Authorization"].startswith("Bearer ")
     backends.close()
 
@@ -123,7 +134,9 @@ def test_conflicts_and_approvals_are_explained(safe, settings):
     safe.requests_made[1] = ReleaseRequest(1, "someone-else", held, time.monotonic() + 600)
     backends = build(settings)
     backend = backends.backend_for("main", "x")[2]
-    with pytest.raises(SecretBackendError, match=r"managed account db03/shared: a conflicting release request exists .*409") as err:
+    with pytest.raises(
+        SecretBackendError, match=r"managed account db03/shared: a conflicting release request exists .*409"
+    ) as err:
         backend.get("x", "account:db03/shared")
     assert "shared-Pw-77" not in str(err.value)
     with pytest.raises(SecretBackendError, match="awaits approval"):
@@ -132,28 +145,61 @@ def test_conflicts_and_approvals_are_explained(safe, settings):
 
 
 def test_refused_keys_and_unreachable_servers_are_clear_and_leak_nothing(safe, settings):
-    bad = build({**settings}, )
+    bad = build(
+        {**settings},
+    )
     backend = bad.backend_for("main", "x")[2]
     safe.api_key = "B" * 128  # the registration's key was rotated: ours is refused
     with pytest.raises(SecretBackendError, match=r"POST Auth/SignAppin .*HTTP 401") as err:
         backend.get("x", "account:db01/svc_app")
     assert ENV["PS_API_KEY"] not in str(err.value) and "B" * 20 not in str(err.value)
-    down = build({**settings, "url": f"http://127.0.0.1:{closed_port()}/BeyondTrust/api/public/v3", "connectTimeout": 2})
-    with pytest.raises(SecretBackendError, match="BeyondTrust Password Safe could not give managed account db01/svc_app"):
+    down = build(
+        {
+            **settings,
+            "url": f"http://127.0.0.1:{closed_port()}/BeyondTrust/api/public/v3",
+            "connectTimeout": 2,
+        }
+    )
+    with pytest.raises(
+        SecretBackendError, match="BeyondTrust Password Safe could not give managed account db01/svc_app"
+    ):
         down.backend_for("main", "x")[2].get("x", "account:db01/svc_app")
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"url": "https://ps.example.com/BeyondTrust/api/public/v3", "apiKey": "literal-key", "runAs": "u"}, "apiKey: write a reference"),
-        ({"url": "http://ps.example.com/BeyondTrust/api/public/v3", "apiKey": "${K}", "runAs": "u"}, "needs https"),
+        (
+            {
+                "url": "https://ps.example.com/BeyondTrust/api/public/v3",
+                "apiKey": "literal-key",
+                "runAs": "u",
+            },
+            "apiKey: write a reference",
+        ),
+        (
+            {"url": "http://ps.example.com/BeyondTrust/api/public/v3", "apiKey": "${K}", "runAs": "u"},
+            "needs https",
+        ),
         ({"url": "https://ps.example.com/x", "apiKey": "${K}"}, "set apiKey and runAs"),
         ({"url": "https://ps.example.com/x", "clientId": "c"}, "clientId and clientSecret together"),
-        ({"url": "https://ps.example.com/x", "apiKey": "${K}", "runAs": "u", "keys": {"A": {"managedAccount": "nosystem"}}},
-         "expected <system>/<account>"),
-        ({"url": "https://ps.example.com/x", "apiKey": "${K}", "runAs": "u", "cacheTtl": "PT1H"}, "requestDuration must be"),
-        ({"url": "https://ps.example.com/x", "apiKey": "${K}", "runAs": "u", "colour": 1}, "colour: unknown property"),
+        (
+            {
+                "url": "https://ps.example.com/x",
+                "apiKey": "${K}",
+                "runAs": "u",
+                "keys": {"A": {"managedAccount": "nosystem"}},
+            },
+            "expected <system>/<account>",
+        ),
+        (
+            {"url": "https://ps.example.com/x", "apiKey": "${K}", "runAs": "u", "cacheTtl": "PT1H"},
+            "requestDuration must be",
+        ),
+        (
+            {"url": "https://ps.example.com/x", "apiKey": "${K}", "runAs": "u", "colour": 1},
+            "colour: unknown property",
+        ),
     ],
 )
 def test_settings_are_checked_when_the_configuration_is_read(settings, message):

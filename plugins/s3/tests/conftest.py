@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from roost_s3.seaweedfs import SeaweedFS
 
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from roost.testing.server import ServerProcess
 
 SIZE_MB = int(os.environ.get("ROOST_S3_BIG_MB", "1024"))
@@ -55,17 +54,23 @@ def test_a_gigabyte_through_tasks_and_the_api_at_bounded_memory(tmp_path, seawee
     try:
         api = httpx.Client(base_url=server.url + "/api/v1/main", timeout=600)
         api.post("/flows", content=FLOW, headers={"content-type": "application/x-yaml"}).raise_for_status()
-        warm = api.post("/executions/company.team/big", params={"wait": "true"}, data={"mb": "16"})  # imports, pools
+        warm = api.post(
+            "/executions/company.team/big", params={"wait": "true"}, data={"mb": "16"}
+        )  # imports, pools
         assert warm.json()["state"]["current"] == "SUCCESS"
         pid = server.proc.pid
         reset_peak(pid)
         baseline = status(pid, "VmRSS")
         started = time.monotonic()
-        ex = api.post("/executions/company.team/big", params={"wait": "true"}, data={"mb": str(SIZE_MB)}).json()
+        ex = api.post(
+            "/executions/company.team/big", params={"wait": "true"}, data={"mb": str(SIZE_MB)}
+        ).json()
         assert ex["state"]["current"] == "SUCCESS", ex
         uri = ex["taskRunList"][0]["outputs"]["outputFiles"]["big.bin"]
         logs = api.get(f"/logs/{ex['id']}").json()
-        assert any(line["message"].strip() == str(SIZE_MB << 20) for line in logs)  # the next task read it whole
+        assert any(
+            line["message"].strip() == str(SIZE_MB << 20) for line in logs
+        )  # the next task read it whole
         received = 0
         with api.stream("GET", f"/executions/{ex['id']}/file", params={"path": uri}) as answer:
             assert answer.status_code == 200

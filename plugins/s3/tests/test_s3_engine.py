@@ -7,7 +7,6 @@ import json
 
 import httpx
 import pytest
-
 from roost.engine.engine import Engine
 from roost.plugins import Plugins
 from roost.store.db import Store
@@ -77,15 +76,24 @@ def test_a_pipeline_keeps_every_file_in_the_bucket(engine, seaweed, bucket, tmp_
     engine.deploy(CHILD)
     flow = engine.deploy(PIPELINE)
     ex = engine.run(flow, {"data": data}, timeout=120)
-    assert ex.state.current == "SUCCESS", [m["message"] for m in engine.store.get_logs("main", ex.id) if m["level"] == "ERROR"]
+    assert ex.state.current == "SUCCESS", [
+        m["message"] for m in engine.store.get_logs("main", ex.id) if m["level"] == "ERROR"
+    ]
     logs = [line["message"] for line in engine.store.get_logs("main", ex.id)]
     assert "5" in logs and "id,name" in logs and "1,Ada" in logs
     assert "a\nb\nc\nd\ne" in logs  # read() of an output file
     children = [e for e in engine.store.execution_ids_of("main", "company.team", "child", ("SUCCESS",))]
     assert len(children) == 3  # 5 items in batches of 2
-    child_logs = sorted(m["message"] for c in children for m in engine.store.get_logs("main", c) if m["message"].startswith("batch"))
+    child_logs = sorted(
+        m["message"]
+        for c in children
+        for m in engine.store.get_logs("main", c)
+        if m["message"].startswith("batch")
+    )
     assert child_logs == ["batch a\nb", "batch c\nd", "batch e"]
-    keys = [o["Key"] for o in seaweed.client().list_objects_v2(Bucket=bucket, Prefix="flows/main/")["Contents"]]
+    keys = [
+        o["Key"] for o in seaweed.client().list_objects_v2(Bucket=bucket, Prefix="flows/main/")["Contents"]
+    ]
     mine = [k for k in keys if f"/executions/{ex.id}/" in k]
     assert any(k.endswith("/inputs/data/data.csv") for k in mine)
     assert any(k.endswith("-items.txt") and "/tasks/write/" in k for k in mine)
@@ -110,7 +118,10 @@ tasks:
     ex = engine.run(flow, timeout=60)
     assert ex.state.current == "FAILED"
     errors = [m["message"] for m in engine.store.get_logs("main", ex.id) if m["level"] == "ERROR"]
-    assert any("no file in internal storage at kestra:///company/team/missing/executions/nope/file.txt" in e for e in errors)
+    assert any(
+        "no file in internal storage at kestra:///company/team/missing/executions/nope/file.txt" in e
+        for e in errors
+    )
 
 
 @pytest.fixture
@@ -154,7 +165,10 @@ tasks:
     assert got.headers["content-disposition"].endswith('upper.txt"')
     assert int(got.headers["content-length"]) == 19 * 1000
     uploaded = ex["inputs"]["report"]
-    assert api.get(f"/executions/{ex['id']}/file", params={"path": uploaded}).content == b"hello from the api\n" * 1000
+    assert (
+        api.get(f"/executions/{ex['id']}/file", params={"path": uploaded}).content
+        == b"hello from the api\n" * 1000
+    )
     # another execution's folder, a missing file, a path outside every execution
     other = uri.replace(ex["id"], "0" * 22)
     assert api.get(f"/executions/{ex['id']}/file", params={"path": other}).status_code == 403
@@ -164,5 +178,7 @@ tasks:
     assert api.get(f"/executions/{ex['id']}/file/metas", params={"path": missing}).status_code == 404
     # deleting the execution deletes its files in the bucket
     assert api.delete(f"/executions/{ex['id']}").status_code == 204
-    left = seaweed.client().list_objects_v2(Bucket=bucket, Prefix=f"main/company/team/files/executions/{ex['id']}/")
+    left = seaweed.client().list_objects_v2(
+        Bucket=bucket, Prefix=f"main/company/team/files/executions/{ex['id']}/"
+    )
     assert left.get("KeyCount", 0) == 0

@@ -9,7 +9,6 @@ import sys
 
 import httpx
 import pytest
-
 from roost.engine.engine import Engine
 from roost.plugins import Plugins
 from roost.store.db import Store
@@ -31,7 +30,9 @@ tasks:
 def run(tmp_path, storage, monkeypatch, env):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    engine = Engine(Store.sqlite(tmp_path / "home"), tmp_path / "home", workers=2, plugins=Plugins(), storage=storage)
+    engine = Engine(
+        Store.sqlite(tmp_path / "home"), tmp_path / "home", workers=2, plugins=Plugins(), storage=storage
+    )
     engine.start()
     try:
         ex = engine.run(engine.deploy(WRITE), timeout=120)
@@ -52,7 +53,9 @@ def test_refused_keys_fail_the_task_and_the_key_is_never_shown(tmp_path, seaweed
     env = {**seaweed.environ(), "ROOST_TEST_S3_SECRET_KEY": "wrong-secret-key-0123456789"}
     state, errors = run(tmp_path, seaweed.storage_config(bucket), monkeypatch, env)
     assert state == "FAILED"
-    assert any("was refused (SignatureDoesNotMatch)" in e and "check the access key" in e for e in errors), errors
+    assert any("was refused (SignatureDoesNotMatch)" in e and "check the access key" in e for e in errors), (
+        errors
+    )
     assert not any("wrong-secret-key" in e or seaweed.secret_key in e for e in errors)
 
 
@@ -88,7 +91,9 @@ def test_the_server_refuses_to_start_on_storage_it_cannot_write(tmp_path, seawee
 
 def test_a_malformed_storage_section_is_refused_with_its_path(tmp_path):
     config = tmp_path / "roost.yaml"
-    config.write_text(json.dumps({"storage": {"type": "s3", "s3": {"bucket": "roost", "secretKey": "in-clear"}}}))
+    config.write_text(
+        json.dumps({"storage": {"type": "s3", "s3": {"bucket": "roost", "secretKey": "in-clear"}}})
+    )
     done = subprocess.run([sys.executable, "-m", "roost.cli.main", "server", "local", "--data-dir", str(tmp_path / "d"),
                            "--config", str(config)], capture_output=True, text=True, timeout=60,
                           env={**__import__("os").environ, "ROOST_LOAD_PLUGINS": "s3"})  # fmt: skip
@@ -99,12 +104,16 @@ def test_the_api_answers_503_when_the_endpoint_goes_down(tmp_path):
     with SeaweedFS(tmp_path / "own") as own:
         own.create_bucket("roost")
         config = tmp_path / "roost.yaml"
-        config.write_text(json.dumps({"storage": own.storage_config("roost", maxAttempts=1, connectTimeout=2)}))
+        config.write_text(
+            json.dumps({"storage": own.storage_config("roost", maxAttempts=1, connectTimeout=2)})
+        )
         server = ServerProcess("local", tmp_path / "data", config=config,
                                env={"ROOST_LOAD_PLUGINS": "s3", **own.environ()}).wait_ready(60)  # fmt: skip
         try:
             api = httpx.Client(base_url=server.url + "/api/v1/main", timeout=60)
-            api.post("/flows", content=WRITE, headers={"content-type": "application/x-yaml"}).raise_for_status()
+            api.post(
+                "/flows", content=WRITE, headers={"content-type": "application/x-yaml"}
+            ).raise_for_status()
             ex = api.post("/executions/company.team/write", params={"wait": "true"}).json()
             assert ex["state"]["current"] == "SUCCESS"
             uri = ex["taskRunList"][0]["outputs"]["outputFiles"]["out.txt"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-
 from roost import StorageConfigError, StorageError, StorageNotFound, StorageOutside
 from roost.plugins import Plugins
 from roost.store.storage import storage_factory
@@ -42,7 +41,9 @@ def test_put_and_read_back_bytes_paths_and_streams(seaweed, bucket, tmp_path):
 def test_missing_files_outside_folders_and_bad_keys(seaweed, bucket):
     st = storage(seaweed, bucket)
     st.put("ns/f/executions/e1/out.txt", b"1")
-    with pytest.raises(StorageNotFound, match="no file in internal storage at kestra:///ns/f/executions/e1/x"):
+    with pytest.raises(
+        StorageNotFound, match="no file in internal storage at kestra:///ns/f/executions/e1/x"
+    ):
         st.open_read("kestra:///ns/f/executions/e1/x")
     with pytest.raises(StorageNotFound):
         st.size("kestra:///ns/f/executions/e1/x")
@@ -109,6 +110,8 @@ def test_kestra_spellings_and_an_unknown_type(seaweed, bucket):
     assert st.put("k.txt", b"1") == "kestra:///k.txt"
     with pytest.raises(StorageConfigError, match="unknown storage backend 'gcs' \\(installed: local, s3"):
         storage_factory({"type": "gcs"}, seaweed.root, plugins=Plugins())
-    with pytest.raises(StorageConfigError, match="refers to the environment variable NOPE_KEY, which is not set"):
+    with pytest.raises(
+        StorageConfigError, match="refers to the environment variable NOPE_KEY, which is not set"
+    ):
         bad = {"type": "s3", "s3": {"bucket": bucket, "accessKey": "${NOPE_KEY}", "secretKey": "${NOPE_KEY}"}}
         storage_factory(bad, seaweed.root, plugins=Plugins(), environ={})("main")

@@ -28,8 +28,8 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, ValidationError, model_validator
-
 from roost import Model, SecretBackendError, SecretConfigError
+
 from roost_beyondtrust.client import PasswordSafe, PasswordSafeError
 
 log = logging.getLogger("roost.beyondtrust")
@@ -115,7 +115,11 @@ class Target:
     credential: str = "password"
 
     def __str__(self) -> str:
-        return f"managed account {self.where}/{self.name}" if self.kind == "account" else f"Secrets Safe {self.where}/{self.name}"
+        return (
+            f"managed account {self.where}/{self.name}"
+            if self.kind == "account"
+            else f"Secrets Safe {self.where}/{self.name}"
+        )
 
 
 @dataclass
@@ -272,9 +276,15 @@ class BeyondTrustSecrets:
             return None
         if str(secret.get("SecretType", "")).lower() == "file":
             with api.doing(f"downloading {target}"):
-                response = api.call("GET", f"Secrets-Safe/Secrets/{quote(str(secret.get('Id')), safe='')}/file/download")
+                response = api.call(
+                    "GET", f"Secrets-Safe/Secrets/{quote(str(secret.get('Id')), safe='')}/file/download"
+                )
             return response.text
-        value = secret.get("Text") if str(secret.get("SecretType", "")).lower() == "text" and secret.get("Text") else secret.get("Password")
+        value = (
+            secret.get("Text")
+            if str(secret.get("SecretType", "")).lower() == "text" and secret.get("Text")
+            else secret.get("Password")
+        )
         if not isinstance(value, str):
             raise api.malformed(label, f"{target} has no readable value")
         return value
@@ -296,7 +306,9 @@ class BeyondTrustSecrets:
             request_id = self._request(api, target, account)
             with api.doing(f"reading {target}"):
                 try:
-                    response = api.call("GET", f"Credentials/{request_id}", params={"type": target.credential})
+                    response = api.call(
+                        "GET", f"Credentials/{request_id}", params={"type": target.credential}
+                    )
                 except PasswordSafeError as exc:
                     if exc.status == 404 and attempt == 1:  # the request expired or was released meanwhile
                         continue
@@ -305,7 +317,9 @@ class BeyondTrustSecrets:
                                                 "needs an access policy that approves API requests") from None  # fmt: skip
                     raise
             return Entry(api.secret_text(response, f"GET Credentials/{request_id}"), expires, request_id)
-        raise PasswordSafeError("Password Safe keeps losing the release request")  # not reached: attempt 2 raises
+        raise PasswordSafeError(
+            "Password Safe keeps losing the release request"
+        )  # not reached: attempt 2 raises
 
     def _request(self, api: PasswordSafe, target: Target, account: dict[str, Any]) -> int:
         minutes = max(1, int(self.settings.request_duration.total_seconds() // 60))
@@ -316,7 +330,9 @@ class BeyondTrustSecrets:
                 answer = api.json(api.call("POST", "Requests", json_body=body), "POST Requests")
             except PasswordSafeError as exc:
                 if exc.status == 409:
-                    raise PasswordSafeError(f"a conflicting release request exists for {target} (HTTP 409): {exc}") from None
+                    raise PasswordSafeError(
+                        f"a conflicting release request exists for {target} (HTTP 409): {exc}"
+                    ) from None
                 raise
         if isinstance(answer, dict):
             answer = answer.get("RequestID", answer.get("RequestId"))

@@ -13,7 +13,6 @@ import threading
 from typing import Any
 
 import httpx
-
 from roost import ApiClient, ApiError, HttpOptions, HttpTimeout
 
 
@@ -35,8 +34,10 @@ class PasswordSafe(ApiClient):
         from roost import HttpSsl
 
         options = HttpOptions(
-            timeout=HttpTimeout(connect_timeout=timedelta(seconds=connect_timeout),
-                                read_idle_timeout=timedelta(seconds=read_timeout)),  # fmt: skip
+            timeout=HttpTimeout(
+                connect_timeout=timedelta(seconds=connect_timeout),
+                read_idle_timeout=timedelta(seconds=read_timeout),
+            ),  # fmt: skip
             ssl=HttpSsl(insecure_trust_all_certificates=not verify_ssl),
         )
         super().__init__(url, secrets=[api_key, run_as_password, client_secret], options=options)
@@ -69,7 +70,9 @@ class PasswordSafe(ApiClient):
             self._http.cookies.clear()
             self.send("POST", "Auth/SignAppin", headers={"Authorization": self._authorization()})
             if not any(c.name.lower() == "asp.net_sessionid" for c in self._http.cookies.jar):
-                raise self.malformed("POST Auth/SignAppin", "no ASP.NET_SessionId session cookie in the answer")
+                raise self.malformed(
+                    "POST Auth/SignAppin", "no ASP.NET_SessionId session cookie in the answer"
+                )
             self.signed_in = True
 
     def sign_out(self) -> None:
@@ -105,7 +108,13 @@ class PasswordSafe(ApiClient):
         except ValueError:
             body = response.text
         if isinstance(body, dict):
-            body = body.get("Message") or body.get("message") or body.get("error_description") or body.get("error") or ""
+            body = (
+                body.get("Message")
+                or body.get("message")
+                or body.get("error_description")
+                or body.get("error")
+                or ""
+            )
         return self.scrub(str(body).strip()[:300]) or "(no message)"
 
     def secret_text(self, response: httpx.Response, label: str) -> str:
@@ -115,7 +124,9 @@ class PasswordSafe(ApiClient):
         except ValueError:
             return response.text
         if not isinstance(value, str):
-            raise self.malformed(label, f"expected the credential as a string, got a JSON {type(value).__name__}")
+            raise self.malformed(
+                label, f"expected the credential as a string, got a JSON {type(value).__name__}"
+            )
         return value
 
     def json(self, response: httpx.Response, label: str) -> Any:

@@ -82,7 +82,9 @@ class SeaweedFS:
         ]  # fmt: skip
         env = {**os.environ, "TMPDIR": str(self.root)}  # weed's gRPC sockets follow TMPDIR
         log = (self.root / "weed.log").open("wb")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -98,7 +100,9 @@ class SeaweedFS:
             break
         else:
             self.stop()
-            raise TimeoutError(f"SeaweedFS did not answer on {self.endpoint} within {timeout:g} s: {self.log_tail()}")
+            raise TimeoutError(
+                f"SeaweedFS did not answer on {self.endpoint} within {timeout:g} s: {self.log_tail()}"
+            )
         return self
 
     def log_tail(self, lines: int = 20) -> str:

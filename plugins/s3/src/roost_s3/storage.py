@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydantic import Field, ValidationError, field_validator
-
 from roost import (
     BodyStream,
     Model,
@@ -75,7 +74,11 @@ class S3Settings(Model):
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, value: str) -> str:
-        if not all(c.islower() or c.isdigit() or c in ".-" for c in value) or value[0] in ".-" or value[-1] in ".-":
+        if (
+            not all(c.islower() or c.isdigit() or c in ".-" for c in value)
+            or value[0] in ".-"
+            or value[-1] in ".-"
+        ):
             raise ValueError("a bucket name is 3-63 lower-case letters, digits, '.' or '-'")
         return value
 
@@ -124,9 +127,11 @@ class S3Backend:
         settings = self.check(config)
         keys = {  # references resolved now; the values live in the client only
             name: config.resolve(value, alias) if value else None
-            for name, alias, value in (("aws_access_key_id", "accessKey", settings.access_key),
-                                       ("aws_secret_access_key", "secretKey", settings.secret_key),
-                                       ("aws_session_token", "sessionToken", settings.session_token))  # fmt: skip
+            for name, alias, value in (
+                ("aws_access_key_id", "accessKey", settings.access_key),
+                ("aws_secret_access_key", "secretKey", settings.secret_key),
+                ("aws_session_token", "sessionToken", settings.session_token),
+            )  # fmt: skip
         }
         return S3Storage(settings, config.tenant or "main", keys)
 
@@ -148,7 +153,9 @@ class S3Storage:
         self.tenant = tenant
         self.bucket = settings.bucket
         self.root = "/".join(p for p in (settings.prefix, storage_key(tenant)) if p)
-        path_style = settings.force_path_style if settings.force_path_style is not None else bool(settings.endpoint)
+        path_style = (
+            settings.force_path_style if settings.force_path_style is not None else bool(settings.endpoint)
+        )
         config = Config(
             region_name=settings.region or "us-east-1",
             connect_timeout=settings.connect_timeout,
@@ -194,7 +201,9 @@ class S3Storage:
             if code in ("NoSuchKey", "404", "NotFound") and uri is not None:
                 return StorageNotFound(f"no file in internal storage at {uri}")
             if code == "NoSuchBucket":
-                return StorageUnavailable(f"internal storage {self}: the bucket '{self.bucket}' does not exist")
+                return StorageUnavailable(
+                    f"internal storage {self}: the bucket '{self.bucket}' does not exist"
+                )
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken",
                         "ExpiredToken") or status == 403:  # fmt: skip
                 return StorageUnavailable(f"internal storage {self}: {doing} was refused ({code or status}): "
@@ -205,7 +214,9 @@ class S3Storage:
             return StorageUnavailable(f"internal storage {self}: no credentials (set accessKey and secretKey, "
                                       "or configure boto3's default chain)")  # fmt: skip
         if isinstance(exc, EndpointConnectionError):
-            return StorageUnavailable(f"internal storage {self}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}")
+            return StorageUnavailable(
+                f"internal storage {self}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}"
+            )
         return StorageUnavailable(f"internal storage {self}: {doing} failed: {type(exc).__name__}: {exc}")
 
     def _call(self, doing: str, fn: Any, *args: Any, uri: str | None = None, **kw: Any) -> Any:
@@ -280,7 +291,9 @@ class S3Storage:
     def delete(self, uri: str) -> bool:
         if not self.exists(uri):
             return False
-        self._call(f"deleting {uri}", self.client.delete_object, Bucket=self.bucket, Key=self._uri_object(uri))
+        self._call(
+            f"deleting {uri}", self.client.delete_object, Bucket=self.bucket, Key=self._uri_object(uri)
+        )
         return True
 
     def delete_prefix(self, key: str) -> int:
