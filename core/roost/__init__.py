@@ -44,6 +44,7 @@ from roost.store.storage import (
     storage_key,
     uri_key,
 )
+from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -148,6 +149,9 @@ __all__ = [
     "TaskError",
     "TaskRunner",
     "TaskWarning",
+    "UiContext",
+    "UiPage",
+    "UiPanel",
     "Trigger",
     "WebhookAnswer",
     "WebhookReject",

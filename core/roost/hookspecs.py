@@ -107,6 +107,13 @@ def register_commands(cli: Any) -> None:
 
 
 @hookspec
+def register_ui(register: Callable[[Any], None]) -> None:
+    """Add to the web UI: ``register(roost.UiPage(name, title, render))`` for a page with a navigation
+    entry (``/ui/{tenant}/x/{name}``), ``register(roost.UiPanel("flow"|"execution"|"namespace", title,
+    render))`` for a section on those pages. ``render(ctx: roost.UiContext)`` returns an HTML fragment."""
+
+
+@hookspec
 def task_assets(task: Any, ctx: Any, output: Any) -> list[Any] | None:
     """Emit assets for a task run that has ``assets.enableAuto: true``.
 

@@ -290,6 +290,12 @@ class Plugins:
     def add_commands(self, cli: Any) -> None:
         self.pm.hook.register_commands(cli=cli)
 
+    def ui_extensions(self) -> list[Any]:
+        """Pages and panels plugins add to the web UI (``register_ui``), in registration order."""
+        out: list[Any] = []
+        self.pm.hook.register_ui(register=out.append)
+        return out
+
 
 def _env_list(name: str) -> set[str] | None:
     raw = os.environ.get(name)

@@ -247,6 +247,10 @@ class Engine:
             self._flows[key] = flow
         return flow
 
+    def forget_parsed_flows(self) -> None:
+        """Parse stored flows again when next used: the plugin defaults they were merged with changed."""
+        self._flows.clear()
+
     # -- executions --------------------------------------------------------------------------------------
     def create_execution(
         self,

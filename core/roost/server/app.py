@@ -7,9 +7,19 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from roost.server import errors
+from roost.server import errors, ui
 from roost.server.auth import AuthMiddleware
-from roost.server.routes import assets, executions, flows, logs, namespaces, plugins, system, triggers
+from roost.server.routes import (
+    assets,
+    executions,
+    flows,
+    logs,
+    namespaces,
+    plugin_defaults,
+    plugins,
+    system,
+    triggers,
+)
 from roost.server.state import ServerState
 
 
@@ -36,7 +46,12 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     errors.install(app)
     for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system):
         app.include_router(module.router)
-    app.add_middleware(AuthMiddleware, config=state.config.auth)
+    app.include_router(plugin_defaults.router)
+    plugin_defaults.stored(
+        state
+    )  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
+    sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
+    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions)
     app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -76,12 +76,13 @@ def check_folder(path: Path) -> None:
 
 
 def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8,
-                 credentials: Any = None, storage: Any = None, secrets: Any = None) -> Any:  # fmt: skip
+                 credentials: Any = None, tenants: tuple[str, ...] | None = None, storage: Any = None,
+                 secrets: Any = None) -> Any:  # fmt: skip
     for folder in (data_dir, data_dir / "storage", data_dir / "work"):
         check_folder(folder)
     store = open_store(db_url, data_dir, exclusive=component == "local")
     try:
-        engine = _engine(component, store, data_dir, workers, credentials, storage, secrets)
+        engine = _engine(component, store, data_dir, workers, credentials, tenants, storage, secrets)
         check_storage(engine)
     except BaseException:
         store.close()
@@ -104,18 +105,22 @@ def check_storage(engine: Any) -> None:
             raise StoreError(f"cannot write the internal storage {storage}: {exc}") from None
 
 
-def _engine(component: str, store: Any, data_dir: Path, workers: int, credentials: Any, storage: Any,
-            secrets: Any) -> Any:  # fmt: skip
+def _engine(component: str, store: Any, data_dir: Path, workers: int, credentials: Any,
+            tenants: tuple[str, ...] | None, storage: Any, secrets: Any) -> Any:  # fmt: skip
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
-    from roost.plugin_defaults import defaults_for
+    from roost.plugin_defaults import defaults_dir
+    from roost.store.defaults import StoredDefaults
 
     if component == "local":
         queue: Any = InProcessQueue()
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
-    return Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, storage=storage,
-                  secrets=secrets, defaults=lambda _tenant, namespace: defaults_for(namespace))  # fmt: skip
+    defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
+    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
+                    storage=storage, secrets=secrets)  # fmt: skip
+    defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
+    return engine
 
 
 class QueryStringMask(logging.Filter):
@@ -168,7 +173,8 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
-                          credentials=config.credentials, storage=config.storage, secrets=config.secret)  # fmt: skip
+                          credentials=config.credentials, tenants=config.tenants, storage=config.storage,
+                          secrets=config.secret)  # fmt: skip
     runs_executor = component in ("local", "standalone", "executor", "worker")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")

@@ -159,6 +159,18 @@ execution_masks = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
 )  # fmt: skip
 
+# Plugin defaults, one YAML document per scope and revision: tenant "" + namespace "" is the instance's.
+plugin_defaults = sa.Table(
+    "plugin_defaults", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(255), nullable=False),
+    sa.Column("author", sa.String(255)),
+    sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+
 schema_version = sa.Table(
     "schema_version", metadata,
     sa.Column("version", sa.Integer, primary_key=True),
@@ -178,8 +190,12 @@ def _v3_masks(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[execution_masks])
 
 
+def _v4_plugin_defaults(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[plugin_defaults])
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
-MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_masks)]
+MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_masks), (4, _v4_plugin_defaults)]
 
 
 def migrate(engine: sa.Engine) -> int:
