@@ -9,11 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bt_support import build  # noqa: E402
 from fake_password_safe import FakePasswordSafe  # noqa: E402
-from roost.plugins import Plugins  # noqa: E402
-from roost.secret_backends import SecretBackends  # noqa: E402
-
-ENV = {"PS_API_KEY": "A" * 128, "PS_CLIENT_SECRET": "client-s3cret-value"}
 
 
 @pytest.fixture
@@ -28,12 +25,6 @@ def safe():
 @pytest.fixture
 def settings(safe):
     return {"url": safe.base, "apiKey": "${PS_API_KEY}", "runAs": "svc-roost"}
-
-
-def build(settings, **scopes):
-    """The tenant view of a `secret:` configuration whose default is the beyondtrust backend."""
-    config = {"type": "beyondtrust", "beyondtrust": settings, **scopes}
-    return SecretBackends.from_config(config, plugins=Plugins(), environ=ENV)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import ENV, build
+from bt_support import ENV, build
 from roost import SecretBackendError, SecretConfigError
 from roost.testing.http import closed_port
 

@@ -4,7 +4,7 @@ secrets, a retried task reading a rotated password fresh, an unreachable backend
 from __future__ import annotations
 
 import pytest
-from conftest import ENV
+from bt_support import ENV
 from roost.engine.engine import Engine
 from roost.plugins import Plugins
 from roost.store.db import Store
