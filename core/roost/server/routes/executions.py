@@ -27,7 +27,7 @@ from roost.server.filters import parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
 from roost.server.routes.common import SSE_RESPONSE, base_url, blocking, multipart_body, state_of
 from roost.server.state import ServerState
-from roost.store.storage import StorageError, StorageNotFound, StorageOutside, execution_prefix, uri_key
+from roost.store.storage import StorageError, StorageOutside, StorageUnavailable, execution_prefix, uri_key
 
 router = APIRouter(tags=["Executions"], responses=models.ERRORS)
 P = "/api/v1/{tenant}/executions"
@@ -428,7 +428,9 @@ def _storage_call(call: Any, *args: Any) -> Any:
         return call(*args)
     except StorageOutside:
         raise ApiError(403, f"{args[0]} does not belong to this execution") from None
-    except StorageNotFound as exc:
+    except StorageUnavailable:
+        raise  # 503 with the backend's reason (errors.unexpected)
+    except StorageError as exc:  # missing, or a local link leading out of the storage root
         raise not_found(str(exc)) from None
 
 
