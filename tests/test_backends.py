@@ -310,3 +310,30 @@ tasks:
     done = subprocess.run([sys.executable, "-m", "roost.cli.main", "flow", "run", str(flow), "--home", str(tmp_path / "h"),
                            "--config", str(config)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0 and "storage.local: unknown property colour" in done.stderr
+
+
+def test_the_ui_lists_secret_names_of_the_namespace_backend(tmp_path, plugins, monkeypatch):
+    from fastapi.testclient import TestClient
+    from roost.engine.engine import Engine
+    from roost.server import ServerConfig, ServerState, create_app
+    from roost.store.db import Store
+
+    monkeypatch.setenv("SECRET_WAREHOUSE_PASSWORD", "c2VjcmV0LXZhbHVl")
+    config = {
+        "type": "env",
+        "namespaces": {"company.vault": {"type": "recording", "recording": {"values": {"K": "v"}}}},
+    }
+    engine = Engine(Store.sqlite(tmp_path), tmp_path, workers=1, plugins=plugins, secrets=config)
+    try:
+        client = TestClient(create_app(ServerState(engine, ServerConfig())), base_url="http://testserver")
+        env_page = client.get("/ui/main/namespaces/company.team", params={"tab": "secrets"}).text
+        assert (
+            "WAREHOUSE_PASSWORD" in env_page
+            and "secret-value" not in env_page
+            and "SECRET_&lt;KEY&gt;" in env_page
+        )
+        other = client.get("/ui/main/namespaces/company.vault.sub", params={"tab": "secrets"}).text
+        assert "<code>recording</code> secret backend" in other and "does not list its secrets" in other
+        assert "WAREHOUSE_PASSWORD" not in other
+    finally:
+        engine.store.close()

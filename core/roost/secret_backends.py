@@ -52,8 +52,9 @@ class SecretConfigError(ValueError):
 class SecretBackend(Protocol):
     """What a secret backend provides. ``get`` returns None for a secret it does not have and raises for
     anything else (:class:`SecretBackendError`, with a message that holds no secret). A backend may also
-    have ``invalidate(namespace, key)`` (forget a cached value: the next ``get`` reads it fresh) and
-    ``close()`` (release sessions when the engine stops)."""
+    have ``invalidate(namespace, key)`` (forget a cached value: the next ``get`` reads it fresh),
+    ``keys(namespace)`` (the names it can list, for the UI; never values) and ``close()`` (release sessions
+    when the engine stops)."""
 
     def get(self, namespace: str, key: str) -> str | None: ...
 
@@ -65,6 +66,13 @@ class EnvSecrets:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = environ
+
+    def keys(self, namespace: str) -> list[str]:
+        """The names of the ``SECRET_<KEY>`` (and ``ENV_SECRET_<KEY>``) variables, never their values."""
+        env = os.environ if self.environ is None else self.environ
+        return sorted(
+            {k.split("SECRET_", 1)[1] for k in env if k.startswith(("SECRET_", "ENV_SECRET_"))} - {""}
+        )
 
     def get(self, namespace: str, key: str) -> str | None:
         env = os.environ if self.environ is None else self.environ
@@ -235,6 +243,12 @@ class TenantSecrets:
 
     def kind(self, namespace: str) -> str:
         return self.backends.backend_for(self.tenant, namespace)[1]
+
+    def keys(self, namespace: str) -> list[str] | None:
+        """The key names the namespace's backend can list (``keys(namespace)``), or None when it cannot."""
+        backend = self.backends.backend_for(self.tenant, namespace)[2]
+        keys = getattr(backend, "keys", None)
+        return list(keys(namespace)) if callable(keys) else None
 
     def __repr__(self) -> str:
         return f"<TenantSecrets {self.tenant}>"

@@ -97,6 +97,7 @@ def test_secrets_safe_credentials_texts_files_and_folders(safe, settings):
                       "keys": {"API_TOKEN": {"secretsSafe": "team/app/api-token"},
                                "DB": {"managedAccount": "db01/svc_app"}}})  # fmt: skip
     backend = backends.backend_for("main", "x")[2]
+    assert backend.keys("x") == ["API_TOKEN", "DB"]  # what the UI lists: the mapped names, no call made
     assert backend.get("x", "API_TOKEN") == "tok-9f8e7d6c5b4a"
     assert backend.get("x", "DB") == "Sup3r-Secret-Pw"
     assert backend.get("x", "safe:team/app/notes") == "some text"

@@ -424,13 +424,12 @@ def values_from_form(cls: type, form: Any) -> tuple[dict[str, Any], dict[str, st
     return values, errors
 
 
-def secret_names() -> list[str]:
-    """Names of the secrets the open-source backend serves (``SECRET_<KEY>`` variables), never values."""
-    import os
-
-    names = {k[len("SECRET_") :] for k in os.environ if k.startswith("SECRET_") and len(k) > 7}
-    names |= {k[len("ENV_SECRET_") :] for k in os.environ if k.startswith("ENV_SECRET_") and len(k) > 11}
-    return sorted(names)
+def secret_names(st: ServerState, tenant: str, namespace: str) -> tuple[str, list[str] | None]:
+    """The backend serving the namespace's secrets and the names it lists (None: it cannot list), never values."""
+    secrets = st.engine.runtime(tenant).secrets
+    kind = secrets.kind(namespace) if hasattr(secrets, "kind") else getattr(secrets, "kind", "env")
+    keys = secrets.keys(namespace) if hasattr(secrets, "keys") else None
+    return kind, keys
 
 
 def file_tree(paths: list[str]) -> list[dict[str, Any]]:

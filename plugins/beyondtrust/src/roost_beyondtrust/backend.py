@@ -213,6 +213,10 @@ class BeyondTrustSecrets:
                 self._check_in(target, entry.request_id)
             return entry.value
 
+    def keys(self, namespace: str) -> list[str]:
+        """The keys mapped in the settings (Secrets Safe folders are not listed: that would need a call)."""
+        return sorted(self.settings.keys)
+
     def invalidate(self, namespace: str, key: str) -> None:
         """Forget the cached value (and check its request in): the next read is fresh."""
         target = self.target(namespace, key)
