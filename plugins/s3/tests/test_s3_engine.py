@@ -182,3 +182,31 @@ tasks:
         Bucket=bucket, Prefix=f"main/company/team/files/executions/{ex['id']}/"
     )
     assert left.get("KeyCount", 0) == 0
+
+
+def test_working_directory_files_go_through_the_bucket(engine, seaweed, bucket):
+    items = engine.runtime("main").storage.put("company/team/seed/executions/e0/items.txt", b"a\nb\nc\n")
+    flow = engine.deploy(f"""
+id: wd
+namespace: company.team
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    inputFiles:
+      in.txt: "{items}"
+    outputFiles: ["out.txt"]
+    tasks:
+      - id: copy
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - tr a-z A-Z < in.txt > out.txt
+""")
+    ex = engine.run(flow, timeout=120)
+    assert ex.state.current == "SUCCESS", [m["message"] for m in engine.store.get_logs("main", ex.id)]
+    out = ex.task_runs[0].outputs["outputFiles"]["out.txt"]
+    with engine.runtime("main").storage.open_read(out) as fh:
+        assert fh.read() == b"A\nB\nC\n"
+    listed = seaweed.client().list_objects_v2(
+        Bucket=bucket, Prefix=f"flows/main/company/team/wd/executions/{ex.id}/"
+    )
+    assert any(o["Key"].endswith("/out.txt") for o in listed["Contents"])
