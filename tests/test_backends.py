@@ -337,3 +337,15 @@ def test_the_ui_lists_secret_names_of_the_namespace_backend(tmp_path, plugins, m
         assert "WAREHOUSE_PASSWORD" not in other
     finally:
         engine.store.close()
+
+
+def test_a_credential_names_the_secret_its_backend_could_not_read(plugins):
+    from roost.credentials import CredentialError, CredentialStore
+
+    all_ = backends(plugins, {"type": "recording", "recording": {"fail": True}})
+    store = CredentialStore.build({"c": {"type": "oauth2_client_credentials", "tokenEndpoint": "https://a.example/t",
+                                         "clientId": "x", "clientSecret": "{{ secret('CLIENT_SECRET') }}"}},
+                                  plugins=Plugins(load_entry_points=False), secrets=all_)  # fmt: skip
+    with pytest.raises(CredentialError, match="credential 'c': clientSecret: Cannot read secret 'CLIENT_SECRET': the "
+                                              "recording secret backend failed: ConnectionError"):  # fmt: skip
+        store.lookup("main", "c").config.resolve("{{ secret('CLIENT_SECRET') }}", "clientSecret")

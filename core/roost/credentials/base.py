@@ -57,8 +57,12 @@ class _SecretServices:
 
     def secret(self, key: str, namespace: str | None = None) -> str:
         from roost.expr import ExpressionError
+        from roost.secret_backends import SecretError
 
-        value = self.backend.get(namespace or self.namespace, key)
+        try:
+            value = self.backend.get(namespace or self.namespace, key)
+        except SecretError as exc:  # the backend's reason, never a value
+            raise ExpressionError(f"Cannot read secret '{key}': {exc}") from None
         if value is None:
             raise ExpressionError(f"Cannot find secret for key '{key}'.")
         return value
