@@ -52,6 +52,7 @@ class SeaweedFS:
         self.secret_key = secret_key or secrets.token_urlsafe(24)
         self.s3_port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self._sockets: list[Path] = []
 
     @property
     def endpoint(self) -> str:
@@ -69,6 +70,8 @@ class SeaweedFS:
         ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
         grpc = {name: free_port() for name in ports}
         self.s3_port = ports["s3"]
+        # weed puts its gRPC sockets in /tmp whatever TMPDIR says; SIGKILL leaves them: stop() removes them
+        self._sockets = [Path("/tmp") / f"seaweedfs-{name}-grpc-{port}.sock" for name, port in grpc.items()]
         args = [
             weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}", "-master.telemetry=false",
@@ -114,6 +117,8 @@ class SeaweedFS:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
         self.process = None
+        for sock in self._sockets:
+            sock.unlink(missing_ok=True)
 
     def __enter__(self) -> SeaweedFS:
         return self.start()
