@@ -31,6 +31,20 @@ from roost.flow.task import (
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
+from roost.secret_backends import SecretBackendError, SecretConfigError
+from roost.store.storage import (
+    BodyStream,
+    Storage,
+    StorageConfigError,
+    StorageError,
+    StorageNotFound,
+    StorageOutside,
+    StorageUnavailable,
+    key_uri,
+    key_within,
+    storage_key,
+    uri_key,
+)
 from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
@@ -104,6 +118,19 @@ __all__ = [
     "Asset",
     "AssetBundle",
     "Duration",
+    "BodyStream",
+    "SecretBackendError",
+    "SecretConfigError",
+    "Storage",
+    "StorageConfigError",
+    "StorageError",
+    "StorageNotFound",
+    "StorageOutside",
+    "StorageUnavailable",
+    "key_uri",
+    "key_within",
+    "storage_key",
+    "uri_key",
     "Dynamic",
     "FlowableTask",
     "HttpOptions",

@@ -237,7 +237,8 @@ def write_files(ctx: RunContext, workdir: Path, files: dict[str, Any]) -> None:
             raise ValueError(f"input file {name!r} would be written outside the working folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, str) and content.startswith("kestra://"):
-            target.write_bytes(ctx.read_file(content))
+            with ctx.open_read(content) as src, target.open("wb") as dst:  # streamed, never whole in memory
+                shutil.copyfileobj(src, dst, 1 << 20)
         else:
             target.write_text(content if isinstance(content, str) else json.dumps(content))
 

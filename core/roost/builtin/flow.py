@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -16,6 +18,7 @@ from roost.engine.executor import FlowView, value_key, worst
 from roost.engine.model import FAILED, FAILURES, RUNNING, SUCCESS, WARNING
 from roost.flow.model import Input
 from roost.flow.properties import is_expression, is_truthy
+from roost.store.storage import download
 
 P = "io.kestra.plugin.core.flow."
 OLD = "io.kestra.core.tasks.flows."
@@ -481,7 +484,7 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
                 raise ValueError(f"input file {name!r} would be written outside the working folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, str) and content.startswith("kestra://"):
-                target.write_bytes(runtime.storage.get(content))
+                download(runtime.storage, content, target)
             else:
                 target.write_text(content if isinstance(content, str) else json.dumps(content))
         if self.namespace_files and self.namespace_files.get("enabled", True):
@@ -666,30 +669,41 @@ class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
         if not isinstance(uri, str) or not uri.startswith("kestra://"):
             raise ValueError(f"Unable to split the items from {uri}, this is not an internal storage URI!")
         batch = self.batch.rendered(view)
-        sep = batch.separator
-        lines = [ln for ln in runtime.storage.get(uri).decode().split(sep) if ln != ""]
-        chunks: list[list[str]] = []
-        if batch.partitions:
-            size = max(1, -(-len(lines) // batch.partitions))
-            chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
-        elif batch.bytes:
-            limit, current, used = byte_size(batch.bytes), [], 0
-            for line in lines:  # whole lines only: a batch closes once it reaches the size
-                current.append(line)
-                used += len(line.encode()) + len(sep.encode())
-                if used >= limit:
-                    chunks.append(current)
-                    current, used = [], 0
-            if current:
-                chunks.append(current)
-        else:
-            size = batch.rows or 1
-            chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
+        separator = batch.separator.encode()
+        size = batch.rows or 1
+        limit = byte_size(batch.bytes) if batch.bytes and not batch.partitions else None
+        if batch.partitions:  # a first pass counts the items: batches of equal size, as Kestra cuts them
+            with runtime.storage.open_read(uri) as stream:
+                count = sum(1 for item in _items(stream, separator) if item)
+            size = max(1, -(-count // batch.partitions))
         prefix = f"{view.ex.namespace.replace('.', '/')}/{view.ex.flow_id}/executions/{view.ex.id}/tasks/{self.id}/{view.run.id}"  # type: ignore[union-attr]
-        view.run.extra["batches"] = [  # type: ignore[union-attr]
-            runtime.storage.put(f"{prefix}/batch-{n + 1}.txt", (sep.join(chunk) + sep).encode())
-            for n, chunk in enumerate(chunks)
-        ]
+        batches: list[str] = []
+        chunk: Any = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - a batch spills to disk past 8 MiB; closed below
+        held = used = 0
+
+        def flush() -> None:
+            nonlocal chunk, held, used
+            chunk.seek(0)
+            batches.append(runtime.storage.put(f"{prefix}/batch-{len(batches) + 1}.txt", chunk))
+            chunk.close()
+            chunk, held, used = tempfile.SpooledTemporaryFile(max_size=8 << 20), 0, 0  # noqa: SIM115
+
+        try:
+            with runtime.storage.open_read(uri) as stream:  # streamed: the file is never whole in memory
+                for item in _items(stream, separator):
+                    if not item:
+                        continue
+                    chunk.write(item + separator)
+                    held += 1
+                    used += len(item) + len(separator)
+                    # whole items only: a `bytes` batch closes once it reaches the size
+                    if (used >= limit) if limit is not None else held == size:
+                        flush()
+            if held:
+                flush()
+        finally:
+            chunk.close()
+        view.run.extra["batches"] = batches  # type: ignore[union-attr]
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
         from roost.engine.executor import Child, effective
@@ -726,3 +740,17 @@ TASKS = (
     EachParallel,
     LoopUntil,
 )
+
+
+def _items(stream: Any, separator: bytes, block: int = 1 << 20) -> Iterator[bytes]:
+    """The items of a binary stream cut at ``separator``, read a block at a time."""
+    rest = b""
+    while True:
+        data = stream.read(block)
+        if not data:
+            break
+        parts = (rest + data).split(separator)
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest

@@ -140,17 +140,35 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     help="Folder of the embedded database and storage.",
 )
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="ROOST_CONFIG",
+    help="A server configuration whose storage, secret and credentials sections this run uses.",
+)
 def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], labels: tuple[str, ...], output: str,
-             home: str, timeout: float | None) -> None:  # fmt: skip
+             home: str, timeout: float | None, config_path: str | None) -> None:  # fmt: skip
     """Run a flow on embedded storage; exit 0 on SUCCESS or WARNING, 1 otherwise."""
     from roost.cli.live import LiveRun
     from roost.engine.inputs import InputsInvalid
     from roost.engine.local import open_engine
     from roost.flow.build import FlowInvalid
+    from roost.secret_backends import SecretConfigError
+    from roost.server.config import ConfigError, load_config
     from roost.store.db import store_unavailable
+    from roost.store.storage import StorageConfigError
 
     try:
-        engine = open_engine(home)
+        config = load_config(config_path) if config_path else None
+        settings = (
+            {"credentials": config.credentials, "storage": config.storage, "secrets": config.secret}
+            if config
+            else {}
+        )
+        engine = open_engine(home, **settings)
+    except (ConfigError, StorageConfigError, SecretConfigError) as exc:
+        fail(str(exc))
     except Exception as exc:
         if not store_unavailable(exc):
             raise

@@ -47,7 +47,6 @@ from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
 from roost.store.db import SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
-from roost.store.storage import LocalStorage
 
 log = logging.getLogger("roost.engine")
 
@@ -80,6 +79,8 @@ class Engine:
         ignore_flows: set[str] | None = None,
         credentials: Any = None,
         on_execution_end: Callable[[Execution], None] | None = None,
+        storage: Any = None,
+        secrets: Any = None,
     ) -> None:
         from roost.plugins import get_plugins
 
@@ -91,8 +92,15 @@ class Engine:
         self.defaults = defaults or (lambda tenant, namespace: defaults_for(namespace))
         self.ignore_executions = set(ignore_executions or ())
         self.ignore_flows = set(ignore_flows or ())
+        # secret backends: the `secret:` configuration, a backend, or None for ROOST_SECRETS (else `env`)
+        from roost.secret_backends import SecretBackends
+
+        self.secrets = SecretBackends.build(secrets, plugins=self.plugins)
         # credentials: configuration (mapping), a CredentialStore, or None for ROOST_CREDENTIALS
-        self.credentials = _credentials(credentials, self.plugins)
+        self.credentials = _credentials(credentials, self.plugins, self.secrets)
+        # internal storage per tenant: the `storage:` configuration, a tenant → Storage function, or None
+        # for ROOST_STORAGE (else local files under data_dir/storage)
+        self.storage_for = storage if callable(storage) else _storage(storage, self.data_dir, self.plugins)
         self.on_execution_end = [on_execution_end] if on_execution_end else []
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
@@ -151,7 +159,8 @@ class Engine:
         pair = self._runtimes.get(tenant)
         if pair is None:
             rt = Runtime(
-                storage=LocalStorage(self.data_dir / "storage", tenant),
+                storage=self.storage_for(tenant),
+                secrets=self.secrets.for_tenant(tenant),
                 kv=SqlKV(self.store, tenant),
                 namespace_files=SqlNamespaceFiles(self.store, tenant),
                 credentials=self.credentials.for_tenant(tenant) if self.credentials is not None else {},
@@ -186,6 +195,7 @@ class Engine:
             self._thread = None
         self.worker.shutdown()
         self._flush_logs()
+        self.secrets.close()
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -835,7 +845,7 @@ class Engine:
         self.queue.put(_result_message(execution_id, taskrun_id, state, outputs, attempt, error))
 
 
-def _credentials(config: Any, plugins: Any) -> Any:
+def _credentials(config: Any, plugins: Any, secrets: Any) -> Any:
     """The credential store, or None when nothing is configured (its module then stays unimported)."""
     import os
 
@@ -843,7 +853,13 @@ def _credentials(config: Any, plugins: Any) -> Any:
         return None
     from roost.credentials import CredentialStore
 
-    return CredentialStore.build(config, plugins=plugins)
+    return CredentialStore.build(config, plugins=plugins, secrets=secrets)
+
+
+def _storage(config: Any, data_dir: Path, plugins: Any) -> Callable[[str], Any]:
+    from roost.store.storage import storage_factory
+
+    return storage_factory(config, data_dir, plugins=plugins)
 
 
 def _result_message(execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,

@@ -118,7 +118,7 @@ class Worker:
         task = job.task
         ctx = TaskRunContext(runtime, job.variables, namespace=job.namespace, flow_id=job.flow_id,
                              execution_id=job.execution_id, task_id=task.id, taskrun_id=job.taskrun_id,
-                             log_level=task.log_level)  # fmt: skip
+                             log_level=task.log_level, fresh_secrets=job.attempt > 1)  # fmt: skip
         if job.workdir:
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             ctx.use_working_dir(Path(job.workdir))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, BinaryIO, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -180,7 +180,7 @@ class RunContext(Protocol):
 
     def raise_if_killed(self) -> None: ...
 
-    def secret(self, key: str) -> str: ...
+    def secret(self, key: str, namespace: str | None = None) -> str: ...
 
     def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any: ...
 
@@ -192,7 +192,11 @@ class RunContext(Protocol):
 
     def put_bytes(self, data: bytes, name: str) -> str: ...
 
+    def put_stream(self, stream: BinaryIO, name: str) -> str: ...
+
     def read_file(self, uri: str) -> bytes: ...
+
+    def open_read(self, uri: str) -> BinaryIO: ...
 
     def open_file(self, uri: str) -> Path: ...
 

@@ -16,6 +16,12 @@ server:
 limits:                                  # untrusted input (ROOST_YAML_* / ROOST_EXPRESSION_* win)
   yaml: {maxSize: 2097152, maxDepth: 100, maxValues: 100000, maxAliases: 100}
   expressions: {timeout: 5, maxOutputSize: 33554432}   # seconds; characters (+8 per list/map entry)
+storage:                                # internal storage (Kestra's shape): local by default
+  type: s3
+  s3: {bucket: roost, endpoint: http://127.0.0.1:8333, forcePathStyle: true}
+secret:                                 # secret backends: env (SECRET_<KEY>) by default
+  type: env
+  namespaces: {company.payments: {type: beyondtrust, beyondtrust: {...}}}
 ```
 
 Tenants: `main` is always hosted; any other tenant id answers 404 unless it is listed.
@@ -139,6 +145,11 @@ class ServerConfig:
         yaml.set_limits(self.yaml_limits)
         budget.set_limits(self.expression_limits)
 
+    # the `storage:` section: internal-storage backend (local by default)
+    storage: dict[str, Any] | None = None
+    # the `secret:` section: secret backends by tenant/namespace (env by default)
+    secret: dict[str, Any] | None = None
+
 
 def _section(data: dict[str, Any], *keys: str) -> Any:
     for key in keys:
@@ -197,6 +208,28 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         except CredentialConfigError as exc:
             raise ConfigError(str(exc)) from None
         cfg.credentials = credentials
+    storage = _section(data, "storage")
+    if storage is not None:  # validated now (types, settings); each tenant's storage is built by the engine
+        from roost.store.storage import StorageConfigError, storage_factory
+
+        if not isinstance(storage, dict):
+            raise ConfigError("storage: expected a mapping with a type (local, or a plugin's: s3...)")
+        try:
+            storage_factory(storage, Path(".roost"), environ=env)
+        except StorageConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.storage = storage
+    secret = _section(data, "secret")
+    if secret is not None:
+        from roost.secret_backends import SecretBackends, SecretConfigError
+
+        if not isinstance(secret, dict):
+            raise ConfigError("secret: expected a mapping with a type (env, or a plugin's: beyondtrust...)")
+        try:
+            SecretBackends.from_config(secret, environ=env)
+        except SecretConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.secret = secret
     basic = _section(server, "basicAuth", "basic-auth", "basic_auth") or {}
     if not isinstance(basic, dict):
         raise ConfigError("server.basicAuth: expected a mapping with users")
