@@ -329,7 +329,7 @@ class Executor:
             ex.touch(tr)
             return self.process(ex, flow)
         task = index_of(flow).tasks.get(tr.task_id)
-        if state == FAILED and task is not None:
+        if state == FAILED and task is not None and not ex.metadata.get("cancelling"):
             retry = task.retry or flow.retry
             if retry is not None and self._may_retry(retry, tr):
                 tr.state.set(RETRYING)
@@ -428,6 +428,27 @@ class Executor:
         self._finish_killing(ex, eff)
         return eff
 
+    def cancel(self, ex: Execution) -> Effects:
+        """Kill Switch CANCEL: nothing new starts; task runs in flight (worker jobs, subflows) finish; then
+        whatever has not run is CANCELLED, and so is the execution."""
+        if ex.state.terminal():
+            return Effects()
+        ex.metadata["cancelling"] = True
+        eff = Effects()
+        self._finish_cancelling(ex, eff)
+        return eff
+
+    def _finish_cancelling(self, ex: Execution, eff: Effects) -> None:
+        for tr in ex.task_runs:
+            if tr.state.current == RUNNING and (tr.extra.get("job") or tr.extra.get("subflow") or tr.extra.get("subflowPending")):
+                return  # still in flight
+        for tr in ex.task_runs:
+            if tr.state.current not in TERMINAL:
+                tr.state.set(CANCELLED)
+                ex.touch(tr)
+        ex.state.set(CANCELLED)
+        eff.ended = True
+
     def _finish_killing(self, ex: Execution, eff: Effects) -> None:
         if ex.state.current == KILLING and all(tr.state.current in TERMINAL for tr in ex.task_runs):
             ex.state.set(KILLED)
@@ -481,6 +502,7 @@ class Executor:
         ex.rebuild_outputs()
         ex.metadata["attemptNumber"] = int(ex.metadata.get("attemptNumber", 1)) + 1
         ex.metadata.pop("finalState", None)
+        ex.metadata.pop("cancelling", None)
         ex.state.set(RESTARTED)
         ex.state.set(RUNNING)
         eff = Effects()
@@ -500,6 +522,9 @@ class Executor:
             return eff
         if ex.state.current == KILLING:
             self._finish_killing(ex, eff)
+            return eff
+        if ex.metadata.get("cancelling"):
+            self._finish_cancelling(ex, eff)
             return eff
         if ex.state.current in (QUEUED, CREATED) or ex.metadata.get("manualPause"):
             return eff

@@ -61,15 +61,21 @@ class Worker:
         self.engine = engine
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="roost-worker")
         self.running: dict[str, Any] = {}
+        self._killed_early: set[str] = set()  # killed while queued: refused when their turn comes
         self._lock = threading.Lock()
 
     def submit(self, job: Any) -> None:
         self.pool.submit(self._run_guarded, job)
 
     def kill(self, taskrun_id: str) -> None:
-        ctx = self.running.get(taskrun_id)
-        if ctx is not None:
-            threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
+        with self._lock:
+            ctx = self.running.get(taskrun_id)
+            if ctx is None:
+                if len(self._killed_early) > 100_000:
+                    self._killed_early.clear()
+                self._killed_early.add(taskrun_id)
+                return
+        threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
 
     def shutdown(self) -> None:
         for ctx in list(self.running.values()):
@@ -90,11 +96,24 @@ class Worker:
         from roost.engine.context import Killed, TaskRunContext, render_task
         from roost.engine.model import iso, now
 
+        started = now()  # before the kill switch check: a job admitted before a switch acts started before it
+        refused = self._refusal(job)
         runtime = self.engine.runtime(job.tenant)
         task = job.task
         ctx = TaskRunContext(runtime, job.variables, namespace=job.namespace, flow_id=job.flow_id,
                              execution_id=job.execution_id, task_id=task.id, taskrun_id=job.taskrun_id,
                              log_level=task.log_level)  # fmt: skip
+        with self._lock:
+            if job.taskrun_id in self._killed_early:  # its execution was killed while it waited in the queue
+                self._killed_early.discard(job.taskrun_id)
+                refused = refused or "KILLED"
+            elif refused is None:
+                self.running[job.taskrun_id] = ctx
+        if refused is not None:
+            if refused in ("KILLED", "CANCELLED"):  # an IGNORE switch drops reports: none is sent
+                attempt = {"state": {"current": refused, "histories": [{"state": refused, "date": iso(now())}]}}
+                (report or self.engine.report)(job.execution_id, job.taskrun_id, refused, None, attempt, None)
+            return
         if job.workdir:
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             ctx.use_working_dir(Path(job.workdir))
@@ -103,9 +122,7 @@ class Worker:
 
         if isinstance(task, ScriptTask):  # Kestra's {{ workingDir }} in commands and files
             ctx.variables = {**job.variables, "workingDir": str(ctx.working_dir)}
-        started = now()
         reported = threading.Event()
-        self.running[job.taskrun_id] = ctx
 
         def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None) -> None:
             if reported.is_set():
@@ -155,6 +172,11 @@ class Worker:
                 timer.cancel()
             self.running.pop(job.taskrun_id, None)
             ctx.cleanup()
+
+    def _refusal(self, job: Any) -> str | None:
+        """KILLED, CANCELLED or IGNORED when a kill switch covers the job's execution; None to run it."""
+        refusal = getattr(self.engine, "refusal", None)
+        return refusal(job) if refusal is not None else None
 
     def _assets(self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None, job: Any) -> None:
         if getattr(task, "assets", None) is None:
