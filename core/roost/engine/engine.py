@@ -738,7 +738,7 @@ class Engine:
         for job in eff.jobs:
             self.worker.submit(job)
         for kill in eff.kills:
-            self.worker.kill(kill.taskrun_id)
+            self.worker.kill(kill.taskrun_id, kill.execution_id)
         for k in eff.kill_executions:
             self.kill(k.execution_id)
         for timer in eff.timers:

@@ -80,6 +80,7 @@ class Timer:
 @dataclass
 class KillJob:
     taskrun_id: str
+    execution_id: str = ""
 
 
 @dataclass
@@ -419,7 +420,7 @@ class Executor:
             if tr.state.current in TERMINAL:
                 continue
             if tr.extra.get("job") and tr.state.current == RUNNING:
-                eff.kills.append(KillJob(tr.id))  # the worker reports back, then the run is KILLED
+                eff.kills.append(KillJob(tr.id, ex.id))  # the worker reports back, then the run is KILLED
                 continue
             if tr.extra.get("subflow"):
                 eff.kill_executions.append(KillExecution(tr.extra["subflow"]))

@@ -61,19 +61,25 @@ class Worker:
         self.engine = engine
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="roost-worker")
         self.running: dict[str, Any] = {}
+        self._queued: set[str] = set()  # task runs submitted and not started yet
         self._killed_early: set[str] = set()  # killed while queued: refused when their turn comes
         self._lock = threading.Lock()
 
     def submit(self, job: Any) -> None:
+        with self._lock:
+            self._queued.add(job.taskrun_id)
         self.pool.submit(self._run_guarded, job)
 
-    def kill(self, taskrun_id: str) -> None:
+    def kill(self, taskrun_id: str, execution_id: str = "") -> None:
+        """Stop a task run: a running one through its context, a queued one when its turn comes; one this
+        worker does not have (its result was lost, or dropped by an IGNORE switch) is confirmed KILLED at once."""
         with self._lock:
             ctx = self.running.get(taskrun_id)
             if ctx is None:
-                if len(self._killed_early) > 100_000:
-                    self._killed_early.clear()
-                self._killed_early.add(taskrun_id)
+                if taskrun_id in self._queued:
+                    self._killed_early.add(taskrun_id)
+                elif execution_id:
+                    self.engine.report(execution_id, taskrun_id, "KILLED", None, {"state": {"current": "KILLED"}})
                 return
         threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
 
@@ -104,6 +110,7 @@ class Worker:
                              execution_id=job.execution_id, task_id=task.id, taskrun_id=job.taskrun_id,
                              log_level=task.log_level)  # fmt: skip
         with self._lock:
+            self._queued.discard(job.taskrun_id)
             if job.taskrun_id in self._killed_early:  # its execution was killed while it waited in the queue
                 self._killed_early.discard(job.taskrun_id)
                 refused = refused or "KILLED"
