@@ -442,7 +442,7 @@ class Engine:
         messages = self.queue.take(timeout)
         while self._timers and self._timers[0][0] <= time.time():
             messages.append(heapq.heappop(self._timers)[2])
-        messages += self._switch_step()
+        messages += self._switch_step(force=any(m.kind == "switches" for m in messages))
         if not messages:
             self._flush_logs()
             return
@@ -505,7 +505,7 @@ class Engine:
     def _accept(self, msg: Message) -> tuple[Execution, Switch | None] | None:
         """The execution a message is for and the kill switch acting on it, unless the message is dropped:
         ignored executions and flows (``--ignore-*``) and an IGNORE switch's scope."""
-        if msg.kind == "wake" or msg.execution_id in self.ignore_executions:
+        if msg.kind in ("wake", "switches") or msg.execution_id in self.ignore_executions:
             return None
         ex = self._load(msg.execution_id)
         if ex is None or self._flow_ignored(ex):
@@ -552,12 +552,12 @@ class Engine:
                                        "timestamp": iso(now()), "level": "WARN",
                                        "message": f"Execution {verb} by kill switch '{switch.name}' ({switch.scope}){reason}"}])  # fmt: skip
 
-    def _switch_step(self) -> list[Message]:
+    def _switch_step(self, force: bool = False) -> list[Message]:
         """Act on switches that became active (or changed) since the last step: every active execution in
         their scope gets a message, which applies the switch (IGNORE needs none: messages are dropped);
-        switches whose end passed are archived."""
+        switches whose end passed are archived. ``force``: a process changed the switches (re-read now)."""
         guard = self.kill_switches
-        guard.refresh()
+        guard.refresh(force=force)
         out: list[Message] = []
         if guard.generation != self._switch_generation:
             active = {sw.id: sw for sw in guard.index.switches}

@@ -527,6 +527,13 @@ class Store:
                                .order_by(taskruns.c.seq)).all()  # fmt: skip
         return json.loads(row.data), [json.loads(r.data) for r in trs]
 
+    def execution_namespace(self, execution_id: str) -> tuple[str, str] | None:
+        """(tenant, namespace) of an execution, from its indexed columns only."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(executions.c.tenant, executions.c.namespace)
+                               .where(executions.c.id == execution_id)).first()  # fmt: skip
+        return None if row is None else (row.tenant, row.namespace)
+
     def load_masks(self, execution_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -1,0 +1,255 @@
+"""What each route needs: a declared :class:`Rule` per ``METHOD /path`` of the API.
+
+The access middleware (:mod:`roost.server.access`) resolves a request to its route template here and
+checks the rule before the route reads anything. Every route of the app must have a rule: the app
+refuses to start otherwise, and a test walks the OpenAPI with every role against this table.
+
+Where the namespace comes from:
+
+``ns``         a path parameter names it (``{namespace}``, or another one given);
+``execution``  a path parameter is an execution id: the execution's namespace (a namespace-bound
+               principal costs one indexed read; an unknown id goes on to the route's 404);
+``tenant``     the route acts on several namespaces or learns the namespace from its body: the principal
+               must hold the permission somewhere in the tenant, and the route narrows (search results
+               filtered to the readable namespaces, each flow or item of a body checked);
+``anywhere``   instance-level routes of tenant-scoped objects (kill switches): the permission on some
+               tenant; the route checks the object's own tenant and namespace;
+``instance``   a binding on every tenant (no tenant, no namespace) is required;
+``member``     any binding on the tenant (banners); ``authenticated``: any principal; ``public``: no check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rule:
+    permission: str | None
+    actions: tuple[str, ...]  # any of them lets the request through; the route checks the precise one
+    where: str  # ns | execution | tenant | anywhere | instance | member | authenticated | public
+    param: str | None = None  # the path parameter naming the namespace or the execution
+
+    def text(self) -> str:
+        if self.permission is None:
+            return self.where
+        return f"{self.permission}:{'|'.join(self.actions)} ({self.where})"
+
+
+def _actions(action: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (action,) if isinstance(action, str) else action
+
+
+def ns(permission: str, action: str | tuple[str, ...], param: str = "namespace") -> Rule:
+    return Rule(permission, _actions(action), "ns", param)
+
+
+def execution(permission: str, action: str | tuple[str, ...], param: str = "executionId") -> Rule:
+    return Rule(permission, _actions(action), "execution", param)
+
+
+def tenant(permission: str, action: str | tuple[str, ...]) -> Rule:
+    return Rule(permission, _actions(action), "tenant")
+
+
+def anywhere(permission: str, action: str | tuple[str, ...]) -> Rule:
+    return Rule(permission, _actions(action), "anywhere")
+
+
+def instance(permission: str, action: str | tuple[str, ...]) -> Rule:
+    return Rule(permission, _actions(action), "instance")
+
+
+MEMBER = Rule(None, ("READ",), "member")
+AUTHENTICATED = Rule(None, ("READ",), "authenticated")
+PUBLIC = Rule(None, ("READ",), "public")
+
+T = "/api/v1/{tenant}"
+F = T + "/namespaces/{namespace}/files"
+K = T + "/namespaces/{namespace}/kv"
+E = T + "/executions/{executionId}"
+CU = ("CREATE", "UPDATE")
+
+ROUTES: dict[str, Rule] = {
+    # -- flows
+    f"POST {T}/flows": tenant("FLOW", "CREATE"),
+    f"GET {T}/flows/search": tenant("FLOW", "READ"),
+    f"GET {T}/flows/distinct-namespaces": tenant("FLOW", "READ"),
+    f"POST {T}/flows/validate": tenant("FLOW", "READ"),
+    f"POST {T}/flows/bulk": tenant("FLOW", CU),
+    f"POST {T}/flows/import": tenant("FLOW", CU),
+    f"POST {T}/flows/enable/by-ids": tenant("FLOW", "UPDATE"),
+    f"POST {T}/flows/disable/by-ids": tenant("FLOW", "UPDATE"),
+    f"DELETE {T}/flows/delete/by-ids": tenant("FLOW", "DELETE"),
+    f"GET {T}/flows/{{namespace}}": ns("FLOW", "READ"),
+    f"POST {T}/flows/{{namespace}}": ns("FLOW", CU),
+    f"GET {T}/flows/{{namespace}}/{{id}}": ns("FLOW", "READ"),
+    f"PUT {T}/flows/{{namespace}}/{{id}}": ns("FLOW", "UPDATE"),
+    f"DELETE {T}/flows/{{namespace}}/{{id}}": ns("FLOW", "DELETE"),
+    f"GET {T}/flows/{{namespace}}/{{id}}/revisions": ns("FLOW", "READ"),
+    # -- executions
+    f"GET {T}/executions/search": tenant("EXECUTION", "READ"),
+    f"GET {T}/executions": tenant("EXECUTION", "READ"),
+    f"DELETE {T}/executions/kill/by-ids": tenant("EXECUTION", "UPDATE"),
+    f"GET {E}": execution("EXECUTION", "READ"),
+    f"DELETE {E}": execution("EXECUTION", "DELETE"),
+    f"DELETE {E}/kill": execution("EXECUTION", "UPDATE"),
+    f"POST {E}/pause": execution("EXECUTION", "UPDATE"),
+    f"POST {E}/resume": execution("EXECUTION", "UPDATE"),
+    f"POST {E}/restart": execution("EXECUTION", "UPDATE"),
+    f"POST {E}/change-status": execution("EXECUTION", "UPDATE"),
+    f"POST {E}/labels": execution("EXECUTION", "UPDATE"),
+    f"GET {E}/follow": execution("EXECUTION", "READ"),
+    f"GET {E}/file": execution("EXECUTION", "READ"),
+    f"GET {E}/file/metas": execution("EXECUTION", "READ"),
+    f"GET {E}/flow": execution("EXECUTION", "READ"),
+    f"GET {T}/executions/webhook/{{namespace}}/{{id}}/{{key}}": ns("EXECUTION", "CREATE"),
+    f"POST {T}/executions/webhook/{{namespace}}/{{id}}/{{key}}": ns("EXECUTION", "CREATE"),
+    f"PUT {T}/executions/webhook/{{namespace}}/{{id}}/{{key}}": ns("EXECUTION", "CREATE"),
+    f"POST {T}/executions/{{namespace}}/{{id}}": ns("EXECUTION", "CREATE"),
+    # -- logs
+    f"GET {T}/logs/search": tenant("EXECUTION", "READ"),
+    f"GET {T}/logs/{{executionId}}": execution("EXECUTION", "READ"),
+    f"DELETE {T}/logs/{{executionId}}": execution("EXECUTION", "DELETE"),
+    f"GET {T}/logs/{{executionId}}/download": execution("EXECUTION", "READ"),
+    f"GET {T}/logs/{{executionId}}/follow": execution("EXECUTION", "READ"),
+    # -- namespaces, files, KV
+    f"GET {T}/namespaces/search": tenant("NAMESPACE", "READ"),
+    f"GET {T}/namespaces/{{id}}": ns("NAMESPACE", "READ", "id"),
+    f"GET {F}/directory": ns("NAMESPACE", "READ"),
+    f"POST {F}/directory": ns("NAMESPACE", "CREATE"),
+    f"GET {F}/stats": ns("NAMESPACE", "READ"),
+    f"GET {F}/revisions": ns("NAMESPACE", "READ"),
+    f"GET {F}/search": ns("NAMESPACE", "READ"),
+    f"GET {F}": ns("NAMESPACE", "READ"),
+    f"POST {F}": ns("NAMESPACE", CU),
+    f"PUT {F}": ns("NAMESPACE", "UPDATE"),
+    f"DELETE {F}": ns("NAMESPACE", "DELETE"),
+    f"GET {K}": ns("KVSTORE", "READ"),
+    f"DELETE {K}": ns("KVSTORE", "DELETE"),
+    f"GET {K}/{{key}}": ns("KVSTORE", "READ"),
+    f"PUT {K}/{{key}}": ns("KVSTORE", CU),
+    f"DELETE {K}/{{key}}": ns("KVSTORE", "DELETE"),
+    f"GET {T}/kv": tenant("KVSTORE", "READ"),
+    # -- triggers
+    f"GET {T}/triggers/search": tenant("FLOW", "READ"),
+    f"GET {T}/triggers/{{namespace}}/{{flowId}}": ns("FLOW", "READ"),
+    f"POST {T}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}/unlock": ns("FLOW", "UPDATE"),
+    f"PUT {T}/triggers": tenant("FLOW", "UPDATE"),
+    f"POST {T}/triggers/set-disabled/by-triggers": tenant("FLOW", "UPDATE"),
+    # -- assets (looked up by id: the route checks the asset's namespace)
+    f"GET {T}/assets/search": tenant("ASSET", "READ"),
+    f"POST {T}/assets": tenant("ASSET", CU),
+    f"GET {T}/assets/lineage-events/search": tenant("ASSET", "READ"),
+    f"GET {T}/assets/usages/search": tenant("ASSET", "READ"),
+    f"GET {T}/assets/{{id}}": tenant("ASSET", "READ"),
+    f"DELETE {T}/assets/{{id}}": tenant("ASSET", "DELETE"),
+    f"GET {T}/assets/{{id}}/dependencies": tenant("ASSET", "READ"),
+    f"GET {T}/assets/{{id}}/events": tenant("ASSET", "READ"),
+    # -- plugins and the instance
+    "GET /api/v1/plugins": AUTHENTICATED,
+    "GET /api/v1/plugins/schemas/{type}": AUTHENTICATED,
+    "GET /api/v1/plugins/{cls}": AUTHENTICATED,
+    "GET /health": PUBLIC,
+    "GET /api/v1/configs": AUTHENTICATED,
+    "GET /api/v1/version": AUTHENTICATED,
+    "GET /metrics": AUTHENTICATED,
+    "GET /api/v1/openapi.yaml": AUTHENTICATED,
+    "GET /api/v1/openapi.json": AUTHENTICATED,
+    "GET /api/v1/docs": AUTHENTICATED,
+    "GET /docs/oauth2-redirect": AUTHENTICATED,
+    "GET /api/v1/me": AUTHENTICATED,
+    # -- kill switches (instance-level objects of one tenant, as in Kestra)
+    "POST /api/v1/kill-switches": anywhere("KILL_SWITCH", "CREATE"),
+    "GET /api/v1/kill-switches/search": anywhere("KILL_SWITCH", "READ"),
+    "GET /api/v1/kill-switches/{id}": anywhere("KILL_SWITCH", "READ"),
+    "PUT /api/v1/kill-switches/{id}": anywhere("KILL_SWITCH", "UPDATE"),
+    "DELETE /api/v1/kill-switches/{id}": anywhere("KILL_SWITCH", "DELETE"),
+    f"GET {T}/kill-switches/banners": MEMBER,
+    # -- audit logs (append-only: no route changes them)
+    f"GET {T}/auditlogs/search": tenant("AUDITLOG", "READ"),
+    f"GET {T}/auditlogs/export": tenant("AUDITLOG", "READ"),
+    f"POST {T}/auditlogs/find": tenant("AUDITLOG", "READ"),
+    f"GET {T}/auditlogs/history/{{detailId}}": tenant("AUDITLOG", "READ"),
+    f"GET {T}/auditlogs/{{id}}/diff": tenant("AUDITLOG", "READ"),
+    "GET /api/v1/auditlogs/search": instance("AUDITLOG", "READ"),
+    "GET /api/v1/auditlogs/export": instance("AUDITLOG", "READ"),
+    "GET /api/v1/auditlogs/{id}/diff": instance("AUDITLOG", "READ"),
+}
+
+
+def key(method: str, path: str) -> str:
+    return f"{method.upper()} {path}"
+
+
+def app_routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path template) of every route of an app, included routers flattened (HEAD left out: it
+    answers as GET). Routes that only answer "No such route" are not routes anyone can use."""
+    out: list[tuple[str, str]] = []
+
+    def walk(routes: Any, prefix: str) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)
+            if included is not None:  # FastAPI's lazily included router
+                walk(included.routes, prefix + (getattr(getattr(route, "include_context", None), "prefix", "") or ""))
+                continue
+            path = getattr(route, "path", None)
+            if path is None or getattr(getattr(route, "endpoint", None), "__name__", "") == "_no_such_route":
+                continue
+            for method in sorted(getattr(route, "methods", None) or ()):
+                if method != "HEAD":
+                    out.append((method, prefix + path))
+
+    walk(app.router.routes, "")
+    return out
+
+
+class RouteMatcher:
+    """Resolves a concrete path to its template as the router does: segment by segment, a fixed
+    segment before a variable one at the first place two templates differ (Kestra's precedence)."""
+
+    def __init__(self, templates: dict[str, Any]) -> None:
+        self._root: dict[str, Any] = {}
+        for spec, value in templates.items():
+            method, path = spec.split(" ", 1)
+            node = self._root.setdefault(method, {})
+            for seg in path.strip("/").split("/"):
+                if seg.startswith("{") and seg.endswith("}"):
+                    node = node.setdefault("*", {"name": seg[1:-1].split(":")[0]})
+                else:
+                    node = node.setdefault("=" + seg, {})
+            node["$"] = (path, value)
+
+    def match(self, method: str, path: str) -> tuple[str, Any, dict[str, str]] | None:
+        """(template, value, path parameters) or None."""
+        root = self._root.get("GET" if method == "HEAD" else method)
+        if root is None or not path.startswith("/"):
+            return None
+        segments = path[1:].split("/")
+        params: dict[str, str] = {}
+
+        def walk(node: dict[str, Any], i: int) -> tuple[str, Any] | None:
+            if i == len(segments):
+                return node.get("$")
+            seg = segments[i]
+            child = node.get("=" + seg)
+            if child is not None:
+                found = walk(child, i + 1)
+                if found is not None:
+                    return found
+            var = node.get("*")
+            if var is not None and seg:
+                found = walk(var, i + 1)
+                if found is not None:
+                    params[var["name"]] = seg
+                    return found
+            return None
+
+        found = walk(root, 0)
+        if found is None:
+            return None
+        return found[0], found[1], params
+
+
+__all__ = ["AUTHENTICATED", "MEMBER", "PUBLIC", "ROUTES", "RouteMatcher", "Rule", "app_routes", "key"]
