@@ -17,7 +17,9 @@ from support import flow
 
 # -- the index ----------------------------------------------------------------------------------------------
 def sw(type: str = "KILL", **kw: Any) -> Switch:
-    return Switch(id=kw.pop("id", new_id()), name=kw.pop("name", "s"), type=type, tenant=kw.pop("tenant", "main"), **kw)
+    return Switch(
+        id=kw.pop("id", new_id()), name=kw.pop("name", "s"), type=type, tenant=kw.pop("tenant", "main"), **kw
+    )
 
 
 def test_index_scopes_namespace_children_but_not_siblings() -> None:
@@ -230,7 +232,9 @@ def test_queued_jobs_do_not_start_after_the_switch(tmp_path: Any) -> None:
                     hist = attempt["state"]["histories"]
                     if hist[0]["state"] == "RUNNING":  # a step that ran started before the switch acted
                         assert parse_iso(hist[0]["date"]).timestamp() <= activated
-        ran = [tr for ex in exs for tr in engine.get_execution(ex.id).task_runs if tr.state.current == "SUCCESS"]
+        ran = [
+            tr for ex in exs for tr in engine.get_execution(ex.id).task_runs if tr.state.current == "SUCCESS"
+        ]
         assert len(ran) <= 1
     finally:
         engine.stop()

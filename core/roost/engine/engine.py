@@ -287,7 +287,10 @@ class Engine:
         if schedule_date is not None:
             ex.schedule_date = schedule_date
         switch = self.kill_switches.match(tenant, flow.namespace, flow.id, ex.id)
-        if switch is not None and switch.type in (KILL, CANCEL):  # stopped at birth: no job is ever dispatched
+        if switch is not None and switch.type in (
+            KILL,
+            CANCEL,
+        ):  # stopped at birth: no job is ever dispatched
             self._mark_switched(ex, switch)
             ex.state.set(KILLED if switch.type == KILL else CANCELLED)
         elif flow.concurrency is not None:

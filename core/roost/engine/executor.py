@@ -441,7 +441,9 @@ class Executor:
 
     def _finish_cancelling(self, ex: Execution, eff: Effects) -> None:
         for tr in ex.task_runs:
-            if tr.state.current == RUNNING and (tr.extra.get("job") or tr.extra.get("subflow") or tr.extra.get("subflowPending")):
+            if tr.state.current == RUNNING and (
+                tr.extra.get("job") or tr.extra.get("subflow") or tr.extra.get("subflowPending")
+            ):
                 return  # still in flight
         for tr in ex.task_runs:
             if tr.state.current not in TERMINAL:

@@ -28,7 +28,9 @@ log = logging.getLogger("roost.engine")
 
 KILL, CANCEL, IGNORE = "KILL", "CANCEL", "IGNORE"
 TYPES = (KILL, CANCEL, IGNORE)
-LABEL = "system.killSwitch"  # set on the executions a KILL or CANCEL switch stopped (its value: the switch id)
+LABEL = (
+    "system.killSwitch"  # set on the executions a KILL or CANCEL switch stopped (its value: the switch id)
+)
 _STRENGTH = {CANCEL: 1, KILL: 2, IGNORE: 3}  # where several switches cover an execution, the strongest acts
 
 
@@ -72,7 +74,9 @@ class Switch:
     def scope(self) -> str:
         """The scope in words, for logs and banners."""
         if self.execution_ids:
-            return f"executions {', '.join(sorted(self.execution_ids)[:5])}" + (" ..." if len(self.execution_ids) > 5 else "")
+            return f"executions {', '.join(sorted(self.execution_ids)[:5])}" + (
+                " ..." if len(self.execution_ids) > 5 else ""
+            )
         if self.flow_id is not None:
             return f"flow {self.namespace}.{self.flow_id}"
         if self.namespace is not None:
@@ -161,9 +165,13 @@ class KillSwitchGuard:
         self._version = version
         self.interval = interval
         self.index: SwitchIndex = EMPTY
-        self.current: list[Switch] = []  # not archived: active, scheduled, disabled, or ended not yet archived
+        self.current: list[
+            Switch
+        ] = []  # not archived: active, scheduled, disabled, or ended not yet archived
         self.generation = 0  # bumped whenever the active set changes
-        self.activated: dict[str, float] = {}  # switch id → when this process began applying it (epoch seconds)
+        self.activated: dict[
+            str, float
+        ] = {}  # switch id → when this process began applying it (epoch seconds)
         self._seen_version: int | None = None
         self._next_check = 0.0  # monotonic
         self._next_transition = math.inf  # epoch seconds: the next start or end date among current switches
@@ -200,7 +208,9 @@ class KillSwitchGuard:
                     self.current = self._load()
                     self._seen_version = version
             except Exception as exc:  # the store is busy or down: keep the switches we know
-                log.warning("cannot read the kill switches (keeping the %d known): %s", len(self.current), exc)
+                log.warning(
+                    "cannot read the kill switches (keeping the %d known): %s", len(self.current), exc
+                )
             return self._rebuild(time.time())
         finally:
             self._lock.release()
@@ -213,18 +223,28 @@ class KillSwitchGuard:
 
     def _rebuild(self, at: float) -> bool:
         active = [sw for sw in self.current if sw.active(at)]
-        upcoming = [d for sw in self.current if sw.enabled for d in (sw.start, sw.end) if d is not None and d > at]
+        upcoming = [
+            d for sw in self.current if sw.enabled for d in (sw.start, sw.end) if d is not None and d > at
+        ]
         self._next_transition = min(upcoming, default=math.inf)
         if set(active) == set(self.index.switches):
             return False
         before = {sw.id for sw in self.index.switches}
         self.index = SwitchIndex(active)  # swapped first: a worker checking after this line sees the switch
         stamp = time.time()  # taken after the swap, so that work admitted before it started before this time
-        self.activated = {sw.id: self.activated.get(sw.id, stamp) if sw.id in before else stamp for sw in active}
+        self.activated = {
+            sw.id: self.activated.get(sw.id, stamp) if sw.id in before else stamp for sw in active
+        }
         self.generation += 1
         for sw in active:
             if sw.id not in before:
-                log.warning("kill switch %s (%s) is active on %s: %s", sw.name, sw.type, sw.scope, sw.description or "no reason given")
+                log.warning(
+                    "kill switch %s (%s) is active on %s: %s",
+                    sw.name,
+                    sw.type,
+                    sw.scope,
+                    sw.description or "no reason given",
+                )
         for sw_id in before - {sw.id for sw in active}:
             log.warning("kill switch %s is no longer active", sw_id)
         return True
@@ -242,4 +262,14 @@ def store_guard(store: Any, interval: float = 0.5) -> KillSwitchGuard:
                            interval=interval)  # fmt: skip
 
 
-__all__ = ["CANCEL", "IGNORE", "KILL", "LABEL", "TYPES", "KillSwitchGuard", "Switch", "SwitchIndex", "store_guard"]
+__all__ = [
+    "CANCEL",
+    "IGNORE",
+    "KILL",
+    "LABEL",
+    "TYPES",
+    "KillSwitchGuard",
+    "Switch",
+    "SwitchIndex",
+    "store_guard",
+]

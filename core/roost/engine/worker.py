@@ -79,7 +79,9 @@ class Worker:
                 if taskrun_id in self._queued:
                     self._killed_early.add(taskrun_id)
                 elif execution_id:
-                    self.engine.report(execution_id, taskrun_id, "KILLED", None, {"state": {"current": "KILLED"}})
+                    self.engine.report(
+                        execution_id, taskrun_id, "KILLED", None, {"state": {"current": "KILLED"}}
+                    )
                 return
         threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
 
@@ -118,7 +120,9 @@ class Worker:
                 self.running[job.taskrun_id] = ctx
         if refused is not None:
             if refused in ("KILLED", "CANCELLED"):  # an IGNORE switch drops reports: none is sent
-                attempt = {"state": {"current": refused, "histories": [{"state": refused, "date": iso(now())}]}}
+                attempt = {
+                    "state": {"current": refused, "histories": [{"state": refused, "date": iso(now())}]}
+                }
                 (report or self.engine.report)(job.execution_id, job.taskrun_id, refused, None, attempt, None)
             return
         if job.workdir:

@@ -42,11 +42,17 @@ class Access:
         self.unrestricted = policy.unrestricted(principal)
 
     def can(self, permission: str, action: str, namespace: str | None = None, tenant: str = "main") -> bool:
-        return self.unrestricted or self.policy.can(self.principal, permission, action, namespace, tenant=tenant)
+        return self.unrestricted or self.policy.can(
+            self.principal, permission, action, namespace, tenant=tenant
+        )
 
     def require(self, permission: str, action: str, namespace: str | None, tenant: str = "main") -> None:
-        """Raise a 403 :class:`roost.server.errors.ApiError` unless allowed in ``namespace``."""
-        if not self.can(permission, action, namespace, tenant):
+        """Raise a 403 :class:`roost.server.errors.ApiError` unless allowed in ``namespace`` (``None``: on the
+        whole tenant, unlike :meth:`can`, whose ``None`` means somewhere in it)."""
+        if self.unrestricted:
+            return
+        scope = self.scope(permission, action, tenant)
+        if not (scope.all if namespace is None else scope.allows(namespace)):
             from roost.server.errors import ApiError
 
             raise ApiError(403, denied(self.principal, permission, action, namespace, tenant))
@@ -55,6 +61,15 @@ class Access:
         if self.unrestricted:
             return EVERYWHERE
         return self.policy.scope(self.principal, permission, action, tenant)
+
+    def namespace_filter(self, permission: str, tenant: str, action: str = "READ") -> Any:
+        """A search filter keeping the namespaces the principal may read (None when it may read them all)."""
+        scope = self.scope(permission, action, tenant)
+        if scope.all:
+            return None
+        from roost.server.filters import Filter
+
+        return Filter("namespace", "WITHIN", list(scope.prefixes))
 
     def filter(self, items: Iterable[X], permission: str, tenant: str = "main", *, action: str = "READ",
                namespace: Callable[[X], str | None] = lambda x: x.get("namespace")) -> list[X]:  # type: ignore[attr-defined]  # fmt: skip
@@ -77,7 +92,11 @@ def access_of(request: Any) -> Access:
 
 def denied(principal: Any, permission: str, action: str, namespace: str | None, tenant: str | None) -> str:
     who = getattr(principal, "id", None) or principal or "anonymous"
-    where = f"namespace {namespace} of tenant {tenant}" if namespace else (f"tenant {tenant}" if tenant else "this instance")
+    where = (
+        f"namespace {namespace} of tenant {tenant}"
+        if namespace
+        else (f"tenant {tenant}" if tenant else "this instance")
+    )
     return f"Permission denied: {who} may not {action} {permission} in {where}"
 
 
@@ -122,13 +141,17 @@ class AccessMiddleware:
         tenant = params.get(TENANT_PARAM)
         if rule.where == "member":
             if not any(b.tenant in (None, tenant) for b in policy.bindings_of(principal)):
-                raise Forbidden(f"Permission denied: {getattr(principal, 'id', principal)} has no role on tenant {tenant}")
+                raise Forbidden(
+                    f"Permission denied: {getattr(principal, 'id', principal)} has no role on tenant {tenant}"
+                )
             return
         perm = rule.permission
         assert perm is not None
         if rule.where == "instance":
             if not any(policy.instance_wide(principal, perm, a) for a in rule.actions):
-                raise Forbidden(denied(principal, perm, rule.actions[0], None, None) + " (needs a role on every tenant)")
+                raise Forbidden(
+                    denied(principal, perm, rule.actions[0], None, None) + " (needs a role on every tenant)"
+                )
             return
         if rule.where == "anywhere":
             if not any(policy.anywhere(principal, perm, a) for a in rule.actions):
@@ -144,7 +167,9 @@ class AccessMiddleware:
             return  # somewhere in the tenant: the route narrows to the namespaces it may
         namespace = params.get(rule.param or "namespace")
         if rule.where == "execution":
-            namespace = await anyio.to_thread.run_sync(self._execution_namespace, tenant, params.get(rule.param or ""))
+            namespace = await anyio.to_thread.run_sync(
+                self._execution_namespace, tenant, params.get(rule.param or "")
+            )
             if namespace is None:
                 return  # no such execution in this tenant: the route answers 404
         if not any(s.allows(namespace) for s in scopes):

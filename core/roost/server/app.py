@@ -27,7 +27,9 @@ from roost.server.routes import (
 from roost.server.state import ServerState
 
 log = logging.getLogger("roost.server")
-UNDECLARED = Rule("UNDECLARED", ("UPDATE",), "instance")  # a route without a rule: only unrestricted principals
+UNDECLARED = Rule(
+    "UNDECLARED", ("UPDATE",), "instance"
+)  # a route without a rule: only unrestricted principals
 
 
 def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
@@ -51,7 +53,18 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     app.state.roost = state
     namespaces.install_tables(state.store)
     errors.install(app)
-    for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system, killswitches, auditlogs):
+    for module in (
+        flows,
+        executions,
+        logs,
+        namespaces,
+        triggers,
+        plugins,
+        assets,
+        system,
+        killswitches,
+        auditlogs,
+    ):
         app.include_router(module.router)
     app.add_middleware(AccessMiddleware, state=state, routes=declared_routes(app))
     app.add_middleware(AuthMiddleware, config=state.config.auth, audit=state.audit)
@@ -68,7 +81,9 @@ def declared_routes(app: FastAPI) -> dict[str, Rule]:
     for spec in missing:
         table[spec] = UNDECLARED
     if missing:
-        log.error("routes without a declared permission (refused to principals with roles): %s", ", ".join(missing))
+        log.error(
+            "routes without a declared permission (refused to principals with roles): %s", ", ".join(missing)
+        )
     return table
 
 

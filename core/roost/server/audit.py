@@ -138,7 +138,13 @@ class AuditRecorder:
             return self.store.audit.append(type=type, resource_type=resource_type, tenant=tenant, detail=detail,
                                            user_id=actor.user_id, ip=actor.ip, before=redact(before), after=redact(after))  # fmt: skip
         except Exception:
-            log.exception("cannot write the audit entry %s %s %s by %s", type, resource_type, detail.get("id"), actor.user_id)
+            log.exception(
+                "cannot write the audit entry %s %s %s by %s",
+                type,
+                resource_type,
+                detail.get("id"),
+                actor.user_id,
+            )
             return None
 
     def login(self, user: str, ip: str | None, *, success: bool, method: str = "basic") -> None:
@@ -156,8 +162,13 @@ class AuditRecorder:
         detail: dict[str, Any] = {"id": user, "method": method}
         if not success:
             detail["attempts"] = attempts
-        self.record("LOGIN" if success else "LOGIN_FAILURE", "USER", tenant=None, detail=detail,
-                    actor=Actor(user or "anonymous", ip))
+        self.record(
+            "LOGIN" if success else "LOGIN_FAILURE",
+            "USER",
+            tenant=None,
+            detail=detail,
+            actor=Actor(user or "anonymous", ip),
+        )
 
 
 __all__ = ["ACTOR", "MASK", "Actor", "AuditRecorder", "client_ip", "redact"]

@@ -105,7 +105,9 @@ class AuthMiddleware:
         ip = client_ip(scope, self.config.trusted_proxies)
         attempts = self.audit.admit_login(user, ip, success)
         if attempts:  # most requests are held back by the rate limit: no thread, no write
-            await anyio.to_thread.run_sync(functools.partial(self.audit.write_login, user, ip, success, method, attempts))
+            await anyio.to_thread.run_sync(
+                functools.partial(self.audit.write_login, user, ip, success, method, attempts)
+            )
 
     @staticmethod
     def _claimed(header: bytes) -> str:

@@ -245,7 +245,9 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"server.apiTokens[{i}]: expected name and tokenHash (sha256$...)")
         name = str(tok.get("name") or f"token-{i}")
         if name in cfg.auth.tokens.values():
-            raise ConfigError(f"server.apiTokens[{i}].name: another token is named {name!r} (names identify tokens)")
+            raise ConfigError(
+                f"server.apiTokens[{i}].name: another token is named {name!r} (names identify tokens)"
+            )
         cfg.auth.tokens[str(tok["tokenHash"])] = name
         _bind(cfg, f"token:{name}", tok.get("roles"), roles, f"server.apiTokens[{i}].roles")
     default_role = _section(server, "defaultRole", "default-role")

@@ -192,7 +192,10 @@ def app_routes(app: Any) -> list[tuple[str, str]]:
         for route in routes:
             included = getattr(route, "original_router", None)
             if included is not None:  # FastAPI's lazily included router
-                walk(included.routes, prefix + (getattr(getattr(route, "include_context", None), "prefix", "") or ""))
+                walk(
+                    included.routes,
+                    prefix + (getattr(getattr(route, "include_context", None), "prefix", "") or ""),
+                )
                 continue
             path = getattr(route, "path", None)
             if path is None or getattr(getattr(route, "endpoint", None), "__name__", "") == "_no_such_route":

@@ -175,7 +175,11 @@ class Policy:
         prefixes: list[str] = []
         for b in self.bindings_of(principal):
             role = self.roles.get(b.role)
-            if role is None or not role.allows(permission, action) or (b.tenant is not None and b.tenant != tenant):
+            if (
+                role is None
+                or not role.allows(permission, action)
+                or (b.tenant is not None and b.tenant != tenant)
+            ):
                 continue
             if b.namespace is None:
                 return EVERYWHERE
@@ -228,7 +232,9 @@ def parse_roles(data: Any, where: str = "server.roles") -> dict[str, Role]:
             if actions == "ALL" or actions == ["ALL"]:
                 actions = list(ACTIONS)
             if not isinstance(actions, list) or not actions:
-                raise PolicyError(f"{where}.{name}.permissions.{perm}: expected a list of actions ({', '.join(ACTIONS)})")
+                raise PolicyError(
+                    f"{where}.{name}.permissions.{perm}: expected a list of actions ({', '.join(ACTIONS)})"
+                )
             bad = [a for a in actions if str(a).upper() not in ACTIONS]
             if bad:
                 raise PolicyError(f"{where}.{name}.permissions.{perm}: unknown action {bad[0]!r}; expected "
@@ -247,7 +253,9 @@ def parse_bindings(data: Any, roles: Mapping[str, Role], where: str) -> tuple[Bi
     if data is None:
         return ()
     if not isinstance(data, list):
-        raise PolicyError(f"{where}: expected a list of bindings such as '- {{role: DEVELOPER, tenant: main}}'")
+        raise PolicyError(
+            f"{where}: expected a list of bindings such as '- {{role: DEVELOPER, tenant: main}}'"
+        )
     out = []
     for i, item in enumerate(data):
         at = f"{where}[{i}]"
@@ -257,12 +265,18 @@ def parse_bindings(data: Any, roles: Mapping[str, Role], where: str) -> tuple[Bi
             raise PolicyError(f"{at}: expected a mapping with 'role' (and optionally 'tenant', 'namespace')")
         unknown = set(item) - {"role", "tenant", "namespace"}
         if unknown:
-            raise PolicyError(f"{at}: unknown key {sorted(unknown)[0]!r}; a binding has role, tenant and namespace")
+            raise PolicyError(
+                f"{at}: unknown key {sorted(unknown)[0]!r}; a binding has role, tenant and namespace"
+            )
         role = item["role"].upper()
         if role not in roles:
-            raise PolicyError(f"{at}.role: unknown role {item['role']!r}; expected one of {', '.join(sorted(roles))}")
+            raise PolicyError(
+                f"{at}.role: unknown role {item['role']!r}; expected one of {', '.join(sorted(roles))}"
+            )
         tenant = item.get("tenant")
-        if tenant is not None and (not isinstance(tenant, str) or not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", tenant)):
+        if tenant is not None and (
+            not isinstance(tenant, str) or not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", tenant)
+        ):
             raise PolicyError(f"{at}.tenant: {tenant!r} is not a tenant id")
         ns = item.get("namespace")
         if ns is not None and (not isinstance(ns, str) or not re.match(NAMESPACE, ns)):

@@ -92,14 +92,18 @@ class SqlAuditLog:
         if end is not None:
             conds.append(c.date <= end)
         if q:
-            conds.append(sa.or_(c.detail.contains(q, autoescape=True), c.user_id.contains(q, autoescape=True)))
+            conds.append(
+                sa.or_(c.detail.contains(q, autoescape=True), c.user_id.contains(q, autoescape=True))
+            )
         for key, value in (details or {}).items():  # detail JSON is written compactly: "key":value
             conds.append(c.detail.contains(f"{json.dumps(key)}:{json.dumps(value)}", autoescape=True))
         where = sa.and_(sa.true(), *conds)
         order = c.seq.asc() if ascending else c.seq.desc()
         page, size = max(page, 1), max(size, 1)
         with self.store.engine.connect() as conn:
-            total = int(conn.execute(sa.select(sa.func.count()).select_from(audit_logs).where(where)).scalar() or 0)
+            total = int(
+                conn.execute(sa.select(sa.func.count()).select_from(audit_logs).where(where)).scalar() or 0
+            )
             rows = conn.execute(sa.select(audit_logs).where(where).order_by(order)
                                 .limit(size).offset((page - 1) * size)).all()  # fmt: skip
         return [_entry(r._mapping) for r in rows], total

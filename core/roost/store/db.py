@@ -561,7 +561,9 @@ class Store:
                              flow_id: str | None = None, ids: Iterable[str] | None = None) -> set[str]:  # fmt: skip
         """Ids of a tenant's executions in one of ``states``, within a namespace (and its children), of a flow,
         or among ``ids`` (what a kill switch's scope covers)."""
-        q = sa.select(executions.c.id).where(executions.c.tenant == tenant, executions.c.state.in_(list(states)))
+        q = sa.select(executions.c.id).where(
+            executions.c.tenant == tenant, executions.c.state.in_(list(states))
+        )
         if namespace is not None:
             q = q.where(sa.or_(executions.c.namespace == namespace, executions.c.namespace.startswith(namespace + ".", autoescape=True))
                         if flow_id is None else executions.c.namespace == namespace)  # fmt: skip

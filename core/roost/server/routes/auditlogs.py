@@ -28,7 +28,17 @@ P = "/api/v1/{tenant}/auditlogs"
 G = "/api/v1/auditlogs"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
-CRUD = ("READ", "CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT", "IMPERSONATE", "LOGIN_FAILURE", "ACCOUNT_LOCKED")
+CRUD = (
+    "READ",
+    "CREATE",
+    "UPDATE",
+    "DELETE",
+    "LOGIN",
+    "LOGOUT",
+    "IMPERSONATE",
+    "LOGIN_FAILURE",
+    "ACCOUNT_LOCKED",
+)
 
 
 class AuditLogDetail(BaseModel):
@@ -117,7 +127,9 @@ def _filters(request: Request, *, tenant: str | None, all_tenants: bool, q: str 
             "details": details or None, "within": within}  # fmt: skip
 
 
-def _search(request: Request, tenant: str | None, page: int, size: int, sort: list[str] | None, **kw: Any) -> JSONResponse:
+def _search(
+    request: Request, tenant: str | None, page: int, size: int, sort: list[str] | None, **kw: Any
+) -> JSONResponse:
     st = state_of(request)
     filters = _filters(request, tenant=tenant, all_tenants=tenant is None, **kw)
     ascending = bool(sort) and sort[0].lower() in ("date:asc", "date")
@@ -180,10 +192,14 @@ def _export(request: Request, tenant: str | None, **kw: Any) -> StreamingRespons
             page += 1
 
     name = f"auditlogs-{tenant or 'all'}.csv"
-    return StreamingResponse(rows(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(
+        rows(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
-CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
 
 
 @router.get(P + "/export", operation_id="exportAuditLogs", summary="Export audit logs as a streamed CSV file",

@@ -79,7 +79,11 @@ def _iso(ts: float | None) -> str | None:
 
 def status(row: dict[str, Any], at: float | None = None) -> str:
     at = time.time() if at is None else at
-    if row.get("deleted") or row.get("archived") is not None or (row.get("end_date") is not None and row["end_date"] <= at):
+    if (
+        row.get("deleted")
+        or row.get("archived") is not None
+        or (row.get("end_date") is not None and row["end_date"] <= at)
+    ):
         return "ARCHIVED"
     if not row.get("enabled", True):
         return "DISABLED"
@@ -134,12 +138,20 @@ def parse_switch(st: ServerState, body: Any, *, now: float | None = None) -> dic
         raise bad_request("tenantId: required, the tenant the switch acts on (the scope: the whole tenant, or a "
                           "namespace, a flow or execution ids in it)")  # fmt: skip
     if not isinstance(tenant, str) or not TENANT.match(tenant):
-        raise bad_request(f"tenantId: {tenant!r} is not a tenant id (lower-case letters, digits, '-' and '_')")
+        raise bad_request(
+            f"tenantId: {tenant!r} is not a tenant id (lower-case letters, digits, '-' and '_')"
+        )
     if st.config.tenants is not None and tenant not in st.config.tenants:
-        raise bad_request(f"tenantId: unknown tenant {tenant!r}; this server hosts {', '.join(st.config.tenants)}")
+        raise bad_request(
+            f"tenantId: unknown tenant {tenant!r}; this server hosts {', '.join(st.config.tenants)}"
+        )
     namespace = body.get("namespace") or None
-    if namespace is not None and (not isinstance(namespace, str) or not _NS.match(namespace) or len(namespace) > 150):
-        raise bad_request(f"namespace: {namespace!r} is not a namespace (lower-case letters, digits, '.', '_' and '-')")
+    if namespace is not None and (
+        not isinstance(namespace, str) or not _NS.match(namespace) or len(namespace) > 150
+    ):
+        raise bad_request(
+            f"namespace: {namespace!r} is not a namespace (lower-case letters, digits, '.', '_' and '-')"
+        )
     flow_id = body.get("flowId") or None
     if flow_id is not None:
         if not isinstance(flow_id, str) or not _FLOW.match(flow_id) or len(flow_id) > 100:
@@ -161,7 +173,9 @@ def parse_switch(st: ServerState, body: Any, *, now: float | None = None) -> dic
     if end is not None and end <= start:
         raise bad_request("endDate: must be after startDate")
     if end is not None and end <= now:
-        raise bad_request("endDate: already passed; the switch would never act (leave it out for an open-ended switch)")
+        raise bad_request(
+            "endDate: already passed; the switch would never act (leave it out for an open-ended switch)"
+        )
     description = body.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > 10_000):
         raise bad_request("description: expected a text of at most 10,000 characters (the reason)")
@@ -223,7 +237,9 @@ async def create(request: Request) -> JSONResponse:
         _require(request, st, "CREATE", values)
         who = request.scope.get("state", {}).get("principal")
         row = st.store.kill_switches.create(new_id(), values, getattr(who, "id", None) or who)
-        st.audit.record("CREATE", "KILL_SWITCH", tenant=row["tenant"], detail=_audit_detail(row), after=switch_json(row))
+        st.audit.record(
+            "CREATE", "KILL_SWITCH", tenant=row["tenant"], detail=_audit_detail(row), after=switch_json(row)
+        )
         _notify(st)
         return switch_json(row)
 
@@ -258,13 +274,17 @@ def _existing(request: Request, st: ServerState, switch_id: str, action: str) ->
     try:
         _require(request, st, action, row)
     except ApiError:
-        if action != "READ" and access_of(request).can("KILL_SWITCH", "READ", row.get("namespace"), row["tenant"]):
+        if action != "READ" and access_of(request).can(
+            "KILL_SWITCH", "READ", row.get("namespace"), row["tenant"]
+        ):
             raise
         raise not_found(f"kill switch {switch_id} not found") from None  # not even its existence is told
     return row
 
 
-@router.get(P + "/{id}", operation_id="getKillSwitch", summary="A kill switch", responses={200: {"model": KillSwitch}})
+@router.get(
+    P + "/{id}", operation_id="getKillSwitch", summary="A kill switch", responses={200: {"model": KillSwitch}}
+)
 def get(request: Request, id: str) -> JSONResponse:
     st = state_of(request)
     return JSONResponse(switch_json(_existing(request, st, id, "READ")))
@@ -328,7 +348,9 @@ def banners(st: ServerState, tenant: str, namespace: str | None = None, flow_id:
             if namespace == sw.namespace and flow_id == sw.flow_id:
                 shown.append(sw)
         elif sw.namespace is not None:
-            if namespace is not None and (namespace == sw.namespace or namespace.startswith(sw.namespace + ".")):
+            if namespace is not None and (
+                namespace == sw.namespace or namespace.startswith(sw.namespace + ".")
+            ):
                 shown.append(sw)
         else:
             shown.append(sw)
@@ -343,8 +365,13 @@ def banners(st: ServerState, tenant: str, namespace: str | None = None, flow_id:
 @router.get("/api/v1/{tenant}/kill-switches/banners", operation_id="killSwitchBanners",
             summary="Active kill switches to announce on a page (the whole tenant, or a namespace, flow or execution)",
             responses={200: {"model": list[Banner]}})  # fmt: skip
-def banners_route(request: Request, tenant: str, namespace: str | None = None, flowId: str | None = None,  # noqa: N803
-                  executionId: str | None = None) -> JSONResponse:  # noqa: N803
+def banners_route(
+    request: Request,
+    tenant: str,
+    namespace: str | None = None,
+    flowId: str | None = None,  # noqa: N803
+    executionId: str | None = None,
+) -> JSONResponse:  # noqa: N803
     st = state_of(request)
     found = banners(st, st.tenant(tenant), namespace, flowId, executionId)
     return JSONResponse([{k: v for k, v in b.items() if v is not None} for b in found])

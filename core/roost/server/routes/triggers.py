@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
 from roost.server import models
+from roost.server.access import access_of
 from roost.server.errors import not_found
 from roost.server.filters import match_text, page_slice, parse_filters
 from roost.server.routes.common import state_of
@@ -75,7 +76,9 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
     tenant = st.tenant(tenant)
     filters = parse_filters(request.query_params.multi_items(), ("q", "namespace", "flowId", "triggerId", "scope",
                                                                  "workerId", "startDate", "endDate", "triggerState"))  # fmt: skip
-    items = _all(st, tenant)
+    items = access_of(request).filter(
+        _all(st, tenant), "FLOW", tenant, namespace=lambda i: i["triggerContext"]["namespace"]
+    )
     for flt in filters:
         field = {"namespace": "namespace", "flowId": "flowId", "triggerId": "triggerId"}.get(flt.field)
         if field:
@@ -118,7 +121,7 @@ def _find(st: ServerState, tenant: str, namespace: str, flow_id: str, trigger_id
 
 def _set(st: ServerState, tenant: str, namespace: str, flow_id: str, trigger_id: str, *, disabled: bool | None = None,
          unlock: bool = False) -> dict[str, Any]:  # fmt: skip
-    _find(st, tenant, namespace, flow_id, trigger_id)
+    before = _find(st, tenant, namespace, flow_id, trigger_id)["triggerContext"]
     stored = st.store.get_trigger(tenant, namespace, flow_id, trigger_id) or {}
     data = {k: v for k, v in stored.items() if k not in ("disabled", "nextDate")}
     if unlock:
@@ -126,7 +129,11 @@ def _set(st: ServerState, tenant: str, namespace: str, flow_id: str, trigger_id:
         data.pop("evaluateRunningDate", None)
     st.store.put_trigger(tenant, namespace, flow_id, trigger_id, data, stored.get("nextDate"),
                          disabled if disabled is not None else bool(stored.get("disabled", False)))  # fmt: skip
-    return _find(st, tenant, namespace, flow_id, trigger_id)["triggerContext"]
+    after = _find(st, tenant, namespace, flow_id, trigger_id)["triggerContext"]
+    st.audit.record("UPDATE", "TRIGGER", tenant=tenant, detail={"id": f"{namespace}.{flow_id}.{trigger_id}", "namespace": namespace,
+                    "flowId": flow_id, "triggerId": trigger_id, "action": "UNLOCK" if unlock else "SET_DISABLED"},
+                    before=before, after=after)  # fmt: skip
+    return after
 
 
 @router.post(P + "/{namespace}/{flowId}/{triggerId}/unlock", operation_id="unlockTrigger", summary="Unlock a trigger",
@@ -141,9 +148,9 @@ def unlock(request: Request, tenant: str, namespace: str, flowId: str, triggerId
             responses={200: {"model": models.TriggerContext}})  # fmt: skip
 def update(request: Request, tenant: str, body: models.TriggerContext) -> JSONResponse:
     st = state_of(request)
-    return JSONResponse(
-        _set(st, st.tenant(tenant), body.namespace, body.flowId, body.triggerId, disabled=body.disabled)
-    )
+    tenant = st.tenant(tenant)
+    access_of(request).require("FLOW", "UPDATE", body.namespace, tenant)
+    return JSONResponse(_set(st, tenant, body.namespace, body.flowId, body.triggerId, disabled=body.disabled))
 
 
 @router.post(P + "/set-disabled/by-triggers", operation_id="disabledTriggersByIds", summary="Disable or enable triggers",
@@ -151,6 +158,9 @@ def update(request: Request, tenant: str, body: models.TriggerContext) -> JSONRe
 def set_disabled(request: Request, tenant: str, body: models.SetDisabledRequest) -> JSONResponse:
     st = state_of(request)
     tenant = st.tenant(tenant)
+    access = access_of(request)
+    for ref in body.triggers:
+        access.require("FLOW", "UPDATE", ref.namespace, tenant)
     for ref in body.triggers:
         _set(st, tenant, ref.namespace, ref.flowId, ref.triggerId, disabled=body.disabled)
     return JSONResponse({"count": len(body.triggers)})
