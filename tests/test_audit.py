@@ -33,7 +33,9 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     eng.stop()
 
 
-def app_for(engine: Engine, tmp_path: Path, extra: str = "", client: tuple[str, int] = ("127.0.0.1", 5000)) -> TestClient:
+def app_for(
+    engine: Engine, tmp_path: Path, extra: str = "", client: tuple[str, int] = ("127.0.0.1", 5000)
+) -> TestClient:
     config = tmp_path / "roost.yaml"
     config.write_text(f"""
 server:
@@ -60,20 +62,37 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 def entries(api: TestClient, who: str = "admin", **params: Any) -> list[dict[str, Any]]:
-    r = api.get("/api/v1/main/auditlogs/search", params={"size": 100, "sort": "date:asc", **params}, headers=bearer(who))
+    r = api.get(
+        "/api/v1/main/auditlogs/search",
+        params={"size": 100, "sort": "date:asc", **params},
+        headers=bearer(who),
+    )
     assert r.status_code == 200, r.text
     return [item["auditLog"] for item in r.json()["results"]]
 
 
 def test_flow_changes_are_recorded_with_their_source(engine: Engine, tmp_path: Path) -> None:
     api = app_for(engine, tmp_path)
-    assert api.post("/api/v1/main/flows", content=FLOW.format(msg="one"), headers={**YAML, **bearer()}).status_code == 200
-    assert api.put("/api/v1/main/flows/team.a/hello", content=FLOW.format(msg="two"), headers={**YAML, **bearer()}).status_code == 200
+    assert (
+        api.post(
+            "/api/v1/main/flows", content=FLOW.format(msg="one"), headers={**YAML, **bearer()}
+        ).status_code
+        == 200
+    )
+    assert (
+        api.put(
+            "/api/v1/main/flows/team.a/hello", content=FLOW.format(msg="two"), headers={**YAML, **bearer()}
+        ).status_code
+        == 200
+    )
     assert api.delete("/api/v1/main/flows/team.a/hello", headers=bearer()).status_code == 204
     found = entries(api, resources="FLOW")
     assert [(e["type"], e["detail"]["namespace"], e["detail"]["flowId"]) for e in found] == [
         ("CREATE", "team.a", "hello"), ("UPDATE", "team.a", "hello"), ("DELETE", "team.a", "hello")]  # fmt: skip
-    assert all(e["userId"] == "token:admin" and e["ipAddress"] == "127.0.0.1" and e["tenantId"] == "main" for e in found)
+    assert all(
+        e["userId"] == "token:admin" and e["ipAddress"] == "127.0.0.1" and e["tenantId"] == "main"
+        for e in found
+    )
     assert found[1]["detail"]["permission"] == "FLOW" and found[1]["detail"]["revision"] == 2
     diff = api.get(f"/api/v1/main/auditlogs/{found[1]['id']}/diff", headers=bearer()).json()
     assert "message: one" in diff["before"] and "message: two" in diff["after"]
@@ -87,7 +106,10 @@ def test_flow_changes_are_recorded_with_their_source(engine: Engine, tmp_path: P
 def test_kv_values_are_recorded_and_secret_looking_ones_masked(engine: Engine, tmp_path: Path) -> None:
     api = app_for(engine, tmp_path)
     for key, value in (("threshold", "5"), ("threshold", "50"), ("api_token", '"s3cr3t-value"')):
-        assert api.put(f"/api/v1/main/namespaces/team.a/kv/{key}", content=value, headers=bearer()).status_code == 204
+        assert (
+            api.put(f"/api/v1/main/namespaces/team.a/kv/{key}", content=value, headers=bearer()).status_code
+            == 204
+        )
     assert api.delete("/api/v1/main/namespaces/team.a/kv/threshold", headers=bearer()).json() is True
     found = entries(api, resources="KV_STORE")
     assert [(e["type"], e["detail"]["key"]) for e in found] == [
@@ -105,9 +127,17 @@ def test_namespace_files_and_execution_actions_are_recorded(engine: Engine, tmp_
     files = {"fileContent": ("run.sh", b"echo hi\n")}
     assert api.post("/api/v1/main/namespaces/team.a/files", params={"path": "/scripts/run.sh"}, files=files,
                     headers=bearer()).status_code == 204  # fmt: skip
-    assert api.delete("/api/v1/main/namespaces/team.a/files", params={"path": "/scripts/run.sh"}, headers=bearer()).status_code == 204
+    assert (
+        api.delete(
+            "/api/v1/main/namespaces/team.a/files", params={"path": "/scripts/run.sh"}, headers=bearer()
+        ).status_code
+        == 204
+    )
     nsfile = entries(api, resources="NAMESPACE_FILE")
-    assert [(e["type"], e["detail"]["path"]) for e in nsfile] == [("CREATE", "/scripts/run.sh"), ("DELETE", "/scripts/run.sh")]
+    assert [(e["type"], e["detail"]["path"]) for e in nsfile] == [
+        ("CREATE", "/scripts/run.sh"),
+        ("DELETE", "/scripts/run.sh"),
+    ]
     diff = api.get(f"/api/v1/main/auditlogs/{nsfile[0]['id']}/diff", headers=bearer()).json()
     assert "echo hi" in diff["after"] and diff["before"] is None
     sleepy = "id: s\nnamespace: team.a\ntasks:\n  - id: z\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT30S\n"
@@ -116,7 +146,9 @@ def test_namespace_files_and_execution_actions_are_recorded(engine: Engine, tmp_
     assert api.delete(f"/api/v1/main/executions/{ex['id']}/kill", headers=bearer()).status_code == 202
     engine.wait(ex["id"], 10)
     assert api.post(f"/api/v1/main/executions/{ex['id']}/restart", headers=bearer()).status_code == 200
-    actions = [(e["type"], e["detail"]["action"]) for e in entries(api, resources="EXECUTION", executionId=ex["id"])]
+    actions = [
+        (e["type"], e["detail"]["action"]) for e in entries(api, resources="EXECUTION", executionId=ex["id"])
+    ]
     assert actions == [("CREATE", "CREATE"), ("UPDATE", "KILL"), ("UPDATE", "RESTART")]
     engine.kill(ex["id"])
 
@@ -124,7 +156,9 @@ def test_namespace_files_and_execution_actions_are_recorded(engine: Engine, tmp_
 def test_the_log_is_append_only(engine: Engine, tmp_path: Path) -> None:
     api = app_for(engine, tmp_path)
     api.put("/api/v1/main/namespaces/team.a/kv/k", content="1", headers=bearer())
-    assert not {"update", "delete", "remove", "truncate"} & {n for n in dir(SqlAuditLog) if not n.startswith("_")}
+    assert not {"update", "delete", "remove", "truncate"} & {
+        n for n in dir(SqlAuditLog) if not n.startswith("_")
+    }
     for statement in ("UPDATE audit_logs SET user_id = 'nobody'", "DELETE FROM audit_logs"):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.store.engine.begin() as conn:
             conn.execute(sa.text(statement))
@@ -139,7 +173,9 @@ def test_the_log_is_append_only(engine: Engine, tmp_path: Path) -> None:
 def test_logins_are_recorded_and_failures_rate_limited(engine: Engine, tmp_path: Path) -> None:
     api = app_for(engine, tmp_path)
     for _ in range(3):
-        assert api.get("/api/v1/main/flows/search", headers=basic("alice", "right-password")).status_code == 200
+        assert (
+            api.get("/api/v1/main/flows/search", headers=basic("alice", "right-password")).status_code == 200
+        )
     for _ in range(40):  # a brute force
         assert api.get("/api/v1/main/flows/search", headers=basic("alice", "guess")).status_code == 401
     assert api.get("/api/v1/main/flows/search", headers=basic("mallory", "x")).status_code == 401
@@ -148,7 +184,9 @@ def test_logins_are_recorded_and_failures_rate_limited(engine: Engine, tmp_path:
     assert kinds == [("LOGIN", "alice"), ("LOGIN_FAILURE", "alice"), ("LOGIN_FAILURE", "mallory")]
     assert all("guess" not in str(e) and "right-password" not in str(e) for e in everything)
     assert everything[1]["detail"]["attempts"] == 1 and everything[1]["tenantId"] is None
-    limiter = api.app.state.roost.audit._failures  # a minute later, the next entry counts the held-back attempts
+    limiter = (
+        api.app.state.roost.audit._failures
+    )  # a minute later, the next entry counts the held-back attempts
     limiter._last = {k: (v[0] - 61, v[1]) for k, v in limiter._last.items()}
     assert api.get("/api/v1/main/flows/search", headers=basic("alice", "again")).status_code == 401
     latest, _ = engine.store.audit.search(all_tenants=True, types=["LOGIN_FAILURE"], user_id="alice", size=1)
@@ -170,37 +208,56 @@ def test_global_failure_limit_caps_a_distributed_brute_force() -> None:
     assert len(written) == 60 and recorder._failures.dropped == 440
 
 
-def test_client_address_comes_from_forwarded_for_only_behind_a_trusted_proxy(engine: Engine, tmp_path: Path) -> None:
+def test_client_address_comes_from_forwarded_for_only_behind_a_trusted_proxy(
+    engine: Engine, tmp_path: Path
+) -> None:
     import ipaddress
 
     trusted = (ipaddress.ip_network("10.0.0.0/8"),)
     scope = {"client": ("10.1.2.3", 1), "headers": [(b"x-forwarded-for", b"6.6.6.6, 203.0.113.7, 10.9.9.9")]}
     assert client_ip(scope, trusted) == "203.0.113.7"  # rightmost address that is not one of our proxies
-    assert client_ip({**scope, "client": ("198.51.100.1", 1)}, trusted) == "198.51.100.1"  # not a proxy: header ignored
+    assert (
+        client_ip({**scope, "client": ("198.51.100.1", 1)}, trusted) == "198.51.100.1"
+    )  # not a proxy: header ignored
     assert client_ip(scope, ()) == "10.1.2.3"
     assert client_ip({**scope, "headers": [(b"x-forwarded-for", b"not-an-ip")]}, trusted) == "10.1.2.3"
     behind = app_for(engine, tmp_path, "  trustedProxies: [10.0.0.0/8]", client=("10.0.0.2", 4000))
-    behind.put("/api/v1/main/namespaces/team.a/kv/k", content="1", headers={**bearer(), "X-Forwarded-For": "203.0.113.9"})
+    behind.put(
+        "/api/v1/main/namespaces/team.a/kv/k",
+        content="1",
+        headers={**bearer(), "X-Forwarded-For": "203.0.113.9"},
+    )
     direct = app_for(engine, tmp_path, client=("198.51.100.4", 4000))
-    direct.put("/api/v1/main/namespaces/team.a/kv/k", content="2", headers={**bearer(), "X-Forwarded-For": "1.1.1.1"})
+    direct.put(
+        "/api/v1/main/namespaces/team.a/kv/k", content="2", headers={**bearer(), "X-Forwarded-For": "1.1.1.1"}
+    )
     assert [e["ipAddress"] for e in entries(direct, resources="KV_STORE")] == ["203.0.113.9", "198.51.100.4"]
 
 
-def test_readers_see_their_namespaces_only_and_instance_routes_need_every_tenant(engine: Engine, tmp_path: Path) -> None:
+def test_readers_see_their_namespaces_only_and_instance_routes_need_every_tenant(
+    engine: Engine, tmp_path: Path
+) -> None:
     api = app_for(engine, tmp_path)
     for ns in ("team.a", "team.a.sub", "team.b"):
         api.put(f"/api/v1/main/namespaces/{ns}/kv/k", content="1", headers=bearer())
     assert {e["detail"]["namespace"] for e in entries(api, who="auditor")} == {"team.a", "team.a.sub"}
     other = next(e for e in entries(api) if e["detail"].get("namespace") == "team.b")
     assert api.get(f"/api/v1/main/auditlogs/{other['id']}/diff", headers=bearer("auditor")).status_code == 404
-    assert api.get("/api/v1/auditlogs/search", headers=bearer("admin")).status_code == 403  # admin of main only
+    assert (
+        api.get("/api/v1/auditlogs/search", headers=bearer("admin")).status_code == 403
+    )  # admin of main only
     r = api.get("/api/v1/auditlogs/search", headers=basic("alice", "right-password"))  # admin of every tenant
     assert r.status_code == 200 and r.json()["total"] >= 3
     csv = api.get("/api/v1/main/auditlogs/export", params={"resources": "KV_STORE"}, headers=bearer())
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().splitlines()
     assert lines[0].startswith("id,date,tenantId,type") and len(lines) == 4
-    assert api.get("/api/v1/main/auditlogs/search", headers=bearer("auditor"), params={"type": "BOGUS"}).status_code == 400
+    assert (
+        api.get(
+            "/api/v1/main/auditlogs/search", headers=bearer("auditor"), params={"type": "BOGUS"}
+        ).status_code
+        == 400
+    )
 
 
 def test_changes_outside_a_request_are_not_a_users(engine: Engine) -> None:

@@ -63,7 +63,9 @@ def create(api: TestClient, who: str = "admin", **body: Any) -> Any:
     payload = {"name": "stop team.a", "tenantId": "main", "namespace": "team.a", "evaluationType": "KILL",
                "startDate": now(), "description": "bad deploy, rollback in progress"}  # fmt: skip
     payload.update(body)
-    return api.post("/api/v1/kill-switches", json={k: v for k, v in payload.items() if v is not ...}, headers=auth(who))
+    return api.post(
+        "/api/v1/kill-switches", json={k: v for k, v in payload.items() if v is not ...}, headers=auth(who)
+    )
 
 
 @pytest.mark.parametrize("body, message", [
@@ -81,7 +83,9 @@ def create(api: TestClient, who: str = "admin", **body: Any) -> Any:
     ({"executionIds": ["abc"]}, "executionIds: an execution scope names executions only"),
     ({"executionIds": "abc", "namespace": ...}, "executionIds: expected a list"),
 ])  # fmt: skip
-def test_invalid_switches_are_400_naming_the_field(api: TestClient, body: dict[str, Any], message: str) -> None:
+def test_invalid_switches_are_400_naming_the_field(
+    api: TestClient, body: dict[str, Any], message: str
+) -> None:
     r = create(api, **body)
     assert r.status_code == 400, r.text
     assert message in r.json()["message"]
@@ -92,7 +96,10 @@ def test_unknown_tenant_is_refused_when_the_server_lists_its_tenants(engine: Eng
     config = load_config(None, env={})
     config.tenants = ("main", "acme")
     client = TestClient(create_app(ServerState(engine, config)), raise_server_exceptions=False)
-    r = client.post("/api/v1/kill-switches", json={"name": "x", "tenantId": "other", "evaluationType": "KILL", "startDate": now()})
+    r = client.post(
+        "/api/v1/kill-switches",
+        json={"name": "x", "tenantId": "other", "evaluationType": "KILL", "startDate": now()},
+    )
     assert r.status_code == 400 and "unknown tenant 'other'" in r.json()["message"]
 
 
@@ -100,14 +107,27 @@ def test_lifecycle_create_update_soft_delete_and_audit(api: TestClient, engine: 
     r = create(api, startDate=now(hours=1))
     assert r.status_code == 200, r.text
     switch = r.json()
-    assert switch["status"] == "SCHEDULED" and switch["createdBy"] == "token:admin" and switch["evaluationType"] == "KILL"
+    assert (
+        switch["status"] == "SCHEDULED"
+        and switch["createdBy"] == "token:admin"
+        and switch["evaluationType"] == "KILL"
+    )
     sid = switch["id"]
-    r = api.put(f"/api/v1/kill-switches/{sid}", headers=auth("admin"), json={**switch, "startDate": now(), "evaluationType": "CANCEL"})
+    r = api.put(
+        f"/api/v1/kill-switches/{sid}",
+        headers=auth("admin"),
+        json={**switch, "startDate": now(), "evaluationType": "CANCEL"},
+    )
     assert r.status_code == 200 and r.json()["status"] == "ACTIVE" and r.json()["evaluationType"] == "CANCEL"
     assert api.delete(f"/api/v1/kill-switches/{sid}", headers=auth("admin")).status_code == 200
     listed = api.get("/api/v1/kill-switches/search", headers=auth("admin")).json()
-    assert [(s["id"], s["status"], s["deleted"]) for s in listed] == [(sid, "ARCHIVED", True)]  # soft: still listed
-    assert api.get("/api/v1/kill-switches/search", params={"status": "ACTIVE"}, headers=auth("admin")).json() == []
+    assert [(s["id"], s["status"], s["deleted"]) for s in listed] == [
+        (sid, "ARCHIVED", True)
+    ]  # soft: still listed
+    assert (
+        api.get("/api/v1/kill-switches/search", params={"status": "ACTIVE"}, headers=auth("admin")).json()
+        == []
+    )
     r = api.put(f"/api/v1/kill-switches/{sid}", headers=auth("admin"), json={**switch, "startDate": now()})
     assert r.status_code == 409 and "archived" in r.json()["message"]
     assert api.delete(f"/api/v1/kill-switches/{sid}", headers=auth("admin")).status_code == 200  # idempotent
@@ -116,7 +136,9 @@ def test_lifecycle_create_update_soft_delete_and_audit(api: TestClient, engine: 
                    headers=auth("admin")).json()  # fmt: skip
     assert [e["auditLog"]["type"] for e in logs["results"]] == ["CREATE", "UPDATE", "DELETE"]
     assert all(e["auditLog"]["userId"] == "token:admin" for e in logs["results"])
-    diff = api.get(f"/api/v1/main/auditlogs/{logs['results'][1]['auditLog']['id']}/diff", headers=auth("admin")).json()
+    diff = api.get(
+        f"/api/v1/main/auditlogs/{logs['results'][1]['auditLog']['id']}/diff", headers=auth("admin")
+    ).json()
     assert '"evaluationType": "KILL"' in diff["before"] and '"evaluationType": "CANCEL"' in diff["after"]
 
 
@@ -134,7 +156,9 @@ def test_a_switch_created_through_the_api_kills_at_once_in_process(api: TestClie
     assert time.monotonic() - started < 3
     assert engine.get_execution(ex_b.id).state.current == "RUNNING"
     r = api.post("/api/v1/main/executions/team.a/long", headers=auth("admin"))
-    assert r.status_code == 200 and r.json()["state"]["current"] == "KILLED"  # new executions are killed at creation
+    assert (
+        r.status_code == 200 and r.json()["state"]["current"] == "KILLED"
+    )  # new executions are killed at creation
     assert {"key": "system.killSwitch", "value": created.json()["id"]} in r.json()["labels"]
     engine.kill(ex_b.id)
 

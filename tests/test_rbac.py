@@ -52,14 +52,22 @@ def test_builtin_roles_grant_what_they_say() -> None:
     assert viewer.allows("FLOW", "READ") and not viewer.allows("FLOW", "CREATE")
     assert not viewer.allows("SECRET", "READ") and not viewer.allows("AUDITLOG", "READ")
     assert launcher.allows("EXECUTION", "CREATE") and not launcher.allows("EXECUTION", "UPDATE")
-    assert dev.allows("AI_COPILOT", "CREATE") and dev.allows("SECRET", "READ") and not dev.allows("SECRET", "UPDATE")
+    assert (
+        dev.allows("AI_COPILOT", "CREATE")
+        and dev.allows("SECRET", "READ")
+        and not dev.allows("SECRET", "UPDATE")
+    )
     assert not dev.allows("KILL_SWITCH", "READ") and not dev.allows("AUDITLOG", "READ")
-    assert BUILTIN_ROLES["ADMIN"].allows("KILL_SWITCH", "DELETE") and BUILTIN_ROLES["ADMIN"].allows("AI_COPILOT", "READ")
+    assert BUILTIN_ROLES["ADMIN"].allows("KILL_SWITCH", "DELETE") and BUILTIN_ROLES["ADMIN"].allows(
+        "AI_COPILOT", "READ"
+    )
 
 
 def test_custom_roles_and_their_errors() -> None:
     roles = parse_roles({"operator": {"permissions": {"execution": ["READ", "UPDATE"], "KILLSWITCH": "ALL"}}})
-    assert roles["OPERATOR"].allows("EXECUTION", "UPDATE") and roles["OPERATOR"].allows("KILL_SWITCH", "DELETE")
+    assert roles["OPERATOR"].allows("EXECUTION", "UPDATE") and roles["OPERATOR"].allows(
+        "KILL_SWITCH", "DELETE"
+    )
     with pytest.raises(ValueError, match="unknown permission 'FLOWS'"):
         parse_roles({"x": {"permissions": {"FLOWS": ["READ"]}}})
     with pytest.raises(ValueError, match="unknown action 'WRITE'"):
@@ -94,7 +102,9 @@ server:
 """), env={})  # fmt: skip
     p = cfg.auth.policy
     assert p.can(Principal("dev@example.com"), "FLOW", "DELETE", "company.team.x")
-    assert p.can(Principal("ci", "token"), "FLOW", "READ", "any") and not p.can(Principal("ci", "token"), "FLOW", "CREATE", "any")
+    assert p.can(Principal("ci", "token"), "FLOW", "READ", "any") and not p.can(
+        Principal("ci", "token"), "FLOW", "CREATE", "any"
+    )
     assert p.can(Principal("someone"), "EXECUTION", "UPDATE", "any")  # defaultRole
     assert len(cfg.auth.trusted_proxies) == 2
 
@@ -107,15 +117,20 @@ server:
     ("roles: VIEWER", "users[0].roles: expected a list of bindings"),
 ])  # fmt: skip
 def test_configuration_errors_name_the_key(tmp_path: Path, snippet: str, message: str) -> None:
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 server:
   basicAuth:
     users:
       - username: u
         passwordHash: "scrypt$16384$8$1$c2FsdA==$aGFzaA=="
         {snippet}
-""")
-    with pytest.raises(ConfigError, match="server.basicAuth." + message.replace("[", r"\[").replace("]", r"\]")):
+""",
+    )
+    with pytest.raises(
+        ConfigError, match="server.basicAuth." + message.replace("[", r"\[").replace("]", r"\]")
+    ):
         load_config(path, env={})
 
 
@@ -134,10 +149,20 @@ server:
 
 def test_matcher_prefers_fixed_segments_like_the_router() -> None:
     m = RouteMatcher(ROUTES)
-    assert m.match("POST", "/api/v1/main/executions/abc/pause")[0] == "/api/v1/{tenant}/executions/{executionId}/pause"  # type: ignore[index]
-    assert m.match("POST", "/api/v1/main/executions/ns/flow")[0] == "/api/v1/{tenant}/executions/{namespace}/{id}"  # type: ignore[index]
+    assert (
+        m.match("POST", "/api/v1/main/executions/abc/pause")[0]
+        == "/api/v1/{tenant}/executions/{executionId}/pause"
+    )  # type: ignore[index]
+    assert (
+        m.match("POST", "/api/v1/main/executions/ns/flow")[0]
+        == "/api/v1/{tenant}/executions/{namespace}/{id}"
+    )  # type: ignore[index]
     assert m.match("GET", "/api/v1/main/flows/search")[0] == "/api/v1/{tenant}/flows/search"  # type: ignore[index]
     found = m.match("GET", "/api/v1/main/flows/company.team")
-    assert found is not None and found[0] == "/api/v1/{tenant}/flows/{namespace}" and found[2]["namespace"] == "company.team"
+    assert (
+        found is not None
+        and found[0] == "/api/v1/{tenant}/flows/{namespace}"
+        and found[2]["namespace"] == "company.team"
+    )
     assert m.match("HEAD", "/api/v1/main/flows/search") is not None
     assert m.match("GET", "/api/v1/main/flows//x") is None and m.match("GET", "/nope") is None
