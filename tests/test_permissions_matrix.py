@@ -13,7 +13,6 @@ read what any authenticated principal may).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
