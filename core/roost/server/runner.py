@@ -76,7 +76,14 @@ def check_folder(path: Path) -> None:
 
 
 def build_engine(
-    component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8, credentials: Any = None
+    component: str,
+    *,
+    data_dir: Path,
+    db_url: str | None = None,
+    workers: int = 8,
+    credentials: Any = None,
+    ignore_executions: set[str] | None = None,
+    ignore_flows: set[str] | None = None,
 ) -> Any:
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
@@ -90,7 +97,8 @@ def build_engine(
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
     return Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials,
-                  defaults=lambda _tenant, namespace: defaults_for(namespace))  # fmt: skip
+                  defaults=lambda _tenant, namespace: defaults_for(namespace),
+                  ignore_executions=ignore_executions, ignore_flows=ignore_flows)  # fmt: skip
 
 
 class QueryStringMask(logging.Filter):
@@ -137,14 +145,17 @@ def start_scheduler(engine: Any) -> Any:
 
 
 def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: ServerConfig | None = None,
-          workers: int = 8, ready: Any = None) -> None:  # fmt: skip
+          workers: int = 8, ready: Any = None, ignore_executions: set[str] | None = None,
+          ignore_flows: set[str] | None = None) -> None:  # fmt: skip
     """Run one component until SIGINT/SIGTERM."""
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
-    engine = build_engine(
-        component, data_dir=data_dir, db_url=db_url, workers=workers, credentials=config.credentials
-    )
+    engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers, credentials=config.credentials,
+                          ignore_executions=ignore_executions, ignore_flows=ignore_flows)  # fmt: skip
+    if ignore_executions or ignore_flows:
+        log.warning("ignoring every message of executions %s and flows %s", sorted(ignore_executions or ()),
+                    sorted(ignore_flows or ()))  # fmt: skip
     runs_executor = component in ("local", "standalone", "executor", "worker")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")
