@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  for setup in plugins/*/setup-system.sh; do
+  for setup in plugins/*/setup-system.sh tests/ui/setup-system.sh; do
     [ -f "$setup" ] || continue
     echo "== system setup: $setup"
     bash "$setup"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.log_export import LogExporter, LogRecords
 from roost.flow.properties import Dynamic, Model, is_expression
 from roost.flow.task import (
     FlowableTask,
@@ -29,6 +30,7 @@ from roost.flow.task import (
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
+from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -107,6 +109,8 @@ __all__ = [
     "HttpRetry",
     "HttpSsl",
     "HttpTimeout",
+    "LogExporter",
+    "LogRecords",
     "Model",
     "Output",
     "PollingTrigger",
@@ -118,6 +122,9 @@ __all__ = [
     "TaskError",
     "TaskRunner",
     "TaskWarning",
+    "UiContext",
+    "UiPage",
+    "UiPanel",
     "Trigger",
     "WebhookAnswer",
     "WebhookReject",

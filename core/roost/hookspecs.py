@@ -60,9 +60,15 @@ def register_storage_backends(register: Callable[[str, Callable[..., Any]], None
 
 
 @hookspec
-def register_log_exporters(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Register log exporters: ``register("graylog", factory)``; the factory takes a config
-    mapping and returns an object with ``export(records: list[dict]) -> None``."""
+def register_log_exporters(register: Callable[..., None]) -> None:
+    """Register log-exporter classes: ``register(GraylogExporter)`` or, by id, ``register(LazyType(...))``.
+
+    Each class is a :class:`roost.LogExporter` subclass declared with ``type="..."`` (Kestra's id);
+    a ``LogShipper`` task lists exporters under ``logExporters`` by that id, and each entry is validated
+    against the class's fields when the flow is deployed. At run time the shipper calls
+    ``export(ctx, records)`` with a :class:`roost.LogRecords` stream; the exporter batches its own way
+    (``records.batches(n)`` acknowledges each batch when the next is asked for) and returns its outputs.
+    """
 
 
 @hookspec
@@ -81,6 +87,13 @@ def register_expression_filters(register: Callable[[str, Callable[..., Any]], No
 @hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``roost`` command line; ``cli`` is its root :class:`click.Group`."""
+
+
+@hookspec
+def register_ui(register: Callable[[Any], None]) -> None:
+    """Add to the web UI: ``register(roost.UiPage(name, title, render))`` for a page with a navigation
+    entry (``/ui/{tenant}/x/{name}``), ``register(roost.UiPanel("flow"|"execution"|"namespace", title,
+    render))`` for a section on those pages. ``render(ctx: roost.UiContext)`` returns an HTML fragment."""
 
 
 @hookspec

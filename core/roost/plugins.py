@@ -22,9 +22,17 @@ from typing import Any
 import pluggy
 
 from roost import hookspecs
+from roost.flow.log_export import LogExporter
 from roost.flow.task import PluginType, Task, TaskRunner, Trigger
 
 BUILTIN_PLUGINS = ("roost.builtin.plugin",)
+TYPE_HOOKS = (
+    "register_task_types",
+    "register_trigger_types",
+    "register_task_runners",
+    "register_log_exporters",
+)
+"""The hooks that register classes by type id (tasks, triggers, task runners, log exporters)."""
 
 
 class PluginError(Exception):
@@ -151,7 +159,7 @@ class Plugins:
             return
         found: list[Any] = []
         try:
-            for hook in ("register_task_types", "register_trigger_types", "register_task_runners"):
+            for hook in TYPE_HOOKS:
                 impl = getattr(plugin, hook, None)
                 if impl is not None:
                     impl(register=lambda *classes, _f=found: _f.extend(classes))
@@ -255,6 +263,9 @@ class Plugins:
     def trigger_types(self) -> dict[str, type[Trigger]]:
         return {k: v for k, v in self.types.items() if issubclass(v, Trigger)}
 
+    def log_exporter_types(self) -> dict[str, type[LogExporter]]:
+        return {k: v for k, v in self.types.items() if issubclass(v, LogExporter)}
+
     def close_matches(self, type_id: str, n: int = 3) -> list[str]:
         return difflib.get_close_matches(type_id, list(self.types), n=n, cutoff=0.6)
 
@@ -278,6 +289,12 @@ class Plugins:
 
     def add_commands(self, cli: Any) -> None:
         self.pm.hook.register_commands(cli=cli)
+
+    def ui_extensions(self) -> list[Any]:
+        """Pages and panels plugins add to the web UI (``register_ui``), in registration order."""
+        out: list[Any] = []
+        self.pm.hook.register_ui(register=out.append)
+        return out
 
 
 def _env_list(name: str) -> set[str] | None:

@@ -11,6 +11,7 @@ _B = "roost.builtin."
 
 TASKS = (
     LazyType("io.kestra.plugin.core.log.Log", _B + "log:Log", ("io.kestra.core.tasks.log.Log",)),
+    LazyType("io.kestra.plugin.ee.core.log.LogShipper", _B + "log_shipper:LogShipper"),
     LazyType("io.kestra.plugin.core.debug.Return", _B + "log:Return", ("io.kestra.core.tasks.debugs.Return",)),
     LazyType("io.kestra.plugin.core.output.OutputValues", _B + "log:OutputValues"),
     LazyType("io.kestra.plugin.core.execution.Fail", _B + "log:Fail", ("io.kestra.core.tasks.executions.Fail",)),
@@ -53,3 +54,7 @@ TRIGGERS = (
     LazyType("io.kestra.plugin.kestra.ee.assets.FreshnessTrigger", _B + "assets:FreshnessTrigger",
              ("io.kestra.plugin.ee.assets.FreshnessTrigger",)),
 )  # fmt: skip
+
+LOG_EXPORTERS = (
+    LazyType("io.kestra.plugin.ee.core.log.FileLogExporter", _B + "log_shipper:FileLogExporter"),
+)

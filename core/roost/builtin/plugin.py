@@ -18,6 +18,13 @@ def register_trigger_types(register):
 
 
 @hookimpl
+def register_log_exporters(register):
+    from roost.builtin import catalogue
+
+    register(*catalogue.LOG_EXPORTERS)
+
+
+@hookimpl
 def register_task_runners(register):
     from roost.scripts import Docker, Process
 

@@ -167,9 +167,9 @@ def config_current() -> None:
 
 
 def _register() -> None:
-    from roost.cli import ctl_admin, ctl_executions, ctl_flows, ctl_nsfiles, ctl_resources
+    from roost.cli import ctl_admin, ctl_executions, ctl_flows, ctl_nsfiles, ctl_plugindefaults, ctl_resources
 
-    for module in (ctl_flows, ctl_executions, ctl_nsfiles, ctl_resources, ctl_admin):
+    for module in (ctl_flows, ctl_executions, ctl_nsfiles, ctl_resources, ctl_plugindefaults, ctl_admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -108,19 +108,22 @@ class Runtime:
     work_root: Path | None = None
     assets: Any = None  # the AssetService, when a store backs this runtime
     masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
+    logs: Any = None  # the tenant's stored log lines (roost.store.db.SqlLogs), read by LogShipper
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
         """A runtime for one-off runs (``run_task``): files in a temporary folder, assets in a private SQLite."""
         from roost.assets.service import AssetService
-        from roost.store.db import Store
+        from roost.store.db import SqlLogs, Store
 
         root = root or Path(tempfile.mkdtemp(prefix="roost-"))
         root.mkdir(parents=True, exist_ok=True)
+        store = Store.sqlite(root / "db")
         return cls(
             storage=LocalStorage(root / "storage"),
             work_root=root / "work",
-            assets=AssetService(Store.sqlite(root / "db")),
+            assets=AssetService(store),
+            logs=SqlLogs(store),
         )
 
 

@@ -47,7 +47,7 @@ from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
-from roost.store.db import SqlKV, SqlNamespaceFiles, Store, store_unavailable
+from roost.store.db import SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
 from roost.store.storage import LocalStorage
 
 log = logging.getLogger("roost.engine")
@@ -169,6 +169,7 @@ class Engine:
                 tenant=tenant,
                 work_root=self.data_dir / "work",
                 assets=self.assets,
+                logs=SqlLogs(self.store, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
         return pair
@@ -244,6 +245,10 @@ class Engine:
             flow.revision = rev
             self._flows[key] = flow
         return flow
+
+    def forget_parsed_flows(self) -> None:
+        """Parse stored flows again when next used: the plugin defaults they were merged with changed."""
+        self._flows.clear()
 
     # -- executions --------------------------------------------------------------------------------------
     def create_execution(

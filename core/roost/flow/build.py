@@ -49,6 +49,27 @@ def task_slots(cls: type) -> dict[str, str]:
     return slots
 
 
+@cache
+def plugin_slots(cls: type) -> dict[str, type[PluginType]]:
+    """Fields of ``cls`` typed ``list[X]`` where ``X`` is a plugin type other than a task (log exporters):
+    name → ``X``. Their items are resolved by ``type`` through the registry, as tasks are."""
+    slots: dict[str, type[PluginType]] = {}
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        return slots
+    for name, info in cls.model_fields.items():
+        tp = _unwrap_optional(info.annotation)
+        args = typing.get_args(tp)
+        if (
+            typing.get_origin(tp) is list
+            and args
+            and isinstance(args[0], type)
+            and issubclass(args[0], PluginType)
+            and not issubclass(args[0], Task | Trigger)
+        ):
+            slots[name] = args[0]
+    return slots
+
+
 def _unwrap_optional(tp: Any) -> Any:
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     return args[0] if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType) and args else tp
@@ -285,7 +306,7 @@ class FlowBuilder:
         return task  # type: ignore[return-value]
 
     def build_plugin(self, data: Any, path: Path, base: type[PluginType]) -> PluginType | None:
-        what = "task" if base is Task else "trigger"
+        what = base.plugin_kind
         if not isinstance(data, dict):
             self.add(path, f"expected a {what} (a mapping with id and type), got {_kind(data)}")
             return None
@@ -351,6 +372,18 @@ class FlowBuilder:
                 values[key] = out_models
             else:
                 values[key] = self.build_task(raw, (*path, key))
+        for name, item_base in plugin_slots(cls).items():
+            key = _alias(cls, name)
+            raw = values.get(key)
+            if raw is None:
+                continue
+            if not isinstance(raw, list):
+                self.add((*path, key), f"expected a list of {item_base.plugin_kind}s, got {_kind(raw)}")
+                values[key] = []
+                continue
+            values[key] = [
+                p for i, item in enumerate(raw) if (p := self.build_plugin(item, (*path, key, i), item_base))
+            ]
         if len(self.violations) > n_before:
             return None
         try:
@@ -379,7 +412,7 @@ class FlowBuilder:
         return values
 
     def _unknown_type(self, type_id: str, base: type[PluginType]) -> str:
-        what = "task" if base is Task else "trigger"
+        what = base.plugin_kind
         msg = f"unknown {what} type '{type_id}'"
         package = registry_index().get(type_id)
         if package:
@@ -585,6 +618,7 @@ __all__ = [
     "flow_source",
     "merge",
     "parse_flow",
+    "plugin_slots",
     "task_slots",
     "validate_source",
 ]

@@ -1,7 +1,8 @@
 """JSON schemas from the task classes: per type, and the flow schema editors use.
 
-Each task slot of the flow schema is a ``oneOf`` over the installed task types,
-each branch pinned by ``type: {const: <id>}``; ``Dynamic`` properties carry
+Each task slot of the flow schema is a ``oneOf`` over the installed task types
+(a LogShipper's ``logExporters`` over the installed log-exporter types), each
+branch pinned by ``type: {const: <id>}``; ``Dynamic`` properties carry
 ``"$dynamic": true`` so editors and forms know an expression is accepted there.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from roost.flow.build import task_slots
+from roost.flow.build import plugin_slots, task_slots
 
 
 class _Schema(GenerateJsonSchema):
@@ -54,8 +55,13 @@ def flow_schema(plugins: Any = None) -> dict[str, Any]:
     for tid, cls in sorted(plugins.trigger_types().items()):
         defs[tid] = _strip_defs(type_schema(cls), defs)
         trigger_refs.append({"$ref": f"#/$defs/{tid}"})
+    exporter_refs = []
+    for tid, cls in sorted(plugins.log_exporter_types().items()):
+        defs[tid] = _strip_defs(type_schema(cls), defs)
+        exporter_refs.append({"$ref": f"#/$defs/{tid}"})
     defs["__task"] = {"oneOf": task_refs}
     defs["__trigger"] = {"oneOf": trigger_refs}
+    defs["__logExporter"] = {"oneOf": exporter_refs}
     flow = _strip_defs(Flow.model_json_schema(by_alias=True), defs)
     for key in ("tasks", "errors", "finally", "afterExecution"):
         if key in flow["properties"]:
@@ -78,6 +84,17 @@ def flow_schema(plugins: Any = None) -> dict[str, Any]:
                 }
             elif kind == "single":
                 defs[tid]["properties"][alias] = {"$ref": "#/$defs/__task"}
+        for name, base in plugin_slots(cls).items():
+            defs.pop(base.__name__, None)  # the base class's own schema, replaced by the oneOf
+            alias = cls.model_fields[name].alias or name
+            prop = defs[tid].get("properties", {}).get(alias)
+            if prop is not None:
+                prop.pop("items", None)
+                defs[tid]["properties"][alias] = {
+                    **prop,
+                    "type": "array",
+                    "items": {"$ref": "#/$defs/__logExporter"},
+                }
     flow["$defs"] = defs
     flow["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     flow["title"] = "Roost flow"

@@ -203,6 +203,8 @@ class PluginType(Model):
 
     type_id: ClassVar[str] = ""
     type_aliases: ClassVar[tuple[str, ...]] = ()
+    plugin_kind: ClassVar[str] = "plugin"
+    """What the type is called in messages ("task", "trigger", "log exporter")."""
     _dynamic_fields: ClassVar[tuple[tuple[str, DynamicMarker], ...]] = ()
 
     id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$", max_length=100)
@@ -250,6 +252,7 @@ def _find_marker(metadata: list[Any], annotation: Any) -> DynamicMarker | None:
 class Task(PluginType):
     """A runnable task: implement ``run(ctx) -> Output | dict | None``."""
 
+    plugin_kind: ClassVar[str] = "task"
     inline: ClassVar[bool] = False
     """True for pure, quick tasks (no I/O, no waiting) that the executor may run itself."""
 
@@ -304,6 +307,8 @@ class FlowableTask(Task):
 
 class Trigger(PluginType):
     """Base of trigger types; polling triggers implement ``evaluate(ctx)``."""
+
+    plugin_kind: ClassVar[str] = "trigger"
 
     conditions: list[dict[str, Any]] = Field(default_factory=list)
     """Conditions that must all hold for the trigger to start an execution."""

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from roost.server import errors
+from roost.server import errors, ui
 from roost.server.access import AccessMiddleware
 from roost.server.auth import AuthMiddleware
 from roost.server.permissions import ROUTES, Rule, app_routes, key
@@ -20,6 +20,7 @@ from roost.server.routes import (
     killswitches,
     logs,
     namespaces,
+    plugin_defaults,
     plugins,
     system,
     triggers,
@@ -27,9 +28,7 @@ from roost.server.routes import (
 from roost.server.state import ServerState
 
 log = logging.getLogger("roost.server")
-UNDECLARED = Rule(
-    "UNDECLARED", ("UPDATE",), "instance"
-)  # a route without a rule: only unrestricted principals
+UNDECLARED = Rule("UNDECLARED", ("UPDATE",), "instance")  # a route without a rule: only unrestricted principals
 
 
 def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
@@ -66,8 +65,11 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
         auditlogs,
     ):
         app.include_router(module.router)
+    app.include_router(plugin_defaults.router)
+    plugin_defaults.stored(state)  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
+    sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
     app.add_middleware(AccessMiddleware, state=state, routes=declared_routes(app))
-    app.add_middleware(AuthMiddleware, config=state.config.auth, audit=state.audit)
+    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions, audit=state.audit)
     app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -65,10 +65,13 @@ def open_url(patterns: list[tuple[str, ...]], path: str) -> bool:
 
 
 class AuthMiddleware:
-    def __init__(self, app: Any, config: AuthConfig, audit: Any = None) -> None:
+    def __init__(self, app: Any, config: AuthConfig, sessions: Any = None, audit: Any = None) -> None:
+        """``sessions``: the web UI's cookie sessions (:class:`roost.server.ui.session.Sessions`), if any;
+        ``audit``: the :class:`roost.server.audit.AuditRecorder` of logins and failed logins."""
         self.app = app
         self.config = config
-        self.audit = audit  # roost.server.audit.AuditRecorder: logins and failed logins
+        self.sessions = sessions
+        self.audit = audit
         self._verified: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._open = [compile_open_url(u) for u in config.open_urls]
@@ -81,11 +84,21 @@ class AuthMiddleware:
         if path in PUBLIC or open_url(self._open, path):
             await self.app(scope, receive, send)
             return
+        if self.sessions is not None and self.sessions.is_open(path):
+            await self.app(scope, receive, send)
+            return
         header = b""
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 header = value
                 break
+        # a browser: its session cookie, or the login page
+        if (
+            not header
+            and self.sessions is not None
+            and await self.sessions.authenticate(scope, receive, send, self.app)
+        ):
+            return
         principal = await self.check(header)
         if principal is None:
             if header:

@@ -248,6 +248,7 @@ class Plugin(Open):
     tasks: list[PluginElement] = []
     triggers: list[PluginElement] = []
     taskRunners: list[PluginElement] = []
+    logExporters: list[PluginElement] = []
 
 
 class Health(BaseModel):

@@ -84,10 +84,12 @@ def build_engine(
     credentials: Any = None,
     ignore_executions: set[str] | None = None,
     ignore_flows: set[str] | None = None,
+    tenants: tuple[str, ...] | None = None,
 ) -> Any:
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
-    from roost.plugin_defaults import defaults_for
+    from roost.plugin_defaults import defaults_dir
+    from roost.store.defaults import StoredDefaults
 
     for folder in (data_dir, data_dir / "storage", data_dir / "work"):
         check_folder(folder)
@@ -96,9 +98,11 @@ def build_engine(
         queue: Any = InProcessQueue()
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
-    return Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials,
-                  defaults=lambda _tenant, namespace: defaults_for(namespace),
-                  ignore_executions=ignore_executions, ignore_flows=ignore_flows)  # fmt: skip
+    defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
+    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
+                    ignore_executions=ignore_executions, ignore_flows=ignore_flows)  # fmt: skip
+    defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
+    return engine
 
 
 class QueryStringMask(logging.Filter):
@@ -152,7 +156,7 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers, credentials=config.credentials,
-                          ignore_executions=ignore_executions, ignore_flows=ignore_flows)  # fmt: skip
+                          tenants=config.tenants, ignore_executions=ignore_executions, ignore_flows=ignore_flows)  # fmt: skip
     if ignore_executions or ignore_flows:
         log.warning("ignoring every message of executions %s and flows %s", sorted(ignore_executions or ()),
                     sorted(ignore_flows or ()))  # fmt: skip

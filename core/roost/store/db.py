@@ -160,6 +160,18 @@ execution_masks = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
 )  # fmt: skip
 
+# Plugin defaults, one YAML document per scope and revision: tenant "" + namespace "" is the instance's.
+plugin_defaults = sa.Table(
+    "plugin_defaults", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(255), nullable=False),
+    sa.Column("author", sa.String(255)),
+    sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+
 # Kill switches (roost.engine.killswitch): scoped KILL / CANCEL / IGNORE levers with a start and an optional end.
 # Deletion is soft (``deleted``); ``archived`` is set once a switch is deleted or its end has passed.
 kill_switches = sa.Table(
@@ -233,7 +245,11 @@ def _v3_masks(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[execution_masks])
 
 
-def _v4_governance(conn: sa.Connection) -> None:
+def _v4_plugin_defaults(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[plugin_defaults])
+
+
+def _v5_governance(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[kill_switches, store_versions, audit_logs])
     conn.execute(store_versions.insert().values(name="kill_switches", version=0))
     # append-only in the database itself: an UPDATE or DELETE of an audit row fails, whoever sends it
@@ -253,7 +269,8 @@ def _v4_governance(conn: sa.Connection) -> None:
 
 
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
-MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_masks), (4, _v4_governance)]
+MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_masks), (4, _v4_plugin_defaults),
+                                      (5, _v5_governance)]
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -637,19 +654,12 @@ class Store:
 
     def get_logs(self, tenant: str, execution_id: str | None = None, *, min_level: str | None = None,
                  task_id: str | None = None, after_seq: int = 0, namespace: str | None = None,
-                 flow_id: str | None = None, query: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        q = sa.select(logs).where(logs.c.tenant == tenant, logs.c.seq > after_seq)
-        if execution_id:
-            q = q.where(logs.c.execution_id == execution_id)
-        if task_id:
-            q = q.where(logs.c.task_id == task_id)
-        if namespace:
-            q = q.where(sa.or_(logs.c.namespace == namespace, logs.c.namespace.startswith(namespace + ".")))
-        if flow_id:
-            q = q.where(logs.c.flow_id == flow_id)
-        if min_level:
-            order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-            q = q.where(logs.c.level.in_(order[order.index(min_level) :] if min_level in order else order))
+                 flow_id: str | None = None, query: str | None = None, limit: int | None = None,
+                 through_seq: int | None = None, since: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Log lines in write order (``seq``), filtered; ``after_seq``/``through_seq``/``limit`` page through them."""
+        q = sa.select(*_LOG_COLUMNS).where(*_log_filters(
+            tenant, after_seq=after_seq, through_seq=through_seq, execution_id=execution_id, task_id=task_id,
+            namespace=namespace, flow_id=flow_id, min_level=min_level, since=since))  # fmt: skip
         if query:
             q = q.where(logs.c.message.contains(query))
         q = q.order_by(logs.c.seq)
@@ -657,10 +667,21 @@ class Store:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        return [{
-            "seq": r.seq, "tenantId": r.tenant, "namespace": r.namespace, "flowId": r.flow_id, "executionId": r.execution_id,
-            "taskRunId": r.taskrun_id, "taskId": r.task_id, "timestamp": r.timestamp, "level": r.level, "message": r.message,
-        } for r in rows]  # fmt: skip
+        # rows unpacked as tuples: a Row's attribute access costs ten times more, and LogShipper reads millions
+        return [dict(zip(_LOG_KEYS, row, strict=True)) for row in rows]
+
+    def last_log_seq(self, tenant: str) -> int:
+        """The ``seq`` of the newest stored log line of a tenant (0 when there is none)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.max(logs.c.seq)).where(logs.c.tenant == tenant)).scalar() or 0
+            )
+
+    def delete_logs_between(self, tenant: str, after_seq: int, through_seq: int, **filters: Any) -> int:
+        """Delete the log lines ``get_logs`` would return between two ``seq`` (same filters); returns how many."""
+        with self.write_lock, self.engine.begin() as conn:
+            where = _log_filters(tenant, after_seq=after_seq, through_seq=through_seq, **filters)
+            return conn.execute(logs.delete().where(*where)).rowcount
 
     def delete_logs(self, tenant: str, execution_id: str) -> int:
         with self.write_lock, self.engine.begin() as conn:
@@ -707,6 +728,67 @@ class Store:
             rows = conn.execute(q).all()
         return [{**json.loads(r.data), "namespace": r.namespace, "flowId": r.flow_id, "triggerId": r.trigger_id,
                  "disabled": r.disabled, "nextDate": r.next_date} for r in rows]  # fmt: skip
+
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+# the API's names of the ``logs`` columns get_logs returns
+_LOG_KEYS = (
+    "seq",
+    "tenantId",
+    "namespace",
+    "flowId",
+    "executionId",
+    "taskRunId",
+    "taskId",
+    "timestamp",
+    "level",
+    "message",
+)
+_LOG_COLUMNS = (logs.c.seq, logs.c.tenant, logs.c.namespace, logs.c.flow_id, logs.c.execution_id, logs.c.taskrun_id,
+                logs.c.task_id, logs.c.timestamp, logs.c.level, logs.c.message)  # fmt: skip
+
+
+def _log_filters(tenant: str, *, after_seq: int = 0, through_seq: int | None = None, execution_id: str | None = None,
+                 task_id: str | None = None, namespace: str | None = None, flow_id: str | None = None,
+                 min_level: str | None = None, since: str | None = None) -> list[Any]:  # fmt: skip
+    """WHERE clauses over ``logs``; a namespace matches its children too, ``since`` is an ISO-8601 UTC time."""
+    where: list[Any] = [logs.c.tenant == tenant, logs.c.seq > after_seq]
+    if through_seq is not None:
+        where.append(logs.c.seq <= through_seq)
+    if execution_id:
+        where.append(logs.c.execution_id == execution_id)
+    if task_id:
+        where.append(logs.c.task_id == task_id)
+    if namespace:
+        where.append(sa.or_(logs.c.namespace == namespace, logs.c.namespace.startswith(namespace + ".")))
+    if flow_id:
+        where.append(logs.c.flow_id == flow_id)
+    if min_level:
+        where.append(
+            logs.c.level.in_(
+                LOG_LEVELS[LOG_LEVELS.index(min_level) :] if min_level in LOG_LEVELS else LOG_LEVELS
+            )
+        )
+    if since:
+        where.append(logs.c.timestamp >= since)
+    return where
+
+
+class SqlLogs:
+    """A tenant's stored log lines, as the engine's runtime offers them to tasks (LogShipper)."""
+
+    def __init__(self, store: Store, tenant: str = "main") -> None:
+        self.store = store
+        self.tenant = tenant
+
+    def page(self, after_seq: int, limit: int, **filters: Any) -> list[dict[str, Any]]:
+        return self.store.get_logs(self.tenant, after_seq=after_seq, limit=limit, **filters)
+
+    def last_seq(self) -> int:
+        return self.store.last_log_seq(self.tenant)
+
+    def delete(self, after_seq: int, through_seq: int, **filters: Any) -> int:
+        return self.store.delete_logs_between(self.tenant, after_seq, through_seq, **filters)
 
 
 class _NullLock:

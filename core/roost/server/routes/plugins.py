@@ -22,12 +22,13 @@ def _element(cls: type) -> dict[str, Any]:
 
 
 def plugin_list(plugins: Any) -> list[dict[str, Any]]:
+    from roost.flow.log_export import LogExporter
     from roost.flow.task import Task, TaskRunner, Trigger
 
     plugins.types  # noqa: B018 - fills each plugin's list of types
     out = []
     for info in plugins.info.values():
-        tasks, triggers, runners = [], [], []
+        tasks, triggers, runners, exporters = [], [], [], []
         for tid in info.types:
             cls = plugins.types.get(tid) or plugins.task_runners.get(tid)
             if cls is None:
@@ -38,8 +39,10 @@ def plugin_list(plugins: Any) -> list[dict[str, Any]]:
                 tasks.append(_element(cls))
             elif issubclass(cls, TaskRunner):
                 runners.append(_element(cls))
+            elif issubclass(cls, LogExporter):
+                exporters.append(_element(cls))
         out.append({"name": info.name, "title": info.name, "version": info.version, "group": info.module,
-                    "tasks": tasks, "triggers": triggers, "taskRunners": runners})  # fmt: skip
+                    "tasks": tasks, "triggers": triggers, "taskRunners": runners, "logExporters": exporters})  # fmt: skip
     return out
 
 

@@ -1,0 +1,1 @@
+"""Roost plugin: ship execution logs to a Graylog GELF HTTP input."""

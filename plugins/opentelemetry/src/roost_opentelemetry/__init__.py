@@ -1,0 +1,1 @@
+"""Roost plugin: ship execution logs to an OpenTelemetry collector (OTLP/HTTP, JSON encoding)."""
