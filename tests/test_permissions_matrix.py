@@ -73,11 +73,18 @@ MATRIX: dict[str, str] = {
     # kill switches: admins only; banners for every member of the tenant
     "createKillSwitch": "SA", "searchKillSwitches": "SA", "getKillSwitch": "SA", "updateKillSwitch": "SA",
     "deleteKillSwitch": "SA", "killSwitchBanners": MEMBERS,
+    # plugin defaults: a developer's, read by viewers; the instance's are inherited by all, written by instance admins
+    "inheritedPluginDefaults": "SADV", "exportPluginDefaults": "SADV", "importPluginDefaults": WRITE_NS,
+    "getPluginDefaults": "SADV", "setPluginDefaults": WRITE_NS, "listPluginDefaultsRevisions": "SADV",
+    "getPluginDefaultsRevision": "SADV", "listPluginDefaultsNamespaces": "SADVN", "getInstancePluginDefaults": "SADVN",
+    "setInstancePluginDefaults": "S", "listInstancePluginDefaultsRevisions": "SADVN",
+    "getInstancePluginDefaultsRevision": "SADVN",
     # audit logs: admins; the all-tenant routes need a role on every tenant
     "searchAuditLogs": "SA", "exportAuditLogs": "SA", "findAuditLog": "SA", "listAuditLogFromResourceId": "SA",
     "resourceDiffFromAuditLog": "SA", "searchAuditLogsForAllTenants": "S", "exportAuditLogsForAllTenants": "S",
     "globalResourceDiffFromAuditLog": "S",
 }  # fmt: skip
+SAVED: dict[str, Any] = {}
 NOT_IN_SCHEMA = {
     "GET /api/v1/openapi.json": EVERYONE,
     "GET /api/v1/docs": EVERYONE,
@@ -101,12 +108,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "id: flow1\nnamespace: other.ns\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n"
     )
     execution = engine.run(flow, timeout=30)
+    SAVED[execution.id] = engine.store.load_execution(execution.id)
     yield TestClient(app, raise_server_exceptions=False), engine, execution
     engine.stop()
 
 
+def ensure(engine: Engine, execution: Any) -> None:
+    """Put the execution back if an admin's request deleted it (so every role meets an existing one)."""
+    if engine.store.load_execution(execution.id) is None:
+        header, runs = SAVED[execution.id]
+        engine.store.save_executions([(header, list(enumerate(runs)))])
+
+
 def concrete(path: str, execution_id: str) -> str:
-    values = {"tenant": "main", "namespace": "other.ns", "executionId": execution_id, "flowId": "flow1", "id": "flow1",
+    values = {"tenant": "main", "namespace": "other.ns", "executionId": execution_id, "execution_id": execution_id,
+              "flowId": "flow1", "flow_id": "flow1", "id": "flow1", "index": "0",
               "key": "k1", "triggerId": "t1", "type": "flow", "cls": "io.kestra.plugin.core.log.Log", "detailId": "flow1"}  # fmt: skip
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
 
@@ -122,7 +138,6 @@ def test_every_route_declares_a_permission(served: Any) -> None:
 def test_every_operation_of_the_openapi_with_every_role(served: Any) -> None:
     client, engine, execution = served
     spec = client.get("/api/v1/openapi.json", headers={"Authorization": "Bearer S"}).json()
-    saved = engine.store.load_execution(execution.id)
     undeclared, wrong = [], []
     for path, item in spec["paths"].items():
         for method, op in item.items():
@@ -131,8 +146,7 @@ def test_every_operation_of_the_openapi_with_every_role(served: Any) -> None:
                 undeclared.append(op["operationId"])
                 continue
             for who in ROLES:
-                if engine.store.load_execution(execution.id) is None:  # an admin deleted it: put it back
-                    engine.store.save_executions([(saved[0], list(enumerate(saved[1])))])
+                ensure(engine, execution)
                 r = client.request(method.upper(), concrete(path, execution.id), headers={"Authorization": f"Bearer {who}"},
                                    ) if "follow" not in path else _first_bytes(client, path, execution.id, who)  # fmt: skip
                 if (r.status_code != 403) != (who in allowed):
@@ -199,3 +213,45 @@ def test_a_namespace_developer_is_narrowed_inside_the_routes(served: Any) -> Non
         me["bindings"] == [{"role": "DEVELOPER", "tenant": "main", "namespace": "company.team"}]
         and me["restricted"]
     )
+
+
+# The web UI's pages (not in the OpenAPI): who gets past authorization. POST forms without a CSRF token are
+# refused by the UI itself afterwards, so the middleware's refusal is told apart by its page.
+UI_MATRIX: dict[str, str] = {
+    "GET /": EVERYONE, "GET /ui": EVERYONE, "GET /ui/": EVERYONE, "GET /ui/login": EVERYONE, "POST /ui/login": EVERYONE,
+    "POST /ui/logout": EVERYONE,
+    "GET /ui/{tenant}/flows": READ_TENANT, "GET /ui/{tenant}/flows/new": WRITE_TENANT,
+    "GET /ui/{tenant}/flows/{namespace}/{flow_id}": READ_NS, "POST /ui/{tenant}/flows/{namespace}/{flow_id}/execute": "SADL",
+    "GET /ui/{tenant}/executions": READ_TENANT, "GET /ui/{tenant}/executions/{execution_id}": READ_NS,
+    "GET /ui/{tenant}/executions/{namespace}/{flow_id}/{execution_id}": READ_NS,
+    "GET /ui/{tenant}/executions/{execution_id}/gantt": READ_NS, "GET /ui/{tenant}/executions/{execution_id}/preview": READ_NS,
+    "GET /ui/{tenant}/namespaces": READ_TENANT, "GET /ui/{tenant}/namespaces/{namespace}": READ_NS,
+    "GET /ui/{tenant}/namespaces/{namespace}/plugindefaults/form": "SADV",
+    "POST /ui/{tenant}/namespaces/{namespace}/plugindefaults": WRITE_NS,
+    "POST /ui/{tenant}/namespaces/{namespace}/plugindefaults/{index}/delete": WRITE_NS,
+    "GET /ui/{tenant}/namespaces/{namespace}/plugindefaults/export": "SADV",
+    "GET /ui/{tenant}/assets": READ_TENANT, "GET /ui/{tenant}/assets/{asset_id:path}": READ_TENANT,
+    "GET /ui/{tenant}/plugins": EVERYONE, "GET /ui/{tenant}/plugins/{type_id}": EVERYONE, "GET /ui/{tenant}/x/{name}": EVERYONE,
+    "GET /ui/{tenant}/killswitches": "SA", "POST /ui/{tenant}/killswitches": "SA",
+    "POST /ui/{tenant}/killswitches/{switch_id}/delete": "SA", "POST /ui/{tenant}/killswitches/{switch_id}/enabled": "SA",
+}  # fmt: skip
+
+
+def test_every_page_of_the_ui_with_every_role(served: Any) -> None:
+    client, engine, execution = served
+    pages = [(m, p) for m, p in app_routes(client.app) if p == "/" or p.startswith("/ui")]
+    missing = [key(m, p) for m, p in pages if key(m, p) not in UI_MATRIX]
+    assert missing == [], f"UI routes missing from UI_MATRIX: {missing}"
+    wrong = []
+    for method, path in pages:
+        allowed = UI_MATRIX[key(method, path)]
+        target = concrete(path.replace("{asset_id:path}", "a/b"), execution.id)
+        for who in ROLES:
+            ensure(engine, execution)
+            r = client.request(
+                method, target, headers={"Authorization": f"Bearer {who}"}, follow_redirects=False
+            )
+            denied = r.status_code == 403 and "Not allowed" in r.text and "CSRF" not in r.text
+            if denied == (who in allowed):
+                wrong.append(f"{method} {path} as {who}: {r.status_code} {r.text[:100]}")
+    assert wrong == [], "\n".join(wrong)

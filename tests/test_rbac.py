@@ -166,3 +166,18 @@ def test_matcher_prefers_fixed_segments_like_the_router() -> None:
     )
     assert m.match("HEAD", "/api/v1/main/flows/search") is not None
     assert m.match("GET", "/api/v1/main/flows//x") is None and m.match("GET", "/nope") is None
+
+
+def test_matcher_names_parameters_per_template() -> None:
+    """Templates sharing a variable position may name it differently: each match uses its own names."""
+    m = RouteMatcher(
+        {"POST /a/{executionId}/pause": 1, "POST /a/{namespace}/{id}": 2, "GET /f/{rest:path}": 3}
+    )
+    assert m.match("POST", "/a/x/pause") == ("/a/{executionId}/pause", 1, {"executionId": "x"})
+    assert m.match("POST", "/a/company.team/flow") == (
+        "/a/{namespace}/{id}",
+        2,
+        {"namespace": "company.team", "id": "flow"},
+    )
+    assert m.match("GET", "/f/a/b/c") == ("/f/{rest:path}", 3, {"rest": "a/b/c"})
+    assert m.match("GET", "/f/") == ("/f/{rest:path}", 3, {"rest": ""})  # as Starlette's path converter

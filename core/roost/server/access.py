@@ -21,7 +21,7 @@ import anyio.to_thread
 from roost.server.audit import ACTOR, Actor, client_ip
 from roost.server.auth import route_path
 from roost.server.permissions import ROUTES, RouteMatcher, Rule
-from roost.server.rbac import EVERYWHERE, NOWHERE, Policy, Scope
+from roost.server.rbac import EVERYWHERE, NOWHERE, Policy, Principal, Scope
 
 X = TypeVar("X")
 TENANT_PARAM = "tenant"
@@ -114,6 +114,10 @@ class AccessMiddleware:
         policy: Policy = auth.policy
         state = scope.setdefault("state", {})
         principal = state.get("principal")
+        if principal is not None:  # carries its policy from here on (roost.server.rbac.can)
+            principal = state["principal"] = Principal(
+                str(principal), getattr(principal, "kind", "user"), policy
+            )
         token = ACTOR.set(Actor(getattr(principal, "id", None) or (str(principal) if principal else "anonymous"),
                                 client_ip(scope, auth.trusted_proxies)))  # fmt: skip
         try:
@@ -123,7 +127,7 @@ class AccessMiddleware:
                 try:
                     await self._check(scope, policy, principal)
                 except Forbidden as exc:
-                    await _forbidden(send, exc.message)
+                    await _forbidden(send, exc.message, route_path(scope).startswith("/ui/"))
                     return
             await self.app(scope, receive, send)
         finally:
@@ -184,10 +188,18 @@ class AccessMiddleware:
         return found[1]
 
 
-async def _forbidden(send: Any, message: str) -> None:
-    body = json.dumps({"message": message}).encode()
+async def _forbidden(send: Any, message: str, page: bool = False) -> None:
+    """403 with ``{"message": ...}``, or a small page for the web UI's paths."""
+    if page:
+        from html import escape
+
+        body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not allowed</title></head><body>'
+                f'<h1>Not allowed</h1><p role="alert">{escape(message)}</p><p><a href="/ui/">Back</a></p></body></html>').encode()  # fmt: skip
+        kind = b"text/html; charset=utf-8"
+    else:
+        body, kind = json.dumps({"message": message}).encode(), b"application/json"
     await send({"type": "http.response.start", "status": 403, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        (b"content-type", kind), (b"content-length", str(len(body)).encode())]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
 
 

@@ -28,7 +28,9 @@ from roost.server.routes import (
 from roost.server.state import ServerState
 
 log = logging.getLogger("roost.server")
-UNDECLARED = Rule("UNDECLARED", ("UPDATE",), "instance")  # a route without a rule: only unrestricted principals
+UNDECLARED = Rule(
+    "UNDECLARED", ("UPDATE",), "instance"
+)  # a route without a rule: only unrestricted principals
 
 
 def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
@@ -66,7 +68,9 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(plugin_defaults.router)
-    plugin_defaults.stored(state)  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
+    plugin_defaults.stored(
+        state
+    )  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
     sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
     app.add_middleware(AccessMiddleware, state=state, routes=declared_routes(app))
     app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions, audit=state.audit)

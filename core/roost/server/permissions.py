@@ -69,6 +69,7 @@ T = "/api/v1/{tenant}"
 F = T + "/namespaces/{namespace}/files"
 K = T + "/namespaces/{namespace}/kv"
 E = T + "/executions/{executionId}"
+U = "/ui/{tenant}"
 CU = ("CREATE", "UPDATE")
 
 ROUTES: dict[str, Rule] = {
@@ -167,6 +168,19 @@ ROUTES: dict[str, Rule] = {
     "PUT /api/v1/kill-switches/{id}": anywhere("KILL_SWITCH", "UPDATE"),
     "DELETE /api/v1/kill-switches/{id}": anywhere("KILL_SWITCH", "DELETE"),
     f"GET {T}/kill-switches/banners": MEMBER,
+    # -- plugin defaults (namespaces: {id}; the instance's are inherited by every namespace of every tenant)
+    f"GET {T}/namespaces/{{id}}/inherited-plugindefaults": ns("PLUGIN_DEFAULTS", "READ", "id"),
+    f"POST {T}/namespaces/{{id}}/plugindefaults/export": ns("PLUGIN_DEFAULTS", "READ", "id"),
+    f"POST {T}/namespaces/{{id}}/plugindefaults/import": ns("PLUGIN_DEFAULTS", "UPDATE", "id"),
+    f"GET {T}/namespaces/{{id}}/plugindefaults": ns("PLUGIN_DEFAULTS", "READ", "id"),
+    f"PUT {T}/namespaces/{{id}}/plugindefaults": ns("PLUGIN_DEFAULTS", "UPDATE", "id"),
+    f"GET {T}/namespaces/{{id}}/plugindefaults/revisions": ns("PLUGIN_DEFAULTS", "READ", "id"),
+    f"GET {T}/namespaces/{{id}}/plugindefaults/revisions/{{revision}}": ns("PLUGIN_DEFAULTS", "READ", "id"),
+    f"GET {T}/plugindefaults/namespaces": tenant("PLUGIN_DEFAULTS", "READ"),
+    "GET /api/v1/instance/plugindefaults": anywhere("PLUGIN_DEFAULTS", "READ"),
+    "PUT /api/v1/instance/plugindefaults": instance("PLUGIN_DEFAULTS", "UPDATE"),
+    "GET /api/v1/instance/plugindefaults/revisions": anywhere("PLUGIN_DEFAULTS", "READ"),
+    "GET /api/v1/instance/plugindefaults/revisions/{revision}": anywhere("PLUGIN_DEFAULTS", "READ"),
     # -- audit logs (append-only: no route changes them)
     f"GET {T}/auditlogs/search": tenant("AUDITLOG", "READ"),
     f"GET {T}/auditlogs/export": tenant("AUDITLOG", "READ"),
@@ -176,6 +190,39 @@ ROUTES: dict[str, Rule] = {
     "GET /api/v1/auditlogs/search": instance("AUDITLOG", "READ"),
     "GET /api/v1/auditlogs/export": instance("AUDITLOG", "READ"),
     "GET /api/v1/auditlogs/{id}/diff": instance("AUDITLOG", "READ"),
+    # -- the web UI (its pages read through the API's functions and narrow as the API routes do)
+    "GET /": PUBLIC,
+    "GET /ui": PUBLIC,
+    "GET /ui/": PUBLIC,
+    "GET /ui/login": PUBLIC,
+    "POST /ui/login": PUBLIC,
+    "POST /ui/logout": PUBLIC,
+    f"GET {U}/flows": tenant("FLOW", "READ"),
+    f"GET {U}/flows/new": tenant("FLOW", "CREATE"),
+    f"GET {U}/flows/{{namespace}}/{{flow_id}}": ns("FLOW", "READ"),
+    f"POST {U}/flows/{{namespace}}/{{flow_id}}/execute": ns("EXECUTION", "CREATE"),
+    f"GET {U}/executions": tenant("EXECUTION", "READ"),
+    f"GET {U}/executions/{{execution_id}}": execution("EXECUTION", "READ", "execution_id"),
+    f"GET {U}/executions/{{namespace}}/{{flow_id}}/{{execution_id}}": execution(
+        "EXECUTION", "READ", "execution_id"
+    ),
+    f"GET {U}/executions/{{execution_id}}/gantt": execution("EXECUTION", "READ", "execution_id"),
+    f"GET {U}/executions/{{execution_id}}/preview": execution("EXECUTION", "READ", "execution_id"),
+    f"GET {U}/namespaces": tenant("NAMESPACE", "READ"),
+    f"GET {U}/namespaces/{{namespace}}": ns("NAMESPACE", "READ"),
+    f"GET {U}/namespaces/{{namespace}}/plugindefaults/form": ns("PLUGIN_DEFAULTS", "READ"),
+    f"POST {U}/namespaces/{{namespace}}/plugindefaults": ns("PLUGIN_DEFAULTS", "UPDATE"),
+    f"POST {U}/namespaces/{{namespace}}/plugindefaults/{{index}}/delete": ns("PLUGIN_DEFAULTS", "UPDATE"),
+    f"GET {U}/namespaces/{{namespace}}/plugindefaults/export": ns("PLUGIN_DEFAULTS", "READ"),
+    f"GET {U}/assets": tenant("ASSET", "READ"),
+    f"GET {U}/assets/{{asset_id:path}}": tenant("ASSET", "READ"),
+    f"GET {U}/plugins": AUTHENTICATED,
+    f"GET {U}/plugins/{{type_id}}": AUTHENTICATED,
+    f"GET {U}/x/{{name}}": AUTHENTICATED,  # a plugin's page asks roost.server.rbac.can itself
+    f"GET {U}/killswitches": anywhere("KILL_SWITCH", "READ"),
+    f"POST {U}/killswitches": anywhere("KILL_SWITCH", "CREATE"),
+    f"POST {U}/killswitches/{{switch_id}}/delete": anywhere("KILL_SWITCH", "DELETE"),
+    f"POST {U}/killswitches/{{switch_id}}/enabled": anywhere("KILL_SWITCH", "UPDATE"),
 }
 
 
@@ -210,19 +257,26 @@ def app_routes(app: Any) -> list[tuple[str, str]]:
 
 class RouteMatcher:
     """Resolves a concrete path to its template as the router does: segment by segment, a fixed
-    segment before a variable one at the first place two templates differ (Kestra's precedence)."""
+    segment before a variable one at the first place two templates differ (Kestra's precedence).
+    Templates sharing a prefix may name their variables differently: names belong to each template."""
 
     def __init__(self, templates: dict[str, Any]) -> None:
         self._root: dict[str, Any] = {}
         for spec, value in templates.items():
             method, path = spec.split(" ", 1)
             node = self._root.setdefault(method, {})
-            for seg in path.strip("/").split("/"):
+            names: list[str] = []
+            for seg in path.strip("/").split("/") if path != "/" else [""]:
+                if seg.startswith("{") and seg.endswith(":path}"):  # the rest of the path, slashes included
+                    names.append(seg[1:-6])
+                    node = node.setdefault("**", {})
+                    break
                 if seg.startswith("{") and seg.endswith("}"):
-                    node = node.setdefault("*", {"name": seg[1:-1].split(":")[0]})
+                    names.append(seg[1:-1].split(":")[0])
+                    node = node.setdefault("*", {})
                 else:
                     node = node.setdefault("=" + seg, {})
-            node["$"] = (path, value)
+            node["$"] = (path, value, tuple(names))
 
     def match(self, method: str, path: str) -> tuple[str, Any, dict[str, str]] | None:
         """(template, value, path parameters) or None."""
@@ -230,9 +284,9 @@ class RouteMatcher:
         if root is None or not path.startswith("/"):
             return None
         segments = path[1:].split("/")
-        params: dict[str, str] = {}
+        captured: list[str] = []
 
-        def walk(node: dict[str, Any], i: int) -> tuple[str, Any] | None:
+        def walk(node: dict[str, Any], i: int) -> tuple[str, Any, tuple[str, ...]] | None:
             if i == len(segments):
                 return node.get("$")
             seg = segments[i]
@@ -243,16 +297,22 @@ class RouteMatcher:
                     return found
             var = node.get("*")
             if var is not None and seg:
+                captured.append(seg)
                 found = walk(var, i + 1)
                 if found is not None:
-                    params[var["name"]] = seg
                     return found
+                captured.pop()
+            rest = node.get("**")
+            if rest is not None and "$" in rest:  # Starlette's path converter matches anything, even nothing
+                captured.append("/".join(segments[i:]))
+                return rest["$"]  # type: ignore[no-any-return]
             return None
 
         found = walk(root, 0)
         if found is None:
             return None
-        return found[0], found[1], params
+        template, value, names = found
+        return template, value, dict(zip(names, captured, strict=True))
 
 
 __all__ = ["AUTHENTICATED", "MEMBER", "PUBLIC", "ROUTES", "RouteMatcher", "Rule", "app_routes", "key"]

@@ -62,16 +62,19 @@ BUILTIN_ROLES: dict[str, Role] = {r.name: r for r in (
 
 
 class Principal(str):
-    """Who made a request: its name (what the API and the UI show) and its kind, ``user`` or ``token``.
+    """Who made a request: its name (what the API and the UI show), its kind (``user`` or ``token``) and,
+    once the access middleware saw it, the :class:`Policy` that answers for it (see :func:`can`).
 
     A ``str`` so that code that only needs the name keeps treating it as one.
     """
 
     kind: str
+    policy: Policy | None
 
-    def __new__(cls, name: str, kind: str = "user") -> Principal:
+    def __new__(cls, name: str, kind: str = "user", policy: Policy | None = None) -> Principal:
         obj = super().__new__(cls, name)
         obj.kind = kind
+        obj.policy = policy
         return obj
 
     @property
@@ -205,6 +208,23 @@ class Policy:
                    and r.allows(permission, action) for b in self.bindings_of(principal))  # fmt: skip
 
 
+def can(
+    principal: Any, permission: str, action: str, namespace: str | None = None, *, tenant: str = "main"
+) -> bool:
+    """Whether ``principal`` may do ``action`` (READ, CREATE, UPDATE, DELETE) on ``permission`` (FLOW,
+    EXECUTION, NAMESPACE, KVSTORE, SECRET, PLUGIN_DEFAULTS, KILL_SWITCH, AUDITLOG, AI_COPILOT...) in
+    ``namespace`` (``None``: somewhere in ``tenant``) — the one function pages, routes and plugins ask.
+
+    ``principal`` is the request's (``request.state.principal``: a :class:`Principal` carrying its policy).
+    A principal known by its name only (no policy: roles are not in play, or auth is off) may do
+    anything it is authenticated for; ``None`` may do nothing.
+    """
+    policy = getattr(principal, "policy", None)
+    if policy is None:
+        return principal is not None
+    return bool(policy.can(principal, permission, action, namespace, tenant=tenant))
+
+
 class PolicyError(ValueError):
     """A role or binding of the configuration is malformed; the message names it."""
 
@@ -292,4 +312,4 @@ def describe(roles: Iterable[Role]) -> list[dict[str, Any]]:
 
 
 __all__ = ["ACTIONS", "BUILTIN_ROLES", "PERMISSIONS", "Binding", "Policy", "PolicyError", "Principal", "Role", "Scope",
-           "parse_bindings", "parse_roles", "within"]  # fmt: skip
+           "can", "parse_bindings", "parse_roles", "within"]  # fmt: skip

@@ -269,8 +269,13 @@ def _v5_governance(conn: sa.Connection) -> None:
 
 
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
-MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_masks), (4, _v4_plugin_defaults),
-                                      (5, _v5_governance)]
+MIGRATIONS: list[tuple[int, Any]] = [
+    (1, _v1),
+    (2, _v2_assets),
+    (3, _v3_masks),
+    (4, _v4_plugin_defaults),
+    (5, _v5_governance),
+]
 
 
 def migrate(engine: sa.Engine) -> int:

@@ -24,7 +24,7 @@ from roost.engine.killswitch import TYPES, Switch
 from roost.engine.model import new_id
 from roost.flow.model import FLOW_ID, NAMESPACE
 from roost.server import models
-from roost.server.access import access_of
+from roost.server.access import Access, access_of
 from roost.server.errors import ApiError, bad_request, conflict, not_found
 from roost.server.routes.common import blocking, state_of
 from roost.server.state import TENANT, ServerState
@@ -189,10 +189,9 @@ def parse_switch(st: ServerState, body: Any, *, now: float | None = None) -> dic
             "description": description or None, "enabled": enabled}  # fmt: skip
 
 
-def _require(request: Request, st: ServerState, action: str, values: dict[str, Any]) -> None:
+def _require(access: Access, st: ServerState, action: str, values: dict[str, Any]) -> None:
     """The principal may act on the switch's whole scope: its namespace (and children), each execution's
     namespace, or the whole tenant."""
-    access = access_of(request)
     if access.unrestricted:
         return
     tenant = values["tenant"]
@@ -220,6 +219,70 @@ def _audit_detail(row: dict[str, Any]) -> dict[str, Any]:
             "flowId": row.get("flow_id")}  # fmt: skip
 
 
+def _who(access: Access) -> str | None:
+    principal = access.principal
+    return getattr(principal, "id", None) or (str(principal) if principal else None)
+
+
+# -- the operations (the API's routes and the UI's pages call these) ------------------------------------------
+def create_switch(st: ServerState, access: Access, body: Any) -> dict[str, Any]:
+    values = parse_switch(st, body)
+    _require(access, st, "CREATE", values)
+    row = st.store.kill_switches.create(new_id(), values, _who(access))
+    st.audit.record(
+        "CREATE", "KILL_SWITCH", tenant=row["tenant"], detail=_audit_detail(row), after=switch_json(row)
+    )
+    _notify(st)
+    return switch_json(row)
+
+
+def visible_switches(st: ServerState, access: Access, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Every switch the principal may read (of ``tenant``, or of every tenant), newest first."""
+    return [switch_json(row) for row in st.store.kill_switches.list()
+            if (tenant is None or row["tenant"] == tenant)
+            and access.can("KILL_SWITCH", "READ", row.get("namespace"), row["tenant"])]  # fmt: skip
+
+
+def existing_switch(st: ServerState, access: Access, switch_id: str, action: str) -> dict[str, Any]:
+    """A stored switch the principal may ``action``: 403 when it may read it but not that, else 404."""
+    row = st.store.kill_switches.get(switch_id) if len(switch_id) <= 32 else None
+    if row is None:
+        raise not_found(f"kill switch {switch_id} not found")
+    try:
+        _require(access, st, action, row)
+    except ApiError:
+        if action != "READ" and access.can("KILL_SWITCH", "READ", row.get("namespace"), row["tenant"]):
+            raise
+        raise not_found(f"kill switch {switch_id} not found") from None  # not even its existence is told
+    return row
+
+
+def update_switch(st: ServerState, access: Access, switch_id: str, body: Any) -> dict[str, Any]:
+    before = existing_switch(st, access, switch_id, "UPDATE")
+    if status(before) == "ARCHIVED":
+        raise conflict(f"kill switch {switch_id} is archived ({'deleted' if before.get('deleted') else 'ended'}); "
+                       "create a new one")  # fmt: skip
+    values = parse_switch(st, body)
+    _require(access, st, "UPDATE", values)
+    row = st.store.kill_switches.update(switch_id, values, _who(access))
+    if row is None:
+        raise conflict(f"kill switch {switch_id} was archived meanwhile; create a new one")
+    st.audit.record("UPDATE", "KILL_SWITCH", tenant=row["tenant"], detail=_audit_detail(row),
+                    before=switch_json(before), after=switch_json(row))  # fmt: skip
+    _notify(st)
+    return switch_json(row)
+
+
+def delete_switch(st: ServerState, access: Access, switch_id: str) -> None:
+    """Soft delete: it stops acting and stays listed, archived (deleting it again changes nothing)."""
+    before = existing_switch(st, access, switch_id, "DELETE")
+    if st.store.kill_switches.delete(switch_id, _who(access)):
+        after = st.store.kill_switches.get(switch_id) or before
+        st.audit.record("DELETE", "KILL_SWITCH", tenant=before["tenant"], detail=_audit_detail(before),
+                        before=switch_json(before), after=switch_json(after))  # fmt: skip
+        _notify(st)
+
+
 def _body(raw: bytes) -> Any:
     try:
         return json.loads(raw or b"null")
@@ -227,67 +290,29 @@ def _body(raw: bytes) -> Any:
         raise bad_request("the body is not valid JSON") from None
 
 
+# -- the API --------------------------------------------------------------------------------------------------
 @router.post(P, operation_id="createKillSwitch", summary="Create a kill switch", openapi_extra=BODY,
              responses={200: {"model": KillSwitch}, 403: {"model": models.ErrorBody}})  # fmt: skip
 async def create(request: Request) -> JSONResponse:
     st = state_of(request)
-    values = parse_switch(st, _body(await request.body()))
-
-    def run() -> dict[str, Any]:
-        _require(request, st, "CREATE", values)
-        who = request.scope.get("state", {}).get("principal")
-        row = st.store.kill_switches.create(new_id(), values, getattr(who, "id", None) or who)
-        st.audit.record(
-            "CREATE", "KILL_SWITCH", tenant=row["tenant"], detail=_audit_detail(row), after=switch_json(row)
-        )
-        _notify(st)
-        return switch_json(row)
-
-    return JSONResponse(await blocking(run))
+    body = _body(await request.body())
+    return JSONResponse(await blocking(create_switch, st, access_of(request), body))
 
 
 @router.get(P + "/search", operation_id="searchKillSwitches", summary="Every kill switch (archived ones included)",
             responses={200: {"model": list[KillSwitch]}})  # fmt: skip
 def search(request: Request, status_: Annotated[list[str] | None, Query(alias="status", description="SCHEDULED, ACTIVE, DISABLED, ARCHIVED")] = None,
            tenantId: str | None = None) -> JSONResponse:  # noqa: N803  # fmt: skip
-    st = state_of(request)
-    access = access_of(request)
-    rows = st.store.kill_switches.list()
     wanted = {s.upper() for v in status_ or [] for s in v.split(",") if s}
-    out = []
-    for row in rows:
-        if tenantId and row["tenant"] != tenantId:
-            continue
-        if not access.can("KILL_SWITCH", "READ", row.get("namespace"), row["tenant"]):
-            continue
-        item = switch_json(row)
-        if wanted and item["status"] not in wanted:
-            continue
-        out.append(item)
-    return JSONResponse(out)
-
-
-def _existing(request: Request, st: ServerState, switch_id: str, action: str) -> dict[str, Any]:
-    row = st.store.kill_switches.get(switch_id) if len(switch_id) <= 32 else None
-    if row is None:
-        raise not_found(f"kill switch {switch_id} not found")
-    try:
-        _require(request, st, action, row)
-    except ApiError:
-        if action != "READ" and access_of(request).can(
-            "KILL_SWITCH", "READ", row.get("namespace"), row["tenant"]
-        ):
-            raise
-        raise not_found(f"kill switch {switch_id} not found") from None  # not even its existence is told
-    return row
+    found = visible_switches(state_of(request), access_of(request), tenantId or None)
+    return JSONResponse([s for s in found if not wanted or s["status"] in wanted])
 
 
 @router.get(
     P + "/{id}", operation_id="getKillSwitch", summary="A kill switch", responses={200: {"model": KillSwitch}}
 )
 def get(request: Request, id: str) -> JSONResponse:
-    st = state_of(request)
-    return JSONResponse(switch_json(_existing(request, st, id, "READ")))
+    return JSONResponse(switch_json(existing_switch(state_of(request), access_of(request), id, "READ")))
 
 
 @router.put(P + "/{id}", operation_id="updateKillSwitch", summary="Update a kill switch (not an archived one)",
@@ -295,37 +320,13 @@ def get(request: Request, id: str) -> JSONResponse:
 async def update(request: Request, id: str) -> JSONResponse:
     st = state_of(request)
     body = _body(await request.body())
-
-    def run() -> dict[str, Any]:
-        before = _existing(request, st, id, "UPDATE")
-        if status(before) == "ARCHIVED":
-            raise conflict(f"kill switch {id} is archived ({'deleted' if before.get('deleted') else 'ended'}); "
-                           "create a new one")  # fmt: skip
-        values = parse_switch(st, body)
-        _require(request, st, "UPDATE", values)
-        who = request.scope.get("state", {}).get("principal")
-        row = st.store.kill_switches.update(id, values, getattr(who, "id", None) or who)
-        if row is None:
-            raise conflict(f"kill switch {id} was archived meanwhile; create a new one")
-        st.audit.record("UPDATE", "KILL_SWITCH", tenant=row["tenant"], detail=_audit_detail(row),
-                        before=switch_json(before), after=switch_json(row))  # fmt: skip
-        _notify(st)
-        return switch_json(row)
-
-    return JSONResponse(await blocking(run))
+    return JSONResponse(await blocking(update_switch, st, access_of(request), id, body))
 
 
 @router.delete(P + "/{id}", operation_id="deleteKillSwitch", summary="Delete a kill switch (soft: it stays listed, archived)",
                responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, id: str) -> Response:
-    st = state_of(request)
-    before = _existing(request, st, id, "DELETE")
-    who = request.scope.get("state", {}).get("principal")
-    if st.store.kill_switches.delete(id, getattr(who, "id", None) or who):
-        after = st.store.kill_switches.get(id) or before
-        st.audit.record("DELETE", "KILL_SWITCH", tenant=before["tenant"], detail=_audit_detail(before),
-                        before=switch_json(before), after=switch_json(after))  # fmt: skip
-        _notify(st)
+    delete_switch(state_of(request), access_of(request), id)
     return Response(status_code=200)
 
 
@@ -377,4 +378,16 @@ def banners_route(
     return JSONResponse([{k: v for k, v in b.items() if v is not None} for b in found])
 
 
-__all__ = ["KillSwitch", "banners", "parse_switch", "router", "status", "switch_json"]
+__all__ = [
+    "KillSwitch",
+    "banners",
+    "create_switch",
+    "delete_switch",
+    "existing_switch",
+    "parse_switch",
+    "router",
+    "status",
+    "switch_json",
+    "update_switch",
+    "visible_switches",
+]
