@@ -149,7 +149,10 @@ def test_namespace_files_and_execution_actions_are_recorded(engine: Engine, tmp_
     actions = [
         (e["type"], e["detail"]["action"]) for e in entries(api, resources="EXECUTION", executionId=ex["id"])
     ]
-    assert actions == [("CREATE", "CREATE"), ("UPDATE", "KILL"), ("UPDATE", "RESTART")]
+    assert actions == [("UPDATE", "KILL"), ("UPDATE", "RESTART")]
+    assert {"key": "system.username", "value": "token:admin"} in ex[
+        "labels"
+    ]  # who started it: on the execution
     engine.kill(ex["id"])
 
 

@@ -94,6 +94,7 @@ class Effects:
     subflows: list[StartSubflow] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     kills: list[KillJob] = field(default_factory=list)
+    unqueue: list[KillJob] = field(default_factory=list)  # jobs not to start if they have not (CANCEL)
     kill_executions: list[KillExecution] = field(default_factory=list)
     ended: bool = False
 
@@ -102,6 +103,7 @@ class Effects:
         self.subflows += other.subflows
         self.timers += other.timers
         self.kills += other.kills
+        self.unqueue += other.unqueue
         self.kill_executions += other.kill_executions
         self.ended = self.ended or other.ended
 
@@ -436,6 +438,9 @@ class Executor:
             return Effects()
         ex.metadata["cancelling"] = True
         eff = Effects()
+        for tr in ex.task_runs:  # a job still waiting for a worker thread is not in flight: it never starts
+            if tr.state.current == RUNNING and tr.extra.get("job"):
+                eff.unqueue.append(KillJob(tr.id, ex.id))
         self._finish_cancelling(ex, eff)
         return eff
 

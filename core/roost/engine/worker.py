@@ -52,6 +52,13 @@ def collect_assets(task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None
     return bundles
 
 
+def _never_started(state: str) -> dict[str, Any]:
+    """The attempt of a task run that ended ``state`` without running."""
+    from roost.engine.model import iso, now
+
+    return {"state": {"current": state, "histories": [{"state": state, "date": iso(now())}]}}
+
+
 class Worker:
     """Runs jobs on a thread pool; kill and timeout reach the task through its context."""
 
@@ -62,7 +69,9 @@ class Worker:
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="roost-worker")
         self.running: dict[str, Any] = {}
         self._queued: set[str] = set()  # task runs submitted and not started yet
-        self._killed_early: set[str] = set()  # killed while queued: refused when their turn comes
+        self._dropped: set[str] = (
+            set()
+        )  # queued ones already answered for (killed, cancelled): skipped at their turn
         self._lock = threading.Lock()
 
     def submit(self, job: Any) -> None:
@@ -71,19 +80,26 @@ class Worker:
         self.pool.submit(self._run_guarded, job)
 
     def kill(self, taskrun_id: str, execution_id: str = "") -> None:
-        """Stop a task run: a running one through its context, a queued one when its turn comes; one this
-        worker does not have (its result was lost, or dropped by an IGNORE switch) is confirmed KILLED at once."""
+        """Stop a task run: a running one through its context; a queued one never starts and is confirmed
+        KILLED at once, as is one this worker does not have (its result was lost, or dropped by an IGNORE
+        switch): a kill never waits for a thread to free up."""
         with self._lock:
             ctx = self.running.get(taskrun_id)
             if ctx is None:
                 if taskrun_id in self._queued:
-                    self._killed_early.add(taskrun_id)
-                elif execution_id:
-                    self.engine.report(
-                        execution_id, taskrun_id, "KILLED", None, {"state": {"current": "KILLED"}}
-                    )
+                    self._dropped.add(taskrun_id)
+                if execution_id:
+                    self.engine.report(execution_id, taskrun_id, "KILLED", None, _never_started("KILLED"))
                 return
         threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
+
+    def unqueue(self, taskrun_id: str, execution_id: str, state: str) -> None:
+        """A queued task run never starts, and is answered ``state`` now; a running one goes on (CANCEL)."""
+        with self._lock:
+            if taskrun_id not in self._queued or taskrun_id in self._dropped:
+                return
+            self._dropped.add(taskrun_id)
+        self.engine.report(execution_id, taskrun_id, state, None, _never_started(state))
 
     def shutdown(self) -> None:
         for ctx in list(self.running.values()):
@@ -113,10 +129,10 @@ class Worker:
                              log_level=task.log_level)  # fmt: skip
         with self._lock:
             self._queued.discard(job.taskrun_id)
-            if job.taskrun_id in self._killed_early:  # its execution was killed while it waited in the queue
-                self._killed_early.discard(job.taskrun_id)
-                refused = refused or "KILLED"
-            elif refused is None:
+            if job.taskrun_id in self._dropped:  # killed or cancelled while it waited: already answered for
+                self._dropped.discard(job.taskrun_id)
+                return
+            if refused is None:
                 self.running[job.taskrun_id] = ctx
         if refused is not None:
             if refused in ("KILLED", "CANCELLED"):  # an IGNORE switch drops reports: none is sent

@@ -34,6 +34,7 @@ P = "/api/v1/{tenant}/executions"
 Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
 Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]
 RESTARTABLE = ("FAILED", "KILLED", "WARNING", "CANCELLED")
+USERNAME_LABEL = "system.username"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -622,6 +623,12 @@ async def create_execution(
     if wait and st.executor_running:  # listen for the end before the execution exists: it may end at once
         execution_id = new_id()
         registered = st.watcher.register(execution_id)
+    given = [lbl for lbl in _labels(labels) if lbl["key"] != USERNAME_LABEL]
+    who = request.scope.get("state", {}).get("principal")
+    if (
+        who is not None
+    ):  # who started it, as Kestra labels it (not an audit entry: executions are their own record)
+        given.append({"key": USERNAME_LABEL, "value": getattr(who, "id", None) or str(who)})
     try:
         ex = await blocking(
             create,
@@ -630,7 +637,7 @@ async def create_execution(
             namespace,
             id,
             inputs,
-            _labels(labels),
+            given,
             revision,
             scheduleDate,
             None,
@@ -640,8 +647,6 @@ async def create_execution(
         if registered is not None:
             st.watcher.discard(execution_id or "", registered)
         raise
-    await blocking(audit_execution, st, ex, "CREATE", "CREATE", after={"state": ex["state"]["current"],
-                   "labels": ex.get("labels") or [], "inputs": ex.get("inputs") or {}})  # fmt: skip
     if wait:
         ex = await st.wait_end(tenant, ex["id"], registered=registered)
     ex["url"] = st.execution_url(base_url(request), tenant, ex)

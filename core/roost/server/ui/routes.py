@@ -381,7 +381,14 @@ async def execute(request: Request, tenant: str, namespace: str, flow_id: str) -
     flow = await blocking(st.latest_flow, tenant, namespace, flow_id)
     try:
         inputs = views.form_inputs(flow, form)
-        labels = views.parse_labels(str(form.get("labels") or ""))
+        labels = [
+            lbl
+            for lbl in views.parse_labels(str(form.get("labels") or ""))
+            if lbl["key"] != "system.username"
+        ]
+        who = principal(request)
+        if who is not None and st.config.auth.enabled:  # who started it, as the API labels it
+            labels.append({"key": "system.username", "value": getattr(who, "id", None) or str(who)})
         ex = await blocking(create, st, tenant, namespace, flow_id, inputs, labels, None, None)
     except (ApiError, ValueError) as exc:
         message = exc.message if isinstance(exc, ApiError) else str(exc)
