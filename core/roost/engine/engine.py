@@ -747,8 +747,8 @@ class Engine:
             self.worker.submit(job)
         for kill in eff.kills:
             self.worker.kill(kill.taskrun_id, kill.execution_id)
-        for job in eff.unqueue:
-            self.worker.unqueue(job.taskrun_id, job.execution_id, CANCELLED)
+        for waiting in eff.unqueue:
+            self.worker.unqueue(waiting.taskrun_id, waiting.execution_id, CANCELLED)
         for k in eff.kill_executions:
             self.kill(k.execution_id)
         for timer in eff.timers:

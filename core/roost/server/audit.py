@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ class Actor:
 ACTOR: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("roost_audit_actor", default=None)
 
 
-def client_ip(scope: dict[str, Any], trusted: tuple[Any, ...] = ()) -> str | None:
+def client_ip(scope: Mapping[str, Any], trusted: tuple[Any, ...] = ()) -> str | None:
     """The client's address: the TCP peer, or — only when the peer is a trusted proxy — the rightmost
     address of ``X-Forwarded-For`` that is not itself a trusted proxy (what a client cannot forge)."""
     client = scope.get("client")

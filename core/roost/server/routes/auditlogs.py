@@ -132,7 +132,7 @@ def _search(
 ) -> JSONResponse:
     st = state_of(request)
     filters = _filters(request, tenant=tenant, all_tenants=tenant is None, **kw)
-    ascending = bool(sort) and sort[0].lower() in ("date:asc", "date")
+    ascending = bool(sort) and (sort or [""])[0].lower() in ("date:asc", "date")
     found, total = st.store.audit.search(**filters, page=page, size=size, ascending=ascending)
     return JSONResponse({"results": [_item(e) for e in found], "total": total})
 

@@ -347,7 +347,8 @@ async def flow_page(
         from roost.server.filters import Filter
         from roost.server.queries import search_executions
 
-        found, total = [], 0
+        found: list[dict[str, Any]] = []
+        total = 0
         if access_of(request).can("EXECUTION", "READ", namespace, tenant):
             found, total = await blocking(search_executions, st.store, tenant, [Filter("namespace", "EQUALS", namespace),
                                                                               Filter("flowId", "EQUALS", flow_id)], 1, 50)  # fmt: skip
