@@ -268,3 +268,43 @@ def test_changes_outside_a_request_are_not_a_users(engine: Engine) -> None:
     assert recorder.record("UPDATE", "FLOW", tenant="main", detail={"id": "x"}) is None
     time.sleep(0)
     assert engine.store.audit.search(all_tenants=True)[1] == 0
+
+
+def test_credentials_and_roles_changes_in_the_configuration_are_recorded_at_start(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from roost.server.audit import record_configuration
+
+    def config(role: str, client: str) -> Any:
+        path = tmp_path / "c.yaml"
+        path.write_text(f"""
+server:
+  basicAuth:
+    users:
+      - {{username: alice, passwordHash: "{PASSWORD_HASH}", roles: [{role}]}}
+credentials:
+  api:
+    type: oauth2_client_credentials
+    tokenEndpoint: https://auth.example.com/token
+    clientId: {client}
+    clientSecret: "{{{{ secret('API_SECRET') }}}}"
+""")  # fmt: skip
+        return load_config(path, env={})
+
+    assert record_configuration(engine.store, config("ADMIN", "roost")) == ["credentials", "roles"]
+    assert record_configuration(engine.store, config("ADMIN", "roost")) == []  # unchanged: nothing recorded
+    assert record_configuration(engine.store, config("VIEWER", "roost")) == ["roles"]
+    assert record_configuration(engine.store, config("VIEWER", "other")) == ["credentials"]
+    found, total = engine.store.audit.search(
+        all_tenants=True, resources=["SETTING", "CREDENTIAL"], ascending=True
+    )
+    assert total == 4 and {e["userId"] for e in found} == {"system"}
+    roles = engine.store.audit.get(found[2]["id"])
+    assert (
+        roles["before"]["users"]["alice"][0]["role"] == "ADMIN"
+        and roles["after"]["users"]["alice"][0]["role"] == "VIEWER"
+    )
+    assert "scrypt" not in str(roles)  # no password hash
+    creds = engine.store.audit.get(found[3]["id"])
+    assert creds["before"]["api"]["clientId"] == "roost" and creds["after"]["api"]["clientId"] == "other"
+    assert creds["after"]["api"]["clientSecret"] == "******"

@@ -172,4 +172,41 @@ class AuditRecorder:
         )
 
 
-__all__ = ["ACTOR", "MASK", "Actor", "AuditRecorder", "client_ip", "redact"]
+def configuration_sections(config: Any) -> dict[str, tuple[str, Any]]:
+    """What of the configuration file the audit log follows: the credentials (secret references only; the
+    values behind them are never in the file) and the roles (who has which, custom roles). Password and
+    token hashes are left out."""
+    auth = config.auth
+    roles = {
+        "users": {name: [vars(b) for b in auth.bindings.get(name, ())] for name in sorted(auth.users)},
+        "tokens": {name: [vars(b) for b in auth.bindings.get(f"token:{name}", ())] for name in sorted(auth.tokens.values())},
+        "customRoles": {name: {p: sorted(a) for p, a in role.grants.items()} for name, role in sorted(auth.roles.items())
+                        if name not in ("ADMIN", "DEVELOPER", "LAUNCHER", "VIEWER")},
+        "defaultRole": [vars(b) for b in auth.default_bindings],
+    }  # fmt: skip
+    return {"credentials": ("CREDENTIAL", config.credentials or {}), "roles": ("SETTING", roles)}
+
+
+def record_configuration(store: Any, config: Any) -> list[str]:
+    """At a server's start: record (by ``system``, the file has no author) each followed section of the
+    configuration that differs from what the audit log last recorded, with its state before and after.
+    Returns the sections recorded."""
+    from roost.store.audit import SYSTEM
+
+    changed = []
+    for section, (resource, state) in configuration_sections(config).items():
+        state = redact(state)
+        found, _ = store.audit.search(all_tenants=True, resources=[resource], resource_id=section, size=1)
+        previous = store.audit.get(found[0]["id"])["after"] if found else None
+        if previous == state or (
+            previous is None and not any(state.values() if isinstance(state, dict) else [state])
+        ):
+            continue
+        store.audit.append(type="UPDATE" if found else "CREATE", resource_type=resource, tenant=None, user_id=SYSTEM,
+                           detail={"id": section, "permission": PERMISSION_OF[resource], "source": "configuration file"},
+                           before=previous, after=state)  # fmt: skip
+        changed.append(section)
+    return changed
+
+
+__all__ = ["ACTOR", "MASK", "Actor", "AuditRecorder", "client_ip", "record_configuration", "redact"]

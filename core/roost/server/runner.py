@@ -195,6 +195,12 @@ def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor
     from roost.server.state import ServerState
 
     state = ServerState(engine, config, executor_running=runs_executor, component=component)
+    try:  # credentials and roles live in the configuration file: a change between two starts is audited
+        from roost.server.audit import record_configuration
+
+        record_configuration(engine.store, config)
+    except Exception:
+        log.exception("cannot record the configuration's changes in the audit log")
     app = create_app(state)
     kw: dict[str, Any] = {}
     try:
