@@ -181,3 +181,20 @@ def test_matcher_names_parameters_per_template() -> None:
     )
     assert m.match("GET", "/f/a/b/c") == ("/f/{rest:path}", 3, {"rest": "a/b/c"})
     assert m.match("GET", "/f/") == ("/f/{rest:path}", 3, {"rest": ""})  # as Starlette's path converter
+
+
+def test_plugins_ask_the_principals_policy_through_their_ui_context() -> None:
+    """What a plugin page (an AI Copilot...) asks: allowed or refused per role."""
+    from roost.server.rbac import can
+    from roost.uikit import UiContext
+
+    p = policy(dev=[Binding("VIEWER", "main")], ops=[Binding("DEVELOPER", "main")])
+    viewer, developer = Principal("dev", policy=p), Principal("ops", policy=p)
+    assert UiContext("main", viewer).can("FLOW", "READ") and not UiContext("main", viewer).can(
+        "AI_COPILOT", "CREATE"
+    )
+    assert UiContext("main", developer).can("AI_COPILOT", "CREATE")
+    assert not UiContext("acme", developer).can("AI_COPILOT", "CREATE")  # another tenant
+    assert can(developer, "AI_COPILOT", "CREATE") and not can(viewer, "AI_COPILOT", "CREATE")
+    assert UiContext("main", "anonymous").can("AI_COPILOT", "CREATE")  # no roles in play (auth off)
+    assert not UiContext("main", None).can("FLOW", "READ")
