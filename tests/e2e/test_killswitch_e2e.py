@@ -204,7 +204,7 @@ def test_roostctl_killswitch_and_auditlogs(local: ServerProcess, tmp_path: Path)
         )
         assert [e["type"] for e in entries] == ["DELETE", "UPDATE", "CREATE"]  # newest first
         table = roostctl(local, tmp_path, "auditlogs", "list", "--actor", "token:oncall", "--since", "1h")
-        assert table.returncode == 0 and "KILL_SWITCH" in table.stdout and "EXECUTION" in table.stdout
+        assert table.returncode == 0 and "KILL_SWITCH" in table.stdout and "FLOW" in table.stdout
 
 
 def test_server_ignore_flags_drop_the_messages_of_those_flows(tmp_path: Path) -> None:
