@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from roost.engine.engine import Engine
 from roost.server import ServerState, create_app
 from roost.server.config import hash_token, load_config
-from roost.server.permissions import ROUTES, app_routes, key
+from roost.server.permissions import ANTICIPATED, ROUTES, app_routes, key
 from roost.store.db import Store
 
 ROLES = {"S": "[ADMIN]", "A": "[{role: ADMIN, tenant: main}]", "D": "[{role: DEVELOPER, tenant: main}]",
@@ -79,6 +79,26 @@ MATRIX: dict[str, str] = {
     "getPluginDefaultsRevision": "SADV", "listPluginDefaultsNamespaces": "SADVN", "getInstancePluginDefaults": "SADVN",
     "setInstancePluginDefaults": "S", "listInstancePluginDefaultsRevisions": "SADVN",
     "getInstancePluginDefaultsRevision": "SADVN",
+    # routes being added in parallel (compat-api): bulk operations need the whole tenant (N may not)
+    "pluginIcons": EVERYONE, "pluginGroupIcons": EVERYONE, "allInputTypes": EVERYONE, "schemaFromInputType": EVERYONE,
+    "flowDependenciesFromTenant": "SADLV", "generateFlowGraphFromSource": READ_TENANT, "deleteFlowsByQuery": WRITE_NS,
+    "enableFlowsByQuery": WRITE_NS, "disableFlowsByQuery": WRITE_NS, "exportFlowsByIds": "SADLV",
+    "exportFlowsByQuery": "SADLV", "generateFlowGraph": READ_NS, "flowDependencies": READ_NS,
+    "deleteExecutionsByIds": WRITE_NS, "deleteExecutionsByQuery": WRITE_NS, "killExecutionsByQuery": WRITE_NS,
+    "restartExecutionsByIds": WRITE_NS, "restartExecutionsByQuery": WRITE_NS, "replayExecutionsByIds": "SADL",
+    "replayExecutionsByQuery": "SADL", "resumeExecutionsByIds": WRITE_NS, "resumeExecutionsByQuery": WRITE_NS,
+    "pauseExecutionsByIds": WRITE_NS, "pauseExecutionsByQuery": WRITE_NS,
+    "setLabelsOnTerminatedExecutionsByIds": WRITE_NS, "setLabelsOnTerminatedExecutionsByQuery": WRITE_NS,
+    "updateExecutionsStatusByIds": WRITE_NS, "updateExecutionsStatusByQuery": WRITE_NS, "forceRunByIds": WRITE_NS,
+    "forceRunExecutionsByQuery": WRITE_NS, "unqueueExecutionsByIds": WRITE_NS, "unqueueExecutionsByQuery": WRITE_NS,
+    "replayExecution": "SADL", "replayExecutionWithinputs": "SADL", "forceRunExecution": WRITE_NS,
+    "unqueueExecution": WRITE_NS, "executionFlowGraph": READ_NS, "flowDependenciesFromNamespace": READ_NS,
+    "exportNamespaceFiles": READ_NS, "listKeysWithInheritence": "SADV", "pauseBackfill": WRITE_NS,
+    "unpauseBackfill": WRITE_NS, "deleteBackfill": WRITE_NS, "disabledTriggersByQuery": WRITE_NS,
+    "unlockTriggersByIds": WRITE_NS, "unlockTriggersByQuery": WRITE_NS, "deleteTriggersByIds": WRITE_NS,
+    "deleteTriggersByQuery": WRITE_NS, "pauseBackfillByIds": WRITE_NS, "pauseBackfillByQuery": WRITE_NS,
+    "unpauseBackfillByIds": WRITE_NS, "unpauseBackfillByQuery": WRITE_NS, "deleteBackfillByIds": WRITE_NS,
+    "deleteBackfillByQuery": WRITE_NS, "deleteTrigger": WRITE_NS, "restartTrigger": WRITE_NS,
     # audit logs: admins; the all-tenant routes need a role on every tenant
     "searchAuditLogs": "SA", "exportAuditLogs": "SA", "findAuditLog": "SA", "listAuditLogFromResourceId": "SA",
     "resourceDiffFromAuditLog": "SA", "searchAuditLogsForAllTenants": "S", "exportAuditLogsForAllTenants": "S",
@@ -131,7 +151,9 @@ def test_every_route_declares_a_permission(served: Any) -> None:
     client, _engine, _ex = served
     missing = [k for k in (key(m, p) for m, p in app_routes(client.app)) if k not in ROUTES]
     assert missing == [], f"declare a rule for these routes in roost.server.permissions.ROUTES: {missing}"
-    stale = [k for k in ROUTES if k not in {key(m, p) for m, p in app_routes(client.app)}]
+    stale = [
+        k for k in ROUTES if k not in {key(m, p) for m, p in app_routes(client.app)} and k not in ANTICIPATED
+    ]
     assert stale == [], f"rules for routes that do not exist: {stale}"
 
 

@@ -167,6 +167,8 @@ class AccessMiddleware:
             return
         if all(s.none for s in scopes):
             raise Forbidden(denied(principal, perm, rule.actions[0], None, tenant))
+        if rule.where == "whole":  # a namespace binding is not enough: the route acts on whatever matches
+            raise Forbidden(denied(principal, perm, rule.actions[0], None, tenant))
         if rule.where == "tenant":
             return  # somewhere in the tenant: the route narrows to the namespaces it may
         namespace = params.get(rule.param or "namespace")

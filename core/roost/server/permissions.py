@@ -12,6 +12,8 @@ Where the namespace comes from:
 ``tenant``     the route acts on several namespaces or learns the namespace from its body: the principal
                must hold the permission somewhere in the tenant, and the route narrows (search results
                filtered to the readable namespaces, each flow or item of a body checked);
+``whole``      the permission on the whole tenant (a binding without namespace): bulk operations by query,
+               which act on whatever matches, and routes that do not narrow to the principal's namespaces;
 ``anywhere``   instance-level routes of tenant-scoped objects (kill switches): the permission on some
                tenant; the route checks the object's own tenant and namespace;
 ``instance``   a binding on every tenant (no tenant, no namespace) is required;
@@ -51,6 +53,10 @@ def execution(permission: str, action: str | tuple[str, ...], param: str = "exec
 
 def tenant(permission: str, action: str | tuple[str, ...]) -> Rule:
     return Rule(permission, _actions(action), "tenant")
+
+
+def whole(permission: str, action: str | tuple[str, ...]) -> Rule:
+    return Rule(permission, _actions(action), "whole")
 
 
 def anywhere(permission: str, action: str | tuple[str, ...]) -> Rule:
@@ -225,6 +231,53 @@ ROUTES: dict[str, Rule] = {
     f"POST {U}/killswitches/{{switch_id}}/enabled": anywhere("KILL_SWITCH", "UPDATE"),
 }
 
+# Kestra routes being added in parallel (the compat-api work): declared ahead so that they are guarded the
+# moment they land. Bulk operations by query or id list act on whatever matches: the whole tenant's right.
+X = T + "/executions"
+R = T + "/triggers"
+ANTICIPATED: dict[str, Rule] = {
+    "GET /api/v1/plugins/icons": AUTHENTICATED,
+    "GET /api/v1/plugins/icons/groups": AUTHENTICATED,
+    "GET /api/v1/plugins/inputs": AUTHENTICATED,
+    "GET /api/v1/plugins/inputs/{type}": AUTHENTICATED,
+    f"GET {T}/dependencies": whole("FLOW", "READ"),
+    f"POST {T}/flows/graph": tenant("FLOW", "READ"),
+    f"DELETE {T}/flows/delete/by-query": whole("FLOW", "DELETE"),
+    f"POST {T}/flows/enable/by-query": whole("FLOW", "UPDATE"),
+    f"POST {T}/flows/disable/by-query": whole("FLOW", "UPDATE"),
+    f"POST {T}/flows/export/by-ids": whole("FLOW", "READ"),
+    f"GET {T}/flows/export/by-query": whole("FLOW", "READ"),
+    f"GET {T}/flows/{{namespace}}/{{id}}/graph": ns("FLOW", "READ"),
+    f"GET {T}/flows/{{namespace}}/{{id}}/dependencies": ns("FLOW", "READ"),
+    f"DELETE {X}/by-ids": whole("EXECUTION", "DELETE"),
+    f"DELETE {X}/by-query": whole("EXECUTION", "DELETE"),
+    f"DELETE {X}/kill/by-query": whole("EXECUTION", "UPDATE"),
+    **{f"POST {X}/{verb}/{by}": whole("EXECUTION", "CREATE" if verb == "replay" else "UPDATE")
+       for verb in ("restart", "replay", "resume", "pause", "labels", "change-status", "force-run", "unqueue")
+       for by in ("by-ids", "by-query")},
+    f"POST {E}/replay": execution("EXECUTION", "CREATE"),
+    f"POST {E}/replay-with-inputs": execution("EXECUTION", "CREATE"),
+    f"POST {E}/force-run": execution("EXECUTION", "UPDATE"),
+    f"POST {E}/unqueue": execution("EXECUTION", "UPDATE"),
+    f"GET {E}/graph": execution("EXECUTION", "READ"),
+    f"GET {T}/namespaces/{{namespace}}/dependencies": ns("FLOW", "READ"),
+    f"GET {F}/export": ns("NAMESPACE", "READ"),
+    f"GET {K}/inheritance": ns("KVSTORE", "READ"),
+    f"PUT {R}/backfill/pause": whole("FLOW", "UPDATE"),
+    f"PUT {R}/backfill/unpause": whole("FLOW", "UPDATE"),
+    f"POST {R}/backfill/delete": whole("FLOW", "UPDATE"),
+    f"POST {R}/set-disabled/by-query": whole("FLOW", "UPDATE"),
+    f"POST {R}/unlock/by-triggers": whole("FLOW", "UPDATE"),
+    f"POST {R}/unlock/by-query": whole("FLOW", "UPDATE"),
+    f"DELETE {R}/delete/by-triggers": whole("FLOW", "UPDATE"),
+    f"DELETE {R}/delete/by-query": whole("FLOW", "UPDATE"),
+    **{f"POST {R}/backfill/{verb}/{by}": whole("FLOW", "UPDATE")
+       for verb in ("pause", "unpause", "delete") for by in ("by-triggers", "by-query")},
+    f"DELETE {R}/{{namespace}}/{{flowId}}/{{triggerId}}": ns("FLOW", "UPDATE"),
+    f"POST {R}/{{namespace}}/{{flowId}}/{{triggerId}}/restart": ns("FLOW", "UPDATE"),
+}  # fmt: skip
+ROUTES.update(ANTICIPATED)
+
 
 def key(method: str, path: str) -> str:
     return f"{method.upper()} {path}"
@@ -315,4 +368,14 @@ class RouteMatcher:
         return template, value, dict(zip(names, captured, strict=True))
 
 
-__all__ = ["AUTHENTICATED", "MEMBER", "PUBLIC", "ROUTES", "RouteMatcher", "Rule", "app_routes", "key"]
+__all__ = [
+    "ANTICIPATED",
+    "AUTHENTICATED",
+    "MEMBER",
+    "PUBLIC",
+    "ROUTES",
+    "RouteMatcher",
+    "Rule",
+    "app_routes",
+    "key",
+]
