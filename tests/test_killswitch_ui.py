@@ -112,6 +112,8 @@ def test_a_tenant_wide_switch_is_announced_on_every_page(app: ServerState) -> No
     admin.post(
         "/ui/main/killswitches", data={"csrf_token": token, "name": "freeze", "evaluationType": "KILL"}
     )
+    anonymous = TestClient(create_app(app), raise_server_exceptions=False)
+    assert "freeze" not in anonymous.get("/ui/login").text  # nothing is told before signing in
     dev, _ = session(app, "dev")  # every user of the tenant sees it, whatever their role
     for page in ("/ui/main/flows", "/ui/main/namespaces/team.a", "/ui/main/executions"):
         assert banners(dev.get(page).text) == ["Kill switch KILL: freeze"], page

@@ -94,7 +94,7 @@ def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HT
     extensions = _extensions(st)
     base = {"request": request, "tenant": tenant, "principal": who, "auth": st.config.auth.enabled,
             "csrf": _csrf(request), "can": lambda res, act, ns=None: can(who, res, act, ns, tenant),
-            "banners": _banners(st, tenant, ctx),
+            "banners": _banners(st, tenant, ctx) if who is not None else [],  # not before signing in
             "nav_pages": [p for p in extensions if type(p).__name__ == "UiPage"], "path": request.url.path,
             "static": "/ui/static"}  # fmt: skip
     html = templates.get_template(template).render({**base, **ctx})
