@@ -21,7 +21,7 @@ import anyio.to_thread
 from roost.server.audit import ACTOR, Actor, client_ip
 from roost.server.auth import route_path
 from roost.server.permissions import ROUTES, RouteMatcher, Rule
-from roost.server.rbac import EVERYWHERE, NOWHERE, Policy, Principal, Scope
+from roost.server.rbac import EVERYWHERE, Policy, Principal, Scope
 
 X = TypeVar("X")
 TENANT_PARAM = "tenant"
@@ -205,4 +205,4 @@ async def _forbidden(send: Any, message: str, page: bool = False) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["Access", "AccessMiddleware", "access_of", "denied", "NOWHERE"]
+__all__ = ["Access", "AccessMiddleware", "access_of", "denied"]
