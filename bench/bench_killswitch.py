@@ -206,7 +206,6 @@ def split(n: int = 20) -> None:
     from datetime import UTC, datetime
 
     import httpx
-
     from roost.testing.server import ServerProcess
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,7 +218,9 @@ def split(n: int = 20) -> None:
                 api.post("/main/flows", content=FLOW.format(ns="fig.a", starts=root / "s").replace("sleep 0.5", "sleep 60"),
                          headers={"content-type": "application/x-yaml"})  # fmt: skip
                 ids = [api.post("/main/executions/fig.a/step").json()["id"] for _ in range(n)]
-                while any(api.get(f"/main/executions/{i}").json()["state"]["current"] != "RUNNING" for i in ids):
+                while any(
+                    api.get(f"/main/executions/{i}").json()["state"]["current"] != "RUNNING" for i in ids
+                ):
                     time.sleep(0.05)
                 body = {"name": "split", "tenantId": "main", "namespace": "fig.a", "evaluationType": "KILL",
                         "startDate": datetime.now(UTC).isoformat()}  # fmt: skip
@@ -227,7 +228,11 @@ def split(n: int = 20) -> None:
                 answered = time.monotonic()
                 pending = set(ids)
                 while pending:
-                    pending = {i for i in pending if api.get(f"/main/executions/{i}").json()["state"]["current"] != "KILLED"}
+                    pending = {
+                        i
+                        for i in pending
+                        if api.get(f"/main/executions/{i}").json()["state"]["current"] != "KILLED"
+                    }
                     time.sleep(0.01)
                 elapsed = time.monotonic() - answered
         finally:
