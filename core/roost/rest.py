@@ -103,7 +103,14 @@ class HttpOptions(Model):
 
 
 class ApiError(TaskError):
-    """An API call failed; ``status`` is the HTTP status (``None`` when there was no answer)."""
+    """An API call failed; ``status`` is the HTTP status (``None`` when there was no answer).
+
+    ``timed_out`` tells a call that got no answer in time from other failures, and ``retry_after``
+    holds the seconds an error answer asked to wait (its ``Retry-After``), for callers that pass
+    them on (the AI Copilot answers 504 and 429 with them)."""
+
+    timed_out: bool = False
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -323,10 +330,12 @@ class ApiClient:
         try:
             return self._http.send(request)
         except httpx.TimeoutException as exc:
-            raise self.error_class(
+            err = self.error_class(
                 f"{self.service} did not answer {label}{self._while()} in time ({type(exc).__name__}; "
                 f"read timeout {self._read_timeout:g}s): {self.scrub(str(exc)) or 'timed out'}"
-            ) from None
+            )
+            err.timed_out = True
+            raise err from None
         except httpx.ConnectError as exc:
             hint = ""
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -485,7 +494,9 @@ class ApiClient:
         then :meth:`error_message`."""
         status = response.status_code
         head = prefix or f"{self.service} error on {label}{self._while()} (HTTP {status})"
-        return self.error_class(f"{head}: {self.error_message(response)}", status=status)
+        err = self.error_class(f"{head}: {self.error_message(response)}", status=status)
+        err.retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return err
 
     def error_message(self, response: httpx.Response) -> str:
         """The API's own words about an error answer; override to read the vendor's envelope.

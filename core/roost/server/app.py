@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from roost.server import errors, ui
 from roost.server.auth import AuthMiddleware
 from roost.server.routes import (
+    ai,
     assets,
     executions,
     flows,
@@ -44,7 +45,7 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     app.state.roost = state
     namespaces.install_tables(state.store)
     errors.install(app)
-    for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system):
+    for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system, ai):
         app.include_router(module.router)
     app.include_router(plugin_defaults.router)
     plugin_defaults.stored(
