@@ -151,11 +151,16 @@ def test_a_model_that_never_validates_gets_422_with_the_violations_and_the_draft
 
 
 def test_the_flow_keeps_its_id_and_namespace(engine: Engine, fake: FakeLlm) -> None:
-    fake.script(fenced(GOOD.replace("id: hello", "id: renamed")), fenced(GOOD))
-    r = ask(client(engine, fake), "add a task", yaml=GOOD)
-    assert r.status_code == 200
-    assert "must stay 'hello'" in fake.chats[1]["messages"][-1]["content"]
-    assert "The current flow:" in fake.chats[0]["messages"][-1]["content"]
+    c = client(engine, fake)
+    renamed = GOOD.replace("id: hello", "id: renamed")
+    fake.script(fenced(renamed))
+    assert ask(c, "rename it", yaml=GOOD).text == renamed  # not deployed yet: anything goes
+    assert c.post("/api/v1/main/flows", content=GOOD).status_code == 200
+    fake.script(fenced(renamed), fenced(GOOD))
+    r = ask(c, "add a task", yaml=GOOD)
+    assert r.status_code == 200 and r.text == GOOD
+    assert "must stay 'hello'" in fake.chats[2]["messages"][-1]["content"]
+    assert "The current flow:" in fake.chats[1]["messages"][-1]["content"]
 
 
 def test_plugin_defaults_of_the_namespace_count_in_the_prompt_and_in_validation(engine: Engine, fake: FakeLlm) -> None:

@@ -330,12 +330,13 @@ def _flow_violations(st: Any, tenant: str, draft: str, current: str) -> list[dic
         violations.append({"path": "", "message": f"expected one YAML document, got {len(results)}"})
     for r in results:
         violations.extend(r.get("violations") or [])
-    # a flow's id and namespace cannot change when it is saved: keep the current ones
-    for key in ("id", "namespace"):
-        before = _field(current, key)
-        after = _field(draft, key)
-        if before and after and before != after:
-            violations.append({"path": key, "message": f"must stay {before!r} (the flow being edited), not {after!r}"})
+    # a deployed flow's id and namespace cannot change when it is saved again: keep them
+    before = {key: _field(current, key) for key in ("id", "namespace")}
+    if before["id"] and before["namespace"] and st.store.get_flow(tenant, before["namespace"], before["id"]):
+        for key, value in before.items():
+            after = _field(draft, key)
+            if after and after != value:
+                violations.append({"path": key, "message": f"must stay {value!r} (the flow being edited), not {after!r}"})
     return violations
 
 
