@@ -183,6 +183,8 @@ class RunContext(Protocol):
         self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None
     ) -> None: ...
 
+    def kv_delete(self, key: str, namespace: str | None = None) -> bool: ...
+
     def put_file(self, path: Path | str, name: str | None = None) -> str: ...
 
     def put_bytes(self, data: bytes, name: str) -> str: ...
@@ -196,6 +198,17 @@ class RunContext(Protocol):
     def namespace_files(self, namespace: str | None = None) -> Iterator[tuple[str, bytes]]: ...
 
     def metric(self, name: str, value: float, kind: str = "counter", **tags: str) -> None: ...
+
+    def start_flow(self, namespace: str, flow_id: str, *, inputs: Mapping[str, Any] | None = None,
+                   labels: list[dict[str, str]] | None = None, revision: int | None = None, wait: bool = True,
+                   timeout: float | None = None) -> dict[str, Any]:  # fmt: skip
+        """Start an execution of another flow (``wait``: until it ends; a kill reaches it too); answers
+        ``executionId``, ``state`` and, once ended, ``outputs``."""
+        ...
+
+    def describe_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
+        """Another flow's ``description`` and ``inputs`` (id, type, description, required, hasDefault)."""
+        ...
 
 
 class PluginType(Model):
