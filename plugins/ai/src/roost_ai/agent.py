@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from roost import ChatClient, ChatResult, Dynamic, Output, RunContext, Task, TaskError, TokenUsage
-from roost_ai.models import ChatConfiguration, LangfuseObservability, Memory, Provider, rendered
+from roost_ai.models import ChatConfiguration, LangfuseObservability, Memory, Provider, correlation_id, rendered
 from roost_ai.tools import Tool, ToolFunction, ToolRefused
 from roost_ai.tracing import Tracing
 
@@ -233,7 +233,7 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
         """The earlier turns (user prompts and final answers) of the conversation, oldest first."""
         if memory is None:
             return []
-        key = str(memory.memory_id)
+        key = str(memory.memory_id or correlation_id(ctx))
         if memory.drop == "BEFORE_TASKRUN":
             ctx.kv_delete(key)
             return []
@@ -253,7 +253,7 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
     def _remember(ctx: RunContext, memory: Any, history: list[dict[str, Any]], prompt: str, answer: str | None) -> None:
         if memory is None:
             return
-        key = str(memory.memory_id)
+        key = str(memory.memory_id or correlation_id(ctx))
         if memory.drop == "AFTER_TASKRUN":
             ctx.kv_delete(key)
             return

@@ -18,6 +18,11 @@ P = "io.kestra.plugin.ai."
 M = TypeVar("M", bound=Model)
 
 
+def correlation_id(ctx: RunContext) -> str:
+    """The execution's ``system.correlationId`` label (set on subflows), else its id."""
+    return str((ctx.variables.get("labels") or {}).get("system.correlationId") or ctx.execution_id)
+
+
 def rendered(ctx: RunContext, model: M) -> M:
     """``model`` with every expression in it rendered, typed again (an error names the property)."""
     data = model.model_dump(by_alias=True, exclude_none=True)
@@ -129,8 +134,9 @@ class KestraKVStore(Model):
 
     type: Literal["io.kestra.plugin.ai.memory.KestraKVStore", "io.kestra.plugin.ai.memory.KestraKVMemory",
                   "io.kestra.plugin.langchain4j.memory.KestraKVMemory"]  # fmt: skip
-    memory_id: Dynamic[str] = "{{ labels.system.correlationId }}"
-    """The KV key of the conversation (default: the execution's correlation id, shared with its subflows)."""
+    memory_id: Dynamic[str] | None = None
+    """The KV key of the conversation (default: the execution's ``system.correlationId`` label, shared with
+    its subflows, or its id when it has none)."""
     messages: Dynamic[int] = Field(default=10, ge=1, le=1000)
     """How many messages are kept (oldest dropped first)."""
     ttl: Dynamic[timedelta] = timedelta(hours=1)

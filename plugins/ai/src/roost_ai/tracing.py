@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from roost import RunContext
+from roost_ai.models import correlation_id
 
 SCOPE = "io.kestra.plugin.ai.agent.AIAgent"
 
@@ -115,9 +116,7 @@ class Tracing:
             "gen_ai.system": self.system,
             "gen_ai.request.model": self.model,
         }
-        correlation = (self.ctx.variables.get("labels") or {}).get("system.correlationId")
-        if correlation:
-            attributes["langfuse.session.id"] = str(correlation)
+        attributes["langfuse.session.id"] = correlation_id(self.ctx)
         if self.parameters:
             attributes["langfuse.observation.model.parameters"] = json.dumps(self.parameters)
         if c.capture_prompt:
