@@ -31,7 +31,9 @@ def fenced(text: str) -> str:
 
 @pytest.fixture
 def fake() -> Iterator[FakeLlm]:
-    server = FakeLlm(api_key=KEY, required_headers={"X-Team": "data"}, transcript="log hello every minute").start()
+    server = FakeLlm(
+        api_key=KEY, required_headers={"X-Team": "data"}, transcript="log hello every minute"
+    ).start()
     yield server
     server.stop()
 
@@ -111,7 +113,9 @@ def test_two_defaults_and_duplicate_ids_are_refused() -> None:
 
 
 # -- generation -----------------------------------------------------------------------------------------
-def test_a_valid_flow_comes_back_as_yaml_and_the_model_is_called_as_configured(engine: Engine, fake: FakeLlm) -> None:
+def test_a_valid_flow_comes_back_as_yaml_and_the_model_is_called_as_configured(
+    engine: Engine, fake: FakeLlm
+) -> None:
     fake.script(fenced(GOOD))
     r = ask(client(engine, fake), "log hi")
     assert r.status_code == 200, r.text
@@ -127,18 +131,26 @@ def test_a_valid_flow_comes_back_as_yaml_and_the_model_is_called_as_configured(e
     assert chat["messages"][-1]["content"] == "Write a flow: log hi"
 
 
-def test_invalid_yaml_then_an_unknown_type_are_fed_back_until_the_flow_validates(engine: Engine, fake: FakeLlm) -> None:
-    fake.script(fenced("id: [unclosed\n"), fenced(GOOD.replace(LOG, "io.kestra.plugin.core.log.Logg")), fenced(GOOD))
+def test_invalid_yaml_then_an_unknown_type_are_fed_back_until_the_flow_validates(
+    engine: Engine, fake: FakeLlm
+) -> None:
+    fake.script(
+        fenced("id: [unclosed\n"), fenced(GOOD.replace(LOG, "io.kestra.plugin.core.log.Logg")), fenced(GOOD)
+    )
     r = ask(client(engine, fake), "log hi")
     assert r.status_code == 200 and r.text == GOOD
     assert len(fake.chats) == 3
     second, third = fake.chats[1]["messages"], fake.chats[2]["messages"]
     assert "does not validate" in second[-1]["content"]
-    assert "Logg" in third[-1]["content"] and LOG in third[-1]["content"]  # the unknown type and its close match
+    assert (
+        "Logg" in third[-1]["content"] and LOG in third[-1]["content"]
+    )  # the unknown type and its close match
     assert third[-2]["role"] == "assistant"  # the model sees its own last answer
 
 
-def test_a_model_that_never_validates_gets_422_with_the_violations_and_the_draft(engine: Engine, fake: FakeLlm) -> None:
+def test_a_model_that_never_validates_gets_422_with_the_violations_and_the_draft(
+    engine: Engine, fake: FakeLlm
+) -> None:
     bad = GOOD.replace("message: hi", "mesage: hi")
     fake.script(*(fenced(bad) for _ in range(5)))
     r = ask(client(engine, fake, maxAttempts=2), "log hi")
@@ -163,7 +175,9 @@ def test_the_flow_keeps_its_id_and_namespace(engine: Engine, fake: FakeLlm) -> N
     assert "The current flow:" in fake.chats[1]["messages"][-1]["content"]
 
 
-def test_plugin_defaults_of_the_namespace_count_in_the_prompt_and_in_validation(engine: Engine, fake: FakeLlm) -> None:
+def test_plugin_defaults_of_the_namespace_count_in_the_prompt_and_in_validation(
+    engine: Engine, fake: FakeLlm
+) -> None:
     c = client(engine, fake)
     r = c.put("/api/v1/main/namespaces/company.team/plugindefaults",
               content=f"pluginDefaults:\n  - type: {LOG}\n    values:\n      message: from defaults\n")  # fmt: skip
@@ -189,7 +203,9 @@ def test_the_conversation_keeps_earlier_prompts(engine: Engine, fake: FakeLlm) -
 
 def test_ollama_models_speak_ollamas_api(engine: Engine, fake: FakeLlm) -> None:
     fake.script(fenced(GOOD))
-    r = client(engine, fake).post("/api/v1/main/ai/generate/flow", json={"conversationId": "c", "userPrompt": "log"})
+    r = client(engine, fake).post(
+        "/api/v1/main/ai/generate/flow", json={"conversationId": "c", "userPrompt": "log"}
+    )
     assert r.status_code == 200 and r.text == GOOD
     assert fake.requests[-1].path == "/api/chat" and fake.chats[0]["stream"] is False
     assert "authorization" not in fake.requests[-1].headers  # no key configured for it
@@ -202,8 +218,13 @@ def test_an_unknown_provider_is_400(engine: Engine, fake: FakeLlm) -> None:
 
 def test_malformed_requests_are_400(engine: Engine, fake: FakeLlm) -> None:
     c = client(engine, fake)
-    assert c.post("/api/v1/main/ai/generate/flow", json={"userPrompt": "x"}).status_code == 400  # conversationId
-    assert c.post("/api/v1/main/ai/generate/flow", json={"conversationId": "c", "userPrompt": ""}).status_code == 400
+    assert (
+        c.post("/api/v1/main/ai/generate/flow", json={"userPrompt": "x"}).status_code == 400
+    )  # conversationId
+    assert (
+        c.post("/api/v1/main/ai/generate/flow", json={"conversationId": "c", "userPrompt": ""}).status_code
+        == 400
+    )
     big = {"conversationId": "c", "userPrompt": "x" * 20_001}
     assert c.post("/api/v1/main/ai/generate/flow", json=big).status_code == 400
     assert not fake.chats
@@ -215,15 +236,21 @@ def _no_key_anywhere(response: Any, caplog: pytest.LogCaptureFixture) -> None:
     assert KEY not in caplog.text
 
 
-def test_a_slow_model_is_504_naming_it(engine: Engine, fake: FakeLlm, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_slow_model_is_504_naming_it(
+    engine: Engine, fake: FakeLlm, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.inject(200, {"choices": []}, delay=10)
     r = ask(client(engine, fake), "x")
     assert r.status_code == 504 and r.json()["message"] == "the AI model 'gpt' did not answer within 2 s"
     _no_key_anywhere(r, caplog)
 
 
-def test_rate_limiting_is_429_with_the_providers_retry_after(engine: Engine, fake: FakeLlm, caplog: pytest.LogCaptureFixture) -> None:
-    fake.inject(429, {"error": {"message": "Rate limit reached", "type": "requests"}}, headers={"Retry-After": "17"})
+def test_rate_limiting_is_429_with_the_providers_retry_after(
+    engine: Engine, fake: FakeLlm, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.inject(
+        429, {"error": {"message": "Rate limit reached", "type": "requests"}}, headers={"Retry-After": "17"}
+    )
     r = ask(client(engine, fake), "x")
     assert r.status_code == 429 and r.headers["retry-after"] == "17"
     assert "'gpt' is rate-limited" in r.json()["message"] and "Rate limit reached" in r.json()["message"]
@@ -252,13 +279,19 @@ def test_missing_custom_headers_are_refused_by_the_provider(engine: Engine, fake
 def test_a_malformed_answer_is_502(engine: Engine, fake: FakeLlm) -> None:
     fake.inject(200, "<html>gateway</html>", content_type="text/html")
     r = ask(client(engine, fake), "x")
-    assert r.status_code == 502 and "malformed response" in r.json()["message"] and "'gpt'" in r.json()["message"]
+    assert (
+        r.status_code == 502
+        and "malformed response" in r.json()["message"]
+        and "'gpt'" in r.json()["message"]
+    )
     fake.inject(200, {"object": "chat.completion", "choices": []})
     r = ask(client(engine, fake), "x")
     assert r.status_code == 502 and "no choices" in r.json()["message"]
 
 
-def test_an_unresolvable_key_reference_is_503(engine: Engine, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unresolvable_key_reference_is_503(
+    engine: Engine, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SECRET_OPENAI_KEY")
     r = ask(client(engine, fake), "x")
     assert r.status_code == 503 and "apiKey reference cannot be resolved" in r.json()["message"]
@@ -280,7 +313,10 @@ def test_refused_calls_are_403_and_audited(engine: Engine, fake: FakeLlm, monkey
     caplog.set_level(logging.INFO, logger="roost.audit")
     c = client(engine, fake)
     r = ask(c, "x", namespace="company.team")
-    assert r.status_code == 403 and "may not use the AI Copilot (AI_COPILOT) in namespace company.team" in r.json()["message"]
+    assert (
+        r.status_code == 403
+        and "may not use the AI Copilot (AI_COPILOT) in namespace company.team" in r.json()["message"]
+    )
     assert asked == [("AI_COPILOT", "CREATE", "company.team")]
     assert c.get("/api/v1/main/ai/providers").status_code == 403
     assert not fake.chats
@@ -288,7 +324,9 @@ def test_refused_calls_are_403_and_audited(engine: Engine, fake: FakeLlm, monkey
     assert len(denied) == 2 and "operation=generateFlow" in denied[0].getMessage()
 
 
-def test_each_use_is_audited_without_prompt_or_yaml(engine: Engine, fake: FakeLlm, caplog: pytest.LogCaptureFixture) -> None:
+def test_each_use_is_audited_without_prompt_or_yaml(
+    engine: Engine, fake: FakeLlm, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="roost.audit")
     fake.script(fenced(GOOD))
     ask(client(engine, fake), "log the quarterly numbers")
@@ -326,22 +364,32 @@ def test_a_test_suite_is_checked_for_structure_and_task_ids(engine: Engine, fake
     assert r.status_code == 422
     paths = {v["path"] for v in r.json()["violations"]}
     assert {"flowId", "testCases"} <= paths
-    r = client(engine, fake).post("/api/v1/main/ai/generate/test", json={"conversationId": "t", "userPrompt": "x"})
+    r = client(engine, fake).post(
+        "/api/v1/main/ai/generate/test", json={"conversationId": "t", "userPrompt": "x"}
+    )
     assert r.status_code == 400
 
 
 # -- speech to text ------------------------------------------------------------------------------------------
-def test_transcription_forwards_the_recording(engine: Engine, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transcription_forwards_the_recording(
+    engine: Engine, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TEST_OPENAI_KEY", KEY)
     c = client(engine, fake)
     audio = b"\x1aE\xdf\xa3" + b"\x00" * 2048  # a WebM header and silence
-    r = c.post("/api/v1/main/ai/transcribe", files={"file": ("prompt.webm", audio, "audio/webm")}, data={"language": "en"})
+    r = c.post(
+        "/api/v1/main/ai/transcribe",
+        files={"file": ("prompt.webm", audio, "audio/webm")},
+        data={"language": "en"},
+    )
     assert r.status_code == 200, r.text
     assert r.json() == {"text": "log hello every minute"}
     (sent,) = fake.transcriptions
     assert sent["model"] == "whisper-1" and sent["language"] == "en" and sent["file"]["data"] == audio
     assert fake.requests[-1].headers["authorization"] == f"Bearer {KEY}"
-    assert c.post("/api/v1/main/ai/transcribe", files={"file": ("a.webm", b"", "audio/webm")}).status_code == 400
+    assert (
+        c.post("/api/v1/main/ai/transcribe", files={"file": ("a.webm", b"", "audio/webm")}).status_code == 400
+    )
     assert c.post("/api/v1/main/ai/transcribe", data={"language": "en"}).status_code == 400
     fake.inject(200, {}, delay=10)
     slow = c.post("/api/v1/main/ai/transcribe", files={"file": ("a.webm", audio, "audio/webm")})
@@ -354,11 +402,13 @@ def test_types_are_ranked_by_relevance_and_cut_to_the_budget(engine: Engine) -> 
     ranked = rank(cards, "send an HTTP request then log the answer", "")
     top = [c.id for c in ranked[:8]]
     assert "io.kestra.plugin.core.http.Request" in top and LOG in top
-    used = rank(cards, "anything", f"tasks:\n  - id: a\n    type: io.kestra.plugin.core.flow.Sequential\n")
+    used = rank(cards, "anything", "tasks:\n  - id: a\n    type: io.kestra.plugin.core.flow.Sequential\n")
     assert used[0].id == "io.kestra.plugin.core.flow.Sequential"
     from roost.server.copilot import system_prompt
 
-    small = system_prompt(parse_ai({"providers": [{"id": "a", "modelName": "m"}], "contextBudget": 3000}), ranked, [], None)
+    small = system_prompt(
+        parse_ai({"providers": [{"id": "a", "modelName": "m"}], "contextBudget": 3000}), ranked, [], None
+    )
     assert len(small) <= 3000 and LOG in small
     assert "io.kestra.plugin.core.http.Request" in small
 

@@ -34,6 +34,7 @@ from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
+    from roost.llm import ChatClient, ChatResult, ModelSettings, TokenUsage, ToolCall
     from roost.rest import (
         ApiClient,
         ApiError,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
         HttpTimeout,
         parse_retry_after,
     )
-    from roost.llm import ChatClient, ChatResult, ModelSettings, TokenUsage, ToolCall
 
 __version__ = "0.1.0"
 

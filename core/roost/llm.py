@@ -51,13 +51,15 @@ def check_headers(headers: Mapping[str, Any] | None, where: str) -> dict[str, st
     out: dict[str, str] = {}
     for name, value in (headers or {}).items():
         name = str(name)
-        if not name or any(c in name for c in " \t\r\n:()<>@,;\\\"/[]?={}\x00") or not name.isascii():
+        if not name or any(c in name for c in ' \t\r\n:()<>@,;\\"/[]?={}\x00') or not name.isascii():
             raise ValueError(f"{where}: {name!r} is not a valid HTTP header name")
         if name.lower() in ("authorization", "host", "content-length", "content-type", "transfer-encoding"):
             raise ValueError(f"{where}: header {name!r} is set by Roost and cannot be overridden")
         text = "" if value is None else str(value)
         if any(c in text for c in "\r\n\x00") or not text.isascii():
-            raise ValueError(f"{where}: the value of header {name!r} has a line break or a non-ASCII character")
+            raise ValueError(
+                f"{where}: the value of header {name!r} has a line break or a non-ASCII character"
+            )
         out[name] = text
     return out
 
@@ -80,7 +82,11 @@ class ToolCall:
         return value
 
     def message(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
 
 
 @dataclass
@@ -251,7 +257,9 @@ class ChatClient(ApiClient):
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
                 raise self.malformed(label, f"tool call {i} has no function name")
             args = fn.get("arguments")
-            calls.append(ToolCall(f"call_{i}", fn["name"], args if isinstance(args, str) else json.dumps(args or {})))
+            calls.append(
+                ToolCall(f"call_{i}", fn["name"], args if isinstance(args, str) else json.dumps(args or {}))
+            )
         content = message.get("content")
         return ChatResult(
             text=content if isinstance(content, str) else None,
@@ -293,4 +301,12 @@ def _loads(text: Any) -> Any:
         return {}
 
 
-__all__ = ["ChatClient", "ChatResult", "ModelSettings", "TokenUsage", "ToolCall", "check_headers", "provider_kind"]
+__all__ = [
+    "ChatClient",
+    "ChatResult",
+    "ModelSettings",
+    "TokenUsage",
+    "ToolCall",
+    "check_headers",
+    "provider_kind",
+]

@@ -68,7 +68,12 @@ def ai_page(browser: Any, ai_server: ServerProcess) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=ai_server.url)
     pg = context.new_page()
     errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+    pg.on(
+        "console",
+        lambda m: (
+            errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+        ),
+    )
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.set_default_timeout(15000)
     yield pg
@@ -112,7 +117,9 @@ def test_an_invalid_draft_is_shown_as_such(ai_page: Any, fake: FakeLlm) -> None:
     page = ai_page
     login(page)
     page.goto("/ui/main/flows/new")
-    bad = f"```yaml\nid: broken\nnamespace: ui.copilot\ntasks:\n  - id: a\n    type: {LOG}\n    mesage: x\n```"
+    bad = (
+        f"```yaml\nid: broken\nnamespace: ui.copilot\ntasks:\n  - id: a\n    type: {LOG}\n    mesage: x\n```"
+    )
     fake.script(bad, bad, bad)
     panel = page.get_by_role("region", name="AI Copilot")
     panel.get_by_label("Describe the flow or the change").fill("anything")
@@ -166,4 +173,3 @@ def test_the_line_diff_marks_changes(ai_page: Any) -> None:
     page.goto("/ui/main/flows/new")
     rows = page.evaluate("() => window.roostCopilot.lineDiff('a\\nb\\nc', 'a\\nx\\nc\\nd')")
     assert rows == [["ctx", "a"], ["del", "b"], ["add", "x"], ["ctx", "c"], ["add", "d"]]
-

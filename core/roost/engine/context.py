@@ -109,7 +109,9 @@ class Runtime:
     assets: Any = None  # the AssetService, when a store backs this runtime
     masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
     logs: Any = None  # the tenant's stored log lines (roost.store.db.SqlLogs), read by LogShipper
-    flows: Any = None  # starts executions of other flows for a task (the engine's FlowStarter; None in run_task)
+    flows: Any = (
+        None  # starts executions of other flows for a task (the engine's FlowStarter; None in run_task)
+    )
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
@@ -324,7 +326,9 @@ class TaskRunContext:
     def describe_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
         """Another flow's ``description`` and ``inputs`` (id, type, description, required, hasDefault)."""
         if self.runtime.flows is None:
-            raise TaskError(f"task '{self.task_id}' cannot read flow {namespace}.{flow_id}: no engine runs it")
+            raise TaskError(
+                f"task '{self.task_id}' cannot read flow {namespace}.{flow_id}: no engine runs it"
+            )
         return self.runtime.flows.describe(namespace, flow_id, revision)
 
     # -- files -----------------------------------------------------------------------------------

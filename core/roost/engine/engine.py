@@ -879,5 +879,7 @@ class FlowStarter:
                 self.engine.kill(child.id)
                 ctx.raise_if_killed()
             if deadline is not None and time.monotonic() > deadline:
-                raise TaskError(f"flow {name} (execution {child.id}) did not end within {timeout:g} s; it goes on")
+                raise TaskError(
+                    f"flow {name} (execution {child.id}) did not end within {timeout:g} s; it goes on"
+                )
         return {"executionId": ended.id, "state": ended.state.current, "outputs": ended.outputs or {}}

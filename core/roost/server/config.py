@@ -258,9 +258,22 @@ def _ai_model(raw: Any, path: str, *, need_id: bool) -> AiModel:
     from roost.llm import check_headers, provider_kind
 
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping (type, modelName, baseUrl, apiKey, customHeaders, timeout)")
-    known = {"id", "displayName", "type", "modelName", "model", "baseUrl", "apiKey", "customHeaders", "timeout",
-             "default", "isDefault"}
+        raise ConfigError(
+            f"{path}: expected a mapping (type, modelName, baseUrl, apiKey, customHeaders, timeout)"
+        )
+    known = {
+        "id",
+        "displayName",
+        "type",
+        "modelName",
+        "model",
+        "baseUrl",
+        "apiKey",
+        "customHeaders",
+        "timeout",
+        "default",
+        "isDefault",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -275,13 +288,14 @@ def _ai_model(raw: Any, path: str, *, need_id: bool) -> AiModel:
     if not isinstance(model, str) or not model.strip():
         raise ConfigError(f"{path}.modelName: required")
     base_url = raw.get("baseUrl")
-    if base_url is not None and (not isinstance(base_url, str) or not re.match(r"https?://[^\s]+$", base_url)):
+    if base_url is not None and (
+        not isinstance(base_url, str) or not re.match(r"https?://[^\s]+$", base_url)
+    ):
         raise ConfigError(f"{path}.baseUrl: expected an http(s) URL")
     api_key = raw.get("apiKey")
-    if api_key is not None:
-        if not is_reference(api_key):
-            raise ConfigError(f"{path}.apiKey: write a reference, {{{{ secret('KEY') }}}} or ${{ENV_VAR}}; a key in "
-                              "clear text in the configuration is refused")  # fmt: skip
+    if api_key is not None and not is_reference(api_key):
+        raise ConfigError(f"{path}.apiKey: write a reference, {{{{ secret('KEY') }}}} or ${{ENV_VAR}}; a key in "
+                          "clear text in the configuration is refused")  # fmt: skip
     headers = raw.get("customHeaders") or {}
     if not isinstance(headers, dict):
         raise ConfigError(f"{path}.customHeaders: expected a mapping of header names to values")
@@ -324,7 +338,9 @@ def parse_ai(raw: Any) -> AiConfig:
     chosen = raw.get("defaultProvider")
     if chosen is not None:
         if chosen not in ids:
-            raise ConfigError(f"ai.defaultProvider: {chosen!r} is not one of the providers ({', '.join(ids)})")
+            raise ConfigError(
+                f"ai.defaultProvider: {chosen!r} is not one of the providers ({', '.join(ids)})"
+            )
         models = [replace(m, default=m.id == chosen) for m in models]
     if sum(m.default for m in models) > 1:
         raise ConfigError("ai.providers: more than one model is marked default")
@@ -335,7 +351,9 @@ def parse_ai(raw: Any) -> AiConfig:
     if not isinstance(budget, int) or isinstance(budget, bool) or not 1_000 <= budget <= 1_000_000:
         raise ConfigError("ai.contextBudget: expected a number of characters from 1000 to 1000000")
     transcription = raw.get("transcription")
-    speech = _ai_model(transcription, "ai.transcription", need_id=False) if transcription is not None else None
+    speech = (
+        _ai_model(transcription, "ai.transcription", need_id=False) if transcription is not None else None
+    )
     if speech is not None and speech.kind != "openai":
         raise ConfigError("ai.transcription.type: transcription needs an OpenAI-compatible endpoint (openai)")
     return AiConfig(tuple(models), attempts, budget, speech)

@@ -28,9 +28,10 @@ from roost.server.config import AiConfig, AiModel
 
 FENCE = re.compile(r"```(?:ya?ml|YAML)?[ \t]*\n(.*?)```", re.DOTALL)
 _WORD = re.compile(r"[a-z][a-z0-9]{2,}")
-_SECRET_KEY = re.compile(r"pass(word|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential", re.IGNORECASE)
-_STOP = frozenset("the and for with that this from into then when each every flow task tasks type run runs "
-                  "use using add make create should want write which what".split())  # fmt: skip
+_SECRET_KEY = re.compile(
+    r"pass(word|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential", re.IGNORECASE
+)
+_STOP = frozenset(["the", "and", "for", "with", "that", "this", "from", "into", "then", "when", "each", "every", "flow", "task", "tasks", "type", "run", "runs", "use", "using", "add", "make", "create", "should", "want", "write", "which", "what"])  # fmt: skip
 MAX_PROMPT = 20_000  # characters of a user prompt
 MAX_YAML = 200_000  # characters of the current YAML sent along
 
@@ -161,7 +162,10 @@ def system_prompt(config: AiConfig, cards: list[TypeCard], defaults: list[Any], 
             continue  # a shorter card further down may still fit
         lines.append(text)
         budget -= len(text) + 1
-    parts.append(f"Installed types ({len(lines)} of {len(cards)}, the most relevant to the request):\n" + "\n".join(lines))
+    parts.append(
+        f"Installed types ({len(lines)} of {len(cards)}, the most relevant to the request):\n"
+        + "\n".join(lines)
+    )
     return "\n\n".join(parts)
 
 
@@ -211,9 +215,9 @@ def model_settings(model: AiModel, secrets: Any) -> Any:
     key = None
     if model.api_key:
         try:
-            key = CredentialConfig(f"ai.{model.id or 'transcription'}", {}, type="ai", secrets=secrets).resolve(
-                model.api_key, "apiKey"
-            )
+            key = CredentialConfig(
+                f"ai.{model.id or 'transcription'}", {}, type="ai", secrets=secrets
+            ).resolve(model.api_key, "apiKey")
         except (CredentialError, ExpressionError) as exc:
             raise CopilotError(503, f"the AI model {model.id or model.model!r} cannot be used: its apiKey reference "
                                     f"cannot be resolved ({_first_line(exc)})") from None  # fmt: skip
@@ -238,7 +242,9 @@ def call_model(settings: Any, messages: list[dict[str, Any]]) -> str:
         except ApiError as exc:
             message = client.scrub(str(exc))
             if exc.timed_out:
-                raise CopilotError(504, f"the AI model {name!r} did not answer within {settings.timeout:g} s") from None
+                raise CopilotError(
+                    504, f"the AI model {name!r} did not answer within {settings.timeout:g} s"
+                ) from None
             if exc.status == 429:
                 headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after is not None else {}
                 raise CopilotError(429, f"the AI model {name!r} is rate-limited by its provider: {message}",
@@ -278,7 +284,9 @@ def generate(st: Any, tenant: str, model: AiModel, req: Request, *, kind: str = 
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     earlier = CONVERSATIONS.history(req.principal, req.conversation)
     if earlier:
-        messages.append({"role": "user", "content": "Earlier requests in this conversation:\n- " + "\n- ".join(earlier)})
+        messages.append(
+            {"role": "user", "content": "Earlier requests in this conversation:\n- " + "\n- ".join(earlier)}
+        )
     if kind == "flow":
         ask = (f"The current flow:\n```yaml\n{current}```\n\nChange it as asked: {req.prompt}" if current.strip()
                else f"Write a flow: {req.prompt}")  # fmt: skip
@@ -336,7 +344,9 @@ def _flow_violations(st: Any, tenant: str, draft: str, current: str) -> list[dic
         for key, value in before.items():
             after = _field(draft, key)
             if after and after != value:
-                violations.append({"path": key, "message": f"must stay {value!r} (the flow being edited), not {after!r}"})
+                violations.append(
+                    {"path": key, "message": f"must stay {value!r} (the flow being edited), not {after!r}"}
+                )
     return violations
 
 
@@ -422,7 +432,10 @@ def _test_violations(draft: str, flow_yaml: str) -> list[dict[str, Any]]:
             if not isinstance(tid, str):
                 bad((*at, "fixtures", "tasks", j, "id"), "required: the id of a task of the flow")
             elif tasks and tid not in tasks:
-                bad((*at, "fixtures", "tasks", j, "id"), f"the flow has no task {tid!r} (tasks: {', '.join(sorted(tasks))})")
+                bad(
+                    (*at, "fixtures", "tasks", j, "id"),
+                    f"the flow has no task {tid!r} (tasks: {', '.join(sorted(tasks))})",
+                )
         assertions = case.get("assertions")
         if not isinstance(assertions, list) or not assertions:
             bad((*at, "assertions"), "required: a list of at least one assertion")
@@ -433,7 +446,9 @@ def _test_violations(draft: str, flow_yaml: str) -> list[dict[str, Any]]:
                 bad(where, "an assertion is a mapping (value and an operator)")
                 continue
             if "value" not in a:
-                bad((*where, "value"), "required: the value to check, usually {{ outputs.<taskId>.<output> }}")
+                bad(
+                    (*where, "value"), "required: the value to check, usually {{ outputs.<taskId>.<output> }}"
+                )
             if not TEST_OPERATORS & set(a):
                 bad(where, f"no operator (one of {', '.join(sorted(TEST_OPERATORS))})")
             refs = set(re.findall(r"outputs\.([A-Za-z0-9_-]+)", str(a.get("value", ""))))
@@ -441,5 +456,8 @@ def _test_violations(draft: str, flow_yaml: str) -> list[dict[str, Any]]:
                 refs.add(a["taskId"])
             for ref in sorted(refs):
                 if tasks and ref not in tasks:
-                    bad(where, f"refers to task {ref!r}, which the flow does not have (tasks: {', '.join(sorted(tasks))})")
+                    bad(
+                        where,
+                        f"refers to task {ref!r}, which the flow does not have (tasks: {', '.join(sorted(tasks))})",
+                    )
     return out

@@ -70,9 +70,9 @@ class FakeLlm(FakeHttpServer):
         for name, value in self.required_headers.items():
             if request.headers.get(name) != value:
                 return self._error(400, f"missing or wrong header {name}", ollama)
-        if self.api_key is not None and not ollama:
-            if request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return self._error(401, "Incorrect API key provided", ollama, code="invalid_api_key")
+        wrong_key = request.headers.get("authorization") != f"Bearer {self.api_key}"
+        if self.api_key is not None and not ollama and wrong_key:
+            return self._error(401, "Incorrect API key provided", ollama, code="invalid_api_key")
         if request.path == "/v1/audio/transcriptions":
             return self._transcribe(request)
         if request.path not in ("/v1/chat/completions", "/api/chat"):
@@ -134,7 +134,8 @@ class FakeLlm(FakeHttpServer):
         fields: dict[str, Any] = {}
         for part in parsed.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            payload = payload if isinstance(payload, bytes) else b""
             if part.get_filename():
                 fields[str(name)] = {"filename": part.get_filename(), "content_type": part.get_content_type(),
                                      "data": payload}  # fmt: skip
@@ -151,7 +152,9 @@ class FakeLlm(FakeHttpServer):
         if ollama:
             body: Any = {"error": message}
         else:
-            body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+            body = {
+                "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+            }
         return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 

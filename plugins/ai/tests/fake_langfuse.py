@@ -68,7 +68,11 @@ class FakeLangfuse(FakeHttpServer):
             return 400, plain, json.dumps({"message": f"failed to decode: {exc}"}).encode()
         with self.lock:
             self.exports.append(export)
-        return 200, {"Content-Type": "application/x-protobuf"}, ExportTraceServiceResponse().SerializeToString()
+        return (
+            200,
+            {"Content-Type": "application/x-protobuf"},
+            ExportTraceServiceResponse().SerializeToString(),
+        )
 
     def spans(self) -> list[dict[str, Any]]:
         """Every span received: name, kind, ids, status, attributes (decoded), resource and scope."""

@@ -21,7 +21,9 @@ def provider(llm: FakeLlm) -> str:
             f"      apiKey: \"{{{{ secret('OPENAI_API_KEY') }}}}\"\n      baseUrl: {llm.openai_url}\n")  # fmt: skip
 
 
-def agent_flow(llm: FakeLlm, extra: str = "", *, flow_id: str = "agent", prompt: str = "What is 2 + 3?") -> str:
+def agent_flow(
+    llm: FakeLlm, extra: str = "", *, flow_id: str = "agent", prompt: str = "What is 2 + 3?"
+) -> str:
     return (f"id: {flow_id}\nnamespace: company.ai\ntasks:\n  - id: agent\n    type: {AGENT}\n"
             f"    systemMessage: You are precise.\n    prompt: \"{prompt}\"\n" + provider(llm) + extra)  # fmt: skip
 
@@ -63,7 +65,11 @@ def logs(engine: Any, ex: Any) -> str:
 
 def test_a_plain_answer(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
     llm.script({"content": "5", "usage": {"prompt_tokens": 30, "completion_tokens": 2}})
-    ex = run_flow(agent_flow(llm, "    configuration:\n      temperature: 0.1\n      seed: 7\n      logRequests: true\n"))
+    ex = run_flow(
+        agent_flow(
+            llm, "    configuration:\n      temperature: 0.1\n      seed: 7\n      logRequests: true\n"
+        )
+    )
     assert ex.state.current == "SUCCESS", logs(roost_engine, ex)
     out = outputs(ex)
     assert out["textOutput"] == "5" and out["finishReason"] == "STOP"
@@ -77,11 +83,22 @@ def test_a_plain_answer(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
     assert KEY not in logs(roost_engine, ex)
 
 
-def test_a_flow_tool_runs_the_flow_and_answers_with_its_outputs(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
+def test_a_flow_tool_runs_the_flow_and_answers_with_its_outputs(
+    run_flow: Any, roost_engine: Any, llm: FakeLlm
+) -> None:
     roost_engine.deploy(ADD)
-    llm.script({"tool_calls": [{"id": "c1", "name": "kestra_flow_company_tools_add",
-                                "arguments": {"inputs": [{"id": "a", "value": 2}, {"id": "b", "value": 3}]}}]},  # fmt: skip
-               lambda body: f"The sum is {json.loads(body['messages'][-1]['content'])['outputs']['total']}")
+    llm.script(
+        {
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "name": "kestra_flow_company_tools_add",
+                    "arguments": {"inputs": [{"id": "a", "value": 2}, {"id": "b", "value": 3}]},
+                }
+            ]
+        },  # fmt: skip
+        lambda body: f"The sum is {json.loads(body['messages'][-1]['content'])['outputs']['total']}",
+    )
     tools = ("    tools:\n      - type: io.kestra.plugin.ai.tool.KestraFlow\n        namespace: company.tools\n"
              "        flowId: add\n        wait: true\n")  # fmt: skip
     ex = run_flow(agent_flow(llm, tools))
@@ -104,11 +121,23 @@ def test_a_flow_tool_runs_the_flow_and_answers_with_its_outputs(run_flow: Any, r
 
 def test_tool_errors_go_back_to_the_model(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
     roost_engine.deploy(ADD)
-    llm.script({"tool_calls": [{"name": "kestra_flow", "arguments": {"namespace": "company.tools", "flowId": "add",
-                                                                    "inputs": [{"id": "a", "value": 1}]}}]},  # fmt: skip
-               {"tool_calls": [{"name": "kestra_flow", "arguments": {"namespace": "nowhere", "flowId": "x"}}]},
-               {"tool_calls": [{"name": "no_such_tool", "arguments": {}}]},
-               "giving up")
+    llm.script(
+        {
+            "tool_calls": [
+                {
+                    "name": "kestra_flow",
+                    "arguments": {
+                        "namespace": "company.tools",
+                        "flowId": "add",
+                        "inputs": [{"id": "a", "value": 1}],
+                    },
+                }
+            ]
+        },  # fmt: skip
+        {"tool_calls": [{"name": "kestra_flow", "arguments": {"namespace": "nowhere", "flowId": "x"}}]},
+        {"tool_calls": [{"name": "no_such_tool", "arguments": {}}]},
+        "giving up",
+    )
     ex = run_flow(agent_flow(llm, "    tools:\n      - type: io.kestra.plugin.ai.tool.KestraFlow\n"))
     assert ex.state.current == "SUCCESS", logs(roost_engine, ex)
     results = [t["result"] for t in outputs(ex)["toolExecutions"]]
@@ -135,11 +164,13 @@ def test_the_http_tool_calls_under_its_base_url_only(run_flow: Any, roost_engine
     monkeypatch.setenv("SECRET_API_TOKEN", base64.b64encode(b"api-token-123").decode())
     api = FakeApi().start()
     try:
-        llm.script({"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/42"}}]},
-                   {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/../../admin"}}]},
-                   {"tool_calls": [{"name": "items", "arguments": {"method": "DELETE", "path": "/items/42"}}]},
-                   {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/7"}}]},
-                   "done")
+        llm.script(
+            {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/42"}}]},
+            {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/../../admin"}}]},
+            {"tool_calls": [{"name": "items", "arguments": {"method": "DELETE", "path": "/items/42"}}]},
+            {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/7"}}]},
+            "done",
+        )
         tools = ("    tools:\n      - type: io.roost.plugin.ai.tool.HttpRequest\n        name: items\n"
                  "        description: The item catalogue\n"
                  f"        baseUrl: {api.url}/api\n        headers:\n"
@@ -171,19 +202,26 @@ SCHEMA = """    configuration:
 """
 
 
-def test_structured_output_is_checked_against_the_schema(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
+def test_structured_output_is_checked_against_the_schema(
+    run_flow: Any, roost_engine: Any, llm: FakeLlm
+) -> None:
     llm.script('{"category": "SHOES", "priority": "LOW"}', '{"category": "BILLING", "priority": "HIGH"}')
     ex = run_flow(agent_flow(llm, SCHEMA))
     assert ex.state.current == "SUCCESS", logs(roost_engine, ex)
     out = outputs(ex)
     assert out["jsonOutput"] == {"category": "BILLING", "priority": "HIGH"} and "textOutput" not in out
     fmt = llm.chats[0]["response_format"]
-    assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == ["category", "priority"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == [
+        "category",
+        "priority",
+    ]
     assert "at category: 'SHOES' is not one of" in llm.chats[1]["messages"][-1]["content"]
     llm.script("not json at all", '{"category": "BILLING"}')
     ex = run_flow(agent_flow(llm, SCHEMA, flow_id="agent2"))
     assert ex.state.current == "FAILED"
-    assert "does not match responseFormat.jsonSchema: at the root: 'priority' is a required property" in logs(roost_engine, ex)
+    assert "does not match responseFormat.jsonSchema: at the root: 'priority' is a required property" in logs(
+        roost_engine, ex
+    )
 
 
 def test_memory_carries_the_conversation_between_runs(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
@@ -199,7 +237,9 @@ def test_memory_carries_the_conversation_between_runs(run_flow: Any, roost_engin
     stored = roost_engine.runtime("main").kv.get("company.ai", "john")
     assert len(stored) == 4 and stored[-1]["content"] == "You are John, from Paris"
     llm.script("bye")
-    run_flow(agent_flow(llm, memory.replace("PT10M\n", "PT10M\n      drop: AFTER_TASKRUN\n"), flow_id="forget"))
+    run_flow(
+        agent_flow(llm, memory.replace("PT10M\n", "PT10M\n      drop: AFTER_TASKRUN\n"), flow_id="forget")
+    )
     from roost.engine.context import MISSING
 
     assert roost_engine.runtime("main").kv.get("company.ai", "john") is MISSING
@@ -219,9 +259,21 @@ def test_tool_calls_are_bounded(run_flow: Any, roost_engine: Any, llm: FakeLlm) 
 
 
 def test_ollama(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
-    llm.script({"tool_calls": [{"name": "kestra_flow", "arguments": {"namespace": "company.tools", "flowId": "add",
-                                                                    "inputs": [{"id": "a", "value": 4}, {"id": "b", "value": 4}]}}]},  # fmt: skip
-               "eight")
+    llm.script(
+        {
+            "tool_calls": [
+                {
+                    "name": "kestra_flow",
+                    "arguments": {
+                        "namespace": "company.tools",
+                        "flowId": "add",
+                        "inputs": [{"id": "a", "value": 4}, {"id": "b", "value": 4}],
+                    },
+                }
+            ]
+        },  # fmt: skip
+        "eight",
+    )
     roost_engine.deploy(ADD)
     flow = (f"id: local\nnamespace: company.ai\ntasks:\n  - id: agent\n    type: {AGENT}\n    prompt: add 4 and 4\n"
             f"    provider:\n      type: io.kestra.plugin.ai.provider.Ollama\n      modelName: llama-test\n"
@@ -231,8 +283,13 @@ def test_ollama(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
     assert ex.state.current == "SUCCESS", logs(roost_engine, ex)
     assert outputs(ex)["textOutput"] == "eight"
     first, second = llm.chats
-    assert llm.requests[-1].path == "/api/chat" and first["options"] == {"temperature": 0.0, "num_predict": 50}
-    assert second["messages"][-2]["tool_calls"][0]["function"]["arguments"]["flowId"] == "add"  # objects, not text
+    assert llm.requests[-1].path == "/api/chat" and first["options"] == {
+        "temperature": 0.0,
+        "num_predict": 50,
+    }
+    assert (
+        second["messages"][-2]["tool_calls"][0]["function"]["arguments"]["flowId"] == "add"
+    )  # objects, not text
     assert second["messages"][-1]["role"] == "tool" and second["messages"][-1]["tool_name"] == "kestra_flow"
 
 
@@ -280,10 +337,19 @@ def test_a_kill_reaches_the_flow_it_waits_for(roost_engine: Any, llm: FakeLlm) -
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        ("    provider:\n      type: io.kestra.plugin.ai.provider.GoogleGemini\n      modelName: g\n", "provider"),
+        (
+            "    provider:\n      type: io.kestra.plugin.ai.provider.GoogleGemini\n      modelName: g\n",
+            "provider",
+        ),
         ("    tools:\n      - type: io.kestra.plugin.ai.tool.TavilyWebSearch\n", "tools[0]"),
-        ("    memory:\n      type: io.kestra.plugin.ai.memory.KestraKVStore\n      messages: 0\n", "memory.messages"),
-        ("    observability:\n      enabled: true\n      captureEverything: true\n", "observability.captureEverything"),
+        (
+            "    memory:\n      type: io.kestra.plugin.ai.memory.KestraKVStore\n      messages: 0\n",
+            "memory.messages",
+        ),
+        (
+            "    observability:\n      enabled: true\n      captureEverything: true\n",
+            "observability.captureEverything",
+        ),
     ],
 )
 def test_bad_settings_are_refused_at_deploy_time(roost_engine: Any, block: str, message: str) -> None:
@@ -322,4 +388,6 @@ def test_concurrent_runs_do_not_mix(roost_engine: Any, llm: FakeLlm) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert {i: outputs(r)["textOutput"] for i, r in results.items()} == {i: f"answer to q{i}" for i in range(4)}
+    assert {i: outputs(r)["textOutput"] for i, r in results.items()} == {
+        i: f"answer to q{i}" for i in range(4)
+    }

@@ -30,7 +30,9 @@ def spans_of(langfuse: FakeLangfuse, count: int) -> list[dict[str, Any]]:
     return langfuse.spans()
 
 
-def run_traced(run_flow: Any, roost_engine: Any, llm: FakeLlm, langfuse: FakeLangfuse, extra: str = "") -> Any:
+def run_traced(
+    run_flow: Any, roost_engine: Any, llm: FakeLlm, langfuse: FakeLangfuse, extra: str = ""
+) -> Any:
     roost_engine.deploy(ADD)
     llm.script({"tool_calls": [{"id": "c1", "name": "kestra_flow_company_tools_add",
                                 "arguments": {"inputs": [{"id": "a", "value": 2}, {"id": "b", "value": 3}]}}],
@@ -65,10 +67,16 @@ def test_spans_of_the_run_each_model_call_and_each_tool_call(run_flow: Any, roos
         assert context.items() <= s["attributes"].items(), s["name"]
         assert s["attributes"]["roost.taskrun.id"]
         assert s["resource"]["service.name"] == "kestra-plugin-ai"
-        assert s["resource"]["deployment.environment"] == "test" and s["resource"]["service.version"] == "1.2.3"
+        assert (
+            s["resource"]["deployment.environment"] == "test" and s["resource"]["service.version"] == "1.2.3"
+        )
         assert s["scope"] == "io.kestra.plugin.ai.agent.AIAgent"
     r = root["attributes"]
-    assert r["langfuse.trace.name"] == "AIAgent" and r["gen_ai.system"] == "openai" and r["gen_ai.request.model"] == "gpt-test"
+    assert (
+        r["langfuse.trace.name"] == "AIAgent"
+        and r["gen_ai.system"] == "openai"
+        and r["gen_ai.request.model"] == "gpt-test"
+    )
     assert r["langfuse.session.id"] == ex.label_map().get("system.correlationId", ex.id)
     assert '"executionId": "' + ex.id in r["langfuse.trace.metadata"]
     assert r["gen_ai.usage.input_tokens"] == 100 and r["gen_ai.usage.output_tokens"] == 15
@@ -82,7 +90,10 @@ def test_spans_of_the_run_each_model_call_and_each_tool_call(run_flow: Any, roos
     assert a["langfuse.observation.type"] == "generation"
     assert second["attributes"]["gen_ai.response.finish_reasons"] == ["stop"]
     t = tool["attributes"]
-    assert t["gen_ai.operation.name"] == "execute_tool" and t["gen_ai.tool.name"] == "kestra_flow_company_tools_add"
+    assert (
+        t["gen_ai.operation.name"] == "execute_tool"
+        and t["gen_ai.tool.name"] == "kestra_flow_company_tools_add"
+    )
     assert t["gen_ai.tool.call.id"] == "c1" and t["langfuse.observation.type"] == "tool"
     # nothing of the conversation leaves without capture
     everything = repr(spans)
@@ -102,7 +113,10 @@ def test_payloads_are_captured_only_when_asked(run_flow: Any, roost_engine: Any,
     assert root["langfuse.trace.output"] == "The secret sum is 5"
     assert "You are precise." in root["langfuse.trace.metadata"]
     tool = spans["execute_tool kestra_flow_company_tools_add"]["attributes"]
-    assert '"value": 2' in tool["langfuse.observation.input"] and '"total": "5"' in tool["langfuse.observation.output"]
+    assert (
+        '"value": 2' in tool["langfuse.observation.input"]
+        and '"total": "5"' in tool["langfuse.observation.output"]
+    )
     chat = spans["chat gpt-test"]["attributes"]
     assert "PRIVATE-PROMPT" in chat["langfuse.observation.input"]
     assert len(chat["langfuse.observation.input"]) <= 500 + len("...[truncated]")
@@ -112,12 +126,16 @@ def test_an_unreachable_langfuse_never_fails_the_task(run_flow: Any, roost_engin
                                                       langfuse: FakeLangfuse) -> None:  # fmt: skip
     langfuse.auth = "Basic wrong"  # every export refused with 401
     llm.script("fine")
-    ex = run_flow(agent_flow(llm, OBSERVE.format(endpoint=langfuse.endpoint, extra="      exportTimeout: PT2S\n")))
+    ex = run_flow(
+        agent_flow(llm, OBSERVE.format(endpoint=langfuse.endpoint, extra="      exportTimeout: PT2S\n"))
+    )
     assert ex.state.current == "SUCCESS" and outputs(ex)["textOutput"] == "fine"
     assert any(r.path.endswith("/v1/traces") for r in langfuse.requests)
     assert not langfuse.spans()
     llm.script("also fine")
-    missing = OBSERVE.format(endpoint=langfuse.endpoint, extra="").replace("      publicKey: pk-lf-test\n", "")
+    missing = OBSERVE.format(endpoint=langfuse.endpoint, extra="").replace(
+        "      publicKey: pk-lf-test\n", ""
+    )
     ex = run_flow(agent_flow(llm, missing, flow_id="no_key"))
     assert ex.state.current == "SUCCESS"
     assert "endpoint, publicKey or secretKey is missing" in logs(roost_engine, ex)

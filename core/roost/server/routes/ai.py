@@ -11,7 +11,7 @@ the other routes answer 404.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +27,8 @@ from roost.server.ui.permissions import ANONYMOUS, can
 
 router = APIRouter(tags=["AI"], responses=models.ERRORS)
 P = "/api/v1/{tenant}/ai"
-PERMISSION, ACTION = "AI_COPILOT", "CREATE"
+PERMISSION: Final = "AI_COPILOT"
+ACTION: Final = "CREATE"
 MAX_AUDIO = 25 * 1024 * 1024  # OpenAI's limit for one transcription upload
 audit_log = logging.getLogger("roost.audit")
 
@@ -104,16 +105,22 @@ def authorize(request: Request, st: ServerState, tenant: str, namespace: str | N
         return
     audit(st, request, tenant, "ACCESS_DENIED", {"operation": operation, "namespace": namespace})
     where = f"namespace {namespace}" if namespace else f"tenant {tenant}"
-    raise ApiError(403, f"Permission denied: {who or 'anonymous'} may not use the AI Copilot ({PERMISSION}) in {where}")
+    raise ApiError(
+        403, f"Permission denied: {who or 'anonymous'} may not use the AI Copilot ({PERMISSION}) in {where}"
+    )
 
 
 def _model(st: ServerState, provider_id: str | None) -> AiModel:
     config = st.config.ai
     if config is None:
-        raise not_found("the AI Copilot is not configured on this server (no ai.providers in its configuration)")
+        raise not_found(
+            "the AI Copilot is not configured on this server (no ai.providers in its configuration)"
+        )
     model = config.provider(provider_id)
     if model is None:
-        raise bad_request(f"providerId: no AI model {provider_id!r} here (models: {', '.join(p.id for p in config.providers)})")
+        raise bad_request(
+            f"providerId: no AI model {provider_id!r} here (models: {', '.join(p.id for p in config.providers)})"
+        )
     return model
 
 
@@ -236,10 +243,16 @@ async def transcribe(request: Request, tenant: str) -> JSONResponse:
             except RestError as exc:
                 message = client.scrub(str(exc))
                 if exc.timed_out:
-                    raise CopilotError(504, f"the transcription model did not answer within {settings.timeout:g} s") from None
+                    raise CopilotError(
+                        504, f"the transcription model did not answer within {settings.timeout:g} s"
+                    ) from None
                 if exc.status == 429:
-                    headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after is not None else {}
-                    raise CopilotError(429, f"the transcription model is rate-limited: {message}", headers=headers) from None
+                    headers = (
+                        {"Retry-After": str(int(exc.retry_after))} if exc.retry_after is not None else {}
+                    )
+                    raise CopilotError(
+                        429, f"the transcription model is rate-limited: {message}", headers=headers
+                    ) from None
                 raise CopilotError(502, f"the transcription model failed: {message}") from None
 
     try:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-Resource = Literal["FLOW", "EXECUTION", "NAMESPACE", "KVSTORE", "SECRET", "PLUGIN_DEFAULTS", "ASSET", "AI_COPILOT"]
+Resource = Literal[
+    "FLOW", "EXECUTION", "NAMESPACE", "KVSTORE", "SECRET", "PLUGIN_DEFAULTS", "ASSET", "AI_COPILOT"
+]
 Action = Literal["CREATE", "READ", "UPDATE", "DELETE"]
 ANONYMOUS = "anonymous"  # the principal of every request when auth is off
 

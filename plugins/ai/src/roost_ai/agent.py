@@ -17,9 +17,16 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
-
 from roost import ChatClient, ChatResult, Dynamic, Output, RunContext, Task, TaskError, TokenUsage
-from roost_ai.models import ChatConfiguration, LangfuseObservability, Memory, Provider, correlation_id, rendered
+
+from roost_ai.models import (
+    ChatConfiguration,
+    LangfuseObservability,
+    Memory,
+    Provider,
+    correlation_id,
+    rendered,
+)
 from roost_ai.tools import Tool, ToolFunction, ToolRefused
 from roost_ai.tracing import Tracing
 
@@ -82,7 +89,9 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
         functions = self._functions(ctx)
         limit = int(self.max_sequential_tools_invocations or DEFAULT_MAX_TOOL_CALLS)
         schema, json_mode = self._response_format(config)
-        tracing = Tracing(ctx, observability, system=settings.kind, model=settings.model, parameters=config.parameters())
+        tracing = Tracing(
+            ctx, observability, system=settings.kind, model=settings.model, parameters=config.parameters()
+        )
 
         messages: list[dict[str, Any]] = []
         if self.system_message:
@@ -113,7 +122,9 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
                     waited += time.monotonic() - started
                     usage.add(result.usage)
                     if config.log_responses:
-                        ctx.logger.debug("AI response from %s: %s", settings.model, (result.text or "")[:4000])
+                        ctx.logger.debug(
+                            "AI response from %s: %s", settings.model, (result.text or "")[:4000]
+                        )
                     if result.tool_calls:
                         if len(executions) + len(result.tool_calls) > limit:
                             raise TaskError(f"the model asked for more than {limit} tool calls "
@@ -124,13 +135,17 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
                             text = self._call_tool(ctx, tracing, functions, call)
                             executions.append({"requestId": call.id, "requestName": call.name,
                                                "requestArguments": _arguments(call.arguments), "result": text})  # fmt: skip
-                            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": text})
+                            messages.append(
+                                {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": text}
+                            )
                         continue
                     if schema is not None or json_mode:
                         problem = _json_problem(result.text, schema)
                         if problem is not None:
                             if schema_retry_used:
-                                raise TaskError(f"the model's answer does not match responseFormat.jsonSchema: {problem}")
+                                raise TaskError(
+                                    f"the model's answer does not match responseFormat.jsonSchema: {problem}"
+                                )
                             schema_retry_used = True
                             messages.append(result.message())
                             messages.append({"role": "user", "content": f"Your answer is not valid: {problem}. Answer "
@@ -155,8 +170,11 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
         return AgentOutput(
             text_output=None if (schema is not None or json_mode) else result.text,
             json_output=json_output,
-            token_usage={"inputTokenCount": usage.input_tokens, "outputTokenCount": usage.output_tokens,
-                         "totalTokenCount": usage.total_tokens},  # fmt: skip
+            token_usage={
+                "inputTokenCount": usage.input_tokens,
+                "outputTokenCount": usage.output_tokens,
+                "totalTokenCount": usage.total_tokens,
+            },  # fmt: skip
             finish_reason=_finish_reason(result.finish_reason),
             tool_executions=executions,
             intermediate_responses=intermediate,
@@ -189,7 +207,9 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
         try:
             Draft202012Validator.check_schema(fmt.json_schema)
         except SchemaError as exc:
-            raise TaskError(f"configuration.responseFormat.jsonSchema is not a valid JSON Schema: {exc.message}") from None
+            raise TaskError(
+                f"configuration.responseFormat.jsonSchema is not a valid JSON Schema: {exc.message}"
+            ) from None
         schema = dict(fmt.json_schema)
         if fmt.json_schema_description and "description" not in schema:
             schema["description"] = str(fmt.json_schema_description)
@@ -200,7 +220,9 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
         with tracing.tool_call(call.name, call.id, call.arguments) as done:
             fn = functions.get(call.name)
             if fn is None:
-                text = f"error: there is no tool named {call.name!r} (tools: {', '.join(functions) or 'none'})"
+                text = (
+                    f"error: there is no tool named {call.name!r} (tools: {', '.join(functions) or 'none'})"
+                )
                 done(text, "unknown tool")
                 return text
             try:
@@ -247,18 +269,24 @@ class AIAgent(Task, type="io.kestra.plugin.ai.agent.AIAgent"):
             return []
         turns = [m for m in stored if isinstance(m, dict) and m.get("role") in ("user", "assistant")
                  and isinstance(m.get("content"), str)]  # fmt: skip
-        return turns[-int(memory.messages):]
+        return turns[-int(memory.messages) :]
 
     @staticmethod
-    def _remember(ctx: RunContext, memory: Any, history: list[dict[str, Any]], prompt: str, answer: str | None) -> None:
+    def _remember(
+        ctx: RunContext, memory: Any, history: list[dict[str, Any]], prompt: str, answer: str | None
+    ) -> None:
         if memory is None:
             return
         key = str(memory.memory_id or correlation_id(ctx))
         if memory.drop == "AFTER_TASKRUN":
             ctx.kv_delete(key)
             return
-        turns = [*history, {"role": "user", "content": prompt}, {"role": "assistant", "content": answer or ""}]
-        turns = turns[-int(memory.messages):]
+        turns = [
+            *history,
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": answer or ""},
+        ]
+        turns = turns[-int(memory.messages) :]
         while turns and turns[0]["role"] != "user":  # a window starts with a question
             turns = turns[1:]
         ctx.kv_put(key, turns, ttl=memory.ttl.total_seconds())
@@ -290,7 +318,7 @@ def _json_problem(text: str | None, schema: dict[str, Any] | None) -> str | None
     """Why an answer is not the JSON asked for (None when it is)."""
     try:
         value = json.loads(text or "")
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return f"not JSON ({exc.msg} at position {exc.pos})"
     if schema is None:
         return None

@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
-
 from roost import Dynamic, Model, ModelSettings, RunContext, TaskError
 
 P = "io.kestra.plugin.ai."

@@ -18,8 +18,17 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
-
-from roost import ApiClient, ApiError, Dynamic, HttpOptions, HttpRetry, HttpTimeout, Model, RunContext, TaskError
+from roost import (
+    ApiClient,
+    ApiError,
+    Dynamic,
+    HttpOptions,
+    HttpRetry,
+    HttpTimeout,
+    Model,
+    RunContext,
+    TaskError,
+)
 
 
 class ToolRefused(Exception):
@@ -50,7 +59,9 @@ _INPUTS = {"type": "array", "description": "The flow's inputs.", "items": {"type
 def _labels(value: Any) -> list[dict[str, str]]:
     if isinstance(value, dict):
         return [{"key": str(k), "value": str(v)} for k, v in value.items()]
-    return [{"key": str(x.get("key")), "value": str(x.get("value"))} for x in value or () if isinstance(x, dict)]
+    return [
+        {"key": str(x.get("key")), "value": str(x.get("value"))} for x in value or () if isinstance(x, dict)
+    ]
 
 
 class KestraFlow(Model):
@@ -85,7 +96,9 @@ class KestraFlow(Model):
 
     def callables(self, ctx: RunContext) -> list[ToolFunction]:
         if (self.namespace is None) != (self.flow_id is None):
-            raise TaskError("tool KestraFlow: set both namespace and flowId, or neither (the model then names the flow)")
+            raise TaskError(
+                "tool KestraFlow: set both namespace and flowId, or neither (the model then names the flow)"
+            )
         own_labels = dict(ctx.variables.get("labels") or {}) if self.inherit_labels else {}
         fixed = [*({"key": k, "value": str(v)} for k, v in own_labels.items() if not str(k).startswith("system.")),
                  *_labels(self.labels)]  # fmt: skip
@@ -98,7 +111,10 @@ class KestraFlow(Model):
             params: dict[str, Any] = {"type": "object", "properties": {"labels": _KEY_VALUES}}
             if flow["inputs"]:
                 params["properties"]["inputs"] = _INPUTS
-                if any(i["required"] and not i["hasDefault"] and i["id"] not in (self.inputs or {}) for i in flow["inputs"]):
+                if any(
+                    i["required"] and not i["hasDefault"] and i["id"] not in (self.inputs or {})
+                    for i in flow["inputs"]
+                ):
                     params["required"] = ["inputs"]
                 described = "; ".join(f"{i['id']} ({i['type']}{', required' if i['required'] and not i['hasDefault'] else ''})"
                                       + (f": {i['description']}" if i.get("description") else "") for i in flow["inputs"])  # fmt: skip
@@ -163,7 +179,9 @@ class HttpRequest(Model):
     """What the API does and when to call it, for the model."""
     base_url: Dynamic[str]
     """Every call goes under this URL (the model cannot reach another host or a parent path)."""
-    methods: list[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]] = Field(default_factory=lambda: ["GET"])
+    methods: list[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]] = Field(
+        default=["GET"], min_length=1
+    )
     """The methods the model may use."""
     headers: dict[str, Dynamic[str]] | None = None
     """Headers of every call (e.g. ``Authorization``), hidden from the model."""
@@ -183,7 +201,9 @@ class HttpRequest(Model):
             "query": {"type": "object", "additionalProperties": {"type": "string"}},
             "body": {"type": "string", "description": "Request body (JSON text for JSON APIs)."}},
             "required": ["method", "path"]}  # fmt: skip
-        return [ToolFunction(self.name, str(self.description), params, lambda args: self._call(ctx, base, args))]
+        return [
+            ToolFunction(self.name, str(self.description), params, lambda args: self._call(ctx, base, args))
+        ]
 
     def _call(self, ctx: RunContext, base: str, args: dict[str, Any]) -> str:
         method = str(args.get("method") or "GET").upper()
@@ -201,7 +221,9 @@ class HttpRequest(Model):
         headers = {str(k): str(v) for k, v in (self.headers or {}).items()}
         seconds = self.timeout.total_seconds()  # type: ignore[union-attr]
         options = HttpOptions(timeout=HttpTimeout(read_idle_timeout=timedelta(seconds=seconds)))
-        with _ToolHttp(base, headers=headers, secrets=list(headers.values()), options=options, ctx=ctx) as http:
+        with _ToolHttp(
+            base, headers=headers, secrets=list(headers.values()), options=options, ctx=ctx
+        ) as http:
             try:
                 response = http.send(method, "/" + path.lstrip("/"), params={str(k): str(v) for k, v in query.items()},
                                      content=body if isinstance(body, str) else (json.dumps(body) if body is not None else None),
@@ -211,7 +233,9 @@ class HttpRequest(Model):
             text = http.scrub(response.text)
         if len(text) > self.max_response_chars:
             text = text[: self.max_response_chars] + "\n[cut]"
-        return f"HTTP {response.status_code}\ncontent-type: {response.headers.get('content-type', '')}\n\n{text}"
+        return (
+            f"HTTP {response.status_code}\ncontent-type: {response.headers.get('content-type', '')}\n\n{text}"
+        )
 
 
 Tool = Annotated[KestraFlow | HttpRequest, Field(discriminator="type")]

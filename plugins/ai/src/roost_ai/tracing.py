@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from roost import RunContext
+
 from roost_ai.models import correlation_id
 
 SCOPE = "io.kestra.plugin.ai.agent.AIAgent"
@@ -131,7 +132,9 @@ class Tracing:
         from opentelemetry import trace
 
         parent = trace.set_span_in_context(self.root) if self.root is not None else None
-        return self.tracer.start_span(name, context=parent, kind=kind, attributes={**self._context(), **attributes})
+        return self.tracer.start_span(
+            name, context=parent, kind=kind, attributes={**self._context(), **attributes}
+        )
 
     @contextmanager
     def model_call(self, messages: list[dict[str, Any]]) -> Any:
@@ -202,7 +205,9 @@ class Tracing:
         finally:
             span.end()
 
-    def finish(self, output: Any, usage: Any, finish_reason: str | None, error: BaseException | None = None) -> None:
+    def finish(
+        self, output: Any, usage: Any, finish_reason: str | None, error: BaseException | None = None
+    ) -> None:
         if self.root is None:
             return
         from opentelemetry.trace import Status, StatusCode
