@@ -10,9 +10,13 @@ the other routes answer 404.
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
@@ -21,7 +25,7 @@ from roost.server import models
 from roost.server.config import AiModel
 from roost.server.copilot import MAX_PROMPT, MAX_YAML, CopilotError, generate, model_settings
 from roost.server.errors import ApiError, bad_request, not_found
-from roost.server.routes.common import blocking, state_of
+from roost.server.routes.common import state_of
 from roost.server.state import ServerState
 from roost.server.ui.permissions import ANONYMOUS, can
 
@@ -31,6 +35,7 @@ PERMISSION: Final = "AI_COPILOT"
 ACTION: Final = "CREATE"
 MAX_AUDIO = 25 * 1024 * 1024  # OpenAI's limit for one transcription upload
 audit_log = logging.getLogger("roost.audit")
+T = TypeVar("T")
 
 
 class FlowGenerationPrompt(BaseModel):
@@ -76,6 +81,18 @@ YAML_ANSWER: dict[int | str, dict[str, Any]] = {
     503: {"model": models.ErrorBody, "description": "The model is misconfigured (its API key reference cannot be resolved)"},
     504: {"model": models.ErrorBody, "description": "The model did not answer within its timeout"},
 }  # fmt: skip
+
+
+MODEL_THREADS = 4  # Copilot calls waiting on a model at once, per server; more wait their turn
+
+
+async def model_work(request: Request, fn: Callable[[], T]) -> T:
+    """Run ``fn`` (which waits on a model for seconds) on threads of its own: the API's store threads
+    (``api_threads``) stay free for every other route however slow the models are."""
+    limiter = getattr(request.app.state, "copilot_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.copilot_limiter = anyio.CapacityLimiter(MODEL_THREADS)
+    return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
 
 def principal_of(request: Request, st: ServerState) -> str | None:
@@ -143,7 +160,7 @@ async def _generate(request: Request, tenant: str, body: Any, namespace: str | N
     req = CopilotRequest(body.userPrompt, body.yaml, namespace, body.conversationId,
                          str(principal_of(request, st) or "anonymous"))  # fmt: skip
     try:
-        text = await blocking(generate, st, tenant, model, req, kind=kind)
+        text = await model_work(request, functools.partial(generate, st, tenant, model, req, kind=kind))
     except CopilotError as exc:
         audit(st, request, tenant, "EXECUTE", {"operation": operation, "namespace": namespace, "provider": model.id,
                                                "outcome": f"HTTP {exc.status}"})  # fmt: skip
@@ -256,7 +273,7 @@ async def transcribe(request: Request, tenant: str) -> JSONResponse:
                 raise CopilotError(502, f"the transcription model failed: {message}") from None
 
     try:
-        text = await blocking(run)
+        text = await model_work(request, run)
     except CopilotError as exc:
         audit(st, request, tenant, "EXECUTE", {"operation": "transcribe", "outcome": f"HTTP {exc.status}"})
         return _failure(exc)
