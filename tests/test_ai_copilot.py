@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -417,3 +418,24 @@ def test_yaml_is_taken_from_a_fenced_answer_or_the_whole_text() -> None:
     assert extract_yaml("Sure!\n```yaml\nid: a\n```\nbye") == "id: a\n"
     assert extract_yaml("```\nid: b\n```") == "id: b\n"
     assert extract_yaml("id: c") == "id: c\n"
+
+
+def test_slow_models_never_hold_the_apis_threads(engine: Engine, fake: FakeLlm) -> None:
+    import threading
+
+    fake.inject(200, {"choices": []}, delay=4, times=8)  # each call hangs 4 s, then answers nothing usable
+    c = client(engine, fake, providers=[{**ai_section(fake)["providers"][0], "timeout": 30}])
+    answers: list[int] = []
+    waiting = [threading.Thread(target=lambda: answers.append(ask(c, "x").status_code)) for _ in range(8)]
+    for t in waiting:
+        t.start()
+    deadline = time.monotonic() + 3
+    while len(fake.requests) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fake.requests) == 4  # four calls wait on the model, the other four wait their turn
+    assert c.get("/api/v1/main/flows/search").status_code == 200  # the API answers meanwhile
+    assert c.post("/api/v1/main/flows/validate", content=GOOD).status_code == 200
+    assert len(fake.requests) == 4  # (still hanging)
+    for t in waiting:
+        t.join(60)
+    assert answers == [502] * 8 and len(fake.requests) == 8

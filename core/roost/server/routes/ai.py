@@ -10,13 +10,14 @@ the other routes answer 404.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
@@ -83,16 +84,16 @@ YAML_ANSWER: dict[int | str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-MODEL_THREADS = 4  # Copilot calls waiting on a model at once, per server; more wait their turn
+MODEL_THREADS = 4  # Copilot calls waiting on a model at once, per process; more wait their turn
+_MODEL_POOL = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="roost-copilot")
 
 
-async def model_work(request: Request, fn: Callable[[], T]) -> T:
+async def model_work(fn: Callable[[], T]) -> T:
     """Run ``fn`` (which waits on a model for seconds) on threads of its own: the API's store threads
-    (``api_threads``) stay free for every other route however slow the models are."""
-    limiter = getattr(request.app.state, "copilot_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.copilot_limiter = anyio.CapacityLimiter(MODEL_THREADS)
-    return await anyio.to_thread.run_sync(fn, limiter=limiter)
+    (``api_threads``) stay free for every other route however slow the models are. The request's
+    context variables (who acts, for the audit log) go along."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_MODEL_POOL, context.run, fn)
 
 
 def principal_of(request: Request, st: ServerState) -> str | None:
@@ -160,7 +161,7 @@ async def _generate(request: Request, tenant: str, body: Any, namespace: str | N
     req = CopilotRequest(body.userPrompt, body.yaml, namespace, body.conversationId,
                          str(principal_of(request, st) or "anonymous"))  # fmt: skip
     try:
-        text = await model_work(request, functools.partial(generate, st, tenant, model, req, kind=kind))
+        text = await model_work(functools.partial(generate, st, tenant, model, req, kind=kind))
     except CopilotError as exc:
         audit(st, request, tenant, "EXECUTE", {"operation": operation, "namespace": namespace, "provider": model.id,
                                                "outcome": f"HTTP {exc.status}"})  # fmt: skip
@@ -273,7 +274,7 @@ async def transcribe(request: Request, tenant: str) -> JSONResponse:
                 raise CopilotError(502, f"the transcription model failed: {message}") from None
 
     try:
-        text = await model_work(request, run)
+        text = await model_work(run)
     except CopilotError as exc:
         audit(st, request, tenant, "EXECUTE", {"operation": "transcribe", "outcome": f"HTTP {exc.status}"})
         return _failure(exc)
