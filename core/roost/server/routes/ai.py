@@ -112,7 +112,7 @@ def audit(st: ServerState, request: Request, tenant: str, kind: str, detail: dic
     if recorder is not None:
         recorder.record(kind, "AI_COPILOT", tenant=tenant, detail=detail)
         return
-    audit_log.warning("audit %s AI_COPILOT tenant=%s user=%s ip=%s %s", kind, tenant, who, client,
+    audit_log.info("audit %s AI_COPILOT tenant=%s user=%s ip=%s %s", kind, tenant, who, client,
                       " ".join(f"{k}={v}" for k, v in detail.items()))  # fmt: skip
 
 
