@@ -152,6 +152,8 @@ class FakeApi(FakeHttpServer):
     def answer(self, request: Request) -> Reply:
         if request.headers.get("Authorization") != "Bearer api-token-123":
             return 401, {"Content-Type": "application/json"}, b'{"error": "unauthorized"}'
+        if request.path == "/api/moved":
+            return 302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""
         if request.path == "/api/items/42":
             return 200, {"Content-Type": "application/json"}, b'{"id": 42, "name": "widget"}'
         return 404, {"Content-Type": "application/json"}, b'{"error": "no such item"}'
@@ -169,6 +171,12 @@ def test_the_http_tool_calls_under_its_base_url_only(run_flow: Any, roost_engine
             {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/../../admin"}}]},
             {"tool_calls": [{"name": "items", "arguments": {"method": "DELETE", "path": "/items/42"}}]},
             {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/items/7"}}]},
+            {
+                "tool_calls": [
+                    {"name": "items", "arguments": {"method": "GET", "path": "/items%2F..%2F..%2Fadmin"}}
+                ]
+            },
+            {"tool_calls": [{"name": "items", "arguments": {"method": "GET", "path": "/moved"}}]},
             "done",
         )
         tools = ("    tools:\n      - type: io.roost.plugin.ai.tool.HttpRequest\n        name: items\n"
@@ -184,7 +192,12 @@ def test_the_http_tool_calls_under_its_base_url_only(run_flow: Any, roost_engine
     assert results[1] == f"error: path '/items/../../admin' is not a path under {api.url}/api"
     assert results[2] == "error: method DELETE is not allowed (allowed: GET)"
     assert "404" in results[3] and "no such item" in results[3]
-    assert [r.path for r in api.requests] == ["/api/items/42", "/api/items/7"]
+    assert results[4].startswith("error: path '/items%2F..") and results[5].startswith("HTTP 302")
+    assert [r.path for r in api.requests] == [
+        "/api/items/42",
+        "/api/items/7",
+        "/api/moved",
+    ]  # no redirect followed
     everything_sent = json.dumps(llm.chats)
     assert "api-token-123" not in everything_sent  # the tool's credentials never reach the model
 

@@ -211,8 +211,9 @@ class HttpRequest(Model):
             raise ToolRefused(f"method {method} is not allowed (allowed: {', '.join(self.methods)})")
         path = str(args.get("path") or "/")
         segments = path.split("?")[0].split("/")
-        if "://" in path or path.startswith("//") or "\\" in path or ".." in segments or "%2e" in path.lower() \
-                or any(c in path for c in "\r\n\x00#"):  # fmt: skip
+        encoded = path.lower()
+        if "://" in path or path.startswith("//") or "\\" in path or ".." in segments \
+                or any(e in encoded for e in ("%2e", "%2f", "%5c", "%00")) or any(c in path for c in "\r\n\x00#"):  # fmt: skip
             raise ToolRefused(f"path {path!r} is not a path under {base}")
         query = args.get("query") or {}
         if not isinstance(query, dict):
@@ -220,7 +221,10 @@ class HttpRequest(Model):
         body = args.get("body")
         headers = {str(k): str(v) for k, v in (self.headers or {}).items()}
         seconds = self.timeout.total_seconds()  # type: ignore[union-attr]
-        options = HttpOptions(timeout=HttpTimeout(read_idle_timeout=timedelta(seconds=seconds)))
+        # no redirects: an answer must not send the model's request to another host
+        options = HttpOptions(
+            timeout=HttpTimeout(read_idle_timeout=timedelta(seconds=seconds)), follow_redirects=False
+        )
         with _ToolHttp(
             base, headers=headers, secrets=list(headers.values()), options=options, ctx=ctx
         ) as http:
