@@ -404,3 +404,15 @@ def test_concurrent_runs_do_not_mix(roost_engine: Any, llm: FakeLlm) -> None:
     assert {i: outputs(r)["textOutput"] for i, r in results.items()} == {
         i: f"answer to q{i}" for i in range(4)
     }
+
+
+def test_the_provider_can_come_from_plugin_defaults(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
+    """Kestra's own examples set the provider once for every agent of a flow."""
+    llm.script("first", "second")
+    flow = (f"id: defaults\nnamespace: company.ai\ntasks:\n  - id: agent\n    type: {AGENT}\n    prompt: one\n"
+            f"  - id: again\n    type: {AGENT}\n    prompt: two\npluginDefaults:\n  - type: {AGENT}\n    values:\n"
+            + provider(llm).replace("    provider:", "      provider:").replace("\n      ", "\n        "))  # fmt: skip
+    ex = run_flow(flow)
+    assert ex.state.current == "SUCCESS", logs(roost_engine, ex)
+    assert [c["messages"][-1]["content"] for c in llm.chats] == ["one", "two"]
+    assert all(c["model"] == "gpt-test" for c in llm.chats)
