@@ -53,14 +53,20 @@ def main() -> None:
     plugins.load_types()
     t0 = time.perf_counter()
     cards = type_cards(plugins)
-    print(f"type catalogue, cold ({len(cards)} task and trigger types): {(time.perf_counter() - t0) * 1000:.0f} ms")
+    print(
+        f"type catalogue, cold ({len(cards)} task and trigger types): {(time.perf_counter() - t0) * 1000:.0f} ms"
+    )
     fake = FakeLlm(default=lambda body: f"```yaml\n{FLOW}```").start()
-    config = ServerConfig(ai=parse_ai({"providers": [{"id": "m", "modelName": "m", "baseUrl": fake.openai_url}]}))
+    config = ServerConfig(
+        ai=parse_ai({"providers": [{"id": "m", "modelName": "m", "baseUrl": fake.openai_url}]})
+    )
     prompt = "fetch a JSON document over HTTP every hour and log its body"
     assert config.ai is not None
     ms = median_ms(lambda: system_prompt(config.ai, rank(cards, prompt, FLOW), [], "bench.ai"), args.repeat)
     size = len(system_prompt(config.ai, rank(cards, prompt, FLOW), [], "bench.ai"))
-    print(f"system prompt, warm (rank + {config.ai.context_budget}-character budget, {size} characters): {ms:.2f} ms")
+    print(
+        f"system prompt, warm (rank + {config.ai.context_budget}-character budget, {size} characters): {ms:.2f} ms"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(Store.sqlite(Path(tmp)), Path(tmp), workers=2).start()
         state = ServerState(engine, config)
