@@ -102,6 +102,16 @@ def test_bad_ai_configuration_is_refused_naming_the_key(change: dict[str, Any], 
     assert "sk-in-clear" not in str(err.value) and "Injected" not in str(err.value)
 
 
+def test_kestra_style_kebab_case_keys_are_read() -> None:
+    config = parse_ai({"default-provider": "b", "max-attempts": 2, "providers": [
+        {"id": "a", "model-name": "m", "base-url": "http://127.0.0.1:1/v1", "api-key": "${K}"},
+        {"id": "b", "display-name": "B", "model-name": "n", "custom-headers": {"X-Org": "o"}}]})  # fmt: skip
+    assert config.max_attempts == 2 and config.provider(None).display_name == "B"  # type: ignore[union-attr]
+    assert config.providers[0].base_url == "http://127.0.0.1:1/v1" and config.providers[1].headers == (
+        ("X-Org", "o"),
+    )
+
+
 def test_two_defaults_and_duplicate_ids_are_refused() -> None:
     with pytest.raises(ConfigError, match="used twice"):
         parse_ai({"providers": [{"id": "a", "modelName": "m"}, {"id": "a", "modelName": "n"}]})

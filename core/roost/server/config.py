@@ -249,6 +249,13 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     return cfg
 
 
+def _camel(raw: Any) -> Any:
+    """Keys written Micronaut's way (``model-name``) read as camelCase; header names are kept as written."""
+    if not isinstance(raw, dict):
+        return raw
+    return {re.sub(r"-([a-z])", lambda m: m.group(1).upper(), str(k)): v for k, v in raw.items()}
+
+
 def _ai_model(raw: Any, path: str, *, need_id: bool) -> AiModel:
     from datetime import timedelta
 
@@ -257,6 +264,7 @@ def _ai_model(raw: Any, path: str, *, need_id: bool) -> AiModel:
     from roost.credentials.base import is_reference
     from roost.llm import check_headers, provider_kind
 
+    raw = _camel(raw)
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: expected a mapping (type, modelName, baseUrl, apiKey, customHeaders, timeout)"
@@ -320,7 +328,9 @@ def _ai_model(raw: Any, path: str, *, need_id: bool) -> AiModel:
 
 
 def parse_ai(raw: Any) -> AiConfig:
-    """The ``ai:`` section, checked; errors name the key (``ai.providers[1].apiKey: ...``)."""
+    """The ``ai:`` section, checked; errors name the key (``ai.providers[1].apiKey: ...``). Keys may also
+    be written Micronaut's way, as in Kestra's configuration (``model-name``, ``api-key``...)."""
+    raw = _camel(raw)
     if not isinstance(raw, dict):
         raise ConfigError("ai: expected a mapping with providers")
     known = {"providers", "defaultProvider", "maxAttempts", "contextBudget", "transcription"}
