@@ -273,7 +273,7 @@ def generate(st: Any, tenant: str, model: AiModel, req: Request, *, kind: str = 
     config: AiConfig = st.config.ai
     plugins = st.engine.plugins
     current = req.yaml or ""
-    namespace = req.namespace or _field(current, "namespace") if kind == "flow" else None
+    namespace = req.namespace or yaml_field(current, "namespace") if kind == "flow" else None
     if kind == "flow":
         cards = rank(type_cards(plugins), req.prompt, current)
         defaults = st.engine.defaults(tenant, namespace) if namespace else []
@@ -318,7 +318,8 @@ def _violation_line(v: dict[str, Any]) -> str:
     return f"- {where}{v.get('path') or '<root>'}: {v.get('message')}"
 
 
-def _field(text: str, key: str) -> str | None:
+def yaml_field(text: str, key: str) -> str | None:
+    """A top-level string of a YAML document (``id``, ``namespace``), or None when absent or unreadable."""
     from roost.flow.yaml import load_document
 
     try:
@@ -339,10 +340,10 @@ def _flow_violations(st: Any, tenant: str, draft: str, current: str) -> list[dic
     for r in results:
         violations.extend(r.get("violations") or [])
     # a deployed flow's id and namespace cannot change when it is saved again: keep them
-    before = {key: _field(current, key) for key in ("id", "namespace")}
+    before = {key: yaml_field(current, key) for key in ("id", "namespace")}
     if before["id"] and before["namespace"] and st.store.get_flow(tenant, before["namespace"], before["id"]):
         for key, value in before.items():
-            after = _field(draft, key)
+            after = yaml_field(draft, key)
             if after and after != value:
                 violations.append(
                     {"path": key, "message": f"must stay {value!r} (the flow being edited), not {after!r}"}

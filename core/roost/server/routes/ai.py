@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 from roost.server import models
 from roost.server.config import AiModel
-from roost.server.copilot import MAX_PROMPT, MAX_YAML, CopilotError, generate, model_settings
+from roost.server.copilot import MAX_PROMPT, MAX_YAML, CopilotError, generate, model_settings, yaml_field
 from roost.server.errors import ApiError, bad_request, not_found
 from roost.server.routes.common import state_of
 from roost.server.state import ServerState
@@ -194,9 +194,7 @@ async def generate_flow(request: Request, tenant: str, body: FlowGenerationPromp
     produce one in ``ai.maxAttempts`` attempts."""
     namespace = body.namespace or None
     if namespace is None and body.yaml:
-        from roost.server.copilot import _field
-
-        namespace = _field(body.yaml, "namespace")
+        namespace = yaml_field(body.yaml, "namespace")
     return await _generate(request, tenant, body, namespace, "flow")
 
 
@@ -208,9 +206,7 @@ async def generate_test(request: Request, tenant: str, body: TestSuiteGeneration
     its structure and for task ids the flow has."""
     if not (body.yaml or "").strip():
         raise bad_request("yaml: the flow under test is required")
-    from roost.server.copilot import _field
-
-    return await _generate(request, tenant, body, _field(body.yaml or "", "namespace"), "test")
+    return await _generate(request, tenant, body, yaml_field(body.yaml or "", "namespace"), "test")
 
 
 @router.post(P + "/transcribe", operation_id="transcribePrompt", summary="Transcribe a dictated prompt (speech to text)",
