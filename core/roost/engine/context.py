@@ -312,7 +312,7 @@ class TaskRunContext:
     # -- other flows -----------------------------------------------------------------------------
     def start_flow(self, namespace: str, flow_id: str, *, inputs: Mapping[str, Any] | None = None,
                    labels: list[dict[str, str]] | None = None, revision: int | None = None, wait: bool = True,
-                   timeout: float | None = None) -> dict[str, Any]:  # fmt: skip
+                   timeout: float | None = None, schedule_date: datetime | None = None) -> dict[str, Any]:  # fmt: skip
         """Start an execution of another flow of this tenant and, with ``wait``, wait for its end
         (a kill of this task kills it too). Answers ``executionId``, ``state`` and, once ended, the
         flow's ``outputs``; a flow that does not exist or refuses the inputs is a :class:`TaskError`."""
@@ -321,7 +321,7 @@ class TaskRunContext:
             raise TaskError(f"task '{self.task_id}' cannot start flow {namespace}.{flow_id}: no engine runs it "
                             "(tasks run alone, as in roost.testing.run_task, have none)")  # fmt: skip
         return starter.start(self, namespace, flow_id, inputs=dict(inputs or {}), labels=list(labels or []),
-                             revision=revision, wait=wait, timeout=timeout)  # fmt: skip
+                             revision=revision, wait=wait, timeout=timeout, schedule_date=schedule_date)  # fmt: skip
 
     def describe_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
         """Another flow's ``description`` and ``inputs`` (id, type, description, required, hasDefault)."""

@@ -845,7 +845,7 @@ class FlowStarter:
                 "description": flow.description, "inputs": inputs}  # fmt: skip
 
     def start(self, ctx: Any, namespace: str, flow_id: str, *, inputs: dict[str, Any], labels: list[dict[str, str]],
-              revision: int | None, wait: bool, timeout: float | None) -> dict[str, Any]:  # fmt: skip
+              revision: int | None, wait: bool, timeout: float | None, schedule_date: Any = None) -> dict[str, Any]:  # fmt: skip
         from roost import TaskError
         from roost.engine.inputs import InputsInvalid
 
@@ -863,7 +863,7 @@ class FlowStarter:
         try:
             child = self.engine.create_execution(
                 flow, inputs, [*own, {"key": "system.correlationId", "value": correlation}], tenant=self.tenant,
-                trigger=trigger, parent_id=ctx.execution_id or None)  # fmt: skip
+                trigger=trigger, parent_id=ctx.execution_id or None, schedule_date=schedule_date)  # fmt: skip
         except (InputsInvalid, ValueError) as exc:
             raise TaskError(f"flow {name} cannot start: {exc}") from None
         if not wait:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
@@ -201,9 +201,9 @@ class RunContext(Protocol):
 
     def start_flow(self, namespace: str, flow_id: str, *, inputs: Mapping[str, Any] | None = None,
                    labels: list[dict[str, str]] | None = None, revision: int | None = None, wait: bool = True,
-                   timeout: float | None = None) -> dict[str, Any]:  # fmt: skip
-        """Start an execution of another flow (``wait``: until it ends; a kill reaches it too); answers
-        ``executionId``, ``state`` and, once ended, ``outputs``."""
+                   timeout: float | None = None, schedule_date: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+        """Start an execution of another flow (at ``schedule_date``, else now; ``wait``: until it ends, a kill
+        reaching it too); answers ``executionId``, ``state`` and, once ended, ``outputs``."""
         ...
 
     def describe_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:

@@ -416,3 +416,25 @@ def test_the_provider_can_come_from_plugin_defaults(run_flow: Any, roost_engine:
     assert ex.state.current == "SUCCESS", logs(roost_engine, ex)
     assert [c["messages"][-1]["content"] for c in llm.chats] == ["one", "two"]
     assert all(c["model"] == "gpt-test" for c in llm.chats)
+
+
+def test_the_model_can_schedule_a_flow_for_later(run_flow: Any, roost_engine: Any, llm: FakeLlm) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    roost_engine.deploy(ADD)
+    later = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    inputs = [{"id": "a", "value": 1}, {"id": "b", "value": 2}]
+    llm.script({"tool_calls": [{"name": "kestra_flow", "arguments": {"namespace": "company.tools", "flowId": "add",
+                                                                    "inputs": inputs, "scheduleDate": "tomorrow"}}]},
+               {"tool_calls": [{"name": "kestra_flow", "arguments": {"namespace": "company.tools", "flowId": "add",
+                                                                    "inputs": inputs, "scheduleDate": later.isoformat()}}]},
+               "scheduled")  # fmt: skip
+    ex = run_flow(agent_flow(llm, "    tools:\n      - type: io.kestra.plugin.ai.tool.KestraFlow\n"))
+    assert ex.state.current == "SUCCESS", logs(roost_engine, ex)
+    refused, done = outputs(ex)["toolExecutions"]
+    assert refused["result"].startswith("error: scheduleDate must be an ISO 8601 date-time")
+    child = roost_engine.get_execution(json.loads(done["result"])["id"])
+    assert child.schedule_date == later  # (the engine records it; when it starts is the engine's business)
+    assert (
+        llm.chats[0]["tools"][0]["function"]["parameters"]["properties"]["scheduleDate"]["type"] == "string"
+    )

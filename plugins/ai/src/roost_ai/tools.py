@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -56,6 +56,12 @@ _INPUTS = {"type": "array", "description": "The flow's inputs.", "items": {"type
     "required": ["id", "value"]}}  # fmt: skip
 
 
+_SCHEDULE = {
+    "type": "string",
+    "description": "Only to run the flow later, not now: an ISO 8601 date-time with its zone.",
+}
+
+
 def _labels(value: Any) -> list[dict[str, str]]:
     if isinstance(value, dict):
         return [{"key": str(k), "value": str(v)} for k, v in value.items()]
@@ -82,6 +88,8 @@ class KestraFlow(Model):
     """Labels of the executions; the model's labels override them."""
     inherit_labels: Dynamic[bool] = False
     """Copy this execution's labels to the flow's execution."""
+    schedule_date: Dynamic[datetime] | None = None
+    """Start the execution at this date (the model's ``scheduleDate`` overrides it)."""
     wait: Dynamic[bool] = False
     """Roost: wait for the execution to end and answer the model with its state and outputs (Kestra answers
     as soon as the execution is created)."""
@@ -108,7 +116,10 @@ class KestraFlow(Model):
             if not description:
                 raise TaskError(f"tool KestraFlow: flow {flow['namespace']}.{flow['id']} has no description and the "
                                 "tool's description is empty; the model needs one to know when to call it")  # fmt: skip
-            params: dict[str, Any] = {"type": "object", "properties": {"labels": _KEY_VALUES}}
+            params: dict[str, Any] = {
+                "type": "object",
+                "properties": {"labels": _KEY_VALUES, "scheduleDate": _SCHEDULE},
+            }
             if flow["inputs"]:
                 params["properties"]["inputs"] = _INPUTS
                 if any(
@@ -124,7 +135,7 @@ class KestraFlow(Model):
                               lambda args: self._start(ctx, flow["namespace"], flow["id"], self.revision, args, fixed))]  # fmt: skip
         params = {"type": "object", "properties": {
             "namespace": {"type": "string"}, "flowId": {"type": "string"}, "revision": {"type": "integer"},
-            "inputs": _INPUTS, "labels": _KEY_VALUES}, "required": ["namespace", "flowId"]}  # fmt: skip
+            "inputs": _INPUTS, "labels": _KEY_VALUES, "scheduleDate": _SCHEDULE}, "required": ["namespace", "flowId"]}  # fmt: skip
         description = ("This tool executes a Roost (Kestra) workflow, also called a flow, and answers with the "
                        "execution. The namespace and the id of the flow must be passed as parameters.")  # fmt: skip
 
@@ -149,8 +160,19 @@ class KestraFlow(Model):
             if i["required"] and not i["hasDefault"] and i["id"] not in inputs:
                 raise ToolRefused(f"You need to provide an input with the id '{i['id']}'.")
         labels = {lbl["key"]: lbl["value"] for lbl in [*fixed, *_labels(args.get("labels"))]}
+        when = self.schedule_date if isinstance(self.schedule_date, datetime) else None
+        if args.get("scheduleDate"):
+            try:
+                when = datetime.fromisoformat(str(args["scheduleDate"]))
+            except ValueError:
+                raise ToolRefused(
+                    "scheduleDate must be an ISO 8601 date-time, e.g. 2026-01-31T09:00:00+01:00"
+                ) from None
+            if when.tzinfo is None:
+                raise ToolRefused("scheduleDate needs a time zone, e.g. 2026-01-31T09:00:00Z")
         try:
             result = ctx.start_flow(namespace, flow_id, inputs=inputs, revision=revision, wait=bool(self.wait),
+                                    schedule_date=when,
                                     labels=[{"key": k, "value": v} for k, v in labels.items()],
                                     timeout=self.wait_timeout.total_seconds() if self.wait else None)  # type: ignore[union-attr]  # fmt: skip
         except TaskError as exc:
