@@ -449,3 +449,22 @@ def test_slow_models_never_hold_the_apis_threads(engine: Engine, fake: FakeLlm) 
     for t in waiting:
         t.join(60)
     assert answers == [502] * 8 and len(fake.requests) == 8
+
+
+def test_the_editor_shows_the_panel_only_with_models_and_permission(
+    engine: Engine, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from roost.server.ui import routes
+
+    with client(engine, fake) as c:
+        page = c.get("/ui/main/flows/new").text
+        assert 'aria-labelledby="copilot-title"' in page and 'data-transcription="true"' in page
+    with client(engine, None) as c:
+        assert "copilot-title" not in c.get("/ui/main/flows/new").text
+    real = routes.can
+    monkeypatch.setattr(
+        routes, "can", lambda who, res, act, ns=None: res != "AI_COPILOT" and real(who, res, act, ns)
+    )
+    with client(engine, fake) as c:
+        page = c.get("/ui/main/flows/new").text
+        assert "copilot-title" not in page and "Flow source" in page
