@@ -138,7 +138,9 @@ def test_a_valid_flow_comes_back_as_yaml_and_the_model_is_called_as_configured(
     assert request.headers["authorization"] == f"Bearer {KEY}" and request.headers["x-team"] == "data"
     assert chat["model"] == "gpt-test"
     system = chat["messages"][0]["content"]
-    assert LOG in system and "required: message" in system  # the installed types, with what they need
+    assert "- io.kestra.plugin.core.log.Log (task)" in system  # the most relevant type, property by property:
+    assert "message (string or array or {{ expression }}, required)" in system
+    assert "required: " in system  # the less relevant ones in the compact form
     assert chat["messages"][-1]["content"] == "Write a flow: log hi"
 
 

@@ -34,6 +34,7 @@ _SECRET_KEY = re.compile(
 _STOP = frozenset(["the", "and", "for", "with", "that", "this", "from", "into", "then", "when", "each", "every", "flow", "task", "tasks", "type", "run", "runs", "use", "using", "add", "make", "create", "should", "want", "write", "which", "what"])  # fmt: skip
 MAX_PROMPT = 20_000  # characters of a user prompt
 MAX_YAML = 200_000  # characters of the current YAML sent along
+DETAILED = 8  # the most relevant types are described property by property
 
 
 @dataclass
@@ -58,6 +59,7 @@ class TypeCard:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     words: frozenset[str]
+    properties: tuple[str, ...] = ()  # "name (type): description" of each own property
 
     def text(self) -> str:
         line = f"- {self.id} ({self.kind})"
@@ -68,6 +70,13 @@ class TypeCard:
         if self.optional:
             line += f" | optional: {', '.join(self.optional)}"
         return line
+
+    def detail(self) -> str:
+        """The card with each property's type and description (for the few most relevant types)."""
+        if not self.properties:
+            return self.text()
+        head = f"- {self.id} ({self.kind})" + (f": {self.summary}" if self.summary else "")
+        return head + "".join(f"\n    {p}" for p in self.properties)
 
 
 _CARDS: dict[int, tuple[TypeCard, ...]] = {}
@@ -87,6 +96,8 @@ def type_cards(plugins: Any) -> tuple[TypeCard, ...]:
     cards = []
     for kind, types in (("task", plugins.task_types()), ("trigger", plugins.trigger_types())):
         for tid, cls in sorted(types.items()):
+            if getattr(cls, "type_id", tid) != tid:
+                continue  # an older alias: the model is told the current id only
             try:
                 schema = type_schema(cls)
             except Exception:  # a type whose schema cannot be built is still named
@@ -96,11 +107,31 @@ def type_cards(plugins: Any) -> tuple[TypeCard, ...]:
             optional = tuple(p for p in props if p not in _COMMON and p not in required)[:12]
             summary = (schema.get("description") or "").strip().split("\n")[0][:160]
             words = frozenset(_WORD.findall(f"{tid} {summary} {' '.join(props)}".lower().replace(".", " ")))
-            cards.append(TypeCard(tid, kind, summary, required, optional, words))
+            described = tuple(
+                _describe(name, props[name], name in required) for name in (*required, *optional)
+            )
+            cards.append(TypeCard(tid, kind, summary, required, optional, words, described))
     result = tuple(cards)
     with _CARDS_LOCK:
         _CARDS[id(plugins)] = result
     return result
+
+
+def _describe(name: str, prop: dict[str, Any], required: bool) -> str:
+    """``name (type, required): description`` of one property, from its JSON schema."""
+    kinds = []
+    for option in prop.get("anyOf") or [prop]:
+        if "enum" in option:
+            kinds.append(" | ".join(json.dumps(v) for v in option["enum"][:8]))
+        elif "const" in option:
+            kinds.append(json.dumps(option["const"]))
+        elif option.get("type") and option.get("type") != "null":
+            kinds.append(str(option["type"]))
+    if prop.get("$dynamic"):
+        kinds.append("{{ expression }}")
+    kind = " or ".join(dict.fromkeys(kinds)) or "object"
+    text = (prop.get("description") or prop.get("title") or "").strip().split("\n")[0][:100]
+    return f"{name} ({kind}{', required' if required else ''})" + (f": {text}" if text else "")
 
 
 def rank(cards: tuple[TypeCard, ...], prompt: str, yaml_text: str) -> list[TypeCard]:
@@ -156,8 +187,8 @@ def system_prompt(config: AiConfig, cards: list[TypeCard], defaults: list[Any], 
         parts.append("Plugin defaults of this namespace (type, values): " + _defaults_text(defaults))
     budget = config.context_budget - sum(len(p) + 2 for p in parts) - 100  # the list's heading
     lines = []
-    for card in cards:
-        text = card.text()
+    for i, card in enumerate(cards):
+        text = card.detail() if i < DETAILED else card.text()
         if len(text) + 1 > budget:
             continue  # a shorter card further down may still fit
         lines.append(text)
