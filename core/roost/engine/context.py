@@ -100,6 +100,8 @@ class Runtime:
     masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
     logs: Any = None  # the tenant's stored log lines (roost.store.db.SqlLogs), read by LogShipper
     engine_services: Any = None  # roost.engine.services.EngineServices, when an engine backs this runtime
+    # starts executions of other flows for a task (the engine's FlowStarter; None in run_task)
+    flows: Any = None
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
@@ -245,6 +247,9 @@ class TaskRunContext:
     def kv_put(self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None) -> None:
         self.runtime.kv.put(namespace or self.namespace, key, value, ttl)
 
+    def kv_delete(self, key: str, namespace: str | None = None) -> bool:
+        return bool(self.runtime.kv.delete(namespace or self.namespace, kv_key(key)))
+
     def read(self, path: str) -> str:
         if path.startswith("kestra://"):
             try:
@@ -339,6 +344,28 @@ class TaskRunContext:
         """Sleep, waking at once (with :class:`Killed`) when the execution is killed."""
         if self.kill_event.wait(max(0.0, seconds)):
             raise Killed("killed while waiting")
+
+    # -- other flows -----------------------------------------------------------------------------
+    def start_flow(self, namespace: str, flow_id: str, *, inputs: Mapping[str, Any] | None = None,
+                   labels: list[dict[str, str]] | None = None, revision: int | None = None, wait: bool = True,
+                   timeout: float | None = None, schedule_date: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+        """Start an execution of another flow of this tenant and, with ``wait``, wait for its end
+        (a kill of this task kills it too). Answers ``executionId``, ``state`` and, once ended, the
+        flow's ``outputs``; a flow that does not exist or refuses the inputs is a :class:`TaskError`."""
+        starter = self.runtime.flows
+        if starter is None:
+            raise TaskError(f"task '{self.task_id}' cannot start flow {namespace}.{flow_id}: no engine runs it "
+                            "(tasks run alone, as in roost.testing.run_task, have none)")  # fmt: skip
+        return starter.start(self, namespace, flow_id, inputs=dict(inputs or {}), labels=list(labels or []),
+                             revision=revision, wait=wait, timeout=timeout, schedule_date=schedule_date)  # fmt: skip
+
+    def describe_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
+        """Another flow's ``description`` and ``inputs`` (id, type, description, required, hasDefault)."""
+        if self.runtime.flows is None:
+            raise TaskError(
+                f"task '{self.task_id}' cannot read flow {namespace}.{flow_id}: no engine runs it"
+            )
+        return self.runtime.flows.describe(namespace, flow_id, revision)
 
     # -- files -----------------------------------------------------------------------------------
     @property
