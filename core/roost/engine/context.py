@@ -500,7 +500,7 @@ def _as_written(cls: type[BaseModel], name: str, source: Any, rendered: Any) -> 
 
 @functools.cache
 def _field_adapter(cls: type[BaseModel], name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(cls.model_fields[name].annotation)
+    return TypeAdapter(cls.model_fields[name].annotation or Any)
 
 
 def _first_error(exc: Exception) -> str:
