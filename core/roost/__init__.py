@@ -13,14 +13,21 @@ from roost.assets.model import Asset, AssetBundle
 from roost.flow.log_export import LogExporter, LogRecords
 from roost.flow.properties import Duration, Dynamic, Model, is_expression
 from roost.flow.task import (
+    TERMINAL_STATES,
+    Backfill,
     FlowableTask,
+    FlowEndTrigger,
     Output,
     PollingTrigger,
+    Precondition,
     RealtimeTrigger,
     Retry,
     RunContext,
+    ScheduleTrigger,
     Task,
+    TaskError,
     TaskRunner,
+    TaskWarning,
     Trigger,
     WebhookAnswer,
     WebhookReject,
@@ -64,26 +71,6 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-class TaskError(Exception):
-    """Raise from ``run`` to fail the task with a message meant for the user (no traceback).
-
-    ``outputs`` (an Output or a dict) are kept on the failed task run, as Kestra keeps a failed
-    script's outputs.
-    """
-
-    def __init__(self, message: str, outputs: Any = None) -> None:
-        super().__init__(message)
-        self.outputs = outputs
-
-
-class TaskWarning(Exception):
-    """Raise from ``run`` to end the task in WARNING, with outputs given as ``outputs``."""
-
-    def __init__(self, message: str, outputs: Any = None) -> None:
-        super().__init__(message)
-        self.outputs = outputs
-
-
 def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution:
     """Run a flow (a path, YAML text or Flow) on embedded storage and return the final execution."""
     from roost.engine.local import run_flow
@@ -121,6 +108,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "TERMINAL_STATES",
+    "Backfill",
+    "FlowEndTrigger",
+    "Precondition",
+    "ScheduleTrigger",
     "ApiClient",
     "ApiError",
     "Asset",

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
+from functools import cache
+from importlib import metadata, resources
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -265,8 +268,6 @@ class Plugins:
             self._load_plugin("core")
             self._materialize(type_id)
             if type_id not in self._type_map:
-                from roost.flow.build import registry_index
-
                 package = registry_index().get(type_id)
                 for name, info in list(self.info.items()):
                     if package is not None and info.distribution == package:
@@ -374,3 +375,18 @@ def set_plugins(plugins: Plugins | None) -> None:
     """Replace the process-wide plugin set (tests use a fresh one)."""
     global _default
     _default = plugins
+
+
+@cache
+def registry_index() -> dict[str, str]:
+    """Type id → plugin package, from the suite's registry catalogue."""
+    candidates = [Path(__file__).resolve().parents[2] / "registry" / "index.json"]
+    try:
+        candidates.insert(0, Path(str(resources.files("roost") / "registry_index.json")))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    for path in candidates:
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return {t: pkg["package"] for pkg in data.get("plugins", []) for t in pkg.get("types", [])}
+    return {}

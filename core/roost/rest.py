@@ -49,7 +49,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ConfigDict
 
-from roost import Model, RunContext, TaskError
+from roost.flow.properties import Model
+from roost.flow.task import RunContext, TaskError
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0

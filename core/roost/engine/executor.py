@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from roost import TaskError
 from roost.engine.model import (
     CANCELLED,
     CREATED,
@@ -40,7 +39,7 @@ from roost.engine.variables import task_variables
 from roost.flow.build import task_slots
 from roost.flow.model import Flow
 from roost.flow.properties import format_duration, is_truthy, stringify
-from roost.flow.task import FlowableTask, Task
+from roost.flow.task import FlowableTask, Task, TaskError
 
 ROOT_SLOTS = ("tasks", "errors", "finally", "afterExecution")
 

@@ -51,10 +51,11 @@ from pydantic import TypeAdapter
 
 from roost.engine.model import Execution
 from roost.flow.properties import Duration
+from roost.flow.task import TERMINAL_STATES, FlowEndTrigger, RealtimeTrigger, ScheduleTrigger
 
 log = logging.getLogger("roost.scheduler")
 
-TERMINAL_DEFAULT = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+TERMINAL_DEFAULT = TERMINAL_STATES
 MAX_DATES_PER_TICK = 500
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _ALPHABET = string.ascii_letters + string.digits
@@ -457,18 +458,15 @@ class _FlowEntry:
     )
 
     def __init__(self, tenant: str, flow: Any) -> None:
-        from roost.builtin.triggers import FlowTrigger, Schedule
-        from roost.flow.task import RealtimeTrigger
-
         self.tenant = tenant
         self.namespace = flow.namespace
         self.flow_id = flow.id
         self.revision = flow.revision
         self.flow = flow
-        self.schedules = [t for t in flow.triggers if isinstance(t, Schedule)]
-        self.flow_triggers = [t for t in flow.triggers if isinstance(t, FlowTrigger)]
-        self.polling = [t for t in flow.triggers
-                        if callable(getattr(t, "evaluate", None)) and not isinstance(t, (Schedule, FlowTrigger))]  # fmt: skip
+        self.schedules = [t for t in flow.triggers if isinstance(t, ScheduleTrigger)]
+        self.flow_triggers = [t for t in flow.triggers if isinstance(t, FlowEndTrigger)]
+        self.polling = [t for t in flow.triggers if callable(getattr(t, "evaluate", None))
+                        and not isinstance(t, (ScheduleTrigger, FlowEndTrigger))]  # fmt: skip
         self.realtime = [t for t in flow.triggers if isinstance(t, RealtimeTrigger)]
 
     @property
@@ -729,10 +727,6 @@ class Scheduler:
             return None
 
     # -- Schedule ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def _fingerprint_of(trig: Any) -> str:
-        return f"{trig.cron}|{trig.with_seconds}|{trig.timezone}"
-
     def _schedule(self, entry: _FlowEntry, trig: Any, state: dict[str, Any] | None, now: float) -> None:
         key = (entry.tenant, entry.namespace, entry.flow_id, trig.id)
         zone = ZoneInfo(trig.timezone)
@@ -749,10 +743,10 @@ class Scheduler:
         data = dict(state or {})
         data["type"] = trig.type
         next_ts = state.get("nextDate") if state else None
-        if state is None or next_ts is None or data.get("fingerprint") != self._fingerprint_of(trig):
+        if state is None or next_ts is None or data.get("fingerprint") != trig.fingerprint():
             # new trigger, or its cron changed: start from the next date after now, never from the past
             nxt = trig.next_after(now_dt)
-            data["fingerprint"] = self._fingerprint_of(trig)
+            data["fingerprint"] = trig.fingerprint()
             data["nextExecutionDate"] = iso(nxt)
             if state is None and trig.backfill is not None:
                 bf = trig.backfill
@@ -770,7 +764,7 @@ class Scheduler:
         if first_look and policy != "ALL" and cursor.timestamp() < self._started_at:
             # dates missed while no scheduler ran: only the last one (LAST) or none (NONE)
             started = datetime.fromtimestamp(self._started_at, UTC)
-            last_missed = self._previous(trig, started.astimezone(zone))
+            last_missed = trig.previous_before(started.astimezone(zone))
             log.info("%s.%s/%s: schedules missed since %s while stopped; recoverMissedSchedules=%s",
                      entry.namespace, entry.flow_id, trig.id, iso(cursor), policy)  # fmt: skip
             if policy == "LAST" and last_missed >= cursor:
@@ -801,9 +795,9 @@ class Scheduler:
         variables = {
             "date": iso(when),
             "next": iso(trig.next_after(when)),
-            "previous": iso(self._previous(trig, when)),
+            "previous": iso(trig.previous_before(when)),
         }
-        conditions = list(trig.conditions or []) + list(trig.schedule_conditions or [])
+        conditions = trig.date_conditions()
         if conditions:
             self._conditions.render = lambda expr, scope: render_value(
                 self.engine, entry.tenant, entry.flow, expr, scope
@@ -816,12 +810,6 @@ class Scheduler:
         ex = self._start(entry, trig, variables, execution_id=ex_id,
                          inputs=(backfill or {}).get("inputs"), labels=(backfill or {}).get("labels"))  # fmt: skip
         return ex is not None
-
-    @staticmethod
-    def _previous(trig: Any, when: datetime) -> datetime:
-        from croniter import croniter
-
-        return croniter(trig._croniter_expr(), when).get_prev(datetime)
 
     def _backfill(
         self, entry: _FlowEntry, trig: Any, data: dict[str, Any], now_dt: datetime, next_ts: float
