@@ -47,13 +47,36 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("engine", ("roost.engine",)),
-    ("public face", ("roost",)),  # roost/__init__.py: re-exports the layers below; roost.run() starts the engine
+    (
+        "public face",
+        ("roost",),
+    ),  # roost/__init__.py: re-exports the layers below; roost.run() starts the engine
     ("built-in plugin", ("roost.builtin",)),
     ("front ends", ("roost.server", "roost.cli", "roost.testing")),
 ]
 
-# The built-in plugin is a plugin like any other: it sees the public face only (and roost.testing in tests).
-PLUGIN_ALLOWED = ("roost",)
+# The built-in plugin is a plugin like any other: it imports the public face ``roost`` only -- flowables
+# (builtin/flow.py) and triggers (builtin/triggers.py) included. These exceptions remain, each named with its
+# reason; a new one fails the test until it is added here and to docs/architecture.md.
+BUILTIN_EXCEPTIONS: dict[str, set[str]] = {
+    # the core's own backends and runners, which the built-in plugin registers through its hooks
+    "roost.builtin.plugin": {
+        "roost.scripts",
+        "roost.credentials.github",
+        "roost.credentials.oauth2",
+        "roost.store.storage",
+        "roost.secret_backends",
+    },
+    "roost.builtin.storage": {"roost.scripts"},  # the script tasks' file staging (write_files, collect_files)
+    # the KV and state tasks apply the store's key rule and absent-key sentinel
+    "roost.builtin.kv": {"roost.store.keys", "roost.flow.model"},
+    "roost.builtin.state": {"roost.store.keys", "roost.expr.filters"},
+    # asset tasks share the asset service's type names and query matching
+    "roost.builtin.assets": {"roost.assets.model", "roost.assets.service"},
+    # a task run inside a trigger or a log exporter: rendered and run as the worker does
+    "roost.builtin.http": {"roost.engine.context"},
+    "roost.builtin.log_shipper": {"roost.engine.context", "roost.store.keys", "roost.plugins"},
+}
 
 
 def module_name(path: Path) -> str:
@@ -112,7 +135,11 @@ def imports(module: str) -> Iterator[tuple[str, str, int]]:
                     if resolved != module:
                         yield resolved, kind, node.lineno
             return
-        inner = "deferred" if kind == "top" and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else kind
+        inner = (
+            "deferred"
+            if kind == "top" and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            else kind
+        )
         yield from walk(node, inner)
 
     yield from walk(ast.parse(path.read_text(), str(path)), "top")
@@ -180,7 +207,9 @@ def test_builtin_plugin_imports_only_the_public_face() -> None:
         for module in MODULES
         if module.startswith("roost.builtin")
         for target, _, line in GRAPH[module]
-        if target not in PLUGIN_ALLOWED and not target.startswith("roost.builtin")
+        if target != "roost"
+        and not target.startswith("roost.builtin")
+        and target not in BUILTIN_EXCEPTIONS.get(module, set())
     ]
     assert not wrong, "\n".join(wrong)
 
@@ -195,11 +224,16 @@ def test_no_import_cycles() -> None:
     [
         ("from roost.engine.context import MISSING\n", [("roost.engine.context", "top")]),
         ("def f():\n    from roost import expr\n", [("roost.expr", "deferred")]),
-        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import roost.server\n", [("roost.server", "typing")]),
+        (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import roost.server\n",
+            [("roost.server", "typing")],
+        ),
         ("from roost import Task, expr\n", [("roost", "top"), ("roost.expr", "top")]),
     ],
 )
-def test_the_reader_sees_each_kind_of_import(tmp_path: Path, source: str, expected: list[tuple[str, str]]) -> None:
+def test_the_reader_sees_each_kind_of_import(
+    tmp_path: Path, source: str, expected: list[tuple[str, str]]
+) -> None:
     # The checks above are only as good as this reader: it must see every form of import.
     probe = ROOT / "store" / "_layers_probe.py"
     MODULES["roost.store._layers_probe"] = tmp_path / "probe.py"

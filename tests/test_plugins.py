@@ -178,3 +178,66 @@ def test_resolving_a_type_imports_only_its_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['roost.builtin.catalogue', 'roost.builtin.log', 'roost.builtin.plugin']"
+
+
+def test_a_plugin_writes_a_flowable_task_with_the_public_contract_only(tmp_path):
+    # Everything below comes from ``roost``: the flowable contract (FlowView, Child, state constants, worst,
+    # effective) is public, so a third-party plugin can do what builtin/flow.py does.
+    import roost
+    from roost import (
+        FAILED,
+        RUNNING,
+        SUCCESS,
+        Child,
+        FlowableTask,
+        FlowView,
+        Task,
+        effective,
+        hookimpl,
+        worst,
+    )
+    from roost.testing import registered
+
+    class Twice(FlowableTask, type="io.test.Twice"):
+        """Runs its task twice, one after the other, each run logging a line; fails if either failed."""
+
+        tasks: list[Task]
+
+        def step(self, view: FlowView) -> tuple[str, list[Child]]:
+            runs = view.runs()
+            if any(r.state.current not in roost.TERMINAL for r in runs):
+                return RUNNING, []
+            if len(runs) < 2:
+                view.log("INFO", f"round {len(runs) + 1}")
+                return RUNNING, [Child(self.tasks[0], "tasks", len(runs), str(len(runs)), str(len(runs)))]
+            view.outputs["rounds"] = len(runs)
+            return worst([effective(r, view.task(r)) for r in runs]), []
+
+    class Plugin:
+        @hookimpl
+        def register_task_types(self, register):
+            register(Twice)
+
+    source = """
+id: twice
+namespace: company.team
+tasks:
+  - id: twice
+    type: io.test.Twice
+    tasks:
+      - id: hello
+        type: io.kestra.plugin.core.log.Log
+        message: "{{ taskrun.value }}"
+"""
+    with registered(Plugin(), "twice"):
+        ex = roost.run(source, home=tmp_path)
+        failing = roost.run(source.replace("core.log.Log\n        message", "core.execution.Fail\n        errorMessage"),
+                            home=tmp_path)  # fmt: skip
+    assert ex.state.current == SUCCESS
+    assert [(tr.task_id, tr.value) for tr in ex.task_runs] == [
+        ("twice", None),
+        ("hello", "0"),
+        ("hello", "1"),
+    ]
+    assert ex.task_runs[0].outputs == {"rounds": 2}
+    assert failing.state.current == FAILED

@@ -10,13 +10,39 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.flowable import (
+    CANCELLED,
+    FAILED,
+    FAILURES,
+    KILLED,
+    RUNNING,
+    SKIPPED,
+    SUCCESS,
+    TERMINAL,
+    WARNING,
+    Child,
+    FlowView,
+    effective,
+    value_key,
+    worst,
+)
 from roost.flow.log_export import LogExporter, LogRecords
-from roost.flow.properties import Duration, Dynamic, Model, is_expression
+from roost.flow.model import Input
+from roost.flow.properties import (
+    Duration,
+    Dynamic,
+    Model,
+    format_duration,
+    is_expression,
+    is_truthy,
+    stringify,
+)
 from roost.flow.task import (
     TERMINAL_STATES,
     Backfill,
     FlowableTask,
     FlowEndTrigger,
+    LogLevel,
     Output,
     PollingTrigger,
     Precondition,
@@ -47,6 +73,7 @@ from roost.store.storage import (
     StorageNotFound,
     StorageOutside,
     StorageUnavailable,
+    download,
     key_uri,
     key_within,
     storage_key,
@@ -108,6 +135,26 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "LogLevel",
+    "format_duration",
+    "stringify",
+    "CANCELLED",
+    "FAILED",
+    "FAILURES",
+    "KILLED",
+    "RUNNING",
+    "SKIPPED",
+    "SUCCESS",
+    "TERMINAL",
+    "WARNING",
+    "Child",
+    "FlowView",
+    "Input",
+    "download",
+    "effective",
+    "is_truthy",
+    "value_key",
+    "worst",
     "TERMINAL_STATES",
     "Backfill",
     "FlowEndTrigger",

@@ -361,8 +361,8 @@ class FlowableTask(Task):
 
     ``step(view)`` returns ``(state, children)``: children to create now, or
     the final state once nothing runs (``RUNNING`` while waiting). The view
-    (:class:`roost.engine.executor.FlowView`) offers ``sequence``/``list_step``
-    for Kestra's usual semantics. Optional ``on_start(view)`` and
+    (:class:`roost.FlowView`) offers ``sequence``/``list_step`` for Kestra's
+    usual semantics; ``roost.Child`` is a child to create. Optional ``on_start(view)`` and
     ``on_done(view)`` run when the task run starts and ends.
     """
 
