@@ -46,7 +46,6 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from pydantic import TypeAdapter
 
 from roost.engine.model import Execution
@@ -644,23 +643,10 @@ class Scheduler:
     # -- inventory ---------------------------------------------------------------------------------------
     def _reload(self) -> None:
         """Re-read which flows carry triggers, only when the flows table changed."""
-        from roost.store.db import flows as flows_table
-
-        with self.store.engine.connect() as conn:
-            fingerprint = tuple(
-                conn.execute(sa.select(sa.func.count(), sa.func.max(flows_table.c.updated))).one()
-            )
-            if fingerprint == self._fingerprint:
-                return
-            latest = (sa.select(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id,
-                                sa.func.max(flows_table.c.revision).label("rev"))
-                      .group_by(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id).subquery())  # fmt: skip
-            rows = conn.execute(
-                sa.select(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id, flows_table.c.revision,
-                          flows_table.c.deleted)
-                .join(latest, sa.and_(flows_table.c.tenant == latest.c.tenant, flows_table.c.namespace == latest.c.namespace,
-                                      flows_table.c.id == latest.c.id, flows_table.c.revision == latest.c.rev))
-            ).all()  # fmt: skip
+        fingerprint = self.store.flows_fingerprint()
+        if fingerprint == self._fingerprint:
+            return
+        rows = self.store.latest_flow_revisions()
         inventory: dict[tuple[str, str, str], _FlowEntry] = {}
         for r in rows:
             if r.deleted:
@@ -1023,8 +1009,6 @@ class Scheduler:
     def _watch_store(self) -> None:
         """Without an executor in this process (a separate ``scheduler`` component), no execution-end
         callback ever comes: read the executions that ended since the last look from the store instead."""
-        from roost.store.db import executions as executions_table
-
         now = time.time()
         if getattr(self.engine, "_thread", None) is not None:
             self._watermark = now  # the executor runs here and calls back
@@ -1040,17 +1024,11 @@ class Scheduler:
             self._watermark = now
             return
         since = self._watermark - 1.0  # overlap: an end written late still counts once
-        q = (sa.select(executions_table.c.data, executions_table.c.end_date)
-             .where(executions_table.c.end_date > since).order_by(executions_table.c.end_date))  # fmt: skip
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        import json
-
-        for row in rows:
-            ex = Execution.from_dicts(json.loads(row.data), [])
+        for data, end_date in self.store.ended_since(since):
+            ex = Execution.from_dicts(data, [])
             if ex.state.terminal():
                 self._handle_end(ex)
-            self._watermark = max(self._watermark, float(row.end_date))
+            self._watermark = max(self._watermark, end_date)
 
     def process_execution_end(self, ex: Execution) -> None:
         """Apply Flow triggers and stopAfter for one ended execution (what the loop does for each)."""

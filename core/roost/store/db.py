@@ -34,6 +34,7 @@ from roost.store.tables import (
     kv,
     logs,
     metadata,
+    namespace_dirs,
     namespace_files,
     plugin_defaults,
     schema_version,
@@ -78,6 +79,11 @@ def _v5_governance(conn: sa.Connection) -> None:
                              "FOR EACH STATEMENT EXECUTE FUNCTION audit_logs_append_only()")  # fmt: skip
 
 
+def _v6_namespace_directories(conn: sa.Connection) -> None:
+    # checkfirst: servers before this migration created the table on start-up, outside the migrations
+    metadata.create_all(conn, tables=[namespace_dirs], checkfirst=True)
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
 MIGRATIONS: list[tuple[int, Any]] = [
     (1, _v1),
@@ -85,6 +91,7 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (3, _v3_masks),
     (4, _v4_plugin_defaults),
     (5, _v5_governance),
+    (6, _v6_namespace_directories),
 ]
 
 
@@ -181,6 +188,13 @@ class Store:
         from roost.store.killswitches import SqlKillSwitches
 
         return SqlKillSwitches(self)
+
+    @functools.cached_property
+    def namespace_dirs(self) -> Any:
+        """Folders of namespace files created empty (:class:`roost.store.namespace_dirs.SqlNamespaceDirs`)."""
+        from roost.store.namespace_dirs import SqlNamespaceDirs
+
+        return SqlNamespaceDirs(self)
 
     @functools.cached_property
     def audit(self) -> Any:
@@ -539,6 +553,65 @@ class Store:
             rows = conn.execute(q).all()
         return [{**json.loads(r.data), "namespace": r.namespace, "flowId": r.flow_id, "triggerId": r.trigger_id,
                  "disabled": r.disabled, "nextDate": r.next_date} for r in rows]  # fmt: skip
+
+    def delete_trigger(self, tenant: str, namespace: str, flow_id: str, trigger_id: str) -> bool:
+        """Forget a trigger's state (its next date, lock, backfill...); False when none was stored."""
+        with self.write_lock, self.engine.begin() as conn:
+            deleted = conn.execute(triggers.delete().where(
+                triggers.c.tenant == tenant, triggers.c.namespace == namespace, triggers.c.flow_id == flow_id,
+                triggers.c.trigger_id == trigger_id)).rowcount  # fmt: skip
+        return bool(deleted)
+
+    # -- what the scheduler and the pages read across flows and executions --------------------------------
+    def flows_fingerprint(self) -> tuple[Any, ...]:
+        """Changes whenever a flow revision is saved or deleted (the count and the latest save date)."""
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(sa.select(sa.func.count(), sa.func.max(flows.c.updated))).one())
+
+    def latest_flow_revisions(self) -> list[Any]:
+        """The latest revision of every flow of every tenant: rows of tenant, namespace, id, revision, deleted."""
+        f = flows
+        latest = (sa.select(f.c.tenant, f.c.namespace, f.c.id, sa.func.max(f.c.revision).label("rev"))
+                  .group_by(f.c.tenant, f.c.namespace, f.c.id).subquery())  # fmt: skip
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                sa.select(f.c.tenant, f.c.namespace, f.c.id, f.c.revision, f.c.deleted)
+                .join(latest, sa.and_(f.c.tenant == latest.c.tenant, f.c.namespace == latest.c.namespace,
+                                      f.c.id == latest.c.id, f.c.revision == latest.c.rev))
+            ).all())  # fmt: skip
+
+    def flow_dates(self, tenant: str) -> dict[tuple[str, str], float]:
+        """When each flow's latest revision was saved, by (namespace, id)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(flows.c.namespace, flows.c.id, sa.func.max(flows.c.updated))
+                                .where(flows.c.tenant == tenant).group_by(flows.c.namespace, flows.c.id)).all()  # fmt: skip
+        return {(r[0], r[1]): float(r[2]) for r in rows}
+
+    def ended_since(self, since: float) -> list[tuple[dict[str, Any], float]]:
+        """Executions (their record, without task runs) that ended after ``since``, oldest end first."""
+        t = executions
+        q = sa.select(t.c.data, t.c.end_date).where(t.c.end_date > since).order_by(t.c.end_date)
+        with self.engine.connect() as conn:
+            return [(json.loads(r.data), float(r.end_date)) for r in conn.execute(q).all()]
+
+    def last_executions(
+        self, tenant: str, wanted: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The latest execution of each flow of ``wanted`` (namespace, id), in one query: id, state, start."""
+        if not wanted:
+            return {}
+        t = executions
+        namespaces = sorted({ns for ns, _ in wanted})
+        latest = (sa.select(t.c.namespace, t.c.flow_id, sa.func.max(t.c.start_date).label("start"))
+                  .where(t.c.tenant == tenant, t.c.deleted.is_(False), t.c.namespace.in_(namespaces))
+                  .group_by(t.c.namespace, t.c.flow_id).subquery())  # fmt: skip
+        query = sa.select(t.c.namespace, t.c.flow_id, t.c.id, t.c.state, t.c.start_date).join(
+            latest, sa.and_(t.c.namespace == latest.c.namespace, t.c.flow_id == latest.c.flow_id,
+                            t.c.start_date == latest.c.start)).where(t.c.tenant == tenant)  # fmt: skip
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {(r.namespace, r.flow_id): {"id": r.id, "state": r.state, "start": r.start_date}
+                for r in rows if (r.namespace, r.flow_id) in wanted}  # fmt: skip
 
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")

@@ -217,6 +217,15 @@ audit_logs = sa.Table(
     sa.Index("ix_audit_logs_resource", "tenant", "resource_type", "resource_id"),
 )  # fmt: skip
 
+# Empty folders of namespace files (files imply their folders; a folder created empty is remembered here).
+namespace_dirs = sa.Table(
+    "namespace_directories", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(150), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+
 schema_version = sa.Table(
     "schema_version", metadata,
     sa.Column("version", sa.Integer, primary_key=True),
