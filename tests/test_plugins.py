@@ -107,6 +107,33 @@ def test_plugin_whose_types_fail_to_import_is_skipped():
     assert plugins.broken[0].name == "bad" and "heavy_sdk" in plugins.broken[0].error
 
 
+def test_types_load_one_plugin_at_a_time_through_pluggy():
+    # Every hook call goes through the plugin manager (no getattr on the plugin): pluggy's monitoring sees
+    # each plugin's type hooks, one plugin per call, and only when one of its types is needed.
+    from roost import Task
+
+    class Shout(Task, type="io.test.pluggy.Shout"):
+        """A task of a plugin loaded on demand."""
+
+    class Mine:
+        @hookimpl
+        def register_task_types(self, register):
+            register(Shout)
+
+    plugins = Plugins(load_entry_points=False)
+    plugins.register_module(Mine(), name="mine")
+    calls: list[tuple[str, list[str]]] = []
+    plugins.pm.add_hookcall_monitoring(
+        lambda hook, impls, kwargs: calls.append((hook, [i.plugin_name for i in impls])), lambda *a: None
+    )
+    assert plugins.resolve("io.kestra.plugin.core.log.Log") is not None
+    assert calls and {names for _hook, names_list in calls for names in names_list} == {"core"}
+    calls.clear()
+    assert plugins.resolve("io.test.pluggy.Shout") is Shout  # not in the catalogue: every plugin is asked
+    assert ("register_task_types", ["mine"]) in calls
+    assert all(len(names) <= 1 for _hook, names in calls)
+
+
 def test_two_plugins_claiming_one_type_is_an_error_naming_both():
     from roost import Task
 

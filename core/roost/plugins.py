@@ -203,9 +203,7 @@ class Plugins:
         found: list[Any] = []
         try:
             for hook in TYPE_HOOKS:
-                impl = getattr(plugin, hook, None)
-                if impl is not None:
-                    impl(register=lambda *classes, _f=found: _f.extend(classes))
+                self._call_one(plugin, hook, register=lambda *classes, _f=found: _f.extend(classes))
         except Exception as exc:
             self.broken.append(BrokenPlugin(plugin_name, f"{type(exc).__name__}: {exc}"))
             print(f"roost: plugin {plugin_name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -228,6 +226,13 @@ class Plugins:
                 (self._runner_map if issubclass(cls, TaskRunner) else self._type_map)[tid] = cls
             if info is not None and cls.type_id not in info.types:
                 info.types.append(cls.type_id)
+
+    def _call_one(self, plugin: object, hook: str, **kwargs: Any) -> list[Any]:
+        """Call ``hook`` on ``plugin`` alone, through pluggy (hook-call monitoring and tracing included): the
+        others are asked only when one of their types is used."""
+        others = [p for _name, p in self.pm.list_name_plugin() if p is not plugin]
+        result: list[Any] = self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+        return result
 
     def _claim(self, tid: str, plugin_name: str) -> None:
         if tid in self._owner and self._owner[tid] != plugin_name:
