@@ -6,6 +6,7 @@ sinks for logs and metrics); a :class:`TaskRunContext` is one attempt's view.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import MaskSet
@@ -454,7 +455,11 @@ def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, pr
             continue
         rendered = ctx.render(value)
         if marker.inner is str and not isinstance(rendered, str):
-            rendered = stringify(rendered)
+            whole = _as_written(cls, name, value, rendered)
+            if whole is not None:
+                update[name] = whole
+                continue
+            rendered = stringify(rendered)  # an expression giving a number or a map, for a text property
         try:
             update[name] = marker.adapter.validate_python(rendered)
         except Exception as exc:
@@ -471,6 +476,23 @@ def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, pr
             if inner is not value:
                 update[name] = inner
     return model.model_copy(update=update) if update else model
+
+
+def _as_written(cls: type[BaseModel], name: str, source: Any, rendered: Any) -> Any:
+    """A list or map written as such in the YAML, for a property that also takes one (Log's ``message:
+    [a, b]``, typed ``str | list[str]``): kept, each item rendered; None when the property does not take it
+    (only an expression's value becomes text)."""
+    if not isinstance(source, (list, dict)) or not isinstance(rendered, (list, dict)):
+        return None
+    try:
+        return _field_adapter(cls, name).validate_python(rendered)
+    except Exception:
+        return None
+
+
+@functools.cache
+def _field_adapter(cls: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(cls.model_fields[name].annotation or Any)
 
 
 def _first_error(exc: Exception) -> str:
