@@ -57,8 +57,6 @@ class KVMemory:
         return sorted(k for ns, k in self.data if ns == namespace)
 
 
-
-
 class NamespaceFilesMemory:
     def __init__(self) -> None:
         self.files: dict[tuple[str, str], bytes] = {}
