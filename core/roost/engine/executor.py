@@ -36,6 +36,7 @@ from roost.engine.model import (
     parse_iso,
 )
 from roost.engine.variables import task_variables
+from roost.flow import flowable
 from roost.flow.build import task_slots
 from roost.flow.flowable import Child, allowed, effective, value_key, worst
 from roost.flow.model import Flow
@@ -292,6 +293,10 @@ class FlowView:
                 return RUNNING, create
             states.append(fin)
         return worst(states), []
+
+
+def _flow_view_contract(view: FlowView) -> flowable.FlowView:
+    return view  # mypy checks here that this view implements the public protocol flowables see
 
 
 # -- the executor ------------------------------------------------------------------------------------
