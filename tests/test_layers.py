@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "roost.store",
             "roost.credentials",
+            "roost.secret_base",
             "roost.secret_backends",
             "roost.scripts",
             "roost.rest",

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # The values and errors every layer shares live below credentials and storage, which this module uses.
-from roost.credentials.secrets import (
+from roost.secret_base import (
     EnvSecrets,
     SecretBackend,
     SecretBackendError,

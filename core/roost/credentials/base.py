@@ -56,8 +56,8 @@ class _SecretServices:
         self.secret_values: set[str] = set()
 
     def secret(self, key: str, namespace: str | None = None) -> str:
-        from roost.credentials.secrets import SecretError
         from roost.expr import ExpressionError
+        from roost.secret_base import SecretError
 
         try:
             value = self.backend.get(namespace or self.namespace, key)
@@ -69,7 +69,7 @@ class _SecretServices:
 
 
 def _default_secrets() -> Any:
-    from roost.credentials.secrets import EnvSecrets
+    from roost.secret_base import EnvSecrets
 
     return EnvSecrets()
 
