@@ -57,12 +57,12 @@ def duration(value: Any, default: timedelta | None = None) -> timedelta | None:
     return _DURATION.validate_python(value)
 
 
-def _short(type_name: str | None) -> str:
+def short_type(type_name: str | None) -> str:
     name = (type_name or "").rsplit(".", 1)[-1]
     return name[:-9] if name.endswith("Condition") and name not in ("Condition",) else name
 
 
-def _label_list(labels: Any) -> list[dict[str, str]]:
+def label_list(labels: Any) -> list[dict[str, str]]:
     if not labels:
         return []
     if isinstance(labels, dict):
@@ -94,7 +94,7 @@ class Conditions:
 
     def one(self, cond: dict[str, Any], *, execution: Execution | None = None, when: datetime | None = None,
             variables: dict[str, Any] | None = None) -> bool:  # fmt: skip
-        kind = _short(cond.get("type"))
+        kind = short_type(cond.get("type"))
         when = when or datetime.now(UTC)
         ex = execution
         if kind in ("ExecutionFlow", "Flow"):
@@ -122,7 +122,7 @@ class Conditions:
             if ex is None:
                 return True
             have = ex.label_map()
-            return all(have.get(lbl["key"]) == lbl["value"] for lbl in _label_list(cond.get("labels")))
+            return all(have.get(lbl["key"]) == lbl["value"] for lbl in label_list(cond.get("labels")))
         if kind == "HasRetryAttempt":
             if ex is None:
                 return True
@@ -302,7 +302,7 @@ def precondition_entries(pre: Any) -> list[tuple[str, Callable[..., bool]]]:
             if ex.state.current not in (f.get("states") or ["SUCCESS"]):
                 return False
             have = ex.label_map()
-            return all(have.get(lbl["key"]) == lbl["value"] for lbl in _label_list(f.get("labels")))
+            return all(have.get(lbl["key"]) == lbl["value"] for lbl in label_list(f.get("labels")))
 
         entries.append((f"flow_{i}:{f.get('namespace')}.{f.get('flowId')}", flow_ok))
     for i, w in enumerate(getattr(pre, "where", None) or []):

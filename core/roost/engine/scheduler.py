@@ -48,12 +48,12 @@ from zoneinfo import ZoneInfo
 from roost.engine.conditions import (
     Conditions,
     Window,
-    _label_list,
-    _short,
     duration,
     iso,
+    label_list,
     parse_date,
     precondition_entries,
+    short_type,
 )
 from roost.engine.model import Execution
 from roost.engine.trigger_context import Listener, TriggerContext, render_value
@@ -279,7 +279,7 @@ class Scheduler:
                 if given
                 else None
             )
-            merged = _label_list(trig.labels) + _label_list(labels)
+            merged = label_list(trig.labels) + label_list(labels)
             return self.engine.create_execution(
                 flow, rendered, merged or None, tenant=entry.tenant, execution_id=execution_id,
                 trigger={"id": trig.id, "type": trig.type, "variables": variables},
@@ -321,7 +321,7 @@ class Scheduler:
                 start = parse_date(bf.start, zone)
                 data["backfill"] = {"start": iso(start), "end": iso(parse_date(bf.end, zone)) if bf.end else iso(now_dt),
                                     "currentDate": iso(start), "paused": False, "inputs": bf.inputs,
-                                    "labels": _label_list(bf.labels)}  # fmt: skip
+                                    "labels": label_list(bf.labels)}  # fmt: skip
             self._save(entry, trig, data, nxt.timestamp())
             self.next_wakeup = min(self.next_wakeup, nxt.timestamp())
             state, next_ts = data, nxt.timestamp()
@@ -651,7 +651,7 @@ class Scheduler:
 
                 self._conditions.render = render
                 scope = {"trigger": variables}
-                plain = [c for c in trig.conditions or [] if _short(c.get("type")) != "MultipleCondition"]
+                plain = [c for c in trig.conditions or [] if short_type(c.get("type")) != "MultipleCondition"]
                 try:
                     if not self._conditions.all(plain, execution=ex, when=now_dt, variables=scope):
                         continue
@@ -699,7 +699,7 @@ class Scheduler:
                     (pre.id or "preconditions", entries, Window(pre.time_window), pre.reset_on_success)
                 )
         for cond in trig.conditions or []:
-            if _short(cond.get("type")) != "MultipleCondition":
+            if short_type(cond.get("type")) != "MultipleCondition":
                 continue
             subs = cond.get("conditions") or {}
             checker = Conditions()
