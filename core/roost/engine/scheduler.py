@@ -550,7 +550,7 @@ class Scheduler:
             self._listeners.pop(key).stop()
         for key, (entry, trig) in wanted.items():
             if key not in self._listeners:
-                self._listeners[key] = Listener(self, entry, trig).start()
+                self._listeners[key] = Listener(self.engine, entry, trig, self._fire).start()
 
     def _stop_listeners(self) -> None:
         listeners, self._listeners = self._listeners, {}

@@ -6,12 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from roost.engine.model import Execution
-
-if TYPE_CHECKING:
-    from roost.engine.scheduler import Scheduler, _FlowEntry
 
 log = logging.getLogger("roost.scheduler")
 
@@ -101,8 +99,11 @@ def render_value(engine: Any, tenant: str, flow: Any, value: Any, variables: dic
 class Listener:
     """One realtime trigger's listening thread: drives ``listen(ctx)``, restarts it after a failure."""
 
-    def __init__(self, scheduler: Scheduler, entry: _FlowEntry, trig: Any) -> None:
-        self.scheduler = scheduler
+    def __init__(self, engine: Any, entry: Any, trig: Any, fire: Callable[..., Execution | None]) -> None:
+        """``entry``: the scheduler's view of the flow (tenant, namespace, flow_id, flow); ``fire(entry, trig,
+        ctx, variables, now)`` starts one execution of the yielded variables."""
+        self.engine = engine
+        self.fire = fire
         self.entry = entry
         self.trig = trig
         self.stop_event = threading.Event()
@@ -125,7 +126,7 @@ class Listener:
         backoff = 1.0
         entry, trig = self.entry, self.trig
         while not self.stop_event.is_set():
-            ctx = TriggerContext(self.scheduler.engine, entry.tenant, entry.flow, trig)
+            ctx = TriggerContext(self.engine, entry.tenant, entry.flow, trig)
             ctx.stop_event = self.stop_event
             try:
                 gen = trig.listen(ctx)
@@ -135,7 +136,7 @@ class Listener:
                         variables = gen.send(sent)
                         sent = None
                         if variables is not None:
-                            sent = self.scheduler._fire(entry, trig, ctx, variables, time.time())
+                            sent = self.fire(entry, trig, ctx, variables, time.time())
                             backoff = 1.0
                 finally:
                     gen.close()
