@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "roost.secret_backends",
             "roost.scripts",
             "roost.rest",
+            "roost.killgate",
             "roost.llm",
             "roost.assets",
         ),

@@ -62,6 +62,7 @@ from roost.flow.task import (
     WebhookTrigger,
 )
 from roost.hookspecs import hookimpl
+from roost.killgate import KillGate
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
 from roost.secret_backends import SecretBackendError, SecretConfigError
@@ -135,6 +136,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "KillGate",
     "LogLevel",
     "format_duration",
     "stringify",
