@@ -17,6 +17,7 @@ from roost.server.config import ConfigError, hash_password, hash_token, load_con
 from roost.server.errors import ApiError
 from roost.server.filters import match_labels, match_text, parse_filters
 from roost.store.db import Store
+from roost.store.search import FilterError
 
 HELLO = """id: hello
 namespace: company.team
@@ -65,7 +66,7 @@ def test_bad_filters_are_400_naming_the_problem(key: str) -> None:
 def test_text_and_label_matching() -> None:
     assert match_text("company.team", "PREFIX", "company") and not match_text("companyx", "PREFIX", "company")
     assert match_text("abc", "REGEX", "^a.c$") and match_text("ABC", "CONTAINS", "b")
-    with pytest.raises(ApiError):
+    with pytest.raises(FilterError, match="invalid regular expression"):  # the API answers it 400
         match_text("abc", "REGEX", "(")
     assert match_labels([{"key": "a", "value": "1"}], "EQUALS", {"a": "1"})
     assert match_labels({"a": "1"}, "NOT_EQUALS", {"a": "2"})
@@ -122,6 +123,16 @@ def test_errors_are_json_and_never_500(engine: Engine) -> None:
         == 400
     )
     assert c.delete("/api/v1/main/namespaces/company.team/files", params={"path": "/"}).status_code == 400
+    # filters the store's search cannot apply: 400 with the reason, as every bad request
+    engine.deploy(
+        "id: x\nnamespace: company.team\ntasks:\n  - id: l\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    )
+    r = c.get("/api/v1/main/flows/search", params={"filters[namespace][REGEX]": "("})
+    assert r.status_code == 400 and "invalid regular expression" in r.json()["message"]
+    r = c.get("/api/v1/main/logs/search", params={"filters[level][EQUALS]": "LOUD"})
+    assert r.status_code == 400 and r.json() == {
+        "message": "filters[level]: 'LOUD' is not one of TRACE, DEBUG, INFO, WARN, ERROR"
+    }
 
 
 def test_create_get_and_search(engine: Engine) -> None:

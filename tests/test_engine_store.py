@@ -116,3 +116,48 @@ def test_throwaway_plugin_registration(tmp_path):
     with registered(Plugin(), "shout"):
         ex = roost.run(flow("tasks:\n  - id: s\n    type: io.test.Shout\n    word: hi\n"), home=tmp_path)
     assert ex.outputs_tree["s"] == {"loud": "HI"}
+
+
+def test_namespace_folders_live_in_a_migrated_table_and_older_databases_keep_theirs(tmp_path):
+    # Before migration 6 the server created ``namespace_directories`` itself at start-up: such a database
+    # migrates without losing its folders, and a new one gets the table from the migration.
+    import sqlalchemy as sa
+    from roost.store.db import MIGRATIONS, schema_version
+
+    old = sa.create_engine(f"sqlite:///{tmp_path / 'roost.db'}")
+    with old.begin() as conn:
+        schema_version.create(conn)
+        for version, fn in MIGRATIONS:
+            if version <= 5:
+                fn(conn)
+                conn.execute(schema_version.insert().values(version=version, applied=time.time()))
+        legacy = sa.Table("namespace_directories", sa.MetaData(), sa.Column("tenant", sa.String(64), primary_key=True),
+                          sa.Column("namespace", sa.String(150), primary_key=True),
+                          sa.Column("path", sa.String(1024), primary_key=True),
+                          sa.Column("created", sa.Float, nullable=False))  # fmt: skip
+        legacy.create(conn)
+        conn.execute(
+            legacy.insert().values(tenant="main", namespace="company.team", path="docs", created=1.0)
+        )
+    old.dispose()
+
+    store = Store.sqlite(tmp_path)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() == max(
+            v for v, _ in MIGRATIONS
+        )
+    dirs = store.namespace_dirs
+    assert dirs.paths("main", "company.team") == ["docs"]
+    dirs.add("main", "company.team", "docs/a")
+    dirs.add("main", "company.team", "docs/a")  # twice: still one folder
+    dirs.add("main", "company.data", "raw")
+    dirs.rename("main", "company.team", [("docs", "manuals"), ("docs/a", "manuals/a")])
+    assert sorted(dirs.paths("main", "company.team")) == ["manuals", "manuals/a"]
+    assert dirs.namespaces("main") == {"company.team", "company.data"} and dirs.namespaces("other") == set()
+    assert dirs.delete_tree("main", "company.team", "manuals") == 2
+    assert dirs.delete_tree("main", "company.team", "man") == 0  # a prefix is not a folder
+    assert dirs.paths("main", "company.team") == []
+
+    fresh = Store.sqlite(tmp_path / "fresh")
+    fresh.namespace_dirs.add("main", "n", "d")
+    assert fresh.namespace_dirs.paths("main", "n") == ["d"]

@@ -107,6 +107,33 @@ def test_plugin_whose_types_fail_to_import_is_skipped():
     assert plugins.broken[0].name == "bad" and "heavy_sdk" in plugins.broken[0].error
 
 
+def test_types_load_one_plugin_at_a_time_through_pluggy():
+    # Every hook call goes through the plugin manager (no getattr on the plugin): pluggy's monitoring sees
+    # each plugin's type hooks, one plugin per call, and only when one of its types is needed.
+    from roost import Task
+
+    class Shout(Task, type="io.test.pluggy.Shout"):
+        """A task of a plugin loaded on demand."""
+
+    class Mine:
+        @hookimpl
+        def register_task_types(self, register):
+            register(Shout)
+
+    plugins = Plugins(load_entry_points=False)
+    plugins.register_module(Mine(), name="mine")
+    calls: list[tuple[str, list[str]]] = []
+    plugins.pm.add_hookcall_monitoring(
+        lambda hook, impls, kwargs: calls.append((hook, [i.plugin_name for i in impls])), lambda *a: None
+    )
+    assert plugins.resolve("io.kestra.plugin.core.log.Log") is not None
+    assert calls and {names for _hook, names_list in calls for names in names_list} == {"core"}
+    calls.clear()
+    assert plugins.resolve("io.test.pluggy.Shout") is Shout  # not in the catalogue: every plugin is asked
+    assert ("register_task_types", ["mine"]) in calls
+    assert all(len(names) <= 1 for _hook, names in calls)
+
+
 def test_two_plugins_claiming_one_type_is_an_error_naming_both():
     from roost import Task
 
@@ -178,3 +205,66 @@ def test_resolving_a_type_imports_only_its_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['roost.builtin.catalogue', 'roost.builtin.log', 'roost.builtin.plugin']"
+
+
+def test_a_plugin_writes_a_flowable_task_with_the_public_contract_only(tmp_path):
+    # Everything below comes from ``roost``: the flowable contract (FlowView, Child, state constants, worst,
+    # effective) is public, so a third-party plugin can do what builtin/flow.py does.
+    import roost
+    from roost import (
+        FAILED,
+        RUNNING,
+        SUCCESS,
+        Child,
+        FlowableTask,
+        FlowView,
+        Task,
+        effective,
+        hookimpl,
+        worst,
+    )
+    from roost.testing import registered
+
+    class Twice(FlowableTask, type="io.test.Twice"):
+        """Runs its task twice, one after the other, each run logging a line; fails if either failed."""
+
+        tasks: list[Task]
+
+        def step(self, view: FlowView) -> tuple[str, list[Child]]:
+            runs = view.runs()
+            if any(r.state.current not in roost.TERMINAL for r in runs):
+                return RUNNING, []
+            if len(runs) < 2:
+                view.log("INFO", f"round {len(runs) + 1}")
+                return RUNNING, [Child(self.tasks[0], "tasks", len(runs), str(len(runs)), str(len(runs)))]
+            view.outputs["rounds"] = len(runs)
+            return worst([effective(r, view.task(r)) for r in runs]), []
+
+    class Plugin:
+        @hookimpl
+        def register_task_types(self, register):
+            register(Twice)
+
+    source = """
+id: twice
+namespace: company.team
+tasks:
+  - id: twice
+    type: io.test.Twice
+    tasks:
+      - id: hello
+        type: io.kestra.plugin.core.log.Log
+        message: "{{ taskrun.value }}"
+"""
+    with registered(Plugin(), "twice"):
+        ex = roost.run(source, home=tmp_path)
+        failing = roost.run(source.replace("core.log.Log\n        message", "core.execution.Fail\n        errorMessage"),
+                            home=tmp_path)  # fmt: skip
+    assert ex.state.current == SUCCESS
+    assert [(tr.task_id, tr.value) for tr in ex.task_runs] == [
+        ("twice", None),
+        ("hello", "0"),
+        ("hello", "1"),
+    ]
+    assert ex.task_runs[0].outputs == {"rounds": 2}
+    assert failing.state.current == FAILED

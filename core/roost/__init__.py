@@ -10,17 +10,50 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.flowable import (
+    CANCELLED,
+    FAILED,
+    FAILURES,
+    KILLED,
+    RUNNING,
+    SKIPPED,
+    SUCCESS,
+    TERMINAL,
+    WARNING,
+    Child,
+    FlowView,
+    effective,
+    value_key,
+    worst,
+)
 from roost.flow.log_export import LogExporter, LogRecords
-from roost.flow.properties import Duration, Dynamic, Model, is_expression
+from roost.flow.model import Input
+from roost.flow.properties import (
+    Duration,
+    Dynamic,
+    Model,
+    format_duration,
+    is_expression,
+    is_truthy,
+    stringify,
+)
 from roost.flow.task import (
+    TERMINAL_STATES,
+    Backfill,
     FlowableTask,
+    FlowEndTrigger,
+    LogLevel,
     Output,
     PollingTrigger,
+    Precondition,
     RealtimeTrigger,
     Retry,
     RunContext,
+    ScheduleTrigger,
     Task,
+    TaskError,
     TaskRunner,
+    TaskWarning,
     Trigger,
     WebhookAnswer,
     WebhookReject,
@@ -41,6 +74,7 @@ from roost.store.storage import (
     StorageNotFound,
     StorageOutside,
     StorageUnavailable,
+    download,
     key_uri,
     key_within,
     storage_key,
@@ -63,26 +97,6 @@ if TYPE_CHECKING:
     )
 
 __version__ = "0.1.0"
-
-
-class TaskError(Exception):
-    """Raise from ``run`` to fail the task with a message meant for the user (no traceback).
-
-    ``outputs`` (an Output or a dict) are kept on the failed task run, as Kestra keeps a failed
-    script's outputs.
-    """
-
-    def __init__(self, message: str, outputs: Any = None) -> None:
-        super().__init__(message)
-        self.outputs = outputs
-
-
-class TaskWarning(Exception):
-    """Raise from ``run`` to end the task in WARNING, with outputs given as ``outputs``."""
-
-    def __init__(self, message: str, outputs: Any = None) -> None:
-        super().__init__(message)
-        self.outputs = outputs
 
 
 def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution:
@@ -123,6 +137,31 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "KillGate",
+    "LogLevel",
+    "format_duration",
+    "stringify",
+    "CANCELLED",
+    "FAILED",
+    "FAILURES",
+    "KILLED",
+    "RUNNING",
+    "SKIPPED",
+    "SUCCESS",
+    "TERMINAL",
+    "WARNING",
+    "Child",
+    "FlowView",
+    "Input",
+    "download",
+    "effective",
+    "is_truthy",
+    "value_key",
+    "worst",
+    "TERMINAL_STATES",
+    "Backfill",
+    "FlowEndTrigger",
+    "Precondition",
+    "ScheduleTrigger",
     "ApiClient",
     "ApiError",
     "Asset",

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from roost import RunContext, TaskError
+from roost.flow.task import RunContext, TaskError
 from roost.rest import ApiClient, ApiError, HttpOptions, HttpRetry, HttpTimeout
 
 PROVIDER_TYPES = {

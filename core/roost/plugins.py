@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
+from functools import cache
+from importlib import metadata, resources
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -200,9 +203,7 @@ class Plugins:
         found: list[Any] = []
         try:
             for hook in TYPE_HOOKS:
-                impl = getattr(plugin, hook, None)
-                if impl is not None:
-                    impl(register=lambda *classes, _f=found: _f.extend(classes))
+                self._call_one(plugin, hook, register=lambda *classes, _f=found: _f.extend(classes))
         except Exception as exc:
             self.broken.append(BrokenPlugin(plugin_name, f"{type(exc).__name__}: {exc}"))
             print(f"roost: plugin {plugin_name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -225,6 +226,13 @@ class Plugins:
                 (self._runner_map if issubclass(cls, TaskRunner) else self._type_map)[tid] = cls
             if info is not None and cls.type_id not in info.types:
                 info.types.append(cls.type_id)
+
+    def _call_one(self, plugin: object, hook: str, **kwargs: Any) -> list[Any]:
+        """Call ``hook`` on ``plugin`` alone, through pluggy (hook-call monitoring and tracing included): the
+        others are asked only when one of their types is used."""
+        others = [p for _name, p in self.pm.list_name_plugin() if p is not plugin]
+        result: list[Any] = self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+        return result
 
     def _claim(self, tid: str, plugin_name: str) -> None:
         if tid in self._owner and self._owner[tid] != plugin_name:
@@ -265,8 +273,6 @@ class Plugins:
             self._load_plugin("core")
             self._materialize(type_id)
             if type_id not in self._type_map:
-                from roost.flow.build import registry_index
-
                 package = registry_index().get(type_id)
                 for name, info in list(self.info.items()):
                     if package is not None and info.distribution == package:
@@ -374,3 +380,18 @@ def set_plugins(plugins: Plugins | None) -> None:
     """Replace the process-wide plugin set (tests use a fresh one)."""
     global _default
     _default = plugins
+
+
+@cache
+def registry_index() -> dict[str, str]:
+    """Type id → plugin package, from the suite's registry catalogue."""
+    candidates = [Path(__file__).resolve().parents[2] / "registry" / "index.json"]
+    try:
+        candidates.insert(0, Path(str(resources.files("roost") / "registry_index.json")))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    for path in candidates:
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return {t: pkg["package"] for pkg in data.get("plugins", []) for t in pkg.get("types", [])}
+    return {}

@@ -48,7 +48,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ConfigDict
 
-from roost import Model, RunContext, TaskError
+from roost.flow.properties import Model
+from roost.flow.task import RunContext, TaskError
 from roost.killgate import KillGate
 
 DEFAULT_CONNECT_TIMEOUT = 10.0

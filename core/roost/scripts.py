@@ -340,7 +340,7 @@ class ScriptTask(Task):
         try:
             result = runner.run(ctx, spec)
         except RuntimeError as exc:
-            from roost import TaskError
+            from roost.flow.task import TaskError
 
             raise TaskError(str(exc)) from None
         return result, workdir
@@ -366,7 +366,7 @@ class ScriptTask(Task):
         return collect_files(ctx, workdir, self.output_files or [])
 
     def run(self, ctx: RunContext) -> ScriptOutput:
-        from roost import TaskError, TaskWarning
+        from roost.flow.task import TaskError, TaskWarning
 
         result, workdir = self.run_script(ctx)
         out = ScriptOutput(

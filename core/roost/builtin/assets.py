@@ -19,9 +19,9 @@ from roost import (
     Task,
     TaskError,
     Trigger,
+    format_duration,
 )
 from roost.assets.model import canonical_asset_type
-from roost.flow.properties import format_duration
 
 A = "io.kestra.plugin.kestra.ee.assets."
 B = "io.kestra.plugin.ee.assets."

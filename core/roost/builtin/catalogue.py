@@ -5,7 +5,7 @@ A test checks every entry against its class (id and aliases), so this table cann
 
 from __future__ import annotations
 
-from roost.plugins import LazyType
+from roost import LazyType
 
 _B = "roost.builtin."
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from roost import Dynamic, Output, RunContext, Task, TaskError
-from roost.flow.properties import stringify
+from roost import Dynamic, Output, RunContext, Task, TaskError, stringify
 
 E = "io.kestra.plugin.core.execution."
 

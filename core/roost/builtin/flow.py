@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,12 +14,27 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from roost import Duration, Dynamic, FlowableTask, Model, Task
-from roost.engine.executor import FlowView, value_key, worst
-from roost.engine.model import FAILED, FAILURES, RUNNING, SUCCESS, WARNING
-from roost.flow.model import Input
-from roost.flow.properties import is_expression, is_truthy
-from roost.store.storage import download
+from roost import (
+    FAILED,
+    FAILURES,
+    RUNNING,
+    SUCCESS,
+    WARNING,
+    Child,
+    Duration,
+    Dynamic,
+    FlowableTask,
+    FlowView,
+    Input,
+    Model,
+    Task,
+    download,
+    effective,
+    is_expression,
+    is_truthy,
+    value_key,
+    worst,
+)
 
 P = "io.kestra.plugin.core.flow."
 OLD = "io.kestra.core.tasks.flows."
@@ -294,11 +310,9 @@ class LoopUntil(FlowableTask, type=P + "LoopUntil", aliases=(P + "WaitFor", OLD 
         run = view.run
         assert run is not None
         run.outputs = {**(run.outputs or {}), "iterationCount": n}  # a new dict: the record sees the change
-        view.ex.record_outputs(run)  # the tasks of the iteration read outputs.<id>.iterationCount
+        view.record_outputs(run)  # the tasks of the iteration read outputs.<id>.iterationCount
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
-        from roost.engine.model import now
-
         run = view.run
         assert run is not None
         loop = run.extra["loop"]
@@ -316,9 +330,9 @@ class LoopUntil(FlowableTask, type=P + "LoopUntil", aliases=(P + "WaitFor", OLD 
             else:
                 wake = run.extra.get("wakeAt")
                 if wake is None:
-                    view.wake_at(now().timestamp() + loop["interval"])
+                    view.wake_at(time.time() + loop["interval"])
                     return RUNNING, []
-                if now().timestamp() < wake:
+                if time.time() < wake:
                     return RUNNING, []
                 run.extra.pop("wakeAt", None)
                 loop["iteration"] = n + 1
@@ -329,14 +343,13 @@ class LoopUntil(FlowableTask, type=P + "LoopUntil", aliases=(P + "WaitFor", OLD 
 
     @staticmethod
     def _reached_max(view: FlowView, loop: dict[str, Any], n: int) -> bool:
-        from roost.engine.model import now
 
         if loop["maxIterations"] is not None and n >= loop["maxIterations"]:
-            view.executor._log(view.ex, view.run, "WARN", "Max iterations reached")
+            view.log("WARN", "Max iterations reached")
             return True
         started = view.run.state.start.timestamp()  # type: ignore[union-attr]
-        if loop["maxDuration"] is not None and now().timestamp() - started > loop["maxDuration"]:
-            view.executor._log(view.ex, view.run, "WARN", "Max duration reached")
+        if loop["maxDuration"] is not None and time.time() - started > loop["maxDuration"]:
+            view.log("WARN", "Max duration reached")
             return True
         return False
 
@@ -417,7 +430,6 @@ class Dag(FlowableTask, type=P + "Dag"):
         return self
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
-        from roost.engine.executor import Child, effective
 
         runs = view.runs(None)
         main = {r.task_id: r for r in runs if r.slot == "tasks"}
@@ -472,7 +484,7 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
         return self
 
     def on_start(self, view: FlowView) -> None:
-        runtime = view.executor.runtime
+        runtime = view.runtime
         root = Path(runtime.work_root or "/tmp/roost-work")
         folder = root / f"wd-{view.run.id}"  # type: ignore[union-attr]
         folder.mkdir(parents=True, exist_ok=True)
@@ -500,7 +512,7 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
         if not folder.is_dir():
             return
         found: dict[str, str] = {}
-        storage = view.executor.runtime.storage
+        storage = view.runtime.storage
         patterns = view.render(self.output_files)
         for pattern in [patterns] if isinstance(patterns, str) else patterns:
             for path in sorted(folder.glob(pattern)):
@@ -664,7 +676,7 @@ class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
         return self
 
     def on_start(self, view: FlowView) -> None:
-        runtime = view.executor.runtime
+        runtime = view.runtime
         uri = view.render(self.items)
         if not isinstance(uri, str) or not uri.startswith("kestra://"):
             raise ValueError(f"Unable to split the items from {uri}, this is not an internal storage URI!")
@@ -706,7 +718,6 @@ class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
         view.run.extra["batches"] = batches  # type: ignore[union-attr]
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
-        from roost.engine.executor import Child, effective
 
         batches: list[str] = view.run.extra.get("batches", [])  # type: ignore[union-attr]
         runs = [r for r in view.runs() if r.slot == "items"]

@@ -8,8 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from roost import Duration, Dynamic, Model, Output, PollingTrigger, RunContext, Task, TaskError
-from roost.flow.properties import is_truthy
+from roost import Duration, Dynamic, Model, Output, PollingTrigger, RunContext, Task, TaskError, is_truthy
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 

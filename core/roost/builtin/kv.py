@@ -8,9 +8,8 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from roost import Dynamic, Output, RunContext, Task, TaskError
-from roost.engine.context import MISSING
 from roost.flow.model import NAMESPACE
-from roost.store.keys import InvalidKey, kv_key
+from roost.store.keys import MISSING, InvalidKey, kv_key
 
 K = "io.kestra.plugin.core.kv."
 

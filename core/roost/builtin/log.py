@@ -7,8 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from roost import Dynamic, Output, RunContext, Task, TaskError
-from roost.flow.properties import is_truthy
+from roost import Dynamic, Output, RunContext, Task, TaskError, is_truthy
 
 Level = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 

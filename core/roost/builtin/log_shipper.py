@@ -26,10 +26,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from roost import Dynamic, LogExporter, LogRecords, Output, RunContext, Task, TaskError
-from roost.engine.context import MISSING, render_task
-from roost.flow.task import LogLevel
-from roost.store.keys import InvalidKey, kv_key
+from roost import Dynamic, LogExporter, LogLevel, LogRecords, Output, RunContext, Task, TaskError
+from roost.engine.context import render_task
+from roost.store.keys import MISSING, InvalidKey, kv_key
 
 SHIPPER = "io.kestra.plugin.ee.core.log.LogShipper"
 FILE_EXPORTER = "io.kestra.plugin.ee.core.log.FileLogExporter"

@@ -11,8 +11,8 @@ import hashlib
 from typing import Any, ClassVar
 
 from roost import Dynamic, Output, RunContext, Task, TaskError
-from roost.engine.context import MISSING
 from roost.expr.filters import slugify
+from roost.store.keys import MISSING
 
 S = "io.kestra.plugin.core.state."
 OLD = "io.kestra.core.tasks.states."

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from roost import Duration, Model, Trigger, WebhookRequest, WebhookStart, WebhookTrigger
+from roost import FlowEndTrigger, ScheduleTrigger, WebhookRequest, WebhookStart, WebhookTrigger
 
 T = "io.kestra.plugin.core.trigger."
 
@@ -26,18 +26,9 @@ def _croniter_expr(cron: str, with_seconds: bool) -> str:
     return expr
 
 
-class Backfill(Model):
-    """Replay the schedule from ``start`` (to ``end``)."""
-
-    start: datetime
-    """First date to replay."""
-    end: datetime | None = None
-    """Last date to replay; now by default."""
-    inputs: dict[str, Any] | None = None
-    labels: Any = None
-
-
-class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.triggers.types.Schedule",)):
+class Schedule(
+    ScheduleTrigger, type=T + "Schedule", aliases=("io.kestra.core.models.triggers.types.Schedule",)
+):
     """Start executions on a cron schedule (five fields, or six with ``withSeconds``)."""
 
     with_seconds: bool = False
@@ -46,12 +37,6 @@ class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.tri
     """Cron expression, or @hourly, @daily..."""
     timezone: str = "Etc/UTC"
     """Time zone the cron is read in."""
-    recover_missed_schedules: Literal["ALL", "LAST", "NONE"] | None = None
-    """What to do with dates missed while the scheduler was down (ALL by default)."""
-    backfill: Backfill | None = None
-    """Replay past dates."""
-    late_maximum_delay: Duration | None = None
-    """Skip a date that could not start within this delay."""
     schedule_conditions: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("timezone")
@@ -92,33 +77,20 @@ class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.tri
         it = croniter(self._croniter_expr(), when.astimezone(zone))
         return it.get_next(datetime)
 
-    def dates_between(self, start: datetime, end: datetime, limit: int = 10000) -> list[datetime]:
-        out: list[datetime] = []
-        current = start
-        while len(out) < limit:
-            nxt = self.next_after(current)
-            if nxt > end:
-                break
-            out.append(nxt)
-            current = nxt
-        return out
+    def previous_before(self, when: datetime) -> datetime:
+        from croniter import croniter
+
+        return croniter(self._croniter_expr(), when.astimezone(ZoneInfo(self.timezone))).get_prev(datetime)
+
+    def fingerprint(self) -> str:
+        return f"{self.cron}|{self.with_seconds}|{self.timezone}"
+
+    def date_conditions(self) -> list[dict[str, Any]]:
+        return [*self.conditions, *self.schedule_conditions]
 
 
-class Precondition(Model):
-    id: str | None = None
-    where: list[dict[str, Any]] = Field(default_factory=list)
-    flows: list[dict[str, Any]] = Field(default_factory=list)
-    time_window: dict[str, Any] | None = None
-    reset_on_success: bool = True
-
-
-class FlowTrigger(Trigger, type=T + "Flow", aliases=("io.kestra.core.models.triggers.types.Flow",)):
+class FlowTrigger(FlowEndTrigger, type=T + "Flow", aliases=("io.kestra.core.models.triggers.types.Flow",)):
     """Start an execution when executions of other flows end (filtered by ``conditions``/``preconditions``)."""
-
-    states: list[str] = Field(default_factory=lambda: ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"])
-    """Terminal states that count."""
-    preconditions: Precondition | None = None
-    """Flows and states that must all have happened (within a time window)."""
 
 
 class Webhook(WebhookTrigger, type=T + "Webhook", aliases=("io.kestra.core.models.triggers.types.Webhook",)):

@@ -57,7 +57,7 @@ class _SecretServices:
 
     def secret(self, key: str, namespace: str | None = None) -> str:
         from roost.expr import ExpressionError
-        from roost.secret_backends import SecretError
+        from roost.secret_base import SecretError
 
         try:
             value = self.backend.get(namespace or self.namespace, key)
@@ -69,7 +69,7 @@ class _SecretServices:
 
 
 def _default_secrets() -> Any:
-    from roost.secret_backends import EnvSecrets
+    from roost.secret_base import EnvSecrets
 
     return EnvSecrets()
 

@@ -21,13 +21,12 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel, TypeAdapter
 
-from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import MaskSet
 from roost.flow.properties import needs_render, stringify
-from roost.flow.task import PluginType, dynamic_fields_of, nested_models_of
+from roost.flow.task import PluginType, TaskError, dynamic_fields_of, nested_models_of
 from roost.secret_backends import EnvSecrets, SecretError
-from roost.store.keys import kv_key
+from roost.store.keys import MISSING, kv_key
 from roost.store.storage import LocalStorage, Storage, StorageError, download, read_all
 
 MAX_READ = 10_000_000  # bytes read() takes into an expression (the expression budget)
@@ -46,25 +45,16 @@ class KVMemory:
         self.data: dict[tuple[str, str], Any] = {}
 
     def get(self, namespace: str, key: str) -> Any:
-        return self.data.get((namespace, key), _MISSING)
+        return self.data.get((namespace, key), MISSING)
 
     def put(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
         self.data[(namespace, kv_key(key))] = value
 
     def delete(self, namespace: str, key: str) -> bool:
-        return self.data.pop((namespace, key), _MISSING) is not _MISSING
+        return self.data.pop((namespace, key), MISSING) is not MISSING
 
     def keys(self, namespace: str) -> list[str]:
         return sorted(k for ns, k in self.data if ns == namespace)
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-_MISSING: Any = _Missing()
-MISSING = _MISSING
 
 
 class NamespaceFilesMemory:

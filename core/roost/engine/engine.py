@@ -38,6 +38,7 @@ from roost.engine.model import (
     SUCCESS,
     TERMINAL,
     Execution,
+    FlowNotFound,
     iso,
     now,
 )
@@ -55,10 +56,6 @@ log = logging.getLogger("roost.engine")
 ACTIVE = (CREATED, QUEUED, RUNNING, PAUSED, RETRYING, "KILLING", "RESTARTED")
 MAX_BUFFERED_LOGS = 200_000  # log lines kept while the store cannot take them; the oldest go beyond
 MAX_RETRY_DELAY = 5.0  # seconds between attempts to write to a store that refuses writes
-
-
-class FlowNotFound(LookupError):
-    pass
 
 
 class _Stopping(Exception):
@@ -1029,7 +1026,7 @@ class FlowStarter:
 
     def describe(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
         """What a caller needs to know to start a flow: its description and inputs."""
-        from roost import TaskError
+        from roost.flow.task import TaskError
 
         try:
             flow = self.engine.flow(self.tenant, namespace, flow_id, revision)
@@ -1044,8 +1041,8 @@ class FlowStarter:
 
     def start(self, ctx: Any, namespace: str, flow_id: str, *, inputs: dict[str, Any], labels: list[dict[str, str]],
               revision: int | None, wait: bool, timeout: float | None, schedule_date: Any = None) -> dict[str, Any]:  # fmt: skip
-        from roost import TaskError
         from roost.engine.inputs import InputsInvalid
+        from roost.flow.task import TaskError
 
         name = f"{namespace}.{flow_id}" + (f" (revision {revision})" if revision else "")
         try:

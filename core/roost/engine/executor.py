@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from roost import TaskError
 from roost.engine.model import (
     CANCELLED,
     CREATED,
@@ -37,10 +36,12 @@ from roost.engine.model import (
     parse_iso,
 )
 from roost.engine.variables import task_variables
+from roost.flow import flowable
 from roost.flow.build import task_slots
+from roost.flow.flowable import Child, allowed, effective, value_key, worst
 from roost.flow.model import Flow
-from roost.flow.properties import format_duration, is_truthy, stringify
-from roost.flow.task import FlowableTask, Task
+from roost.flow.properties import format_duration, is_truthy
+from roost.flow.task import FlowableTask, Task, TaskError
 
 ROOT_SLOTS = ("tasks", "errors", "finally", "afterExecution")
 
@@ -115,19 +116,6 @@ class Effects:
         self.rewrite = self.rewrite or other.rewrite
 
 
-@dataclass
-class Child:
-    """A task run a flowable asks the executor to create."""
-
-    task: Task
-    slot: str
-    index: int
-    value: str | None = None
-    group: str | None = None
-    iteration: int | None = None
-    items: str | None = None  # ForEachItem: the batch file this run works on
-
-
 # -- flow index --------------------------------------------------------------------------------------
 class FlowIndex:
     """Tasks of a flow by id, computed once per flow object."""
@@ -171,36 +159,6 @@ def enabled(tasks: list[Task] | None) -> list[Task]:
     return result
 
 
-def worst(states: list[str]) -> str:
-    """The state of a group from its members' states."""
-    if KILLED in states:
-        return KILLED
-    if FAILED in states:
-        return FAILED
-    if CANCELLED in states:
-        return CANCELLED
-    if WARNING in states:
-        return WARNING
-    return SUCCESS
-
-
-def allowed(state: str, task: Task | None) -> str:
-    """A run's final state once ``allowFailure`` (FAILED → WARNING) then ``allowWarning`` (WARNING → SUCCESS)
-    apply, as Kestra sets it on the task run itself: a failed task with both ends SUCCESS."""
-    if task is not None:
-        if state == FAILED and task.allow_failure:
-            state = WARNING
-        if state == WARNING and task.allow_warning:
-            state = SUCCESS
-    return state
-
-
-def effective(tr: TaskRun, task: Task | None) -> str:
-    """A finished run's state as its parent sees it (allowFailure, allowWarning; SKIPPED counts as SUCCESS)."""
-    state = allowed(tr.state.current, task)
-    return SUCCESS if state == SKIPPED else state
-
-
 # -- the view flowables see ------------------------------------------------------------------------
 class FlowView:
     """What a flowable task sees of the execution when asked for its next step."""
@@ -213,6 +171,16 @@ class FlowView:
         self.run = run
         self.effects = effects
         self._vars: dict[str, Any] | None = None
+
+    @property
+    def runtime(self) -> Any:
+        return self.executor.runtime
+
+    def log(self, level: str, message: str) -> None:
+        self.executor._log(self.ex, self.run, level, message)
+
+    def record_outputs(self, run: TaskRun) -> None:
+        self.ex.record_outputs(run)
 
     def wake_at(self, at: float) -> None:
         """Ask for another step of this flowable at ``at`` (epoch seconds), e.g. a loop's next iteration."""
@@ -325,6 +293,10 @@ class FlowView:
                 return RUNNING, create
             states.append(fin)
         return worst(states), []
+
+
+def _flow_view_contract(view: FlowView) -> flowable.FlowView:
+    return view  # mypy checks here that this view implements the public protocol flowables see
 
 
 # -- the executor ------------------------------------------------------------------------------------
@@ -1025,9 +997,16 @@ def _view_context(view: FlowView, tr: TaskRun | None, variables: dict[str, Any] 
                           task_id=tr.task_id if tr else "", taskrun_id=tr.id if tr else "")  # fmt: skip
 
 
-def value_key(value: Any) -> str:
-    """A ForEach value as Kestra keys it: strings as is, anything else as compact JSON."""
-    return stringify(value)
-
-
-__all__ = ["Child", "Effects", "Executor", "FlowView", "Job", "index_of", "task_slots", "value_key"]
+__all__ = [
+    "Child",
+    "Effects",
+    "Executor",
+    "FlowView",
+    "Job",
+    "allowed",
+    "effective",
+    "index_of",
+    "task_slots",
+    "value_key",
+    "worst",
+]

@@ -22,8 +22,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from roost.flow.build import task_slots
-from roost.flow.task import FlowableTask, Task
+from roost.flow.task import FlowableTask, Task, task_slots
 
 H = "io.kestra.core.models.hierarchies."
 SEQUENTIAL, CHOICE, ERROR, FINALLY, AFTER_EXECUTION, PARALLEL, DYNAMIC = (

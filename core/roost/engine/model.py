@@ -30,6 +30,10 @@ FAILURES = frozenset({FAILED, KILLED})
 _ALPHABET = string.ascii_letters + string.digits
 
 
+class FlowNotFound(LookupError):
+    """No flow of that tenant, namespace and id."""
+
+
 def new_id() -> str:
     """A 22-character base62 id (128 random bits), like Kestra's."""
     n = int.from_bytes(secrets.token_bytes(16), "big")

@@ -40,58 +40,33 @@ import queue
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from pydantic import TypeAdapter
-
+from roost.engine.conditions import (
+    Conditions,
+    Window,
+    duration,
+    iso,
+    label_list,
+    parse_date,
+    precondition_entries,
+    short_type,
+)
 from roost.engine.model import Execution
-from roost.flow.properties import Duration
+from roost.engine.trigger_context import Listener, TriggerContext, render_value
+from roost.flow.task import TERMINAL_STATES, FlowEndTrigger, RealtimeTrigger, ScheduleTrigger
 
 log = logging.getLogger("roost.scheduler")
 
-TERMINAL_DEFAULT = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+TERMINAL_DEFAULT = TERMINAL_STATES
 MAX_DATES_PER_TICK = 500
-_DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _ALPHABET = string.ascii_letters + string.digits
-_WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 
 
-# -- small helpers ----------------------------------------------------------------------------------------
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.isoformat().replace("+00:00", "Z")
-
-
-def parse_date(value: Any, zone: ZoneInfo | None = None) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(float(value), UTC)
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    else:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=zone or UTC)
-    return dt
-
-
-def duration(value: Any, default: timedelta | None = None) -> timedelta | None:
-    if value is None:
-        return default
-    if isinstance(value, timedelta):
-        return value
-    return _DURATION.validate_python(value)
-
-
+# -- execution ids ---------------------------------------------------------------------------------------
 def stable_id(*parts: Any) -> str:
     """A 22-character base62 id derived from ``parts`` (same parts, same id)."""
     digest = int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest(), "big")
@@ -100,346 +75,6 @@ def stable_id(*parts: Any) -> str:
         digest, rem = divmod(digest, 62)
         out.append(_ALPHABET[rem])
     return "".join(out)
-
-
-def _short(type_name: str | None) -> str:
-    name = (type_name or "").rsplit(".", 1)[-1]
-    return name[:-9] if name.endswith("Condition") and name not in ("Condition",) else name
-
-
-def _label_list(labels: Any) -> list[dict[str, str]]:
-    if not labels:
-        return []
-    if isinstance(labels, dict):
-        return [{"key": str(k), "value": str(v)} for k, v in labels.items()]
-    return [{"key": str(x.get("key")), "value": str(x.get("value"))} for x in labels if isinstance(x, dict)]
-
-
-def _parse_time(value: str) -> tuple[dtime, ZoneInfo | None]:
-    """``HH:MM[:SS][offset]`` as a time (the offset, when given, as a fixed zone)."""
-    t = dtime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return t.replace(tzinfo=None), (t.tzinfo if t.tzinfo else None)  # type: ignore[return-value]
-
-
-# -- conditions ------------------------------------------------------------------------------------------
-class ConditionError(ValueError):
-    pass
-
-
-class Conditions:
-    """Kestra's trigger conditions, evaluated on an execution (Flow triggers) or a date (Schedule)."""
-
-    def __init__(self, render: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
-        self.render = render
-        self._warned: set[str] = set()
-
-    def all(self, conditions: Iterable[dict[str, Any]], *, execution: Execution | None = None,
-            when: datetime | None = None, variables: dict[str, Any] | None = None) -> bool:  # fmt: skip
-        return all(self.one(c, execution=execution, when=when, variables=variables) for c in conditions or ())
-
-    def one(self, cond: dict[str, Any], *, execution: Execution | None = None, when: datetime | None = None,
-            variables: dict[str, Any] | None = None) -> bool:  # fmt: skip
-        kind = _short(cond.get("type"))
-        when = when or datetime.now(UTC)
-        ex = execution
-        if kind in ("ExecutionFlow", "Flow"):
-            if ex is None:
-                return True
-            return ex.namespace == cond.get("namespace") and ex.flow_id == cond.get("flowId")
-        if kind in ("ExecutionNamespace", "FlowNamespace"):
-            if ex is None:
-                return True
-            ns, target = ex.namespace, str(cond.get("namespace", ""))
-            comparison = str(cond.get("comparison") or ("PREFIX" if cond.get("prefix") else "EQUALS")).upper()
-            if comparison == "PREFIX":
-                return ns == target or ns.startswith(target + ".") or ns.startswith(target)
-            if comparison == "SUFFIX":
-                return ns.endswith(target)
-            return ns == target
-        if kind == "ExecutionStatus":
-            if ex is None:
-                return True
-            state = ex.state.current
-            if cond.get("in") and state not in cond["in"]:
-                return False
-            return not (cond.get("notIn") and state in cond["notIn"])
-        if kind == "ExecutionLabels":
-            if ex is None:
-                return True
-            have = ex.label_map()
-            return all(have.get(lbl["key"]) == lbl["value"] for lbl in _label_list(cond.get("labels")))
-        if kind == "HasRetryAttempt":
-            if ex is None:
-                return True
-            retried = [tr for tr in ex.task_runs if len(tr.attempts) > 1]
-            states = {a.get("state") for tr in retried for a in tr.attempts if isinstance(a, dict)}
-            if cond.get("in"):
-                return bool(states & set(cond["in"]))
-            if cond.get("notIn"):
-                return bool(retried) and not (states & set(cond["notIn"]))
-            return bool(retried)
-        if kind in ("ExecutionOutputs", "Expression"):
-            expression = cond.get("expression")
-            if not expression or self.render is None:
-                return True
-            scope = dict(variables or {})
-            if ex is not None:
-                scope.setdefault("outputs", ex.outputs or {})
-            value = self.render(expression, scope)
-            return value is True or str(value).strip().lower() == "true"
-        if kind == "Not":
-            return not any(
-                self.one(c, execution=ex, when=when, variables=variables)
-                for c in cond.get("conditions") or ()
-            )
-        if kind == "Or":
-            return any(
-                self.one(c, execution=ex, when=when, variables=variables)
-                for c in cond.get("conditions") or ()
-            )
-        if kind in ("DayWeek", "DayWeekInMonth", "Weekend", "TimeBetween", "DateTimeBetween"):
-            return self._date(kind, cond, self._date_of(cond, when, variables))
-        if kind == "MultipleCondition":
-            return True  # evaluated with its state by the scheduler (a window of sub-conditions)
-        if kind not in self._warned:
-            self._warned.add(kind)
-            log.warning(
-                "trigger condition %s is not supported by this scheduler; it never matches", cond.get("type")
-            )
-        return False
-
-    def _date_of(self, cond: dict[str, Any], when: datetime, variables: dict[str, Any] | None) -> datetime:
-        raw = cond.get("date")
-        if raw and self.render is not None and "{{" in str(raw):
-            try:
-                raw = self.render(str(raw), dict(variables or {}))
-            except Exception:
-                raw = None
-        if raw:
-            try:
-                return parse_date(raw) or when
-            except ValueError:
-                return when
-        return when
-
-    @staticmethod
-    def _date(kind: str, cond: dict[str, Any], when: datetime) -> bool:
-        if kind == "Weekend":
-            return when.weekday() >= 5
-        if kind == "DayWeek":
-            return _WEEKDAYS[when.weekday()] == str(cond.get("dayOfWeek", "")).upper()
-        if kind == "DayWeekInMonth":
-            if _WEEKDAYS[when.weekday()] != str(cond.get("dayOfWeek", "")).upper():
-                return False
-            which = str(cond.get("dayInMonth", "FIRST")).upper()
-            nth = (when.day - 1) // 7
-            if which == "LAST":
-                return (when + timedelta(days=7)).month != when.month
-            return nth == {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}.get(which, -1)
-        if kind == "TimeBetween":
-            ok = True
-            for key, cmp in (("after", lambda a, b: a >= b), ("before", lambda a, b: a <= b)):
-                if cond.get(key):
-                    t, zone = _parse_time(cond[key])
-                    local = when.astimezone(zone) if zone else when
-                    ok = ok and cmp(local.time().replace(tzinfo=None), t)
-            return ok
-        if kind == "DateTimeBetween":
-            after, before = parse_date(cond.get("after")), parse_date(cond.get("before"))
-            return (after is None or when >= after) and (before is None or when <= before)
-        return True
-
-
-# -- preconditions ----------------------------------------------------------------------------------------
-class Window:
-    """Kestra's ``timeWindow``: DURATION_WINDOW (default, 24 h from midnight), SLIDING_WINDOW,
-    DAILY_TIME_DEADLINE and DAILY_TIME_WINDOW."""
-
-    def __init__(self, spec: dict[str, Any] | None) -> None:
-        spec = spec or {}
-        self.type = str(spec.get("type") or "DURATION_WINDOW").upper()
-        self.window = duration(spec.get("window"), timedelta(hours=24)) or timedelta(hours=24)
-        self.advance = duration(spec.get("windowAdvance"), timedelta(0)) or timedelta(0)
-        self.deadline = spec.get("deadline")
-        self.start_time = spec.get("startTime")
-        self.end_time = spec.get("endTime")
-
-    def bounds(self, now: datetime) -> tuple[datetime, datetime] | None:
-        """The fixed window holding ``now`` (None for a sliding window)."""
-        if self.type == "SLIDING_WINDOW":
-            return None
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        if self.type == "DAILY_TIME_DEADLINE" and self.deadline:
-            t, zone = _parse_time(self.deadline)
-            end = datetime.combine(midnight.date(), t, tzinfo=zone or now.tzinfo)
-            return midnight, end
-        if self.type == "DAILY_TIME_WINDOW" and self.start_time and self.end_time:
-            (ts, zs), (te, ze) = _parse_time(self.start_time), _parse_time(self.end_time)
-            return (datetime.combine(midnight.date(), ts, tzinfo=zs or now.tzinfo),
-                    datetime.combine(midnight.date(), te, tzinfo=ze or now.tzinfo))  # fmt: skip
-        origin = midnight + self.advance
-        if origin > now:
-            origin -= timedelta(days=1)
-        steps = (now - origin) // self.window
-        start = origin + steps * self.window
-        return start, start + self.window
-
-    def counts(self, now: datetime) -> bool:
-        """Whether an execution ending now may count at all (outside a daily window, it may not)."""
-        b = self.bounds(now)
-        return b is None or b[0] <= now <= b[1]
-
-
-def _filter_value(field: str, ex: Execution) -> Any:
-    return {"FLOW_ID": ex.flow_id, "NAMESPACE": ex.namespace, "STATE": ex.state.current}.get(field)
-
-
-def _filter_ok(f: dict[str, Any], ex: Execution, render: Callable[[str, dict[str, Any]], Any] | None,
-               variables: dict[str, Any]) -> bool:  # fmt: skip
-    import re
-
-    field = str(f.get("field", "")).upper()
-    op = str(f.get("type", "EQUAL_TO")).upper()
-    if field == "EXPRESSION":
-        expr = f.get("value")
-        if not expr or render is None:
-            return True
-        value = render(str(expr), variables)
-        truth = value is True or str(value).strip().lower() == "true"
-        return not truth if op == "IS_FALSE" else truth
-    actual = _filter_value(field, ex)
-    expected = f.get("value")
-    values = f.get("values") or (expected if isinstance(expected, list) else None)
-    text = "" if actual is None else str(actual)
-    if op in ("EQUAL_TO", "EQUALS"):
-        return text == str(expected)
-    if op in ("NOT_EQUAL_TO", "NOT_EQUALS"):
-        return text != str(expected)
-    if op == "IN":
-        return text in {str(v) for v in values or []}
-    if op == "NOT_IN":
-        return text not in {str(v) for v in values or []}
-    if op in ("STARTS_WITH", "PREFIX"):
-        return text.startswith(str(expected))
-    if op == "ENDS_WITH":
-        return text.endswith(str(expected))
-    if op == "CONTAINS":
-        return str(expected) in text
-    if op == "REGEX":
-        return re.search(str(expected), text) is not None
-    if op == "IS_NULL":
-        return actual is None
-    if op == "IS_NOT_NULL":
-        return actual is not None
-    return False
-
-
-def precondition_entries(pre: Any) -> list[tuple[str, Callable[..., bool]]]:
-    """The named requirements of a ``preconditions`` block: each flow, each ``where`` group."""
-    entries: list[tuple[str, Callable[..., bool]]] = []
-    for i, f in enumerate(getattr(pre, "flows", None) or []):
-
-        def flow_ok(ex: Execution, render: Any, variables: dict[str, Any], f: dict[str, Any] = f) -> bool:
-            if f.get("namespace") and ex.namespace != f["namespace"]:
-                return False
-            if f.get("flowId") and ex.flow_id != f["flowId"]:
-                return False
-            if ex.state.current not in (f.get("states") or ["SUCCESS"]):
-                return False
-            have = ex.label_map()
-            return all(have.get(lbl["key"]) == lbl["value"] for lbl in _label_list(f.get("labels")))
-
-        entries.append((f"flow_{i}:{f.get('namespace')}.{f.get('flowId')}", flow_ok))
-    for i, w in enumerate(getattr(pre, "where", None) or []):
-
-        def where_ok(ex: Execution, render: Any, variables: dict[str, Any], w: dict[str, Any] = w) -> bool:
-            filters = w.get("filters") or []
-            results = (_filter_ok(f, ex, render, variables) for f in filters)
-            return any(results) if str(w.get("operand", "AND")).upper() == "OR" else all(results)
-
-        entries.append((f"where_{i}:{w.get('id') or i}", where_ok))
-    return entries
-
-
-# -- the context polling triggers evaluate in ---------------------------------------------------------------
-class TriggerContext:
-    """What ``PollingTrigger.evaluate(ctx)`` sees: the engine, the tenant, the flow, a logger and its state."""
-
-    def __init__(
-        self, engine: Any, tenant: str, flow: Any, trigger: Any, state: dict[str, Any] | None = None
-    ) -> None:
-        self.engine = engine
-        self.state: dict[str, Any] = dict(state or {})
-        """The trigger's own JSON state (a cursor...): what it holds after ``evaluate`` is saved with the
-        executions it decided, atomically, and handed back at the next evaluation."""
-        self.tenant = tenant
-        self.flow = flow
-        self.namespace = flow.namespace
-        self.flow_id = flow.id
-        self.trigger = trigger
-        self.runtime = engine.runtime(tenant)
-        self.logger = logging.getLogger(f"roost.trigger.{flow.namespace}.{flow.id}.{trigger.id}")
-        self.variables: dict[str, Any] = {
-            "flow": {
-                "id": flow.id,
-                "namespace": flow.namespace,
-                "revision": flow.revision,
-                "tenantId": tenant,
-            },
-            "vars": flow.variables or {},
-        }
-
-        self.stop_event = threading.Event()
-        self._execution_id: str | None = None
-
-    def render(self, value: Any, **extra: Any) -> Any:
-        return render_value(self.engine, self.tenant, self.flow, value, {**self.variables, **extra})
-
-    def stopped(self) -> bool:
-        """True once the scheduler wants a realtime trigger to stop listening."""
-        return self.stop_event.is_set()
-
-    def _prefix(self) -> str:
-        """The storage folder of the next execution this trigger starts (its id is reserved now)."""
-        from roost.engine.model import new_id
-
-        if self._execution_id is None:
-            self._execution_id = new_id()
-        ns = self.namespace.replace(".", "/")
-        return f"{ns}/{self.flow_id}/executions/{self._execution_id}/trigger/{self.trigger.id}"
-
-    def put_file(self, path: Any, name: str | None = None) -> str:
-        """Store a file for the next execution this trigger starts (its ``trigger.*`` may name the URI)."""
-        from pathlib import Path
-
-        path = Path(path)
-        return self.runtime.storage.put(f"{self._prefix()}/{name or path.name}", path)
-
-    def take_execution_id(self) -> str | None:
-        """The id reserved by :meth:`put_file` (the scheduler starts the execution with it), then forget it."""
-        reserved, self._execution_id = self._execution_id, None
-        return reserved
-
-    def discard_files(self, execution_id: str | None) -> None:
-        """Remove what :meth:`put_file` stored for an execution that was never started."""
-        if execution_id is not None:
-            ns = self.namespace.replace(".", "/")
-            self.runtime.storage.delete_prefix(f"{ns}/{self.flow_id}/executions/{execution_id}/")
-
-
-def render_value(engine: Any, tenant: str, flow: Any, value: Any, variables: dict[str, Any]) -> Any:
-    """Render ``value`` (a string, or a structure of strings) with the flow's services."""
-    from roost.engine.context import TaskRunContext
-
-    if value is None:
-        return None
-    if isinstance(value, str) and "{{" not in value and "{%" not in value:
-        return value
-    rt = engine.runtime(tenant)
-    scope = {"flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision, "tenantId": tenant},
-             "vars": flow.variables or {}, **variables}  # fmt: skip
-    ctx = TaskRunContext(rt, scope, namespace=flow.namespace, flow_id=flow.id)
-    return ctx.render(value)
 
 
 # -- the inventory ------------------------------------------------------------------------------------------
@@ -457,76 +92,20 @@ class _FlowEntry:
     )
 
     def __init__(self, tenant: str, flow: Any) -> None:
-        from roost.builtin.triggers import FlowTrigger, Schedule
-        from roost.flow.task import RealtimeTrigger
-
         self.tenant = tenant
         self.namespace = flow.namespace
         self.flow_id = flow.id
         self.revision = flow.revision
         self.flow = flow
-        self.schedules = [t for t in flow.triggers if isinstance(t, Schedule)]
-        self.flow_triggers = [t for t in flow.triggers if isinstance(t, FlowTrigger)]
-        self.polling = [t for t in flow.triggers
-                        if callable(getattr(t, "evaluate", None)) and not isinstance(t, (Schedule, FlowTrigger))]  # fmt: skip
+        self.schedules = [t for t in flow.triggers if isinstance(t, ScheduleTrigger)]
+        self.flow_triggers = [t for t in flow.triggers if isinstance(t, FlowEndTrigger)]
+        self.polling = [t for t in flow.triggers if callable(getattr(t, "evaluate", None))
+                        and not isinstance(t, (ScheduleTrigger, FlowEndTrigger))]  # fmt: skip
         self.realtime = [t for t in flow.triggers if isinstance(t, RealtimeTrigger)]
 
     @property
     def active(self) -> bool:
         return bool(self.schedules or self.flow_triggers or self.polling or self.realtime)
-
-
-# -- realtime listeners -------------------------------------------------------------------------------------
-class _Listener:
-    """One realtime trigger's listening thread: drives ``listen(ctx)``, restarts it after a failure."""
-
-    def __init__(self, scheduler: Scheduler, entry: _FlowEntry, trig: Any) -> None:
-        self.scheduler = scheduler
-        self.entry = entry
-        self.trig = trig
-        self.stop_event = threading.Event()
-        name = f"roost-realtime-{entry.namespace}.{entry.flow_id}.{trig.id}"
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> _Listener:
-        self.thread.start()
-        return self
-
-    def stop(self, timeout: float = 15) -> None:
-        self.stop_event.set()
-        if self.thread is not threading.current_thread():
-            self.thread.join(timeout)
-            if self.thread.is_alive():
-                log.warning("realtime trigger %s of %s.%s did not stop within %ss", self.trig.id,
-                            self.entry.namespace, self.entry.flow_id, timeout)  # fmt: skip
-
-    def _run(self) -> None:
-        backoff = 1.0
-        entry, trig = self.entry, self.trig
-        while not self.stop_event.is_set():
-            ctx = TriggerContext(self.scheduler.engine, entry.tenant, entry.flow, trig)
-            ctx.stop_event = self.stop_event
-            try:
-                gen = trig.listen(ctx)
-                try:
-                    sent: Execution | None = None
-                    while not self.stop_event.is_set():
-                        variables = gen.send(sent)
-                        sent = None
-                        if variables is not None:
-                            sent = self.scheduler._fire(entry, trig, ctx, variables, time.time())
-                            backoff = 1.0
-                finally:
-                    gen.close()
-                return  # stopped, or listen() returned
-            except StopIteration:
-                return
-            except Exception as exc:
-                log.error("realtime trigger %s of %s.%s failed: %s; listening again in %.0fs", trig.id,
-                          entry.namespace, entry.flow_id, exc, backoff)  # fmt: skip
-                if self.stop_event.wait(backoff):
-                    return
-                backoff = min(backoff * 2, 30.0)
 
 
 # -- the scheduler ----------------------------------------------------------------------------------------
@@ -556,7 +135,7 @@ class Scheduler:
         self._watermark: float | None = None
         self._last_watch = 0.0
         self._recent: dict[str, float] = {}  # ended executions already handled (id -> end date)
-        self._listeners: dict[tuple[str, str, str, str, int], _Listener] = {}  # realtime triggers listening
+        self._listeners: dict[tuple[str, str, str, str, int], Listener] = {}  # realtime triggers listening
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> Scheduler:
@@ -646,23 +225,10 @@ class Scheduler:
     # -- inventory ---------------------------------------------------------------------------------------
     def _reload(self) -> None:
         """Re-read which flows carry triggers, only when the flows table changed."""
-        from roost.store.db import flows as flows_table
-
-        with self.store.engine.connect() as conn:
-            fingerprint = tuple(
-                conn.execute(sa.select(sa.func.count(), sa.func.max(flows_table.c.updated))).one()
-            )
-            if fingerprint == self._fingerprint:
-                return
-            latest = (sa.select(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id,
-                                sa.func.max(flows_table.c.revision).label("rev"))
-                      .group_by(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id).subquery())  # fmt: skip
-            rows = conn.execute(
-                sa.select(flows_table.c.tenant, flows_table.c.namespace, flows_table.c.id, flows_table.c.revision,
-                          flows_table.c.deleted)
-                .join(latest, sa.and_(flows_table.c.tenant == latest.c.tenant, flows_table.c.namespace == latest.c.namespace,
-                                      flows_table.c.id == latest.c.id, flows_table.c.revision == latest.c.rev))
-            ).all()  # fmt: skip
+        fingerprint = self.store.flows_fingerprint()
+        if fingerprint == self._fingerprint:
+            return
+        rows = self.store.latest_flow_revisions()
         inventory: dict[tuple[str, str, str], _FlowEntry] = {}
         for r in rows:
             if r.deleted:
@@ -713,7 +279,7 @@ class Scheduler:
                 if given
                 else None
             )
-            merged = _label_list(trig.labels) + _label_list(labels)
+            merged = label_list(trig.labels) + label_list(labels)
             return self.engine.create_execution(
                 flow, rendered, merged or None, tenant=entry.tenant, execution_id=execution_id,
                 trigger={"id": trig.id, "type": trig.type, "variables": variables},
@@ -729,10 +295,6 @@ class Scheduler:
             return None
 
     # -- Schedule ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def _fingerprint_of(trig: Any) -> str:
-        return f"{trig.cron}|{trig.with_seconds}|{trig.timezone}"
-
     def _schedule(self, entry: _FlowEntry, trig: Any, state: dict[str, Any] | None, now: float) -> None:
         key = (entry.tenant, entry.namespace, entry.flow_id, trig.id)
         zone = ZoneInfo(trig.timezone)
@@ -749,17 +311,17 @@ class Scheduler:
         data = dict(state or {})
         data["type"] = trig.type
         next_ts = state.get("nextDate") if state else None
-        if state is None or next_ts is None or data.get("fingerprint") != self._fingerprint_of(trig):
+        if state is None or next_ts is None or data.get("fingerprint") != trig.fingerprint():
             # new trigger, or its cron changed: start from the next date after now, never from the past
             nxt = trig.next_after(now_dt)
-            data["fingerprint"] = self._fingerprint_of(trig)
+            data["fingerprint"] = trig.fingerprint()
             data["nextExecutionDate"] = iso(nxt)
             if state is None and trig.backfill is not None:
                 bf = trig.backfill
                 start = parse_date(bf.start, zone)
                 data["backfill"] = {"start": iso(start), "end": iso(parse_date(bf.end, zone)) if bf.end else iso(now_dt),
                                     "currentDate": iso(start), "paused": False, "inputs": bf.inputs,
-                                    "labels": _label_list(bf.labels)}  # fmt: skip
+                                    "labels": label_list(bf.labels)}  # fmt: skip
             self._save(entry, trig, data, nxt.timestamp())
             self.next_wakeup = min(self.next_wakeup, nxt.timestamp())
             state, next_ts = data, nxt.timestamp()
@@ -770,7 +332,7 @@ class Scheduler:
         if first_look and policy != "ALL" and cursor.timestamp() < self._started_at:
             # dates missed while no scheduler ran: only the last one (LAST) or none (NONE)
             started = datetime.fromtimestamp(self._started_at, UTC)
-            last_missed = self._previous(trig, started.astimezone(zone))
+            last_missed = trig.previous_before(started.astimezone(zone))
             log.info("%s.%s/%s: schedules missed since %s while stopped; recoverMissedSchedules=%s",
                      entry.namespace, entry.flow_id, trig.id, iso(cursor), policy)  # fmt: skip
             if policy == "LAST" and last_missed >= cursor:
@@ -801,9 +363,9 @@ class Scheduler:
         variables = {
             "date": iso(when),
             "next": iso(trig.next_after(when)),
-            "previous": iso(self._previous(trig, when)),
+            "previous": iso(trig.previous_before(when)),
         }
-        conditions = list(trig.conditions or []) + list(trig.schedule_conditions or [])
+        conditions = trig.date_conditions()
         if conditions:
             self._conditions.render = lambda expr, scope: render_value(
                 self.engine, entry.tenant, entry.flow, expr, scope
@@ -816,12 +378,6 @@ class Scheduler:
         ex = self._start(entry, trig, variables, execution_id=ex_id,
                          inputs=(backfill or {}).get("inputs"), labels=(backfill or {}).get("labels"))  # fmt: skip
         return ex is not None
-
-    @staticmethod
-    def _previous(trig: Any, when: datetime) -> datetime:
-        from croniter import croniter
-
-        return croniter(trig._croniter_expr(), when).get_prev(datetime)
 
     def _backfill(
         self, entry: _FlowEntry, trig: Any, data: dict[str, Any], now_dt: datetime, next_ts: float
@@ -994,7 +550,7 @@ class Scheduler:
             self._listeners.pop(key).stop()
         for key, (entry, trig) in wanted.items():
             if key not in self._listeners:
-                self._listeners[key] = _Listener(self, entry, trig).start()
+                self._listeners[key] = Listener(self.engine, entry, trig, self._fire).start()
 
     def _stop_listeners(self) -> None:
         listeners, self._listeners = self._listeners, {}
@@ -1035,8 +591,6 @@ class Scheduler:
     def _watch_store(self) -> None:
         """Without an executor in this process (a separate ``scheduler`` component), no execution-end
         callback ever comes: read the executions that ended since the last look from the store instead."""
-        from roost.store.db import executions as executions_table
-
         now = time.time()
         if getattr(self.engine, "_thread", None) is not None:
             self._watermark = now  # the executor runs here and calls back
@@ -1052,17 +606,11 @@ class Scheduler:
             self._watermark = now
             return
         since = self._watermark - 1.0  # overlap: an end written late still counts once
-        q = (sa.select(executions_table.c.data, executions_table.c.end_date)
-             .where(executions_table.c.end_date > since).order_by(executions_table.c.end_date))  # fmt: skip
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        import json
-
-        for row in rows:
-            ex = Execution.from_dicts(json.loads(row.data), [])
+        for data, end_date in self.store.ended_since(since):
+            ex = Execution.from_dicts(data, [])
             if ex.state.terminal():
                 self._handle_end(ex)
-            self._watermark = max(self._watermark, float(row.end_date))
+            self._watermark = max(self._watermark, end_date)
 
     def process_execution_end(self, ex: Execution) -> None:
         """Apply Flow triggers and stopAfter for one ended execution (what the loop does for each)."""
@@ -1103,7 +651,7 @@ class Scheduler:
 
                 self._conditions.render = render
                 scope = {"trigger": variables}
-                plain = [c for c in trig.conditions or [] if _short(c.get("type")) != "MultipleCondition"]
+                plain = [c for c in trig.conditions or [] if short_type(c.get("type")) != "MultipleCondition"]
                 try:
                     if not self._conditions.all(plain, execution=ex, when=now_dt, variables=scope):
                         continue
@@ -1151,7 +699,7 @@ class Scheduler:
                     (pre.id or "preconditions", entries, Window(pre.time_window), pre.reset_on_success)
                 )
         for cond in trig.conditions or []:
-            if _short(cond.get("type")) != "MultipleCondition":
+            if short_type(cond.get("type")) != "MultipleCondition":
                 continue
             subs = cond.get("conditions") or {}
             checker = Conditions()

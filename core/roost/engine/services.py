@@ -50,7 +50,7 @@ class EngineServices:
 
     # -- flows and triggers ---------------------------------------------------------------------------
     def flow(self, namespace: str, flow_id: str) -> Any:
-        from roost.engine.engine import FlowNotFound
+        from roost.engine.model import FlowNotFound
         from roost.flow.build import FlowInvalid
 
         try:

@@ -140,9 +140,9 @@ class Worker:
 
     def run(self, job: Any, report: Any = None) -> None:
         """Run one attempt and report its result (to the engine's queue unless ``report`` is given)."""
-        from roost import TaskError, TaskWarning
         from roost.engine.context import Killed, TaskRunContext, render_task
         from roost.engine.model import iso, now
+        from roost.flow.task import TaskError, TaskWarning
 
         started = now()  # before the kill switch check: a job admitted before a switch acts started before it
         refused = self._refusal(job)

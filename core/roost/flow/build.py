@@ -15,17 +15,15 @@ import typing
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from importlib import resources
-from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from roost.flow.model import USER_SYSTEM_LABELS, Flow, PluginDefault, child_tasks
 from roost.flow.properties import is_expression
-from roost.flow.task import PluginType, Task, Trigger
+from roost.flow.task import PluginType, Task, Trigger, plugin_slots, task_slots, unwrap_optional
 from roost.flow.yaml import Document, Path, Violation, YamlError, format_path, load_document
-from roost.plugins import is_old_type_id
+from roost.plugins import is_old_type_id, registry_index
 
 TASK_LISTS = ("tasks", "errors", "finally", "afterExecution")
 
@@ -62,75 +60,6 @@ class FlowInvalid(Exception):
         super().__init__(head + ":\n" + "\n".join(f"  - {v}" for v in violations))
 
 
-@cache
-def task_slots(cls: type) -> dict[str, str]:
-    """Fields of ``cls`` that hold tasks: ``list`` (list[Task]), ``dict`` (dict[str, list[Task]]) or ``single``."""
-    slots: dict[str, str] = {}
-    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-        return slots
-    for name, info in cls.model_fields.items():
-        kind = _slot_kind(info.annotation)
-        if kind:
-            slots[name] = kind
-    return slots
-
-
-@cache
-def plugin_slots(cls: type) -> dict[str, type[PluginType]]:
-    """Fields of ``cls`` typed ``list[X]`` where ``X`` is a plugin type other than a task (log exporters):
-    name → ``X``. Their items are resolved by ``type`` through the registry, as tasks are."""
-    slots: dict[str, type[PluginType]] = {}
-    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-        return slots
-    for name, info in cls.model_fields.items():
-        tp = _unwrap_optional(info.annotation)
-        args = typing.get_args(tp)
-        if (
-            typing.get_origin(tp) is list
-            and args
-            and isinstance(args[0], type)
-            and issubclass(args[0], PluginType)
-            and not issubclass(args[0], Task | Trigger)
-        ):
-            slots[name] = args[0]
-    return slots
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType) and args else tp
-
-
-def _is_task(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, Task)
-
-
-def _slot_kind(tp: Any) -> str | None:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        for a in args:
-            kind = _slot_kind(a)
-            if kind:
-                return kind
-        return None
-    if origin is list and args and _is_task(args[0]):
-        return "list"
-    if (
-        origin is list
-        and args
-        and isinstance(args[0], type)
-        and issubclass(args[0], BaseModel)
-        and task_slots(args[0])
-    ):
-        return "models"
-    if origin is dict and len(args) == 2 and _slot_kind(args[1]) == "list":
-        return "dict"
-    if _is_task(tp):
-        return "single"
-    return None
-
-
 def _alias(cls: type[BaseModel], name: str) -> str:
     field = cls.model_fields[name]
     return field.alias or name
@@ -152,21 +81,6 @@ def merge(base: Any, over: Any) -> Any:
 
 def matches(default_type: str, type_id: str) -> bool:
     return type_id == default_type or type_id.startswith(default_type + ".")
-
-
-@cache
-def registry_index() -> dict[str, str]:
-    """Type id → plugin package, from the suite's registry catalogue."""
-    candidates = [FsPath(__file__).resolve().parents[3] / "registry" / "index.json"]
-    try:
-        candidates.insert(0, FsPath(str(resources.files("roost") / "registry_index.json")))
-    except (ModuleNotFoundError, TypeError):
-        pass
-    for path in candidates:
-        if path.is_file():
-            data = json.loads(path.read_text())
-            return {t: pkg["package"] for pkg in data.get("plugins", []) for t in pkg.get("types", [])}
-    return {}
 
 
 class FlowBuilder:
@@ -428,7 +342,7 @@ class FlowBuilder:
                     self.add((*path, key), f"expected a list, got {_kind(raw)}")
                     values[key] = []
                     continue
-                inner_cls = typing.get_args(_unwrap_optional(cls.model_fields[name].annotation))[0]
+                inner_cls = typing.get_args(unwrap_optional(cls.model_fields[name].annotation))[0]
                 out_models = []
                 for i, item in enumerate(raw):
                     if not isinstance(item, dict):

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from roost.flow.properties import Duration, Model, stringify
-from roost.flow.task import Retry, Task, Trigger
+from roost.flow.task import Retry, Task, Trigger, task_slots
 
 FLOW_ID = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 NAMESPACE = r"^[a-z0-9][a-z0-9._-]*$"
@@ -232,8 +232,6 @@ class Flow(Model):
 
 def child_tasks(task: Task) -> list[Task]:
     """The direct children of a flowable task, in every slot."""
-    from roost.flow.build import task_slots
-
     children: list[Task] = []
     for name, kind in task_slots(type(task)).items():
         value = getattr(task, name, None)
@@ -253,8 +251,6 @@ def child_tasks(task: Task) -> list[Task]:
 
 
 def child_tasks_of_model(model: Any) -> list[Task]:
-    from roost.flow.build import task_slots
-
     out: list[Task] = []
     for name in task_slots(type(model)):  # type: ignore[arg-type]
         value = getattr(model, name, None)

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from roost.flow.build import plugin_slots, task_slots
+from roost.flow.task import plugin_slots, task_slots
 
 
 class _Schema(GenerateJsonSchema):

@@ -13,6 +13,8 @@ subclass :class:`FlowableTask` and tell the executor which children run next.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +28,26 @@ from pydantic.alias_generators import to_camel
 from roost.flow.properties import Duration, Dynamic, DynamicMarker, ExpressionStr, Model
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+class TaskError(Exception):
+    """Raise from ``run`` to fail the task with a message meant for the user (no traceback).
+
+    ``outputs`` (an Output or a dict) are kept on the failed task run, as Kestra keeps a failed
+    script's outputs.
+    """
+
+    def __init__(self, message: str, outputs: Any = None) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+
+
+class TaskWarning(Exception):
+    """Raise from ``run`` to end the task in WARNING, with outputs given as ``outputs``."""
+
+    def __init__(self, message: str, outputs: Any = None) -> None:
+        super().__init__(message)
+        self.outputs = outputs
 
 
 class Retry(Model):
@@ -339,8 +361,8 @@ class FlowableTask(Task):
 
     ``step(view)`` returns ``(state, children)``: children to create now, or
     the final state once nothing runs (``RUNNING`` while waiting). The view
-    (:class:`roost.engine.executor.FlowView`) offers ``sequence``/``list_step``
-    for Kestra's usual semantics. Optional ``on_start(view)`` and
+    (:class:`roost.FlowView`) offers ``sequence``/``list_step`` for Kestra's
+    usual semantics; ``roost.Child`` is a child to create. Optional ``on_start(view)`` and
     ``on_done(view)`` run when the task run starts and ends.
     """
 
@@ -368,6 +390,88 @@ class Trigger(PluginType):
     """Inputs passed to the executions this trigger starts."""
     labels: Any = None
     """Labels added to the executions this trigger starts."""
+
+
+TERMINAL_STATES = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+
+
+class Backfill(Model):
+    """Replay the schedule from ``start`` (to ``end``)."""
+
+    start: datetime
+    """First date to replay."""
+    end: datetime | None = None
+    """Last date to replay; now by default."""
+    inputs: dict[str, Any] | None = None
+    labels: Any = None
+
+
+class ScheduleTrigger(Trigger):
+    """A trigger that fires at dates (Kestra's ``Schedulable``: Schedule's cron, or a list of dates).
+
+    The scheduler keeps the next date in the trigger's state, starts one execution per date (its
+    ``trigger.date``, ``trigger.next`` and ``trigger.previous``), replays dates missed while it was stopped
+    as ``recoverMissedSchedules`` says, skips dates later than ``lateMaximumDelay`` and runs backfills.
+    A subclass says which dates: :meth:`next_after`, :meth:`previous_before` and :meth:`fingerprint`.
+    """
+
+    timezone: str = "Etc/UTC"
+    """Time zone the dates are read in."""
+    recover_missed_schedules: Literal["ALL", "LAST", "NONE"] | None = None
+    """What to do with dates missed while the scheduler was down (ALL by default)."""
+    backfill: Backfill | None = None
+    """Replay past dates."""
+    late_maximum_delay: Duration | None = None
+    """Skip a date that could not start within this delay."""
+
+    def next_after(self, when: datetime) -> datetime:  # pragma: no cover - abstract
+        """The first date strictly after ``when``."""
+        raise NotImplementedError
+
+    def previous_before(self, when: datetime) -> datetime:  # pragma: no cover - abstract
+        """The last date strictly before ``when``."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:  # pragma: no cover - abstract
+        """What decides the dates: when it changes, the schedule restarts from the next date after now."""
+        raise NotImplementedError
+
+    def date_conditions(self) -> list[dict[str, Any]]:
+        """The conditions checked at each date (``conditions`` by default)."""
+        return list(self.conditions)
+
+    def dates_between(self, start: datetime, end: datetime, limit: int = 10000) -> list[datetime]:
+        out: list[datetime] = []
+        current = start
+        while len(out) < limit:
+            nxt = self.next_after(current)
+            if nxt > end:
+                break
+            out.append(nxt)
+            current = nxt
+        return out
+
+
+class Precondition(Model):
+    id: str | None = None
+    where: list[dict[str, Any]] = Field(default_factory=list)
+    flows: list[dict[str, Any]] = Field(default_factory=list)
+    time_window: dict[str, Any] | None = None
+    reset_on_success: bool = True
+
+
+class FlowEndTrigger(Trigger):
+    """A trigger that starts an execution when executions of other flows end (Kestra's Flow trigger).
+
+    The scheduler hears every execution that ends in one of ``states`` (never one of this flow), checks
+    ``conditions`` on it, then ``preconditions``: upstream ``flows`` and ``where`` filters that must all
+    have been met within a ``timeWindow`` (progress persists in the trigger state).
+    """
+
+    states: list[str] = Field(default_factory=lambda: list(TERMINAL_STATES))
+    """Terminal states that count."""
+    preconditions: Precondition | None = None
+    """Flows and states that must all have happened (within a time window)."""
 
 
 class PollingTrigger(Trigger):
@@ -514,3 +618,73 @@ class TaskRunner(Model):
 
     def run(self, ctx: RunContext, spec: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# -- where a model holds tasks (flowables' children) or other plugin types --------------------------
+@cache
+def task_slots(cls: type) -> dict[str, str]:
+    """Fields of ``cls`` that hold tasks: ``list`` (list[Task]), ``dict`` (dict[str, list[Task]]) or ``single``."""
+    slots: dict[str, str] = {}
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        return slots
+    for name, info in cls.model_fields.items():
+        kind = _slot_kind(info.annotation)
+        if kind:
+            slots[name] = kind
+    return slots
+
+
+@cache
+def plugin_slots(cls: type) -> dict[str, type[PluginType]]:
+    """Fields of ``cls`` typed ``list[X]`` where ``X`` is a plugin type other than a task (log exporters):
+    name → ``X``. Their items are resolved by ``type`` through the registry, as tasks are."""
+    slots: dict[str, type[PluginType]] = {}
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        return slots
+    for name, info in cls.model_fields.items():
+        tp = unwrap_optional(info.annotation)
+        args = typing.get_args(tp)
+        if (
+            typing.get_origin(tp) is list
+            and args
+            and isinstance(args[0], type)
+            and issubclass(args[0], PluginType)
+            and not issubclass(args[0], Task | Trigger)
+        ):
+            slots[name] = args[0]
+    return slots
+
+
+def unwrap_optional(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and args else tp
+
+
+def _is_task(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Task)
+
+
+def _slot_kind(tp: Any) -> str | None:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        for a in args:
+            kind = _slot_kind(a)
+            if kind:
+                return kind
+        return None
+    if origin is list and args and _is_task(args[0]):
+        return "list"
+    if (
+        origin is list
+        and args
+        and isinstance(args[0], type)
+        and issubclass(args[0], BaseModel)
+        and task_slots(args[0])
+    ):
+        return "models"
+    if origin is dict and len(args) == 2 and _slot_kind(args[1]) == "list":
+        return "dict"
+    if _is_task(tp):
+        return "single"
+    return None

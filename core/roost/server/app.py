@@ -71,7 +71,6 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
                   description="Kestra 1.3-compatible API of Roost. Tenant-scoped routes live under /api/v1/{tenant}/ "
                               "(the open-source tenant is `main`).")  # fmt: skip
     app.state.roost = state
-    namespaces.install_tables(state.store)
     errors.install(app)
     for module in ROUTE_MODULES:  # the routes themselves, not included routers: they are ranked as one list
         app.router.routes.extend(module.router.routes)

@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from roost.store.search import FilterError
+
 log = logging.getLogger("roost.server")
 
 
@@ -60,6 +62,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.message, **exc.extra), status_code=exc.status)
+
+    @app.exception_handler(FilterError)
+    async def _filter_error(_request: Request, exc: FilterError) -> JSONResponse:
+        return JSONResponse(error_body(str(exc)), status_code=400)  # a search filter the store cannot apply
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

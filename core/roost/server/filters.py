@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from roost.server.errors import bad_request
+
+# the filter and its matching live with the store's search; the routes filter in Python with the same rules
+from roost.store.search import Filter, match_date, match_labels, match_text, parse_date, parse_duration
 
 OPS = ("EQUALS", "NOT_EQUALS", "GREATER_THAN", "LESS_THAN", "GREATER_THAN_OR_EQUAL_TO", "LESS_THAN_OR_EQUAL_TO",
        "IN", "NOT_IN", "STARTS_WITH", "ENDS_WITH", "CONTAINS", "REGEX", "PREFIX")  # fmt: skip
 
 _PATTERN = re.compile(r"^filters\[(.*?)\]\[(.*?)\](?:\[(.+)\])?$")
-
-
-@dataclass
-class Filter:
-    field: str
-    op: str
-    value: Any  # str, list[str] (IN/NOT_IN), or dict[str, str] (labels)
 
 
 def parse_filters(params: Iterable[tuple[str, str]], allowed: Iterable[str]) -> list[Filter]:
@@ -105,76 +99,6 @@ def from_query_filters(items: Iterable[dict[str, Any]], allowed: Iterable[str]) 
     return out
 
 
-def match_text(value: Any, op: str, wanted: Any) -> bool:
-    """Apply a text operation; ``value`` may be None (matches only negative operations)."""
-    text = "" if value is None else str(value)
-    if op == "EQUALS":
-        return text == str(wanted)
-    if op == "NOT_EQUALS":
-        return text != str(wanted)
-    if op == "IN":
-        return text in wanted
-    if op == "NOT_IN":
-        return text not in wanted
-    if op == "STARTS_WITH":
-        return text.startswith(str(wanted))
-    if op == "ENDS_WITH":
-        return text.endswith(str(wanted))
-    if op == "CONTAINS":
-        return str(wanted).lower() in text.lower()
-    if op == "PREFIX":
-        return text == str(wanted) or text.startswith(str(wanted) + ".")
-    if op == "REGEX":
-        try:
-            return re.search(str(wanted), text) is not None
-        except re.error as exc:
-            raise bad_request(f"invalid regular expression {wanted!r}: {exc}") from None
-    raise bad_request(f"operation {op} does not apply to a text field")
-
-
-def parse_date(value: Any, field: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
-        raise bad_request(f"filter {field}: {value!r} is not an ISO-8601 date-time") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def parse_duration(value: Any, field: str) -> timedelta:
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        return TypeAdapter(timedelta).validate_python(str(value))
-    except ValidationError:
-        raise bad_request(f"filter {field}: {value!r} is not an ISO-8601 duration such as PT24H") from None
-
-
-def match_date(value: datetime | None, op: str, wanted: datetime) -> bool:
-    if value is None:
-        return op == "NOT_EQUALS"
-    return {
-        "EQUALS": value == wanted, "NOT_EQUALS": value != wanted,
-        "GREATER_THAN": value > wanted, "GREATER_THAN_OR_EQUAL_TO": value >= wanted,
-        "LESS_THAN": value < wanted, "LESS_THAN_OR_EQUAL_TO": value <= wanted,
-    }.get(op, False)  # fmt: skip
-
-
-def match_labels(
-    labels: list[dict[str, str]] | dict[str, str] | None, op: str, wanted: dict[str, str]
-) -> bool:
-    if isinstance(labels, dict):
-        have = {str(k): str(v) for k, v in labels.items()}
-    else:
-        have = {str(lbl.get("key")): str(lbl.get("value")) for lbl in labels or []}
-    if op in ("EQUALS", "IN"):
-        return all(have.get(k) == v for k, v in wanted.items())
-    if op in ("NOT_EQUALS", "NOT_IN"):
-        return all(have.get(k) != v for k, v in wanted.items())
-    if op == "CONTAINS":
-        return all(any(k in hk and v in hv for hk, hv in have.items()) for k, v in wanted.items())
-    raise bad_request(f"operation {op} does not apply to labels")
-
-
 def sorter(
     sort: list[str] | None, keys: dict[str, Callable[[Any], Any]], default: str
 ) -> tuple[Callable[[Any], Any], bool]:
@@ -191,3 +115,18 @@ def sorter(
 def page_slice(items: list[Any], page: int, size: int) -> list[Any]:
     start = (page - 1) * size
     return items[start : start + size]
+
+
+__all__ = [
+    "OPS",
+    "Filter",
+    "from_query_filters",
+    "match_date",
+    "match_labels",
+    "match_text",
+    "page_slice",
+    "parse_date",
+    "parse_duration",
+    "parse_filters",
+    "sorter",
+]

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from roost.store.db import audit_logs, dumps
+from roost.store.tables import audit_logs, dumps
 
 SYSTEM = "system"  # the user id of changes the server makes itself (a kill switch archived at its end)
 

@@ -20,217 +20,28 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from roost.store.keys import kv_key
-
-metadata = sa.MetaData()
-
-flows = sa.Table(
-    "flows", metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(150), primary_key=True),
-    sa.Column("id", sa.String(100), primary_key=True),
-    sa.Column("revision", sa.Integer, primary_key=True),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
-    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
-    sa.Column("labels", sa.Text),
-    sa.Column("updated", sa.Float, nullable=False),
-)  # fmt: skip
-
-executions = sa.Table(
-    "executions", metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("namespace", sa.String(150), nullable=False),
-    sa.Column("flow_id", sa.String(100), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("start_date", sa.Float, nullable=False),
-    sa.Column("end_date", sa.Float),
-    sa.Column("parent_id", sa.String(32)),
-    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
-    sa.Column("data", sa.Text, nullable=False),
-    sa.Index("ix_executions_flow", "tenant", "namespace", "flow_id", "state"),
-    sa.Index("ix_executions_state", "state"),
-)  # fmt: skip
-
-taskruns = sa.Table(
-    "taskruns", metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("execution_id", sa.String(32), nullable=False, index=True),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("data", sa.Text, nullable=False),
-)  # fmt: skip
-
-logs = sa.Table(
-    "logs", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("namespace", sa.String(150)),
-    sa.Column("flow_id", sa.String(100)),
-    sa.Column("execution_id", sa.String(32), index=True),
-    sa.Column("taskrun_id", sa.String(32)),
-    sa.Column("task_id", sa.String(100)),
-    sa.Column("timestamp", sa.String(40), nullable=False),
-    sa.Column("level", sa.String(8), nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-)  # fmt: skip
-
-kv = sa.Table(
-    "kv", metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(150), primary_key=True),
-    sa.Column("key", sa.String(255), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-    sa.Column("expires", sa.Float),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.Column("description", sa.Text),
-)  # fmt: skip
-
-namespace_files = sa.Table(
-    "namespace_files", metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(150), primary_key=True),
-    sa.Column("path", sa.String(1024), primary_key=True),
-    sa.Column("revision", sa.Integer, primary_key=True),
-    sa.Column("content", sa.LargeBinary),
-    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
-    sa.Column("created", sa.Float, nullable=False),
-)  # fmt: skip
-
-triggers = sa.Table(
-    "triggers", metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(150), primary_key=True),
-    sa.Column("flow_id", sa.String(100), primary_key=True),
-    sa.Column("trigger_id", sa.String(100), primary_key=True),
-    sa.Column("next_date", sa.Float),
-    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
-    sa.Column("data", sa.Text, nullable=False),
-)  # fmt: skip
-
-assets = sa.Table(
-    "assets", metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(150), primary_key=True),
-    sa.Column("id", sa.String(512), primary_key=True),
-    sa.Column("type", sa.String(255), primary_key=True),
-    sa.Column("display_name", sa.Text),
-    sa.Column("description", sa.Text),
-    sa.Column("metadata", sa.Text, nullable=False),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
-    sa.Index("ix_assets_id", "tenant", "id"),
-)  # fmt: skip
-
-asset_lineage = sa.Table(
-    "asset_lineage", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("namespace", sa.String(150)),
-    sa.Column("flow_id", sa.String(100)),
-    sa.Column("flow_revision", sa.Integer),
-    sa.Column("execution_id", sa.String(32), index=True),
-    sa.Column("task_id", sa.String(100)),
-    sa.Column("taskrun_id", sa.String(32)),
-    sa.Column("inputs", sa.Text, nullable=False),
-    sa.Column("outputs", sa.Text, nullable=False),
-    sa.Column("created", sa.Float, nullable=False),
-)  # fmt: skip
-
-asset_events = sa.Table(
-    "asset_events", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("namespace", sa.String(150), nullable=False),
-    sa.Column("asset_id", sa.String(512), nullable=False),
-    sa.Column("type", sa.String(255), nullable=False),
-    sa.Column("event", sa.String(16), nullable=False),
-    sa.Column("time", sa.Float, nullable=False),
-    sa.Column("execution_id", sa.String(32)),
-    sa.Column("flow_id", sa.String(100)),
-    sa.Column("task_id", sa.String(100)),
-    sa.Index("ix_asset_events_asset", "tenant", "asset_id"),
-)  # fmt: skip
-
-# What masks an execution's secrets in its logs after a restart, never a secret in clear (roost.expr.masking).
-execution_masks = sa.Table(
-    "execution_masks", metadata,
-    sa.Column("execution_id", sa.String(32), primary_key=True),
-    sa.Column("data", sa.Text, nullable=False),
-)  # fmt: skip
-
-# Plugin defaults, one YAML document per scope and revision: tenant "" + namespace "" is the instance's.
-plugin_defaults = sa.Table(
-    "plugin_defaults", metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(150), primary_key=True),
-    sa.Column("revision", sa.Integer, primary_key=True),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("origin", sa.String(255), nullable=False),
-    sa.Column("author", sa.String(255)),
-    sa.Column("created", sa.Float, nullable=False),
-)  # fmt: skip
-
-# Kill switches (roost.engine.killswitch): scoped KILL / CANCEL / IGNORE levers with a start and an optional end.
-# Deletion is soft (``deleted``); ``archived`` is set once a switch is deleted or its end has passed.
-kill_switches = sa.Table(
-    "kill_switches", metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(256), nullable=False),
-    sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("namespace", sa.String(150)),
-    sa.Column("flow_id", sa.String(100)),
-    sa.Column("execution_ids", sa.Text),
-    sa.Column("type", sa.String(16), nullable=False),
-    sa.Column("start_date", sa.Float, nullable=False),
-    sa.Column("end_date", sa.Float),
-    sa.Column("description", sa.Text),
-    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
-    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
-    sa.Column("archived", sa.Float),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("created_by", sa.String(256)),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.Column("updated_by", sa.String(256)),
-    sa.Column("version", sa.Integer, nullable=False),
-)  # fmt: skip
-
-# One counter per watched table, bumped in the transaction of every write: the cheap change check other
-# processes poll (a row lock serialises concurrent writers on PostgreSQL).
-store_versions = sa.Table(
-    "store_versions", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("version", sa.Integer, nullable=False),
-)  # fmt: skip
-
-# The audit log (roost.store.audit): append-only, refused UPDATE and DELETE by triggers in the database itself.
-audit_logs = sa.Table(
-    "audit_logs", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String(32), nullable=False, unique=True),
-    sa.Column("tenant", sa.String(64)),
-    sa.Column("date", sa.Float, nullable=False),
-    sa.Column("type", sa.String(24), nullable=False),
-    sa.Column("resource_type", sa.String(32), nullable=False),
-    sa.Column("resource_id", sa.String(1024)),
-    sa.Column("namespace", sa.String(150)),
-    sa.Column("flow_id", sa.String(100)),
-    sa.Column("execution_id", sa.String(64)),
-    sa.Column("user_id", sa.String(256), nullable=False),
-    sa.Column("ip", sa.String(64)),
-    sa.Column("detail", sa.Text, nullable=False),
-    sa.Column("before", sa.Text),
-    sa.Column("after", sa.Text),
-    sa.Index("ix_audit_logs_date", "tenant", "date"),
-    sa.Index("ix_audit_logs_resource", "tenant", "resource_type", "resource_id"),
-)  # fmt: skip
-
-schema_version = sa.Table(
-    "schema_version", metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("applied", sa.Float, nullable=False),
-)  # fmt: skip
+from roost.store.keys import MISSING, kv_key
+from roost.store.tables import (
+    asset_events,
+    asset_lineage,
+    assets,
+    audit_logs,
+    dumps,
+    execution_masks,
+    executions,
+    flows,
+    kill_switches,
+    kv,
+    logs,
+    metadata,
+    namespace_dirs,
+    namespace_files,
+    plugin_defaults,
+    schema_version,
+    store_versions,
+    taskruns,
+    triggers,
+)
 
 
 def _v1(conn: sa.Connection) -> None:
@@ -268,6 +79,11 @@ def _v5_governance(conn: sa.Connection) -> None:
                              "FOR EACH STATEMENT EXECUTE FUNCTION audit_logs_append_only()")  # fmt: skip
 
 
+def _v6_namespace_directories(conn: sa.Connection) -> None:
+    # checkfirst: servers before this migration created the table on start-up, outside the migrations
+    metadata.create_all(conn, tables=[namespace_dirs], checkfirst=True)
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
 MIGRATIONS: list[tuple[int, Any]] = [
     (1, _v1),
@@ -275,6 +91,7 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (3, _v3_masks),
     (4, _v4_plugin_defaults),
     (5, _v5_governance),
+    (6, _v6_namespace_directories),
 ]
 
 
@@ -327,10 +144,6 @@ def _exclusive_sqlite(url: str) -> str:
     return f"sqlite:///file:{quote(path)}?vfs=unix-excl&uri=true"
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
-
-
 class Store:
     """All repositories of one database."""
 
@@ -375,6 +188,13 @@ class Store:
         from roost.store.killswitches import SqlKillSwitches
 
         return SqlKillSwitches(self)
+
+    @functools.cached_property
+    def namespace_dirs(self) -> Any:
+        """Folders of namespace files created empty (:class:`roost.store.namespace_dirs.SqlNamespaceDirs`)."""
+        from roost.store.namespace_dirs import SqlNamespaceDirs
+
+        return SqlNamespaceDirs(self)
 
     @functools.cached_property
     def audit(self) -> Any:
@@ -734,6 +554,65 @@ class Store:
         return [{**json.loads(r.data), "namespace": r.namespace, "flowId": r.flow_id, "triggerId": r.trigger_id,
                  "disabled": r.disabled, "nextDate": r.next_date} for r in rows]  # fmt: skip
 
+    def delete_trigger(self, tenant: str, namespace: str, flow_id: str, trigger_id: str) -> bool:
+        """Forget a trigger's state (its next date, lock, backfill...); False when none was stored."""
+        with self.write_lock, self.engine.begin() as conn:
+            deleted = conn.execute(triggers.delete().where(
+                triggers.c.tenant == tenant, triggers.c.namespace == namespace, triggers.c.flow_id == flow_id,
+                triggers.c.trigger_id == trigger_id)).rowcount  # fmt: skip
+        return bool(deleted)
+
+    # -- what the scheduler and the pages read across flows and executions --------------------------------
+    def flows_fingerprint(self) -> tuple[Any, ...]:
+        """Changes whenever a flow revision is saved or deleted (the count and the latest save date)."""
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(sa.select(sa.func.count(), sa.func.max(flows.c.updated))).one())
+
+    def latest_flow_revisions(self) -> list[Any]:
+        """The latest revision of every flow of every tenant: rows of tenant, namespace, id, revision, deleted."""
+        f = flows
+        latest = (sa.select(f.c.tenant, f.c.namespace, f.c.id, sa.func.max(f.c.revision).label("rev"))
+                  .group_by(f.c.tenant, f.c.namespace, f.c.id).subquery())  # fmt: skip
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                sa.select(f.c.tenant, f.c.namespace, f.c.id, f.c.revision, f.c.deleted)
+                .join(latest, sa.and_(f.c.tenant == latest.c.tenant, f.c.namespace == latest.c.namespace,
+                                      f.c.id == latest.c.id, f.c.revision == latest.c.rev))
+            ).all())  # fmt: skip
+
+    def flow_dates(self, tenant: str) -> dict[tuple[str, str], float]:
+        """When each flow's latest revision was saved, by (namespace, id)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(flows.c.namespace, flows.c.id, sa.func.max(flows.c.updated))
+                                .where(flows.c.tenant == tenant).group_by(flows.c.namespace, flows.c.id)).all()  # fmt: skip
+        return {(r[0], r[1]): float(r[2]) for r in rows}
+
+    def ended_since(self, since: float) -> list[tuple[dict[str, Any], float]]:
+        """Executions (their record, without task runs) that ended after ``since``, oldest end first."""
+        t = executions
+        q = sa.select(t.c.data, t.c.end_date).where(t.c.end_date > since).order_by(t.c.end_date)
+        with self.engine.connect() as conn:
+            return [(json.loads(r.data), float(r.end_date)) for r in conn.execute(q).all()]
+
+    def last_executions(
+        self, tenant: str, wanted: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The latest execution of each flow of ``wanted`` (namespace, id), in one query: id, state, start."""
+        if not wanted:
+            return {}
+        t = executions
+        namespaces = sorted({ns for ns, _ in wanted})
+        latest = (sa.select(t.c.namespace, t.c.flow_id, sa.func.max(t.c.start_date).label("start"))
+                  .where(t.c.tenant == tenant, t.c.deleted.is_(False), t.c.namespace.in_(namespaces))
+                  .group_by(t.c.namespace, t.c.flow_id).subquery())  # fmt: skip
+        query = sa.select(t.c.namespace, t.c.flow_id, t.c.id, t.c.state, t.c.start_date).join(
+            latest, sa.and_(t.c.namespace == latest.c.namespace, t.c.flow_id == latest.c.flow_id,
+                            t.c.start_date == latest.c.start)).where(t.c.tenant == tenant)  # fmt: skip
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {(r.namespace, r.flow_id): {"id": r.id, "state": r.state, "start": r.start_date}
+                for r in rows if (r.namespace, r.flow_id) in wanted}  # fmt: skip
+
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 # the API's names of the ``logs`` columns get_logs returns
@@ -818,8 +697,6 @@ class SqlKV:
         self.tenant = tenant
 
     def get(self, namespace: str, key: str) -> Any:
-        from roost.engine.context import MISSING
-
         with self.store.engine.connect() as conn:
             row = conn.execute(sa.select(kv.c.value, kv.c.expires).where(
                 kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)).first()  # fmt: skip

@@ -4,9 +4,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 KV_KEY = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
 MAX_KV_KEY = 255  # the kv table's column
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+"""What a KV store's ``get`` answers for an absent (or expired) key: ``None`` is a value a key may hold."""
 
 
 class InvalidKey(ValueError):

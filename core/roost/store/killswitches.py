@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from roost.store.db import dumps, kill_switches, store_versions
+from roost.store.tables import dumps, kill_switches, store_versions
 
 FIELDS = ("name", "tenant", "namespace", "flow_id", "execution_ids", "type", "start_date", "end_date",
           "description", "enabled")  # fmt: skip

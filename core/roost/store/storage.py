@@ -325,7 +325,7 @@ def backend_section(section: Mapping[str, Any], path: str, factories: Mapping[st
 def _bootstrap_secrets() -> Any:
     """Backend configurations resolve ``{{ secret('X') }}`` through the environment backend (``SECRET_X``):
     a secret backend cannot depend on itself, nor storage on a backend configured after it."""
-    from roost.secret_backends import EnvSecrets
+    from roost.secret_base import EnvSecrets
 
     return EnvSecrets()
 

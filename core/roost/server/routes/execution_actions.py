@@ -25,10 +25,10 @@ from roost.server import models
 from roost.server.access import Access, access_of
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import Filter, parse_filters
-from roost.server.queries import EXECUTION_FIELDS, search_executions
 from roost.server.routes.common import TENANT_SCOPED, blocking, multipart_body, state_of
 from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
+from roost.store.search import EXECUTION_FIELDS, search_executions
 from roost.store.storage import StorageError, execution_prefix
 
 router = APIRouter(

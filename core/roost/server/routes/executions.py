@@ -25,7 +25,6 @@ from roost.server import models
 from roost.server.access import access_of
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import parse_filters
-from roost.server.queries import EXECUTION_FIELDS, search_executions
 from roost.server.routes.common import (
     SSE_RESPONSE,
     TENANT_SCOPED,
@@ -36,6 +35,7 @@ from roost.server.routes.common import (
 )
 from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
+from roost.store.search import EXECUTION_FIELDS, search_executions
 from roost.store.storage import StorageError, StorageOutside, StorageUnavailable, execution_prefix, uri_key
 
 router = APIRouter(

@@ -14,10 +14,10 @@ from roost.engine.model import TERMINAL
 from roost.server import models
 from roost.server.access import access_of
 from roost.server.filters import parse_filters
-from roost.server.queries import LOG_FIELDS, delete_logs, execution_logs, search_logs
 from roost.server.routes.common import SSE_RESPONSE, TENANT_SCOPED, blocking, state_of
 from roost.server.routes.executions import SSE_HEADERS, sse
 from roost.server.routing import SegmentRoute
+from roost.store.search import LOG_FIELDS, delete_logs, execution_logs, search_logs
 
 router = APIRouter(
     tags=["Logs"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,20 +26,6 @@ Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
 _NS = re.compile(NAMESPACE)
 
-# Empty folders: files imply their folders; a folder created empty is remembered here.
-_dirs_meta = sa.MetaData()
-namespace_dirs = sa.Table(
-    "namespace_directories", _dirs_meta,
-    sa.Column("tenant", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(150), primary_key=True),
-    sa.Column("path", sa.String(1024), primary_key=True),
-    sa.Column("created", sa.Float, nullable=False),
-)  # fmt: skip
-
-
-def install_tables(store: Any) -> None:
-    namespace_dirs.create(store.engine, checkfirst=True)
-
 
 def _ns(namespace: str) -> str:
     if not _NS.fullmatch(namespace) or len(namespace) > 150:
@@ -55,14 +39,7 @@ def _iso(ts: float | None) -> str | None:
 
 # -- namespaces ----------------------------------------------------------------------------------------------
 def _all_namespaces(st: ServerState, tenant: str) -> list[str]:
-    names = set(st.store.namespaces(tenant))
-    with st.store.engine.connect() as conn:
-        names |= {
-            r[0]
-            for r in conn.execute(
-                sa.select(namespace_dirs.c.namespace).where(namespace_dirs.c.tenant == tenant).distinct()
-            )
-        }
+    names = set(st.store.namespaces(tenant)) | st.store.namespace_dirs.namespaces(tenant)
     with_parents: set[str] = set()
     for name in names:
         parts = name.split(".")
@@ -121,10 +98,7 @@ def _clean(path: str | None) -> str:
 
 
 def _dirs(st: ServerState, tenant: str, namespace: str) -> list[str]:
-    with st.store.engine.connect() as conn:
-        rows = conn.execute(sa.select(namespace_dirs.c.path).where(namespace_dirs.c.tenant == tenant,
-                                                                    namespace_dirs.c.namespace == namespace)).all()  # fmt: skip
-    return [r.path for r in rows]
+    return list(st.store.namespace_dirs.paths(tenant, namespace))
 
 
 def _is_dir(st: ServerState, tenant: str, namespace: str, path: str, files: list[str]) -> bool:
@@ -213,14 +187,7 @@ def create_directory(request: Request, tenant: str, namespace: str, path: str | 
         raise bad_request("give the folder to create as ?path=/folder")
     if folder in st.engine.runtime(tenant).namespace_files.list(namespace):
         raise conflict(f"{path} is a file")
-    with st.store.write_lock, st.store.engine.begin() as conn:
-        conn.execute(namespace_dirs.delete().where(namespace_dirs.c.tenant == tenant, namespace_dirs.c.namespace == namespace,
-                                                   namespace_dirs.c.path == folder))  # fmt: skip
-        conn.execute(
-            namespace_dirs.insert().values(
-                tenant=tenant, namespace=namespace, path=folder, created=time.time()
-            )
-        )
+    st.store.namespace_dirs.add(tenant, namespace, folder)
     audit_file(st, tenant, namespace, folder, "CREATE", None, {"path": "/" + folder, "type": "Directory"})
     return Response(status_code=200)
 
@@ -360,12 +327,7 @@ def move(
         nsfiles.write(namespace, new, data or b"")
     for old, _new in moves:
         nsfiles.delete(namespace, old)
-    with st.store.write_lock, st.store.engine.begin() as conn:
-        for d in dir_moves:
-            conn.execute(namespace_dirs.delete().where(namespace_dirs.c.tenant == tenant, namespace_dirs.c.namespace == namespace,
-                                                       namespace_dirs.c.path == d))  # fmt: skip
-            conn.execute(namespace_dirs.insert().values(tenant=tenant, namespace=namespace, path=dst + d[len(src):],
-                                                        created=time.time()))  # fmt: skip
+    st.store.namespace_dirs.rename(tenant, namespace, [(d, dst + d[len(src) :]) for d in dir_moves])
     audit_file(st, tenant, namespace, src, "UPDATE", {"path": "/" + src, "files": [o for o, _n in moves]},
                {"path": "/" + dst, "files": [n for _o, n in moves]})  # fmt: skip
     return Response(status_code=200)
@@ -384,10 +346,7 @@ def delete_file(request: Request, tenant: str, namespace: str, path: str) -> Res
     before = file_state(target, nsfiles.read(namespace, target)) if gone == [target] else {"path": "/" + target,
                                                                                            "files": ["/" + p for p in gone]}  # fmt: skip
     count = nsfiles.delete(namespace, target)
-    with st.store.write_lock, st.store.engine.begin() as conn:
-        count += conn.execute(namespace_dirs.delete().where(
-            namespace_dirs.c.tenant == tenant, namespace_dirs.c.namespace == namespace,
-            sa.or_(namespace_dirs.c.path == target, namespace_dirs.c.path.startswith(target + "/", autoescape=True)))).rowcount  # fmt: skip
+    count += st.store.namespace_dirs.delete_tree(tenant, namespace, target)
     if not count:
         raise not_found(f"no file or folder {path} in namespace {namespace}")
     audit_file(st, tenant, namespace, target, "DELETE", before, None)

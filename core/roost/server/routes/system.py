@@ -95,7 +95,7 @@ def _line(name: str, labels: dict[str, Any], value: float) -> str:
 
 
 def render_metrics(st: Any) -> str:
-    from roost.server.queries import count_by_state
+    from roost.store.search import count_by_state
 
     out: list[str] = []
     out += [

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
@@ -77,12 +76,7 @@ def _context(tenant: str, namespace: str, flow_id: str, trigger_id: str, stored:
 
 def _flow_dates(st: ServerState, tenant: str) -> dict[tuple[str, str], float]:
     """When each flow's latest revision was saved."""
-    from roost.store.db import flows
-
-    with st.store.engine.connect() as conn:
-        rows = conn.execute(sa.select(flows.c.namespace, flows.c.id, sa.func.max(flows.c.updated))
-                            .where(flows.c.tenant == tenant).group_by(flows.c.namespace, flows.c.id)).all()  # fmt: skip
-    return {(r[0], r[1]): float(r[2]) for r in rows}
+    return st.store.flow_dates(tenant)  # type: ignore[no-any-return]
 
 
 def _all(
@@ -243,12 +237,7 @@ def restart(request: Request, tenant: str, namespace: str, flowId: str, triggerI
 
 
 def _delete_state(st: ServerState, tenant: str, namespace: str, flow_id: str, trigger_id: str) -> bool:
-    from roost.store.db import triggers
-
-    with st.store.write_lock, st.store.engine.begin() as conn:
-        deleted = conn.execute(triggers.delete().where(
-            triggers.c.tenant == tenant, triggers.c.namespace == namespace, triggers.c.flow_id == flow_id,
-            triggers.c.trigger_id == trigger_id)).rowcount  # fmt: skip
+    deleted = st.store.delete_trigger(tenant, namespace, flow_id, trigger_id)
     if deleted:
         st.audit.record("DELETE", "TRIGGER", tenant=tenant, detail={"id": f"{namespace}.{flow_id}.{trigger_id}",
                         "namespace": namespace, "flowId": flow_id, "triggerId": trigger_id}, before={"state": "stored"}, after=None)  # fmt: skip

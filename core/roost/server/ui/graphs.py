@@ -38,8 +38,7 @@ class Item:
 
 def _children(task: Any) -> tuple[list[tuple[str, list[Any]]], bool]:
     """The branches of a flowable task as (label, tasks), and whether they run in parallel."""
-    from roost.flow.build import task_slots
-    from roost.flow.task import Task
+    from roost.flow.task import Task, task_slots
 
     lanes: list[tuple[str, list[Any]]] = []
     type_id = getattr(task, "type", "")

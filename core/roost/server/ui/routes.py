@@ -346,7 +346,7 @@ async def flow_page(
                             "cron": getattr(t, "cron", None)} for t in (flow.triggers if flow else [])]  # fmt: skip
     elif tab == "executions":
         from roost.server.filters import Filter
-        from roost.server.queries import search_executions
+        from roost.store.search import search_executions
 
         found: list[dict[str, Any]] = []
         total = 0
@@ -406,7 +406,7 @@ async def execute(request: Request, tenant: str, namespace: str, flow_id: str) -
 # -- executions -------------------------------------------------------------------------------------
 @router.get("/ui/{tenant}/executions")
 async def executions_page(request: Request, tenant: str) -> HTMLResponse:
-    from roost.server.queries import search_executions
+    from roost.store.search import search_executions
 
     st = state_of(request)
     tenant = _tenant(request, tenant)
@@ -449,8 +449,8 @@ def _replay_route(request: Request) -> bool:
 async def execution_page(request: Request, tenant: str, namespace: str, flow_id: str, execution_id: str,
                          tab: str = "gantt") -> HTMLResponse:  # fmt: skip
     from roost.server.filters import Filter
-    from roost.server.queries import execution_logs, search_executions
     from roost.server.routes.executions import RESTARTABLE
+    from roost.store.search import execution_logs, search_executions
 
     st = state_of(request)
     tenant = _tenant(request, tenant)

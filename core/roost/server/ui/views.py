@@ -65,24 +65,7 @@ def last_states(
     st: ServerState, tenant: str, flows: list[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """The latest execution of each of ``flows`` (namespace, id): one query for the page."""
-    import sqlalchemy as sa
-
-    from roost.store.db import executions as t
-
-    if not flows:
-        return {}
-    wanted = set(flows)
-    namespaces = sorted({ns for ns, _ in flows})
-    latest = (sa.select(t.c.namespace, t.c.flow_id, sa.func.max(t.c.start_date).label("start"))
-              .where(t.c.tenant == tenant, t.c.deleted.is_(False), t.c.namespace.in_(namespaces))
-              .group_by(t.c.namespace, t.c.flow_id).subquery())  # fmt: skip
-    query = sa.select(t.c.namespace, t.c.flow_id, t.c.id, t.c.state, t.c.start_date).join(
-        latest, sa.and_(t.c.namespace == latest.c.namespace, t.c.flow_id == latest.c.flow_id,
-                        t.c.start_date == latest.c.start)).where(t.c.tenant == tenant)  # fmt: skip
-    with st.store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return {(r.namespace, r.flow_id): {"id": r.id, "state": r.state, "start": r.start_date}
-            for r in rows if (r.namespace, r.flow_id) in wanted}  # fmt: skip
+    return st.store.last_executions(tenant, set(flows))  # type: ignore[no-any-return]
 
 
 def revision_diff(old: str, new: str, old_label: str, new_label: str) -> list[tuple[str, str]]:

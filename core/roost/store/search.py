@@ -1,23 +1,105 @@
-"""Paged, filtered reads of executions and logs for the search routes.
+"""Paged, filtered reads of executions and logs (the API's and the UI's search).
 
-The store's own search loads every matching row; a search page must not, once
-a server has run a few hundred thousand executions. These read-only queries
-run over the store's tables (``roost.store.db``) with LIMIT/OFFSET and COUNT,
-filtering in SQL whatever the filter maps to a column and in Python the rest.
+The store's own search loads every matching row; a search page must not, once a server has run a few
+hundred thousand executions. These read-only queries use LIMIT/OFFSET and COUNT, filtering in SQL
+whatever the filter maps to a column and in Python the rest. A filter that cannot apply raises
+:class:`FilterError` (the API answers 400 with its message).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from roost.server.errors import bad_request
-from roost.server.filters import Filter, match_date, match_labels, match_text, parse_date, parse_duration
-from roost.store.db import executions, logs
+from roost.store.tables import executions, logs
+
+
+class FilterError(ValueError):
+    """A search filter that cannot apply (an operation a field does not take, a malformed value)."""
+
+
+@dataclass
+class Filter:
+    field: str
+    op: str
+    value: Any  # str, list[str] (IN/NOT_IN), or dict[str, str] (labels)
+
+
+def match_text(value: Any, op: str, wanted: Any) -> bool:
+    """Apply a text operation; ``value`` may be None (matches only negative operations)."""
+    text = "" if value is None else str(value)
+    if op == "EQUALS":
+        return text == str(wanted)
+    if op == "NOT_EQUALS":
+        return text != str(wanted)
+    if op == "IN":
+        return text in wanted
+    if op == "NOT_IN":
+        return text not in wanted
+    if op == "STARTS_WITH":
+        return text.startswith(str(wanted))
+    if op == "ENDS_WITH":
+        return text.endswith(str(wanted))
+    if op == "CONTAINS":
+        return str(wanted).lower() in text.lower()
+    if op == "PREFIX":
+        return text == str(wanted) or text.startswith(str(wanted) + ".")
+    if op == "REGEX":
+        try:
+            return re.search(str(wanted), text) is not None
+        except re.error as exc:
+            raise FilterError(f"invalid regular expression {wanted!r}: {exc}") from None
+    raise FilterError(f"operation {op} does not apply to a text field")
+
+
+def parse_date(value: Any, field: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise FilterError(f"filter {field}: {value!r} is not an ISO-8601 date-time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_duration(value: Any, field: str) -> timedelta:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(timedelta).validate_python(str(value))
+    except ValidationError:
+        raise FilterError(f"filter {field}: {value!r} is not an ISO-8601 duration such as PT24H") from None
+
+
+def match_date(value: datetime | None, op: str, wanted: datetime) -> bool:
+    if value is None:
+        return op == "NOT_EQUALS"
+    return {
+        "EQUALS": value == wanted, "NOT_EQUALS": value != wanted,
+        "GREATER_THAN": value > wanted, "GREATER_THAN_OR_EQUAL_TO": value >= wanted,
+        "LESS_THAN": value < wanted, "LESS_THAN_OR_EQUAL_TO": value <= wanted,
+    }.get(op, False)  # fmt: skip
+
+
+def match_labels(
+    labels: list[dict[str, str]] | dict[str, str] | None, op: str, wanted: dict[str, str]
+) -> bool:
+    if isinstance(labels, dict):
+        have = {str(k): str(v) for k, v in labels.items()}
+    else:
+        have = {str(lbl.get("key")): str(lbl.get("value")) for lbl in labels or []}
+    if op in ("EQUALS", "IN"):
+        return all(have.get(k) == v for k, v in wanted.items())
+    if op in ("NOT_EQUALS", "NOT_IN"):
+        return all(have.get(k) != v for k, v in wanted.items())
+    if op == "CONTAINS":
+        return all(any(k in hk and v in hv for hk, hv in have.items()) for k, v in wanted.items())
+    raise FilterError(f"operation {op} does not apply to labels")
+
 
 LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -87,7 +169,7 @@ def search_executions(store: Any, tenant: str, filters: list[Filter], page: int,
                 where.append(clause)
         elif f.field == "state":
             if op not in ("EQUALS", "NOT_EQUALS", "IN", "NOT_IN"):
-                raise bad_request(f"filters[state] does not support {op}")
+                raise FilterError(f"filters[state] does not support {op}")
             values = value if isinstance(value, list) else [value]
             where.append(t.c.state.in_(values) if op in ("EQUALS", "IN") else t.c.state.not_in(values))
         elif f.field in ("startDate", "endDate"):
@@ -95,14 +177,14 @@ def search_executions(store: Any, tenant: str, filters: list[Filter], page: int,
                 t.c.start_date if f.field == "startDate" else t.c.end_date, op, parse_date(value, f.field)
             )
             if clause is None:
-                raise bad_request(f"filters[{f.field}] does not support {op}")
+                raise FilterError(f"filters[{f.field}] does not support {op}")
             where.append(clause)
         elif f.field == "timeRange":
             where.append(t.c.start_date >= time.time() - parse_duration(value, "timeRange").total_seconds())
         elif f.field == "childFilter":
             child = str(value).upper() == "CHILD"
             if str(value).upper() not in ("CHILD", "MAIN"):
-                raise bad_request("filters[childFilter] expects CHILD or MAIN")
+                raise FilterError("filters[childFilter] expects CHILD or MAIN")
             if op == "NOT_EQUALS":
                 child = not child
             where.append(t.c.parent_id.is_not(None) if child else t.c.parent_id.is_(None))
@@ -118,7 +200,7 @@ def search_executions(store: Any, tenant: str, filters: list[Filter], page: int,
                 where.append(t.c.namespace != "system")
         elif f.field == "labels":
             if not isinstance(value, dict):
-                raise bad_request("filters[labels] expects filters[labels][OP][key]=value")
+                raise FilterError("filters[labels] expects filters[labels][OP][key]=value")
             if op in ("EQUALS", "IN"):
                 for k, v in value.items():
                     where.append(t.c.data.contains(json.dumps({"key": k, "value": v}, separators=(",", ":"),
@@ -131,7 +213,7 @@ def search_executions(store: Any, tenant: str, filters: list[Filter], page: int,
         field, _, direction = spec.partition(":")
         column = EXECUTION_SORTS.get(field)
         if column is None:
-            raise bad_request(
+            raise FilterError(
                 f"cannot sort executions by {field!r}: expected one of {', '.join(sorted(EXECUTION_SORTS))}"
             )
         order.append(column.desc() if direction.lower() == "desc" else column.asc())
@@ -179,12 +261,12 @@ def log_where(tenant: str, filters: list[Filter]) -> list[Any]:
             }[f.field]
             clause = _text_clause(col, op, value)
             if clause is None:
-                raise bad_request(f"filters[{f.field}] does not support {op} on logs")
+                raise FilterError(f"filters[{f.field}] does not support {op} on logs")
             where.append(clause)
         elif f.field == "level":
             level = str(value).upper()
             if level not in LEVELS:
-                raise bad_request(f"filters[level]: {value!r} is not one of {', '.join(LEVELS)}")
+                raise FilterError(f"filters[level]: {value!r} is not one of {', '.join(LEVELS)}")
             at = LEVELS[LEVELS.index(level) :]
             where.append(t.c.level.in_(at) if op != "NOT_EQUALS" else t.c.level.not_in(at))
         elif f.field in ("startDate", "endDate"):
@@ -193,7 +275,7 @@ def log_where(tenant: str, filters: list[Filter]) -> list[Any]:
                       "LESS_THAN": t.c.timestamp < when, "LESS_THAN_OR_EQUAL_TO": t.c.timestamp <= when,
                       "EQUALS": t.c.timestamp == when, "NOT_EQUALS": t.c.timestamp != when}.get(op)  # fmt: skip
             if clause is None:
-                raise bad_request(f"filters[{f.field}] does not support {op}")
+                raise FilterError(f"filters[{f.field}] does not support {op}")
             where.append(clause)
         elif f.field == "q":
             like = t.c.message.contains(str(value), autoescape=True)
@@ -225,7 +307,7 @@ def search_logs(store: Any, tenant: str, filters: list[Filter], page: int, size:
         field
     )
     if col is None:
-        raise bad_request(f"cannot sort logs by {field!r}: expected timestamp, level, namespace or flowId")
+        raise FilterError(f"cannot sort logs by {field!r}: expected timestamp, level, namespace or flowId")
     order = col.desc() if direction.lower() == "desc" else col.asc()
     with store.engine.connect() as conn:
         total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar() or 0)
@@ -280,7 +362,3 @@ def count_by_state(store: Any) -> dict[tuple[str, str], int]:
             sa.select(t.c.tenant, t.c.state, sa.func.count()).group_by(t.c.tenant, t.c.state)
         ).all()
     return {(r[0], r[1]): int(r[2]) for r in rows}
-
-
-__all__ = ["EXECUTION_FIELDS", "LOG_FIELDS", "count_by_state", "execution_logs", "search_executions", "search_logs",
-           "_ts", "match_date"]  # fmt: skip
