@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost import _docstrings  # noqa: F401  (first: it speeds up building every model below)
 from roost.assets.model import Asset, AssetBundle
 from roost.flow.log_export import LogExporter, LogRecords
 from roost.flow.properties import Dynamic, Model, is_expression
@@ -29,8 +30,6 @@ from roost.flow.task import (
 )
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
-from roost.scripts import ScriptOutput, ScriptTask
-from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
         HttpTimeout,
         parse_retry_after,
     )
+    from roost.scripts import ScriptOutput, ScriptTask
+    from roost.uikit import UiContext, UiPage, UiPanel
 
 __version__ = "0.1.0"
 
@@ -75,26 +76,35 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
     return run_flow(flow, inputs=inputs, **kw)
 
 
-# The REST transport (roost.rest) loads on first use: it imports httpx, which plain
-# ``import roost`` should not pay for.
-_REST = {
-    "ApiClient",
-    "ApiError",
-    "HttpOptions",
-    "HttpProxy",
-    "HttpRetry",
-    "HttpSsl",
-    "HttpTimeout",
-    "parse_retry_after",
+# Parts of the API that load on first use, so that plain ``import roost`` does not pay for them:
+# the REST transport imports httpx; script tasks and UI pages are a few dozen models that a flow
+# without scripts, or a process without the web UI, never uses.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "ApiClient",
+            "ApiError",
+            "HttpOptions",
+            "HttpProxy",
+            "HttpRetry",
+            "HttpSsl",
+            "HttpTimeout",
+            "parse_retry_after",
+        ),
+        "roost.rest",
+    ),
+    **dict.fromkeys(("ScriptOutput", "ScriptTask"), "roost.scripts"),
+    **dict.fromkeys(("UiContext", "UiPage", "UiPanel"), "roost.uikit"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _REST:
-        from roost import rest
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'roost' has no attribute {name!r}")
+    import importlib
 
-        return getattr(rest, name)
-    raise AttributeError(f"module 'roost' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [
