@@ -85,6 +85,17 @@ kv = sa.Table(
     sa.Column("description", sa.Text),
 )  # fmt: skip
 
+# KV statements built once: a task that writes a key (kv.Set on the worker path) would otherwise pay
+# for building and hashing the statement at every call, more than for executing it.
+_KV_MATCH = sa.and_(
+    kv.c.tenant == sa.bindparam("w_tenant"),
+    kv.c.namespace == sa.bindparam("w_namespace"),
+    kv.c.key == sa.bindparam("w_key"),
+)
+_KV_GET = sa.select(kv.c.value, kv.c.expires).where(_KV_MATCH)
+_KV_DELETE = kv.delete().where(_KV_MATCH)
+_KV_INSERT = kv.insert()
+
 namespace_files = sa.Table(
     "namespace_files", metadata,
     sa.Column("tenant", sa.String(64), primary_key=True),
@@ -695,8 +706,7 @@ class SqlKV:
         from roost.engine.context import MISSING
 
         with self.store.engine.connect() as conn:
-            row = conn.execute(sa.select(kv.c.value, kv.c.expires).where(
-                kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)).first()  # fmt: skip
+            row = conn.execute(_KV_GET, self._where(namespace, key)).first()
         if row is None or (row.expires is not None and row.expires < time.time()):
             return MISSING
         return json.loads(row.value)
@@ -715,23 +725,18 @@ class SqlKV:
     ) -> None:
         kv_key(key)
         expires = time.time() + ttl if ttl else None
+        row = {"tenant": self.tenant, "namespace": namespace, "key": key, "value": dumps(value),
+               "expires": expires, "updated": time.time(), "description": description}  # fmt: skip
         with self.store.write_lock, self.store.engine.begin() as conn:
-            conn.execute(
-                kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)
-            )
-            conn.execute(kv.insert().values(tenant=self.tenant, namespace=namespace, key=key, value=dumps(value),
-                                            expires=expires, updated=time.time(), description=description))  # fmt: skip
+            conn.execute(_KV_DELETE, self._where(namespace, key))
+            conn.execute(_KV_INSERT, row)
 
     def delete(self, namespace: str, key: str) -> bool:
         with self.store.write_lock, self.store.engine.begin() as conn:
-            return (
-                conn.execute(
-                    kv.delete().where(
-                        kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key
-                    )
-                ).rowcount
-                > 0
-            )
+            return conn.execute(_KV_DELETE, self._where(namespace, key)).rowcount > 0
+
+    def _where(self, namespace: str, key: str) -> dict[str, str]:
+        return {"w_tenant": self.tenant, "w_namespace": namespace, "w_key": key}
 
     def keys(self, namespace: str) -> list[str]:
         now_ = time.time()
