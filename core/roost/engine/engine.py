@@ -24,11 +24,13 @@ from roost.assets.service import AssetService
 from roost.engine.context import Runtime
 from roost.engine.executor import Effects, Executor, StartSubflow, index_of
 from roost.engine.inputs import resolve_inputs
+from roost.engine.killswitch import CANCEL, IGNORE, KILL, LABEL, KillSwitchGuard, Switch, store_guard
 from roost.engine.model import (
     CANCELLED,
     CREATED,
     FAILED,
     KILLED,
+    KILLING,
     PAUSED,
     QUEUED,
     RETRYING,
@@ -40,13 +42,13 @@ from roost.engine.model import (
     now,
 )
 from roost.engine.queue import InProcessQueue, Message, Queue
+from roost.engine.services import EngineServices
 from roost.engine.worker import Worker
 from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
 from roost.store.db import SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
-from roost.store.storage import LocalStorage
 
 log = logging.getLogger("roost.engine")
 
@@ -79,6 +81,9 @@ class Engine:
         ignore_flows: set[str] | None = None,
         credentials: Any = None,
         on_execution_end: Callable[[Execution], None] | None = None,
+        storage: Any = None,
+        secrets: Any = None,
+        kill_switches: KillSwitchGuard | None = None,
     ) -> None:
         from roost.plugins import get_plugins
 
@@ -90,8 +95,21 @@ class Engine:
         self.defaults = defaults or (lambda tenant, namespace: defaults_for(namespace))
         self.ignore_executions = set(ignore_executions or ())
         self.ignore_flows = set(ignore_flows or ())
+        # secret backends: the `secret:` configuration, a backend, or None for ROOST_SECRETS (else `env`)
+        from roost.secret_backends import SecretBackends
+
+        self.secrets = SecretBackends.build(secrets, plugins=self.plugins)
+        # the kill switches of the store, consulted on every message (roost.engine.killswitch)
+        self.kill_switches = kill_switches if kill_switches is not None else store_guard(store)
+        self._enforced: dict[str, Switch] = {}  # switch id → the version of it this executor acted on
+        self._switch_generation = -1
+        self._archiving: dict[str, float] = {}  # ended switch id → when to try archiving it again
+        self._ignored_noted: OrderedDict[str, None] = OrderedDict()
         # credentials: configuration (mapping), a CredentialStore, or None for ROOST_CREDENTIALS
-        self.credentials = _credentials(credentials, self.plugins)
+        self.credentials = _credentials(credentials, self.plugins, self.secrets)
+        # internal storage per tenant: the `storage:` configuration, a tenant → Storage function, or None
+        # for ROOST_STORAGE (else local files under data_dir/storage)
+        self.storage_for = storage if callable(storage) else _storage(storage, self.data_dir, self.plugins)
         self.on_execution_end = [on_execution_end] if on_execution_end else []
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
@@ -151,7 +169,8 @@ class Engine:
         pair = self._runtimes.get(tenant)
         if pair is None:
             rt = Runtime(
-                storage=LocalStorage(self.data_dir / "storage", tenant),
+                storage=self.storage_for(tenant),
+                secrets=self.secrets.for_tenant(tenant),
                 kv=SqlKV(self.store, tenant),
                 namespace_files=SqlNamespaceFiles(self.store, tenant),
                 credentials=self.credentials.for_tenant(tenant) if self.credentials is not None else {},
@@ -161,6 +180,7 @@ class Engine:
                 tenant=tenant,
                 work_root=self.data_dir / "work",
                 assets=self.assets,
+                engine_services=EngineServices(self, tenant),
                 logs=SqlLogs(self.store, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
@@ -185,6 +205,7 @@ class Engine:
             self._thread = None
         self.worker.shutdown()
         self._flush_logs()
+        self.secrets.close()
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -258,9 +279,26 @@ class Engine:
         """Type the inputs (raising :class:`InputsInvalid` before anything starts), store and queue an execution."""
         if flow.disabled:
             raise ValueError(f"flow {flow.namespace}.{flow.id} is disabled")
-        rt = self.runtime(tenant)
         ex = Execution(flow.namespace, flow.id, flow.revision or 1, tenant, id=execution_id)
-        masks = self.masks(tenant, ex.id, new=execution_id is None)
+        self.masks(tenant, ex.id, new=execution_id is None)  # before typing: a default may read a secret
+        ex.inputs = self.typed_inputs(flow, ex, inputs)
+        given = labels or []
+        if isinstance(given, dict):
+            given = [{"key": k, "value": str(v)} for k, v in given.items()]
+        merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
+        # every execution has one; subflows pass their parent's
+        merged.setdefault("system.correlationId", ex.id)
+        ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
+        ex.trigger = trigger
+        ex.parent_id = parent_id
+        ex.variables = {}
+        if schedule_date is not None:
+            ex.schedule_date = schedule_date
+        return self.admit(ex, flow)
+
+    def typed_inputs(self, flow: Flow, ex: Execution, inputs: dict[str, Any] | None) -> dict[str, Any]:
+        """The execution's inputs typed by the flow (FILE inputs stored under the execution)."""
+        rt = self.runtime(ex.tenant)
         from roost.engine.context import TaskRunContext
         from roost.engine.variables import task_variables
 
@@ -272,18 +310,27 @@ class Engine:
             name = getattr(value, "name", input_id)
             return rt.storage.put(key + name, value)
 
-        ex.inputs = resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
-        given = labels or []
-        if isinstance(given, dict):
-            given = [{"key": k, "value": str(v)} for k, v in given.items()]
-        merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
-        ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
-        ex.trigger = trigger
-        ex.parent_id = parent_id
-        ex.variables = {}
-        if schedule_date is not None:
-            ex.schedule_date = schedule_date
-        if flow.concurrency is not None:
+        return resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
+
+    def admit(self, ex: Execution, flow: Flow, *, share: bool = True) -> Execution:
+        """Store a new execution and queue its start: a CREATED one under the flow's concurrency limit
+        (QUEUED, CANCELLED or FAILED above it), a RESTARTED one (a replay from a task run) at once.
+
+        ``share``: hand ``ex`` itself to the executor (it then changes under the caller's feet), rather
+        than have the executor read it back from the store."""
+        tenant = ex.tenant
+        switch = (
+            self.kill_switches.match(tenant, flow.namespace, flow.id, ex.id)
+            if ex.state.current in (CREATED, "RESTARTED")
+            else None
+        )
+        if switch is not None and switch.type in (
+            KILL,
+            CANCEL,
+        ):  # stopped at birth: no job is ever dispatched
+            self._mark_switched(ex, switch)
+            ex.state.set(KILLED if switch.type == KILL else CANCELLED)
+        elif ex.state.current == CREATED and flow.concurrency is not None:
             active = (CREATED, RUNNING, PAUSED, "KILLING", "RESTARTED")
             ids = self.store.execution_ids_of(tenant, flow.namespace, flow.id, active)
             for other in list(self._cache.values()):  # the executor's view is newer than the store's
@@ -293,15 +340,19 @@ class Engine:
                 behavior = flow.concurrency.behavior
                 ex.state.set({"QUEUE": QUEUED, "CANCEL": CANCELLED, "FAIL": FAILED}[behavior])
         self._waiters[ex.id] = threading.Event()
+        masks = self.masks(tenant, ex.id)
         version = masks.version
         self.store.save_executions(
-            [(ex.header_dict(), [])], masks={ex.id: masks.state()} if masks.dirty else None
+            [(ex.header_dict(), [(seq, tr.to_dict()) for seq, tr in enumerate(ex.task_runs)])],
+            masks={ex.id: masks.state()} if masks.dirty else None,
         )
         masks.saved = version
-        if ex.state.current == CREATED:
+        if ex.state.current == CREATED and not ex.task_runs and share:
             self._persisted[ex.id] = _Persisted()
             self._cache[ex.id] = ex  # the executor takes it from here without reading it back
             self.queue.put(Message("start", ex.id, {"tenant": tenant}))
+        elif ex.state.current in (CREATED, "RESTARTED"):
+            self.queue.put(Message("start", ex.id, {"tenant": tenant}))  # read back from the store
         elif ex.state.terminal():
             self._waiters[ex.id].set()
             self._notify_end(ex)
@@ -338,8 +389,17 @@ class Engine:
             return None
         return Execution.from_dicts(*loaded)
 
-    def kill(self, execution_id: str) -> None:
-        self.queue.put(Message("kill", execution_id))
+    def kill(self, execution_id: str, cascade: bool = True) -> None:
+        """Kill an execution; ``cascade=False`` leaves the subflow executions it started running."""
+        self.queue.put(Message("kill", execution_id, {} if cascade else {"cascade": False}))
+
+    def force_run(self, execution_id: str) -> None:
+        """Run a CREATED or QUEUED execution now (ignoring the concurrency limit), resume a PAUSED one."""
+        self.queue.put(Message("force_run", execution_id))
+
+    def unqueue(self, execution_id: str, state: str = RUNNING) -> None:
+        """Take a QUEUED execution out of the queue: start it (RUNNING), or end it CANCELLED or FAILED."""
+        self.queue.put(Message("unqueue", execution_id, {"state": state}))
 
     def pause(self, execution_id: str) -> None:
         self.queue.put(Message("pause", execution_id))
@@ -429,12 +489,13 @@ class Engine:
                 self._stop.wait(min(0.05 * 2**failures, MAX_RETRY_DELAY))
 
     def _step(self) -> None:
-        timeout = 0.2
+        timeout = min(0.2, self.kill_switches.due())
         if self._timers:
             timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
         messages = self.queue.take(timeout)
         while self._timers and self._timers[0][0] <= time.time():
             messages.append(heapq.heappop(self._timers)[2])
+        messages += self._switch_step(force=any(m.kind == "switches" for m in messages))
         if not messages:
             self._flush_logs()
             return
@@ -458,13 +519,19 @@ class Engine:
         while pending:
             results: list[Message] = []
             for msg in pending:
-                ex = self._accept(msg)
-                if ex is None:
+                accepted = self._accept(msg)
+                if accepted is None:
                     continue
+                ex, switch = accepted
                 if msg.kind == "restart":
                     restarted.add(ex.id)
                 try:
-                    eff = self._apply(ex, msg)
+                    if switch is None:
+                        eff = self._apply(ex, msg)
+                    else:  # before the message (nothing new starts) and after it (a restart revived it)
+                        eff = self._switch_effects(ex, switch)
+                        eff.extend(self._apply(ex, msg))
+                        eff.extend(self._switch_effects(ex, switch))
                 except Exception as exc:
                     log.exception("message %s on execution %s failed", msg.kind, ex.id)
                     ex.error = f"{type(exc).__name__}: {exc}"
@@ -472,6 +539,8 @@ class Engine:
                         ex.state.set(FAILED)
                     eff = Effects(ended=True)
                 touched[ex.id] = ex
+                if eff.rewrite:  # task runs were dropped (a flowable retried): write them all again
+                    restarted.add(ex.id)
                 effects.setdefault(ex.id, Effects()).extend(eff)
                 # pure, quick tasks (Return, Log...) run here rather than on a worker thread
                 for job in [j for j in eff.jobs if getattr(j.task, "inline", False)]:
@@ -488,14 +557,101 @@ class Engine:
         for ex_id, eff in effects.items():
             self._carry_out(touched[ex_id], eff)
 
-    def _accept(self, msg: Message) -> Execution | None:
-        """The execution a message is for, unless it is ignored (the Kill Switch's IGNORE mode)."""
-        if msg.kind == "wake" or msg.execution_id in self.ignore_executions:
+    def _accept(self, msg: Message) -> tuple[Execution, Switch | None] | None:
+        """The execution a message is for and the kill switch acting on it, unless the message is dropped:
+        ignored executions and flows (``--ignore-*``) and an IGNORE switch's scope."""
+        if msg.kind in ("wake", "switches") or msg.execution_id in self.ignore_executions:
             return None
         ex = self._load(msg.execution_id)
         if ex is None or self._flow_ignored(ex):
             return None
-        return ex
+        switch = self.kill_switches.match(ex.tenant, ex.namespace, ex.flow_id, ex.id)
+        if switch is not None and switch.type == IGNORE:
+            if ex.id not in self._ignored_noted:  # said once per execution, not once per message
+                self._ignored_noted[ex.id] = None
+                if len(self._ignored_noted) > 10_000:
+                    self._ignored_noted.popitem(last=False)
+                log.warning("messages of execution %s are ignored (kill switch %s)", ex.id, switch.name)
+            return None
+        return ex, switch
+
+    # -- kill switches -------------------------------------------------------------------------------------
+    def refusal(self, job: Any) -> str | None:
+        """Why the worker must not start a job now: KILLED or CANCELLED (a KILL or CANCEL switch), IGNORED
+        (an IGNORE switch: nothing is reported, as the report would be dropped), or None."""
+        switch = self.kill_switches.match(job.tenant, job.namespace, job.flow_id, job.execution_id)
+        if switch is None:
+            return None
+        return {KILL: KILLED, CANCEL: CANCELLED}.get(switch.type, "IGNORED")
+
+    def _switch_effects(self, ex: Execution, switch: Switch) -> Effects:
+        """What a KILL or CANCEL switch does to an execution it covers (once; later calls change nothing)."""
+        if ex.state.terminal() or ex.state.current == KILLING:
+            return Effects()
+        executor = self._tenant(ex.tenant)[1]
+        if switch.type == KILL:
+            self._mark_switched(ex, switch)
+            return executor.kill(ex, None)
+        if switch.type == CANCEL and not ex.metadata.get("cancelling"):
+            self._mark_switched(ex, switch)
+            return executor.cancel(ex)
+        return Effects()
+
+    def _mark_switched(self, ex: Execution, switch: Switch) -> None:
+        """The system label naming the switch, and a line in the execution's logs saying why it stops."""
+        if not any(lbl.get("key") == LABEL for lbl in ex.labels):
+            ex.labels = [*ex.labels, {"key": LABEL, "value": switch.id}]
+        verb = "killed" if switch.type == KILL else "cancelled"
+        reason = f": {switch.description}" if switch.description else ""
+        self._buffer_logs(ex.tenant, [{"namespace": ex.namespace, "flowId": ex.flow_id, "executionId": ex.id,
+                                       "timestamp": iso(now()), "level": "WARN",
+                                       "message": f"Execution {verb} by kill switch '{switch.name}' ({switch.scope}){reason}"}])  # fmt: skip
+
+    def _switch_step(self, force: bool = False) -> list[Message]:
+        """Act on switches that became active (or changed) since the last step: every active execution in
+        their scope gets a message, which applies the switch (IGNORE needs none: messages are dropped);
+        switches whose end passed are archived. ``force``: a process changed the switches (re-read now)."""
+        guard = self.kill_switches
+        guard.refresh(force=force)
+        out: list[Message] = []
+        if guard.generation != self._switch_generation:
+            active = {sw.id: sw for sw in guard.index.switches}
+            for sw_id in [i for i in self._enforced if i not in active]:
+                del self._enforced[sw_id]  # inactive now: it acts again if it comes back
+            for sw in active.values():
+                if self._enforced.get(sw.id) == sw:
+                    continue
+                if sw.type != IGNORE:
+                    out += [Message("switch", ex_id) for ex_id in sorted(self._in_scope(sw))]
+                self._enforced[sw.id] = sw
+            self._switch_generation = guard.generation
+        if guard.current:
+            self._archive_ended(guard)
+        return out
+
+    def _in_scope(self, switch: Switch) -> set[str]:
+        ids = self.store.active_execution_ids(switch.tenant, ACTIVE, namespace=switch.namespace, flow_id=switch.flow_id,
+                                              ids=switch.execution_ids or None)  # fmt: skip
+        for ex in list(self._cache.values()):  # the executor's view is newer than the store's
+            if not ex.state.terminal() and switch.covers(ex.tenant, ex.namespace, ex.flow_id, ex.id):
+                ids.add(ex.id)
+        return ids
+
+    def _archive_ended(self, guard: KillSwitchGuard) -> None:
+        from roost.store.audit import SYSTEM
+
+        for sw in guard.ended():
+            if sw.end is None or self._archiving.get(sw.id, 0.0) > time.monotonic():
+                continue
+            self._archiving[sw.id] = time.monotonic() + 30  # once archived, the reload forgets it
+            try:
+                if self.store.kill_switches.archive(sw.id, sw.end):
+                    self.store.audit.append(type="UPDATE", resource_type="KILL_SWITCH", tenant=sw.tenant, user_id=SYSTEM,
+                                            detail={"id": sw.id, "name": sw.name, "permission": "KILL_SWITCH", "archived": True},
+                                            before={"status": "ACTIVE"}, after={"status": "ARCHIVED"})  # fmt: skip
+                    log.warning("kill switch %s (%s) ended and is archived", sw.name, sw.id)
+            except Exception as exc:  # tried again in 30 s
+                log.warning("cannot archive kill switch %s: %s", sw.id, exc)
 
     def _flow_ignored(self, ex: Execution) -> bool:
         if not self.ignore_flows:
@@ -539,7 +695,14 @@ class Engine:
         if kind == "timer":
             return executor.on_timer(ex, flow, p["taskrun_id"], p["timer"])
         if kind == "kill":
-            return executor.kill(ex, flow)
+            eff = executor.kill(ex, flow)
+            if p.get("cascade") is False:
+                eff.kill_executions = []
+            return eff
+        if kind == "force_run":
+            return self._force_run(ex, flow, executor)
+        if kind == "unqueue":
+            return self._unqueue(ex, flow, executor, str(p.get("state") or RUNNING))
         if kind == "pause":
             return executor.pause(ex, flow)
         if kind == "resume":
@@ -554,6 +717,26 @@ class Engine:
         if kind == "recover":
             return self._recover(ex, flow, executor)
         return Effects()
+
+    @staticmethod
+    def _force_run(ex: Execution, flow: Flow, executor: Executor) -> Effects:
+        if ex.state.current in (CREATED, QUEUED):
+            return executor.start(ex, flow)
+        if ex.state.current == PAUSED:
+            try:
+                return executor.resume(ex, flow)
+            except ValueError:  # nothing to resume after all
+                return Effects()
+        return executor.process(ex, flow)  # anything else: derive again what follows from the record
+
+    @staticmethod
+    def _unqueue(ex: Execution, flow: Flow, executor: Executor, state: str) -> Effects:
+        if ex.state.current != QUEUED:
+            return Effects()
+        if state == RUNNING:
+            return executor.start(ex, flow)
+        ex.state.set(state)
+        return Effects(ended=True)
 
     def _recover(self, ex: Execution, flow: Flow, executor: Executor) -> Effects:
         """Re-derive pending work after a restart of the process (the record is the truth)."""
@@ -578,6 +761,8 @@ class Engine:
                 eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
             elif state == PAUSED and "pauseUntil" in tr.extra:
                 eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
+            elif state == RUNNING and "wakeAt" in tr.extra:  # a loop waiting for its next iteration
+                eff.timers.append(Timer(tr.extra["wakeAt"], ex.id, tr.id, "wake"))
             elif state == RUNNING and tr.extra.get("subflowPending"):
                 task = index_of(flow).task(tr.task_id)
                 eff.subflows.append(executor.subflow_call(ex, flow, tr, task))
@@ -587,6 +772,9 @@ class Engine:
                     self.queue.put(Message("subflow_ended", ex.id, {"taskrun_id": tr.id, "state": child.state.current,
                                                                      "outputs": child.outputs, "child_id": child.id}))  # fmt: skip
         eff.extend(executor.process(ex, flow))
+        eff.timers += executor.sla_timers(
+            ex, flow
+        )  # MAX_DURATION SLAs keep counting from the execution's start
         return eff
 
     def _persist(self, touched: Any, full: set[str] | None = None) -> None:
@@ -639,7 +827,9 @@ class Engine:
         for job in eff.jobs:
             self.worker.submit(job)
         for kill in eff.kills:
-            self.worker.kill(kill.taskrun_id)
+            self.worker.kill(kill.taskrun_id, kill.execution_id)
+        for waiting in eff.unqueue:
+            self.worker.unqueue(waiting.taskrun_id, waiting.execution_id, CANCELLED)
         for k in eff.kill_executions:
             self.kill(k.execution_id)
         for timer in eff.timers:
@@ -655,7 +845,7 @@ class Engine:
         tr = ex.by_id[sub.taskrun_id]
         task = sub.task
         try:
-            child_flow = self.flow(ex.tenant, task.namespace, task.flow_id, task.revision)
+            child_flow = self.flow(ex.tenant, sub.namespace, sub.flow_id, sub.revision)
             child = self._retrying(lambda: self.create_execution(
                 child_flow, sub.inputs, sub.labels, tenant=ex.tenant, parent_id=ex.id,
                 trigger={"id": tr.task_id, "type": task.type, "variables": {
@@ -671,7 +861,7 @@ class Engine:
                 ex.tenant,
                 [
                     _log_record(
-                        ex, tr, "ERROR", f"Unable to start subflow {task.namespace}.{task.flow_id}: {exc}"
+                        ex, tr, "ERROR", f"Unable to start subflow {sub.namespace}.{sub.flow_id}: {exc}"
                     )
                 ],
             )
@@ -717,6 +907,8 @@ class Engine:
 
     def _release_queued(self, ex: Execution) -> None:
         """Start the oldest QUEUED execution of the flow when one ends (concurrency QUEUE)."""
+        if not any(state == RUNNING for state, _at in ex.state.histories):
+            return  # it never held a slot (refused by the limit, or unqueued to an end state)
         try:
             if self.flow(ex.tenant, ex.namespace, ex.flow_id, ex.flow_revision).concurrency is None:
                 return
@@ -773,7 +965,7 @@ class Engine:
         self.queue.put(_result_message(execution_id, taskrun_id, state, outputs, attempt, error))
 
 
-def _credentials(config: Any, plugins: Any) -> Any:
+def _credentials(config: Any, plugins: Any, secrets: Any) -> Any:
     """The credential store, or None when nothing is configured (its module then stays unimported)."""
     import os
 
@@ -781,7 +973,13 @@ def _credentials(config: Any, plugins: Any) -> Any:
         return None
     from roost.credentials import CredentialStore
 
-    return CredentialStore.build(config, plugins=plugins)
+    return CredentialStore.build(config, plugins=plugins, secrets=secrets)
+
+
+def _storage(config: Any, data_dir: Path, plugins: Any) -> Callable[[str], Any]:
+    from roost.store.storage import storage_factory
+
+    return storage_factory(config, data_dir, plugins=plugins)
 
 
 def _result_message(execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.properties import is_truthy
 
 
 def outputs_dict(out: Any) -> dict[str, Any] | None:
@@ -30,27 +31,57 @@ def collect_assets(task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None
     if spec is None:
         return []
     bundles: list[AssetBundle] = []
+    scope = {
+        "outputs": {**ctx.variables.get("outputs", {}), task.id: outputs or {}},
+        "output": outputs or {},
+    }
     if spec.inputs or spec.outputs:
-        scope = {
-            "outputs": {**ctx.variables.get("outputs", {}), task.id: outputs or {}},
-            "output": outputs or {},
-        }
 
-        def declared(refs: list[Any]) -> list[Asset]:
-            result = []
-            for ref in refs:
-                data = ctx.render(ref.model_dump(by_alias=True, exclude_none=True), **scope)
-                result.append(Asset.model_validate(data))
-            return result
+        def declared(refs: list[Any] | str) -> list[Asset]:
+            if isinstance(refs, str):  # the whole list is an expression
+                items = ctx.render(refs, **scope)
+                if not isinstance(items, list):
+                    raise ValueError(f"assets must render to a list, got {type(items).__name__}")
+                return [Asset.model_validate(item) for item in items]
+            return [Asset.model_validate(ctx.render(ref.model_dump(by_alias=True, exclude_none=True), **scope))
+                    for ref in refs]  # fmt: skip
 
         bundles.append(AssetBundle(inputs=declared(spec.inputs), outputs=declared(spec.outputs)))
-    if spec.enable_auto:
+    if is_truthy(ctx.render(spec.enable_auto, **scope)):
         auto = list(task.auto_assets(ctx, out) or [])
         plugins = getattr(getattr(ctx, "runtime", None), "plugins", None)
         if plugins is not None:
             auto.extend(plugins.task_assets(task, ctx, out))
         bundles.extend(b if isinstance(b, AssetBundle) else AssetBundle.model_validate(b) for b in auto)
     return bundles
+
+
+def assets_in_out(bundles: list[AssetBundle], namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """What a run read and wrote across its bundles, once each, in the shape of Kestra's ``TaskRun.assets``."""
+    seen: set[tuple[str, str, str, str]] = set()
+    out: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
+    for bundle in bundles:
+        for side, items in (("inputs", bundle.inputs), ("outputs", bundle.outputs)):
+            for asset in items:
+                ns = asset.namespace or namespace
+                if (side, ns, asset.id, asset.type) in seen:
+                    continue
+                seen.add((side, ns, asset.id, asset.type))
+                if side == "inputs":
+                    out[side].append({"id": asset.id, "type": asset.type, "namespace": ns})
+                else:
+                    entry = asset.model_dump(
+                        by_alias=True, mode="json", exclude_none=True, exclude={"created", "updated"}
+                    )
+                    out[side].append({**entry, "namespace": ns})
+    return out
+
+
+def _never_started(state: str) -> dict[str, Any]:
+    """The attempt of a task run that ended ``state`` without running."""
+    from roost.engine.model import iso, now
+
+    return {"state": {"current": state, "histories": [{"state": state, "date": iso(now())}]}}
 
 
 class Worker:
@@ -62,15 +93,38 @@ class Worker:
         self.engine = engine
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="roost-worker")
         self.running: dict[str, Any] = {}
+        self._queued: set[str] = set()  # task runs submitted and not started yet
+        self._dropped: set[str] = (
+            set()
+        )  # queued ones already answered for (killed, cancelled): skipped at their turn
         self._lock = threading.Lock()
 
     def submit(self, job: Any) -> None:
+        with self._lock:
+            self._queued.add(job.taskrun_id)
         self.pool.submit(self._run_guarded, job)
 
-    def kill(self, taskrun_id: str) -> None:
-        ctx = self.running.get(taskrun_id)
-        if ctx is not None:
-            threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
+    def kill(self, taskrun_id: str, execution_id: str = "") -> None:
+        """Stop a task run: a running one through its context; a queued one never starts and is confirmed
+        KILLED at once, as is one this worker does not have (its result was lost, or dropped by an IGNORE
+        switch): a kill never waits for a thread to free up."""
+        with self._lock:
+            ctx = self.running.get(taskrun_id)
+            if ctx is None:
+                if taskrun_id in self._queued:
+                    self._dropped.add(taskrun_id)
+                if execution_id:
+                    self.engine.report(execution_id, taskrun_id, "KILLED", None, _never_started("KILLED"))
+                return
+        threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
+
+    def unqueue(self, taskrun_id: str, execution_id: str, state: str) -> None:
+        """A queued task run never starts, and is answered ``state`` now; a running one goes on (CANCEL)."""
+        with self._lock:
+            if taskrun_id not in self._queued or taskrun_id in self._dropped:
+                return
+            self._dropped.add(taskrun_id)
+        self.engine.report(execution_id, taskrun_id, state, None, _never_started(state))
 
     def shutdown(self) -> None:
         for ctx in list(self.running.values()):
@@ -91,11 +145,27 @@ class Worker:
         from roost.engine.context import Killed, TaskRunContext, render_task
         from roost.engine.model import iso, now
 
+        started = now()  # before the kill switch check: a job admitted before a switch acts started before it
+        refused = self._refusal(job)
         runtime = self.engine.runtime(job.tenant)
         task = job.task
         ctx = TaskRunContext(runtime, job.variables, namespace=job.namespace, flow_id=job.flow_id,
                              execution_id=job.execution_id, task_id=task.id, taskrun_id=job.taskrun_id,
-                             log_level=task.log_level)  # fmt: skip
+                             log_level=task.log_level, fresh_secrets=job.attempt > 1)  # fmt: skip
+        with self._lock:
+            self._queued.discard(job.taskrun_id)
+            if job.taskrun_id in self._dropped:  # killed or cancelled while it waited: already answered for
+                self._dropped.discard(job.taskrun_id)
+                return
+            if refused is None:
+                self.running[job.taskrun_id] = ctx
+        if refused is not None:
+            if refused in ("KILLED", "CANCELLED"):  # an IGNORE switch drops reports: none is sent
+                attempt = {
+                    "state": {"current": refused, "histories": [{"state": refused, "date": iso(now())}]}
+                }
+                (report or self.engine.report)(job.execution_id, job.taskrun_id, refused, None, attempt, None)
+            return
         if job.workdir:
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             ctx.use_working_dir(Path(job.workdir))
@@ -103,16 +173,17 @@ class Worker:
         scripts = sys.modules.get("roost.scripts")  # not imported yet: no script task exists
         if scripts is not None and isinstance(task, scripts.ScriptTask):  # Kestra's {{ workingDir }}
             ctx.variables = {**job.variables, "workingDir": str(ctx.working_dir)}
-        started = now()
         reported = threading.Event()
-        self.running[job.taskrun_id] = ctx
 
-        def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None) -> None:
+        def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None,
+                   assets: dict[str, Any] | None = None) -> None:  # fmt: skip
             if reported.is_set():
                 return
             reported.set()
-            attempt = {"state": {"current": state, "histories": [{"state": "RUNNING", "date": iso(started)},
-                                                                  {"state": state, "date": iso(now())}]}}  # fmt: skip
+            attempt: dict[str, Any] = {"state": {"current": state, "histories": [
+                {"state": "RUNNING", "date": iso(started)}, {"state": state, "date": iso(now())}]}}  # fmt: skip
+            if assets:
+                attempt["assets"] = assets  # the executor moves it to the task run (Kestra's TaskRun.assets)
             if error:
                 error = ctx.secret_values.mask(error)  # the error is stored on the task run: no secret in it
                 ctx.logger.error(error)
@@ -129,13 +200,12 @@ class Worker:
                     finish("FAILED", None, f"Timeout after {seconds:g} s: the task was stopped")
                     ctx.fire_kill()
 
-                timer = threading.Timer(seconds, on_timeout)
+                timer = threading.Timer(seconds + getattr(rendered, "timeout_grace", 0.0), on_timeout)
                 timer.daemon = True
                 timer.start()
             out = rendered.run(ctx)  # type: ignore[attr-defined]
             outputs = outputs_dict(out)
-            self._assets(rendered, ctx, out, outputs, job)
-            finish("SUCCESS", outputs)
+            finish("SUCCESS", outputs, assets=self._assets(rendered, ctx, out, outputs, job))
         except TaskWarning as warn:
             outputs = outputs_dict(warn.outputs)
             ctx.logger.warning(str(warn))
@@ -156,14 +226,23 @@ class Worker:
             self.running.pop(job.taskrun_id, None)
             ctx.cleanup()
 
-    def _assets(self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None, job: Any) -> None:
+    def _refusal(self, job: Any) -> str | None:
+        """KILLED, CANCELLED or IGNORED when a kill switch covers the job's execution; None to run it."""
+        refusal = getattr(self.engine, "refusal", None)
+        return refusal(job) if refusal is not None else None
+
+    def _assets(
+        self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None, job: Any
+    ) -> dict[str, Any] | None:
+        """Record the assets a run declared or emitted; returns them as Kestra's ``{inputs, outputs}``."""
         if getattr(task, "assets", None) is None:
-            return
+            return None
         try:
             bundles = collect_assets(task, ctx, out, outputs)
         except Exception as exc:  # assets never fail the task; the user sees why none were recorded
             ctx.logger.warning(f"assets could not be recorded: {exc}")
-            return
+            return None
         sink = getattr(self.engine, "asset_sink", None)
         if bundles and sink is not None:
             sink(job, ctx, bundles)
+        return assets_in_out(bundles, job.namespace) if bundles else None

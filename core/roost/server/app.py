@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from roost.server import errors, ui
+from roost.server import errors, routing, ui
+from roost.server.access import AccessMiddleware
 from roost.server.auth import AuthMiddleware
+from roost.server.permissions import ROUTES, Rule, app_routes, key
 from roost.server.routes import (
     assets,
+    auditlogs,
+    execution_actions,
     executions,
     flows,
+    graphs,
+    killswitches,
     logs,
     namespaces,
     plugin_defaults,
@@ -21,6 +28,26 @@ from roost.server.routes import (
     triggers,
 )
 from roost.server.state import ServerState
+
+log = logging.getLogger("roost.server")
+UNDECLARED = Rule(
+    "UNDECLARED", ("UPDATE",), "instance"
+)  # a route without a rule: only unrestricted principals
+ROUTE_MODULES = (
+    flows,
+    executions,
+    execution_actions,
+    graphs,
+    logs,
+    namespaces,
+    plugin_defaults,
+    triggers,
+    assets,
+    plugins,
+    system,
+    killswitches,
+    auditlogs,
+)
 
 
 def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
@@ -44,17 +71,31 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     app.state.roost = state
     namespaces.install_tables(state.store)
     errors.install(app)
-    for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system):
-        app.include_router(module.router)
-    app.include_router(plugin_defaults.router)
-    plugin_defaults.stored(
-        state
-    )  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
+    for module in ROUTE_MODULES:  # the routes themselves, not included routers: they are ranked as one list
+        app.router.routes.extend(module.router.routes)
+    plugin_defaults.stored(state)  # the store's versioned defaults (ROOST_PLUGIN_DEFAULTS imported)
     sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
-    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions)
+    routing.install_route_stubs(app)
+    routing.rank_routes(app)
+    app.add_middleware(AccessMiddleware, state=state, routes=declared_routes(app))
+    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions, audit=state.audit)
     app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def declared_routes(app: FastAPI) -> dict[str, Rule]:
+    """The permission table, plus a closed rule for every route of the app it forgets (refused to anyone
+    roles restrict, and named in the server log: a route added without a rule fails closed)."""
+    table = dict(ROUTES)
+    missing = [k for k in (key(m, p) for m, p in app_routes(app)) if k not in table]
+    for spec in missing:
+        table[spec] = UNDECLARED
+    if missing:
+        log.error(
+            "routes without a declared permission (refused to principals with roles): %s", ", ".join(missing)
+        )
+    return table
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -66,7 +107,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearerAuth": {"type": "http", "scheme": "bearer"},
     })  # fmt: skip
     for path, item in schema.get("paths", {}).items():
-        for op in item.values():
+        for method, op in item.items():
             responses = op.get("responses", {})
             # parameter errors answer 400 with {"message": ...} (see roost.server.errors), not FastAPI's 422 shape
             validation = (
@@ -74,8 +115,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             )
             if validation.get("$ref", "").endswith("/HTTPValidationError"):
                 del responses["422"]
+            rule = ROUTES.get(key(method, path))
+            op["x-roost-permission"] = rule.text() if rule is not None else "undeclared"
             if path != "/health":
                 op["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
+                responses.setdefault("403", {"description": "Permission denied (roles)",
+                                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})  # fmt: skip
                 responses.setdefault("401", {"description": "Authentication required",
                                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})  # fmt: skip
     for name in ("HTTPValidationError", "ValidationError"):

@@ -12,10 +12,27 @@ server:
   apiTokens:
     - name: ci
       tokenHash: "sha256$<hex>"                          # roost server new-token
+      roles: [{role: LAUNCHER, tenant: main, namespace: company}]
+  roles:                                                 # custom roles besides ADMIN, DEVELOPER, LAUNCHER, VIEWER
+    OPERATOR: {permissions: {EXECUTION: [READ, UPDATE], FLOW: [READ], KILL_SWITCH: [READ, CREATE, UPDATE]}}
+  defaultRole: VIEWER                                    # bindings of a principal that has none (optional)
+  trustedProxies: [10.0.0.0/8]                           # whose X-Forwarded-For names the client (audit log)
+  tenants: [acme, beta]                                  # hosted besides `main` (ROOST_SERVER_TENANTS=acme,beta)
 limits:                                  # untrusted input (ROOST_YAML_* / ROOST_EXPRESSION_* win)
   yaml: {maxSize: 2097152, maxDepth: 100, maxValues: 100000, maxAliases: 100}
   expressions: {timeout: 5, maxOutputSize: 33554432}   # seconds; characters (+8 per list/map entry)
+storage:                                # internal storage (Kestra's shape): local by default
+  type: s3
+  s3: {bucket: roost, endpoint: http://127.0.0.1:8333, forcePathStyle: true}
+secret:                                 # secret backends: env (SECRET_<KEY>) by default
+  type: env
+  namespaces: {company.payments: {type: beyondtrust, beyondtrust: {...}}}
 ```
+
+Tenants: `main` is always hosted; any other tenant id answers 404 unless it is listed.
+
+Users and tokens take ``roles:`` (bindings: a role, a tenant or every tenant, a namespace and its children
+or the whole tenant; see :mod:`roost.server.rbac`). Without any binding, every authenticated principal is ADMIN.
 
 Only hashes are kept: a clear password or token given through the environment
 (``ROOST_SERVER_BASIC_AUTH_USERNAME`` / ``ROOST_SERVER_BASIC_AUTH_PASSWORD``,
@@ -38,6 +55,8 @@ from typing import Any
 DEFAULT_OPEN_URLS = ("/api/v1/{tenant}/executions/webhook/{namespace}/{id}/{key}",)
 _WILDCARD_CHARS = frozenset("*?[]{}")
 _PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+DEFAULT_TENANT = "main"
+TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _SCRYPT = (2**14, 8, 1)
 
 
@@ -108,10 +127,27 @@ class AuthConfig:
     users: dict[str, str] = field(default_factory=dict)  # username → password hash
     tokens: dict[str, str] = field(default_factory=dict)  # token hash → token name
     open_urls: tuple[str, ...] = DEFAULT_OPEN_URLS
+    roles: dict[str, Any] = field(default_factory=dict)  # custom roles (roost.server.rbac.Role) by name
+    bindings: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # Principal.id → rbac.Binding
+    default_bindings: tuple[Any, ...] = ()  # bindings of principals without any (defaultRole)
+    trusted_proxies: tuple[Any, ...] = ()  # ip_network: whose X-Forwarded-For names the client
 
     @property
     def enabled(self) -> bool:
         return bool(self.users or self.tokens)
+
+    @property
+    def policy(self) -> Any:
+        """The :class:`roost.server.rbac.Policy` of this configuration (built once)."""
+        key = (self.enabled, id(self.bindings), len(self.bindings), self.default_bindings, len(self.roles))
+        cached = self.__dict__.get("_policy")
+        if cached is None or cached[0] != key:  # rebuilt when the configuration object is edited (tests)
+            from roost.server.rbac import BUILTIN_ROLES, Policy
+
+            policy = Policy(roles={**BUILTIN_ROLES, **self.roles}, bindings=dict(self.bindings),
+                            default=tuple(self.default_bindings), auth=self.enabled)  # fmt: skip
+            cached = self.__dict__["_policy"] = (key, policy)
+        return cached[1]
 
 
 @dataclass
@@ -120,7 +156,7 @@ class ServerConfig:
     port: int = 8080
     url: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
-    tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
+    tenants: tuple[str, ...] = (DEFAULT_TENANT,)  # hosted tenants (each isolated); others answer 404
     access_log: bool = False  # uvicorn's access log (query strings masked)
     credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
     yaml_limits: Any = None  # roost.flow.yaml.YamlLimits, applied by apply_limits()
@@ -134,12 +170,28 @@ class ServerConfig:
         yaml.set_limits(self.yaml_limits)
         budget.set_limits(self.expression_limits)
 
+    # the `storage:` section: internal-storage backend (local by default)
+    storage: dict[str, Any] | None = None
+    # the `secret:` section: secret backends by tenant/namespace (env by default)
+    secret: dict[str, Any] | None = None
+
 
 def _section(data: dict[str, Any], *keys: str) -> Any:
     for key in keys:
         if isinstance(data, dict) and key in data:
             return data[key]
     return None
+
+
+def _bind(cfg: ServerConfig, key: str, data: Any, roles: dict[str, Any], where: str) -> None:
+    from roost.server.rbac import PolicyError, parse_bindings
+
+    try:
+        bindings = parse_bindings(data, roles, where)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    if bindings:
+        cfg.auth.bindings[key] = bindings
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> ServerConfig:
@@ -171,10 +223,18 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError("server.accessLog: expected true or false")
         cfg.access_log = server["accessLog"]
     tenants = server.get("tenants")
-    if tenants is not None:
-        if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
-            raise ConfigError("server.tenants: expected a list of tenant ids")
-        cfg.tenants = tuple(tenants)
+    if tenants is not None and (
+        not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants)
+    ):
+        raise ConfigError("server.tenants: expected a list of tenant ids")
+    from_env = [t.strip() for t in env.get("ROOST_SERVER_TENANTS", "").split(",") if t.strip()]
+    for i, tenant in enumerate([*(tenants or []), *from_env]):
+        if not re.match(TENANT_ID, tenant):
+            raise ConfigError(
+                f"server.tenants[{i}]: {tenant!r} is not a tenant id (lower-case letters, digits, '-', '_')"
+            )
+        if tenant not in cfg.tenants:
+            cfg.tenants += (tenant,)
     credentials = _section(data, "credentials")
     if credentials is not None:  # validated now (types, properties, secret references), built by the engine
         from roost.credentials import CredentialConfigError, CredentialStore
@@ -184,6 +244,35 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         except CredentialConfigError as exc:
             raise ConfigError(str(exc)) from None
         cfg.credentials = credentials
+    storage = _section(data, "storage")
+    if storage is not None:  # validated now (types, settings); each tenant's storage is built by the engine
+        from roost.store.storage import StorageConfigError, storage_factory
+
+        if not isinstance(storage, dict):
+            raise ConfigError("storage: expected a mapping with a type (local, or a plugin's: s3...)")
+        try:
+            storage_factory(storage, Path(".roost"), environ=env)
+        except StorageConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.storage = storage
+    secret = _section(data, "secret")
+    if secret is not None:
+        from roost.secret_backends import SecretBackends, SecretConfigError
+
+        if not isinstance(secret, dict):
+            raise ConfigError("secret: expected a mapping with a type (env, or a plugin's: beyondtrust...)")
+        try:
+            SecretBackends.from_config(secret, environ=env)
+        except SecretConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.secret = secret
+    from roost.server.rbac import PolicyError, parse_bindings, parse_roles
+
+    try:
+        roles = parse_roles(_section(server, "roles"))
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.auth.roles = {k: v for k, v in roles.items()}
     basic = _section(server, "basicAuth", "basic-auth", "basic_auth") or {}
     if not isinstance(basic, dict):
         raise ConfigError("server.basicAuth: expected a mapping with users")
@@ -199,6 +288,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         if not str(hashed).startswith("scrypt$"):
             raise ConfigError(f"server.basicAuth.users[{i}].passwordHash: expected a scrypt$... hash")
         cfg.auth.users[str(user["username"])] = str(hashed)
+        _bind(cfg, str(user["username"]), user.get("roles"), roles, f"server.basicAuth.users[{i}].roles")
     if "openUrls" in basic:
         urls = basic["openUrls"] or []
         if not isinstance(urls, list):
@@ -212,7 +302,30 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     for i, tok in enumerate(_section(server, "apiTokens", "api-tokens") or []):
         if not isinstance(tok, dict) or not str(tok.get("tokenHash", "")).startswith("sha256$"):
             raise ConfigError(f"server.apiTokens[{i}]: expected name and tokenHash (sha256$...)")
-        cfg.auth.tokens[str(tok["tokenHash"])] = str(tok.get("name") or f"token-{i}")
+        name = str(tok.get("name") or f"token-{i}")
+        if name in cfg.auth.tokens.values():
+            raise ConfigError(
+                f"server.apiTokens[{i}].name: another token is named {name!r} (names identify tokens)"
+            )
+        cfg.auth.tokens[str(tok["tokenHash"])] = name
+        _bind(cfg, f"token:{name}", tok.get("roles"), roles, f"server.apiTokens[{i}].roles")
+    default_role = _section(server, "defaultRole", "default-role")
+    if default_role is not None:
+        try:
+            cfg.auth.default_bindings = parse_bindings([default_role] if not isinstance(default_role, list) else default_role,
+                                                       roles, "server.defaultRole")  # fmt: skip
+        except PolicyError as exc:
+            raise ConfigError(str(exc)) from None
+    proxies = _section(server, "trustedProxies", "trusted-proxies") or []
+    if not isinstance(proxies, list):
+        raise ConfigError("server.trustedProxies: expected a list of addresses or networks (10.0.0.0/8)")
+    import ipaddress
+
+    for i, net in enumerate(proxies):
+        try:
+            cfg.auth.trusted_proxies += (ipaddress.ip_network(str(net), strict=False),)
+        except ValueError:
+            raise ConfigError(f"server.trustedProxies[{i}]: {net!r} is not an address or network") from None
     user = env.get("ROOST_SERVER_BASIC_AUTH_USERNAME")
     if user:
         hashed = env.get("ROOST_SERVER_BASIC_AUTH_PASSWORD_HASH")

@@ -76,29 +76,64 @@ def check_folder(path: Path) -> None:
         raise StoreError(f"cannot write the folder {path}: {exc.strerror or exc}") from None
 
 
-def build_engine(
-    component: str,
-    *,
-    data_dir: Path,
-    db_url: str | None = None,
-    workers: int = 8,
-    credentials: Any = None,
-    tenants: tuple[str, ...] | None = None,
-) -> Any:
+def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8,
+                 credentials: Any = None, tenants: tuple[str, ...] | None = None, storage: Any = None,
+                 secrets: Any = None, ignore_executions: set[str] | None = None,
+                 ignore_flows: set[str] | None = None) -> Any:  # fmt: skip
+    for folder in (data_dir, data_dir / "storage", data_dir / "work"):
+        check_folder(folder)
+    store = open_store(db_url, data_dir, exclusive=component == "local")
+    try:
+        engine = _engine(
+            component,
+            store,
+            data_dir,
+            workers,
+            credentials,
+            tenants,
+            storage,
+            secrets,
+            ignore_executions,
+            ignore_flows,
+        )
+        check_storage(engine)
+    except BaseException:
+        store.close()
+        raise
+    return engine
+
+
+def check_storage(engine: Any) -> None:
+    """Stop at start-up when the configured internal storage cannot be written (a missing bucket, wrong
+    credentials, an endpoint down), as for the store and the data folder."""
+    from roost.store.db import StoreError
+    from roost.store.storage import StorageError
+
+    storage = engine.runtime("main").storage
+    probe = getattr(storage, "check_writable", None)
+    if callable(probe):
+        try:
+            probe()
+        except StorageError as exc:
+            raise StoreError(f"cannot write the internal storage {storage}: {exc}") from None
+
+
+def _engine(component: str, store: Any, data_dir: Path, workers: int, credentials: Any,
+            tenants: tuple[str, ...] | None, storage: Any, secrets: Any,
+            ignore_executions: set[str] | None = None, ignore_flows: set[str] | None = None) -> Any:  # fmt: skip
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
     from roost.plugin_defaults import defaults_dir
     from roost.store.defaults import StoredDefaults
 
-    for folder in (data_dir, data_dir / "storage", data_dir / "work"):
-        check_folder(folder)
-    store = open_store(db_url, data_dir, exclusive=component == "local")
     if component == "local":
         queue: Any = InProcessQueue()
     else:
         queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
     defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
-    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults)
+    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
+                    storage=storage, secrets=secrets, ignore_executions=ignore_executions,
+                    ignore_flows=ignore_flows)  # fmt: skip
     defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
     return engine
 
@@ -147,14 +182,20 @@ def start_scheduler(engine: Any) -> Any:
 
 
 def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: ServerConfig | None = None,
-          workers: int = 8, ready: Any = None) -> None:  # fmt: skip
+          workers: int = 8, ready: Any = None, ignore_executions: set[str] | None = None,
+          ignore_flows: set[str] | None = None) -> None:  # fmt: skip
     """Run one component until SIGINT/SIGTERM."""
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
     config.apply_limits()
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
-                          credentials=config.credentials, tenants=config.tenants)  # fmt: skip
+                          credentials=config.credentials, tenants=config.tenants, storage=config.storage,
+                          secrets=config.secret, ignore_executions=ignore_executions,
+                          ignore_flows=ignore_flows)  # fmt: skip
+    if ignore_executions or ignore_flows:
+        log.warning("ignoring every message of executions %s and flows %s", sorted(ignore_executions or ()),
+                    sorted(ignore_flows or ()))  # fmt: skip
     runs_executor = component in ("local", "standalone", "executor", "worker")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")
@@ -181,6 +222,8 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
             scheduler.stop()
         if runs_executor:
             engine.stop()
+        else:
+            engine.secrets.close()
         engine.store.close()
 
 
@@ -200,6 +243,12 @@ def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor
     from roost.server.state import ServerState
 
     state = ServerState(engine, config, executor_running=runs_executor, component=component)
+    try:  # credentials and roles live in the configuration file: a change between two starts is audited
+        from roost.server.audit import record_configuration
+
+        record_configuration(engine.store, config)
+    except Exception:
+        log.exception("cannot record the configuration's changes in the audit log")
     app = create_app(state)
     kw: dict[str, Any] = {}
     try:

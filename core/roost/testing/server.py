@@ -29,7 +29,8 @@ class ServerProcess:
     """One server component as a subprocess; ``url`` once it answers ``/health``."""
 
     def __init__(self, component: str, data_dir: Path, *, config: Path | None = None, db_url: str | None = None,
-                 env: dict[str, str] | None = None, http: bool = True) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, http: bool = True, extra: list[str] | None = None) -> None:  # fmt: skip
+        """``extra``: more arguments of ``roost server COMPONENT`` (``--ignore-flows a.b``...)."""
         self.port = free_port() if http else None
         self.url = f"http://127.0.0.1:{self.port}" if http else ""
         args = [
@@ -49,13 +50,14 @@ class ServerProcess:
             args += ["--config", str(config)]
         if db_url is not None:
             args += ["--db-url", db_url]
+        args += extra or []
         full_env = {**os.environ, "ROOST_LOAD_PLUGINS": "", **(env or {})}
         self.log = data_dir.parent / f"{component}-{self.port or os.getpid()}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log.open("wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
 
-    def wait_ready(self, timeout: float = 30) -> ServerProcess:
+    def wait_ready(self, timeout: float = 90) -> ServerProcess:  # a loaded 2-core machine starts slowly
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
