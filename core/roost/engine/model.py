@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import string
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 CREATED, QUEUED, RUNNING, PAUSED, RESTARTED, KILLING = (
@@ -47,6 +48,14 @@ def now() -> datetime:
 def iso(dt: datetime | None) -> str | None:
     if dt is None:
         return None
+    if dt.tzinfo is UTC:  # the engine's own dates: remembered (an equal instant in another zone is not)
+        return _iso_utc(dt)
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=8192)
+def _iso_utc(dt: datetime) -> str:
+    # an open task run's dates are written again at every executor batch until it ends
     return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
