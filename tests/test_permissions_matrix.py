@@ -73,6 +73,9 @@ MATRIX: dict[str, str] = {
     # kill switches: admins only; banners for every member of the tenant
     "createKillSwitch": "SA", "searchKillSwitches": "SA", "getKillSwitch": "SA", "updateKillSwitch": "SA",
     "deleteKillSwitch": "SA", "killSwitchBanners": MEMBERS,
+    # the AI Copilot: AI_COPILOT:CREATE (developers and admins), checked by the route, which audits refusals
+    "providers": WRITE_TENANT, "generateFlow": WRITE_TENANT, "generateTestSuite": WRITE_TENANT,
+    "transcribePrompt": WRITE_TENANT,
     # plugin defaults: a developer's, read by viewers; the instance's are inherited by all, written by instance admins
     "inheritedPluginDefaults": "SADV", "exportPluginDefaults": "SADV", "importPluginDefaults": WRITE_NS,
     "getPluginDefaults": "SADV", "setPluginDefaults": WRITE_NS, "listPluginDefaultsRevisions": "SADV",

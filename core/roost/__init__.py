@@ -48,6 +48,7 @@ from roost.store.storage import (
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
+    from roost.llm import ChatClient, ChatResult, ModelSettings, TokenUsage, ToolCall
     from roost.rest import (
         ApiClient,
         ApiError,
@@ -92,8 +93,8 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
 
 
 # Parts of the API that load on first use, so that plain ``import roost`` does not pay for them:
-# the REST transport imports httpx; script tasks and UI pages are a few dozen models that a flow
-# without scripts, or a process without the web UI, never uses.
+# the REST transport and the chat-model client (roost.llm) import httpx; script tasks and UI pages are
+# a few dozen models that a flow without scripts, or a process without the web UI, never uses.
 _LAZY = {
     **dict.fromkeys(
         (
@@ -110,6 +111,7 @@ _LAZY = {
     ),
     **dict.fromkeys(("ScriptOutput", "ScriptTask"), "roost.scripts"),
     **dict.fromkeys(("UiContext", "UiPage", "UiPanel"), "roost.uikit"),
+    **dict.fromkeys(("ChatClient", "ChatResult", "ModelSettings", "TokenUsage", "ToolCall"), "roost.llm"),
 }
 
 
@@ -126,6 +128,11 @@ __all__ = [
     "ApiClient",
     "ApiError",
     "Asset",
+    "ChatClient",
+    "ChatResult",
+    "ModelSettings",
+    "TokenUsage",
+    "ToolCall",
     "AssetBundle",
     "Duration",
     "BodyStream",

@@ -182,6 +182,7 @@ class Engine:
                 assets=self.assets,
                 engine_services=EngineServices(self, tenant),
                 logs=SqlLogs(self.store, tenant),
+                flows=FlowStarter(self, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
         return pair
@@ -1018,3 +1019,69 @@ def _log_record(ex: Execution, tr: Any, level: str, message: str) -> dict[str, A
 
 
 __all__ = ["ACTIVE", "Engine", "FlowNotFound", "TERMINAL"]
+
+
+class FlowStarter:
+    """Executions of other flows that a task starts itself (``RunContext.start_flow``: an AI agent's
+    flow tool), as opposed to Subflow, which the executor starts. The child carries the parent's
+    ``system.correlationId``; waiting blocks the task's worker thread (checking for a kill twice a
+    second, which kills the child too), so the worker pool must leave room for the child's tasks."""
+
+    def __init__(self, engine: Engine, tenant: str) -> None:
+        self.engine = engine
+        self.tenant = tenant
+
+    def describe(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
+        """What a caller needs to know to start a flow: its description and inputs."""
+        from roost import TaskError
+
+        try:
+            flow = self.engine.flow(self.tenant, namespace, flow_id, revision)
+        except FlowNotFound:
+            raise TaskError(f"flow {namespace}.{flow_id} not found") from None
+        except FlowInvalid as exc:
+            raise TaskError(f"flow {namespace}.{flow_id} does not validate: {exc}") from None
+        inputs = [{"id": i.id, "type": i.type, "description": i.description, "required": i.required,
+                   "hasDefault": i.defaults is not None} for i in flow.inputs]  # fmt: skip
+        return {"namespace": flow.namespace, "id": flow.id, "revision": flow.revision,
+                "description": flow.description, "inputs": inputs}  # fmt: skip
+
+    def start(self, ctx: Any, namespace: str, flow_id: str, *, inputs: dict[str, Any], labels: list[dict[str, str]],
+              revision: int | None, wait: bool, timeout: float | None, schedule_date: Any = None) -> dict[str, Any]:  # fmt: skip
+        from roost import TaskError
+        from roost.engine.inputs import InputsInvalid
+
+        name = f"{namespace}.{flow_id}" + (f" (revision {revision})" if revision else "")
+        try:
+            flow = self.engine.flow(self.tenant, namespace, flow_id, revision)
+        except FlowNotFound:
+            raise TaskError(f"flow {name} not found") from None
+        except FlowInvalid as exc:
+            raise TaskError(f"flow {name} does not validate: {exc}") from None
+        correlation = (ctx.variables.get("labels") or {}).get("system.correlationId") or ctx.execution_id
+        own = [lbl for lbl in labels if not str(lbl.get("key", "")).startswith("system.")]
+        trigger = {"id": ctx.task_id, "type": "task", "variables": {
+            "executionId": ctx.execution_id, "namespace": ctx.namespace, "flowId": ctx.flow_id, "taskId": ctx.task_id}}  # fmt: skip
+        try:
+            child = self.engine.create_execution(
+                flow, inputs, [*own, {"key": "system.correlationId", "value": correlation}], tenant=self.tenant,
+                trigger=trigger, parent_id=ctx.execution_id or None, schedule_date=schedule_date)  # fmt: skip
+        except (InputsInvalid, ValueError) as exc:
+            raise TaskError(f"flow {name} cannot start: {exc}") from None
+        if not wait:
+            return {"executionId": child.id, "state": child.state.current}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                ended = self.engine.wait(child.id, 0.5)
+                break
+            except TimeoutError:
+                pass
+            if ctx.killed():
+                self.engine.kill(child.id)
+                ctx.raise_if_killed()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TaskError(
+                    f"flow {name} (execution {child.id}) did not end within {timeout:g} s; it goes on"
+                )
+        return {"executionId": ended.id, "state": ended.state.current, "outputs": ended.outputs or {}}

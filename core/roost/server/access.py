@@ -127,6 +127,7 @@ class AccessMiddleware:
                 try:
                     await self._check(scope, policy, principal)
                 except Forbidden as exc:
+                    await anyio.to_thread.run_sync(self._audit_refusal, scope, exc.message)
                     await _forbidden(send, exc.message, route_path(scope).startswith("/ui/"))
                     return
             await self.app(scope, receive, send)
@@ -180,6 +181,14 @@ class AccessMiddleware:
                 return  # no such execution in this tenant: the route answers 404
         if not any(s.allows(namespace) for s in scopes):
             raise Forbidden(denied(principal, perm, rule.actions[0], namespace, tenant))
+
+    def _audit_refusal(self, scope: dict[str, Any], message: str) -> None:
+        found = self.matcher.match(scope.get("method", "GET"), route_path(scope))
+        if found is None or not found[1].audited:
+            return
+        template, rule, params = found
+        self.state.audit.record("ACCESS_DENIED", rule.permission or "", tenant=params.get(TENANT_PARAM),
+                                detail={"operation": f"{scope.get('method', 'GET')} {template}", "message": message})  # fmt: skip
 
     def _execution_namespace(self, tenant: str, execution_id: str | None) -> str | None:
         if not execution_id or len(execution_id) > 64:

@@ -13,6 +13,7 @@ from roost.server.access import AccessMiddleware
 from roost.server.auth import AuthMiddleware
 from roost.server.permissions import ROUTES, Rule, app_routes, key
 from roost.server.routes import (
+    ai,
     assets,
     auditlogs,
     execution_actions,
@@ -47,6 +48,7 @@ ROUTE_MODULES = (
     system,
     killswitches,
     auditlogs,
+    ai,
 )
 
 

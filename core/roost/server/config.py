@@ -47,7 +47,7 @@ import hmac
 import os
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,37 @@ class ServerConfig:
     storage: dict[str, Any] | None = None
     # the `secret:` section: secret backends by tenant/namespace (env by default)
     secret: dict[str, Any] | None = None
+    ai: AiConfig | None = None  # the `ai:` section: the Copilot's models (None: the Copilot is off)
+
+
+@dataclass(frozen=True)
+class AiModel:
+    """One model of the ``ai:`` section. ``api_key`` is a reference (``{{ secret('X') }}`` or ``${ENV}``),
+    resolved at each call and never kept in clear."""
+
+    id: str
+    kind: str  # openai | ollama (roost.llm)
+    model: str
+    display_name: str
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = 60.0
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class AiConfig:
+    providers: tuple[AiModel, ...]
+    max_attempts: int = 3  # generate → validate → feed the violations back, at most this many model calls
+    context_budget: int = 24_000  # characters of installed-type context in the system prompt
+    transcription: AiModel | None = None
+
+    def provider(self, provider_id: str | None) -> AiModel | None:
+        """The model a request names, or the default one (None: no such model)."""
+        if not provider_id:
+            return next((p for p in self.providers if p.default), self.providers[0])
+        return next((p for p in self.providers if p.id == provider_id), None)
 
 
 def _section(data: dict[str, Any], *keys: str) -> Any:
@@ -273,6 +304,9 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
     cfg.auth.roles = {k: v for k, v in roles.items()}
+    ai = _section(data, "ai")
+    if ai is not None:
+        cfg.ai = parse_ai(ai)
     basic = _section(server, "basicAuth", "basic-auth", "basic_auth") or {}
     if not isinstance(basic, dict):
         raise ConfigError("server.basicAuth: expected a mapping with users")
@@ -386,3 +420,123 @@ def _limit_values(section: dict[str, Any], name: str) -> dict[str, Any]:
             )
         values[attr] = float(value) if attr == "timeout" else value
     return values
+
+
+def _camel(raw: Any) -> Any:
+    """Keys written Micronaut's way (``model-name``) read as camelCase; header names are kept as written."""
+    if not isinstance(raw, dict):
+        return raw
+    return {re.sub(r"-([a-z])", lambda m: m.group(1).upper(), str(k)): v for k, v in raw.items()}
+
+
+def _ai_model(raw: Any, path: str, *, need_id: bool) -> AiModel:
+    from datetime import timedelta
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from roost.credentials.base import is_reference
+    from roost.llm import check_headers, provider_kind
+
+    raw = _camel(raw)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping (type, modelName, baseUrl, apiKey, customHeaders, timeout)"
+        )
+    known = {
+        "id",
+        "displayName",
+        "type",
+        "modelName",
+        "model",
+        "baseUrl",
+        "apiKey",
+        "customHeaders",
+        "timeout",
+        "default",
+        "isDefault",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    pid = raw.get("id")
+    if need_id and (not isinstance(pid, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", pid)):
+        raise ConfigError(f"{path}.id: expected an id of letters, digits, '.', '_' or '-'")
+    kind = provider_kind(str(raw.get("type", "openai")))
+    if kind is None:
+        raise ConfigError(f"{path}.type: {raw.get('type')!r} is not a provider type (openai, ollama, or Kestra's "
+                          "io.kestra.plugin.ai.provider.OpenAI / Ollama)")  # fmt: skip
+    model = raw.get("modelName", raw.get("model"))
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"{path}.modelName: required")
+    base_url = raw.get("baseUrl")
+    if base_url is not None and (
+        not isinstance(base_url, str) or not re.match(r"https?://[^\s]+$", base_url)
+    ):
+        raise ConfigError(f"{path}.baseUrl: expected an http(s) URL")
+    api_key = raw.get("apiKey")
+    if api_key is not None and not is_reference(api_key):
+        raise ConfigError(f"{path}.apiKey: write a reference, {{{{ secret('KEY') }}}} or ${{ENV_VAR}}; a key in "
+                          "clear text in the configuration is refused")  # fmt: skip
+    headers = raw.get("customHeaders") or {}
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{path}.customHeaders: expected a mapping of header names to values")
+    try:
+        checked = check_headers(headers, f"{path}.customHeaders")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    timeout = raw.get("timeout", 60)
+    try:
+        seconds = (float(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                   else TypeAdapter(timedelta).validate_python(timeout).total_seconds())  # fmt: skip
+    except (ValidationError, ValueError, TypeError):
+        raise ConfigError(f"{path}.timeout: expected seconds or an ISO-8601 duration such as PT30S") from None
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"{path}.timeout: expected more than 0 and at most an hour")
+    default = raw.get("default", raw.get("isDefault", False))
+    if not isinstance(default, bool):
+        raise ConfigError(f"{path}.default: expected true or false")
+    return AiModel(id=str(pid or ""), kind=kind, model=model.strip(), display_name=str(raw.get("displayName") or model),
+                   base_url=base_url, api_key=api_key, headers=tuple(checked.items()), timeout=seconds,
+                   default=default)  # fmt: skip
+
+
+def parse_ai(raw: Any) -> AiConfig:
+    """The ``ai:`` section, checked; errors name the key (``ai.providers[1].apiKey: ...``). Keys may also
+    be written Micronaut's way, as in Kestra's configuration (``model-name``, ``api-key``...)."""
+    raw = _camel(raw)
+    if not isinstance(raw, dict):
+        raise ConfigError("ai: expected a mapping with providers")
+    known = {"providers", "defaultProvider", "maxAttempts", "contextBudget", "transcription"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"ai: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    providers = raw.get("providers")
+    if not isinstance(providers, list) or not providers:
+        raise ConfigError("ai.providers: expected a list of at least one model")
+    models = [_ai_model(p, f"ai.providers[{i}]", need_id=True) for i, p in enumerate(providers)]
+    ids = [m.id for m in models]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup:
+        raise ConfigError(f"ai.providers: the id {dup!r} is used twice")
+    chosen = raw.get("defaultProvider")
+    if chosen is not None:
+        if chosen not in ids:
+            raise ConfigError(
+                f"ai.defaultProvider: {chosen!r} is not one of the providers ({', '.join(ids)})"
+            )
+        models = [replace(m, default=m.id == chosen) for m in models]
+    if sum(m.default for m in models) > 1:
+        raise ConfigError("ai.providers: more than one model is marked default")
+    attempts = raw.get("maxAttempts", 3)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+        raise ConfigError("ai.maxAttempts: expected a whole number from 1 to 10")
+    budget = raw.get("contextBudget", 24_000)
+    if not isinstance(budget, int) or isinstance(budget, bool) or not 1_000 <= budget <= 1_000_000:
+        raise ConfigError("ai.contextBudget: expected a number of characters from 1000 to 1000000")
+    transcription = raw.get("transcription")
+    speech = (
+        _ai_model(transcription, "ai.transcription", need_id=False) if transcription is not None else None
+    )
+    if speech is not None and speech.kind != "openai":
+        raise ConfigError("ai.transcription.type: transcription needs an OpenAI-compatible endpoint (openai)")
+    return AiConfig(tuple(models), attempts, budget, speech)

@@ -32,6 +32,7 @@ class Rule:
     actions: tuple[str, ...]  # any of them lets the request through; the route checks the precise one
     where: str  # ns | execution | tenant | anywhere | instance | member | authenticated | public
     param: str | None = None  # the path parameter naming the namespace or the execution
+    audited: bool = False  # a refusal is written to the audit log (the AI Copilot's, as the seed asks)
 
     def text(self) -> str:
         if self.permission is None:
@@ -174,6 +175,16 @@ ROUTES: dict[str, Rule] = {
     "PUT /api/v1/kill-switches/{id}": anywhere("KILL_SWITCH", "UPDATE"),
     "DELETE /api/v1/kill-switches/{id}": anywhere("KILL_SWITCH", "DELETE"),
     f"GET {T}/kill-switches/banners": MEMBER,
+    # the AI Copilot: somewhere in the tenant here, in the request's namespace in the route; refusals audited
+    **{
+        f"{verb} {T}/ai/{path}": Rule("AI_COPILOT", ("CREATE",), "tenant", audited=True)
+        for verb, path in (
+            ("GET", "providers"),
+            ("POST", "generate/flow"),
+            ("POST", "generate/test"),
+            ("POST", "transcribe"),
+        )
+    },
     # -- plugin defaults (namespaces: {id}; the instance's are inherited by every namespace of every tenant)
     f"GET {T}/namespaces/{{id}}/inherited-plugindefaults": ns("PLUGIN_DEFAULTS", "READ", "id"),
     f"POST {T}/namespaces/{{id}}/plugindefaults/export": ns("PLUGIN_DEFAULTS", "READ", "id"),

@@ -96,7 +96,8 @@ def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HT
             "csrf": _csrf(request), "can": lambda res, act, ns=None: can(who, res, act, ns, tenant),
             "banners": _banners(st, tenant, ctx) if who is not None else [],  # not before signing in
             "nav_pages": [p for p in extensions if type(p).__name__ == "UiPage"], "path": request.url.path,
-            "static": "/ui/static"}  # fmt: skip
+            "static": "/ui/static", "copilot": st.config.ai is not None,
+            "transcription": st.config.ai is not None and st.config.ai.transcription is not None}  # fmt: skip
     html = templates.get_template(template).render({**base, **ctx})
     response = HTMLResponse(html, status_code=status)
     new = getattr(request.state, "new_csrf", None)
