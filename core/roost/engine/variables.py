@@ -132,7 +132,9 @@ def task_variables(
             variables["workingDir"] = tr.extra["workdir"]
             if tr.parent_id is not None:  # Kestra's workerTaskrun: the WorkingDirectory's own task run
                 variables["workerTaskrun"] = _taskrun(ex.by_id[tr.parent_id])
-    if ex.state.current in ("FAILED", "KILLED") or any(t.extra.get("error") for t in ex.task_runs[-50:]):
+    if ex.state.current in ("FAILED", "KILLED") or any(
+        t.extra.get("error") for t in ex.task_runs[-50:] if t.extra
+    ):
         errs = [
             {"taskId": t.task_id, "message": t.extra["error"]} for t in ex.task_runs if t.extra.get("error")
         ]
