@@ -84,7 +84,11 @@ class Engine:
         storage: Any = None,
         secrets: Any = None,
         kill_switches: KillSwitchGuard | None = None,
+        keep_ended: int = 2048,
     ) -> None:
+        """``keep_ended``: how many just-ended executions ``wait()`` answers from memory rather than from
+        the store (a server keeps none: its API waits read the store, and thousands of kept executions
+        only lengthen every full garbage collection)."""
         from roost.plugins import get_plugins
 
         self.store = store
@@ -118,6 +122,7 @@ class Engine:
         self._flows: dict[tuple[str, str, str, int], Flow] = {}
         self._waiters: dict[str, threading.Event] = {}
         self._recent: OrderedDict[str, Execution] = OrderedDict()  # executions that just ended, for wait()
+        self._keep_ended = keep_ended
         self._timers: list[tuple[float, int, Message]] = []
         self._timer_seq = 0
         self._log_buffer: list[tuple[str, dict[str, Any]]] = []
@@ -885,9 +890,10 @@ class Engine:
         masks = self._masks.get(ex.id)
         if masks is not None and not masks.dirty:  # late lines (a killed task still writing) read it back
             self._masks.pop(ex.id, None)
-        self._recent[ex.id] = ex
-        if len(self._recent) > 2048:
-            self._recent.popitem(last=False)
+        if self._keep_ended > 0:
+            self._recent[ex.id] = ex
+            if len(self._recent) > self._keep_ended:
+                self._recent.popitem(last=False)
         self._notify_end(ex)
 
     def _notify_end(self, ex: Execution) -> None:

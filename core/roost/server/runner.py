@@ -133,7 +133,7 @@ def _engine(component: str, store: Any, data_dir: Path, workers: int, credential
     defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
     engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
                     storage=storage, secrets=secrets, ignore_executions=ignore_executions,
-                    ignore_flows=ignore_flows)  # fmt: skip
+                    ignore_flows=ignore_flows, keep_ended=0)  # fmt: skip
     defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
     return engine
 
