@@ -30,6 +30,7 @@ from roost.flow.task import (
     WebhookTrigger,
 )
 from roost.hookspecs import hookimpl
+from roost.killgate import KillGate
 from roost.plugins import LazyType
 from roost.secret_backends import SecretBackendError, SecretConfigError
 from roost.store.storage import (
@@ -125,6 +126,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "KillGate",
     "ApiClient",
     "ApiError",
     "Asset",
