@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "model",
         (
+            "roost._docstrings",
             "roost.flow",
             "roost.hookspecs",
             "roost.uikit",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roost import _docstrings  # noqa: F401  (first: it speeds up building every model below)
 from roost.assets.model import Asset, AssetBundle
 from roost.flow.flowable import (
     CANCELLED,
@@ -64,7 +65,6 @@ from roost.flow.task import (
 from roost.hookspecs import hookimpl
 from roost.killgate import KillGate
 from roost.plugins import LazyType
-from roost.scripts import ScriptOutput, ScriptTask
 from roost.secret_backends import SecretBackendError, SecretConfigError
 from roost.store.storage import (
     BodyStream,
@@ -80,7 +80,6 @@ from roost.store.storage import (
     storage_key,
     uri_key,
 )
-from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
@@ -95,6 +94,8 @@ if TYPE_CHECKING:
         HttpTimeout,
         parse_retry_after,
     )
+    from roost.scripts import ScriptOutput, ScriptTask
+    from roost.uikit import UiContext, UiPage, UiPanel
 
 __version__ = "0.1.0"
 
@@ -106,33 +107,36 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
     return run_flow(flow, inputs=inputs, **kw)
 
 
-# The REST transport (roost.rest) and the chat-model client (roost.llm) load on first use: it imports httpx, which plain
-# ``import roost`` should not pay for.
-_REST = {
-    "ApiClient",
-    "ApiError",
-    "HttpOptions",
-    "HttpProxy",
-    "HttpRetry",
-    "HttpSsl",
-    "HttpTimeout",
-    "parse_retry_after",
+# Parts of the API that load on first use, so that plain ``import roost`` does not pay for them:
+# the REST transport and the chat-model client (roost.llm) import httpx; script tasks and UI pages are
+# a few dozen models that a flow without scripts, or a process without the web UI, never uses.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "ApiClient",
+            "ApiError",
+            "HttpOptions",
+            "HttpProxy",
+            "HttpRetry",
+            "HttpSsl",
+            "HttpTimeout",
+            "parse_retry_after",
+        ),
+        "roost.rest",
+    ),
+    **dict.fromkeys(("ScriptOutput", "ScriptTask"), "roost.scripts"),
+    **dict.fromkeys(("UiContext", "UiPage", "UiPanel"), "roost.uikit"),
+    **dict.fromkeys(("ChatClient", "ChatResult", "ModelSettings", "TokenUsage", "ToolCall"), "roost.llm"),
 }
 
 
-_LLM = {"ChatClient", "ChatResult", "ModelSettings", "TokenUsage", "ToolCall"}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _REST:
-        from roost import rest
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'roost' has no attribute {name!r}")
+    import importlib
 
-        return getattr(rest, name)
-    if name in _LLM:
-        from roost import llm
-
-        return getattr(llm, name)
-    raise AttributeError(f"module 'roost' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [

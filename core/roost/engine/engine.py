@@ -81,7 +81,11 @@ class Engine:
         storage: Any = None,
         secrets: Any = None,
         kill_switches: KillSwitchGuard | None = None,
+        keep_ended: int = 2048,
     ) -> None:
+        """``keep_ended``: how many just-ended executions ``wait()`` answers from memory rather than from
+        the store (a server keeps none: its API waits read the store, and thousands of kept executions
+        only lengthen every full garbage collection)."""
         from roost.plugins import get_plugins
 
         self.store = store
@@ -111,9 +115,11 @@ class Engine:
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
         self._persisted: dict[str, _Persisted] = {}  # what the store already holds of each cached execution
+        self._written: dict[str, str] = {}  # each cached execution's header as last written (save_executions)
         self._flows: dict[tuple[str, str, str, int], Flow] = {}
         self._waiters: dict[str, threading.Event] = {}
         self._recent: OrderedDict[str, Execution] = OrderedDict()  # executions that just ended, for wait()
+        self._keep_ended = keep_ended
         self._timers: list[tuple[float, int, Message]] = []
         self._timer_seq = 0
         self._log_buffer: list[tuple[str, dict[str, Any]]] = []
@@ -793,6 +799,7 @@ class Engine:
                 if state is not None:
                     keep_only[ex.id] = {tr.id for tr in ex.task_runs}
                 state = self._persisted[ex.id] = _Persisted()
+                self._written.pop(ex.id, None)
             changed = []
             candidates = [*state.open.items()]
             candidates += [
@@ -813,7 +820,8 @@ class Engine:
             state.count = len(ex.task_runs)
             items.append((ex.header_dict(), changed))
         mask_states = {ex_id: m[2] for ex_id, m in masks.items()}
-        self._retrying(lambda: self.store.save_executions(items, masks=mask_states, keep_only=keep_only),
+        self._retrying(lambda: self.store.save_executions(items, masks=mask_states, keep_only=keep_only,
+                                                          written=self._written),
                        f"the state of {len(items)} executions")  # fmt: skip
         for ex_masks, version, _state in masks.values():
             ex_masks.saved = version
@@ -875,12 +883,14 @@ class Engine:
     def _ended(self, ex: Execution) -> None:
         self._cache.pop(ex.id, None)
         self._persisted.pop(ex.id, None)
+        self._written.pop(ex.id, None)
         masks = self._masks.get(ex.id)
         if masks is not None and not masks.dirty:  # late lines (a killed task still writing) read it back
             self._masks.pop(ex.id, None)
-        self._recent[ex.id] = ex
-        if len(self._recent) > 2048:
-            self._recent.popitem(last=False)
+        if self._keep_ended > 0:
+            self._recent[ex.id] = ex
+            if len(self._recent) > self._keep_ended:
+                self._recent.popitem(last=False)
         self._notify_end(ex)
 
     def _notify_end(self, ex: Execution) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from functools import cache
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from roost.engine.model import Execution, TaskRun, iso
@@ -132,7 +134,7 @@ def task_variables(
             variables["workingDir"] = tr.extra["workdir"]
             if tr.parent_id is not None:  # Kestra's workerTaskrun: the WorkingDirectory's own task run
                 variables["workerTaskrun"] = _taskrun(ex.by_id[tr.parent_id])
-    if ex.state.current in ("FAILED", "KILLED") or any(t.extra.get("error") for t in ex.task_runs[-50:]):
+    if ex.state.current in ("FAILED", "KILLED") or _recent_error(ex):
         errs = [
             {"taskId": t.task_id, "message": t.extra["error"]} for t in ex.task_runs if t.extra.get("error")
         ]
@@ -140,3 +142,11 @@ def task_variables(
             variables["error"] = errs[-1]
             variables["errors"] = errs
     return variables
+
+
+_EXTRA = attrgetter("extra")
+
+
+def _recent_error(ex: Execution) -> bool:
+    """Whether one of the last 50 task runs holds an error (C-level loop: it runs for every new task run)."""
+    return any(map(dict.get, map(_EXTRA, ex.task_runs[-50:]), repeat("error")))

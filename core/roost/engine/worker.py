@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,8 @@ class Worker:
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             ctx.use_working_dir(Path(job.workdir))
             ctx._shared_dir = True  # type: ignore[attr-defined]
-        from roost.scripts import ScriptTask
-
-        if isinstance(task, ScriptTask):  # Kestra's {{ workingDir }} in commands and files
+        scripts = sys.modules.get("roost.scripts")  # not imported yet: no script task exists
+        if scripts is not None and isinstance(task, scripts.ScriptTask):  # Kestra's {{ workingDir }}
             ctx.variables = {**job.variables, "workingDir": str(ctx.working_dir)}
         reported = threading.Event()
 

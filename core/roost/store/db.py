@@ -12,8 +12,10 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,33 @@ from roost.store.tables import (
     taskruns,
     triggers,
 )
+
+# KV statements built once: a task that writes a key (kv.Set on the worker path) would otherwise pay
+# for building and hashing the statement at every call, more than for executing it.
+_KV_MATCH = sa.and_(
+    kv.c.tenant == sa.bindparam("w_tenant"),
+    kv.c.namespace == sa.bindparam("w_namespace"),
+    kv.c.key == sa.bindparam("w_key"),
+)
+_KV_GET = sa.select(kv.c.value, kv.c.expires).where(_KV_MATCH)
+_KV_DELETE = kv.delete().where(_KV_MATCH)
+_KV_COLUMNS = ("tenant", "namespace", "key", "value", "expires", "updated", "description")
+_SQLITE_UPSERT_KV = (
+    "INSERT INTO kv (tenant, namespace, key, value, expires, updated, description) VALUES (?,?,?,?,?,?,?)"
+    " ON CONFLICT (tenant, namespace, key) DO UPDATE SET value=excluded.value, expires=excluded.expires,"
+    " updated=excluded.updated, description=excluded.description"
+)
+
+
+@cache
+def _pg_upsert_kv() -> Any:
+    from sqlalchemy.dialects.postgresql import insert
+
+    ins = insert(kv)
+    return ins.on_conflict_do_update(
+        index_elements=[kv.c.tenant, kv.c.namespace, kv.c.key],
+        set_={c: ins.excluded[c] for c in _KV_COLUMNS[3:]},
+    )
 
 
 def _v1(conn: sa.Connection) -> None:
@@ -142,6 +171,18 @@ def _exclusive_sqlite(url: str) -> str:
 
     path = url.split(":///", 1)[1]
     return f"sqlite:///file:{quote(path)}?vfs=unix-excl&uri=true"
+
+
+_SQLITE_UPSERT_EXECUTION = (
+    "INSERT INTO executions (id, tenant, namespace, flow_id, state, start_date, end_date, parent_id, deleted, data)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET tenant=excluded.tenant,"
+    " namespace=excluded.namespace, flow_id=excluded.flow_id, state=excluded.state, start_date=excluded.start_date,"
+    " end_date=excluded.end_date, parent_id=excluded.parent_id, deleted=excluded.deleted, data=excluded.data"
+)
+_SQLITE_UPSERT_TASKRUN = (
+    "INSERT INTO taskruns (id, execution_id, seq, data) VALUES (?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+    " execution_id=excluded.execution_id, seq=excluded.seq, data=excluded.data"
+)
 
 
 class Store:
@@ -301,21 +342,38 @@ class Store:
     def save_executions(
         self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]], *,
         masks: dict[str, dict[str, Any]] | None = None, keep_only: dict[str, set[str]] | None = None,
+        written: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
         """Write execution headers and their changed task runs in one transaction, with the executions'
-        masks (``execution_masks``); ``keep_only`` first drops an execution's other task runs (restart)."""
+        masks (``execution_masks``); ``keep_only`` first drops an execution's other task runs (restart).
+
+        ``written`` (execution id -> the header as last written, kept by the caller and updated here once
+        committed) spares rewriting a header that did not change: a chain of tasks changes only runs."""
         ex_rows = []
         tr_rows = []
+        texts: dict[str, str] = {}
         for header, changed in items:
-            st = header["state"]
-            ex_rows.append((
-                header["id"], header.get("tenantId") or "main", header["namespace"], header["flowId"], st["current"],
-                _ts(st.get("startDate")), _ts(st.get("endDate")), header.get("parentId"), bool(header.get("deleted")),
-                dumps(header),
-            ))  # fmt: skip
+            text = dumps(header)
+            if written is None or written.get(header["id"]) != text:
+                st = header["state"]
+                ex_rows.append((
+                    header["id"], header.get("tenantId") or "main", header["namespace"], header["flowId"],
+                    st["current"], _ts(st.get("startDate")), _ts(st.get("endDate")), header.get("parentId"),
+                    bool(header.get("deleted")), text,
+                ))  # fmt: skip
+                texts[header["id"]] = text
             for seq, tr in changed:
                 tr_rows.append((tr["id"], header["id"], seq, dumps(tr)))
-        if not ex_rows:
+        if not (ex_rows or tr_rows or masks or keep_only):
+            return
+        if self.url.startswith("sqlite") and not keep_only and not masks:
+            with self._sqlite_transaction() as cur:  # the hot path: one executor batch, no restart, no masks
+                if ex_rows:
+                    cur.executemany(_SQLITE_UPSERT_EXECUTION, ex_rows)
+                if tr_rows:
+                    cur.executemany(_SQLITE_UPSERT_TASKRUN, tr_rows)
+            if written is not None:
+                written.update(texts)
             return
         with self.write_lock, self.engine.begin() as conn:
             for execution_id, keep_ids in (keep_only or {}).items():
@@ -328,14 +386,12 @@ class Store:
                     execution_masks.insert(), [{"execution_id": i, "data": dumps(masks[i])} for i in ids]
                 )
             if self.url.startswith("sqlite"):
-                conn.exec_driver_sql(
-                    "INSERT OR REPLACE INTO executions (id, tenant, namespace, flow_id, state, start_date, end_date,"
-                    " parent_id, deleted, data) VALUES (?,?,?,?,?,?,?,?,?,?)", ex_rows)  # fmt: skip
+                # An upsert updates the row in place, and an index only when its columns change; INSERT OR
+                # REPLACE deleted and re-inserted the row and every index entry: twice the pages per commit.
+                if ex_rows:
+                    conn.exec_driver_sql(_SQLITE_UPSERT_EXECUTION, ex_rows)
                 if tr_rows:
-                    conn.exec_driver_sql(
-                        "INSERT OR REPLACE INTO taskruns (id, execution_id, seq, data) VALUES (?,?,?,?)",
-                        tr_rows,
-                    )
+                    conn.exec_driver_sql(_SQLITE_UPSERT_TASKRUN, tr_rows)
             else:
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -352,13 +408,40 @@ class Store:
                     "data",
                 ]
                 stmt = pg_insert(executions)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={c: stmt.excluded[c] for c in cols[1:]}),
-                             [dict(zip(cols, r, strict=True)) for r in ex_rows])  # fmt: skip
+                if ex_rows:
+                    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={c: stmt.excluded[c] for c in cols[1:]}),
+                                 [dict(zip(cols, r, strict=True)) for r in ex_rows])  # fmt: skip
                 if tr_rows:
                     tcols = ["id", "execution_id", "seq", "data"]
                     tstmt = pg_insert(taskruns)
                     conn.execute(tstmt.on_conflict_do_update(index_elements=["id"], set_={c: tstmt.excluded[c] for c in tcols[1:]}),
                                  [dict(zip(tcols, r, strict=True)) for r in tr_rows])  # fmt: skip
+        if written is not None:
+            written.update(texts)
+
+    @contextmanager
+    def _sqlite_transaction(self) -> Iterator[Any]:
+        """A transaction on a pooled DBAPI connection, for the writes of every executor batch: SQLAlchemy's
+        Connection and transaction objects cost as much as the write itself there. Errors come out as
+        SQLAlchemy's, like everywhere else in the store (``store_unavailable`` tells which may pass)."""
+        with self.write_lock:
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                try:
+                    yield cur
+                    raw.commit()
+                except BaseException:
+                    raw.rollback()
+                    raise
+                finally:
+                    cur.close()
+            except self.engine.dialect.loaded_dbapi.Error as exc:
+                raise sa.exc.DBAPIError.instance(
+                    None, None, exc, self.engine.dialect.loaded_dbapi.Error
+                ) from exc
+            finally:
+                raw.close()
 
     def load_execution(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         with self.engine.connect() as conn:
@@ -698,8 +781,7 @@ class SqlKV:
 
     def get(self, namespace: str, key: str) -> Any:
         with self.store.engine.connect() as conn:
-            row = conn.execute(sa.select(kv.c.value, kv.c.expires).where(
-                kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)).first()  # fmt: skip
+            row = conn.execute(_KV_GET, self._where(namespace, key)).first()
         if row is None or (row.expires is not None and row.expires < time.time()):
             return MISSING
         return json.loads(row.value)
@@ -718,23 +800,20 @@ class SqlKV:
     ) -> None:
         kv_key(key)
         expires = time.time() + ttl if ttl else None
+        row = (self.tenant, namespace, key, dumps(value), expires, time.time(), description)
+        if self.store.url.startswith("sqlite"):  # kv.Set on the worker path: see Store._sqlite_transaction
+            with self.store._sqlite_transaction() as cur:
+                cur.execute(_SQLITE_UPSERT_KV, row)
+            return
         with self.store.write_lock, self.store.engine.begin() as conn:
-            conn.execute(
-                kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)
-            )
-            conn.execute(kv.insert().values(tenant=self.tenant, namespace=namespace, key=key, value=dumps(value),
-                                            expires=expires, updated=time.time(), description=description))  # fmt: skip
+            conn.execute(_pg_upsert_kv(), dict(zip(_KV_COLUMNS, row, strict=True)))
 
     def delete(self, namespace: str, key: str) -> bool:
         with self.store.write_lock, self.store.engine.begin() as conn:
-            return (
-                conn.execute(
-                    kv.delete().where(
-                        kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key
-                    )
-                ).rowcount
-                > 0
-            )
+            return conn.execute(_KV_DELETE, self._where(namespace, key)).rowcount > 0
+
+    def _where(self, namespace: str, key: str) -> dict[str, str]:
+        return {"w_tenant": self.tenant, "w_namespace": namespace, "w_key": key}
 
     def keys(self, namespace: str) -> list[str]:
         now_ = time.time()

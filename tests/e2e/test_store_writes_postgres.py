@@ -1,0 +1,60 @@
+"""The store's hot writes on PostgreSQL: KV upserts, execution headers written only when they change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from roost.engine.model import new_id
+from roost.store.db import SqlKV, Store
+from roost.testing.postgres import PgServer, postgres_server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def store(pg: PgServer) -> Iterator[Store]:
+    name = "t" + new_id().lower()[:12]
+    pg.psql(f"CREATE DATABASE {name}")
+    s = Store(f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{name}")
+    yield s
+    s.close()
+
+
+def test_kv_put_overwrites_in_place(store: Store) -> None:
+    kv = SqlKV(store)
+    kv.put("company.team", "k", 1)
+    kv.put("company.team", "k", {"a": 2}, ttl=60, description="d")
+    kv.put("company.team", "other", "x")
+    assert kv.get("company.team", "k") == {"a": 2}
+    assert (kv.entry("company.team", "k") or {})["description"] == "d"
+    assert kv.keys("company.team") == ["k", "other"]
+    assert kv.delete("company.team", "k") and kv.keys("company.team") == ["other"]
+
+
+def test_headers_written_when_they_change(store: Store) -> None:
+    def header(state: str) -> dict:
+        return {"id": "e1", "namespace": "company.team", "flowId": "f",
+                "state": {"current": state, "startDate": "2026-12-03T00:00:00.000000Z"}}  # fmt: skip
+
+    written: dict[str, str] = {}
+    store.save_executions(
+        [(header("RUNNING"), [(0, {"id": "t1", "state": {"current": "RUNNING"}})])], written=written
+    )
+    store.save_executions(
+        [(header("RUNNING"), [(1, {"id": "t2", "state": {"current": "CREATED"}})])], written=written
+    )
+    store.save_executions(
+        [(header("SUCCESS"), [(0, {"id": "t1", "state": {"current": "SUCCESS"}})])], written=written
+    )
+    loaded = store.load_execution("e1")
+    assert loaded is not None
+    head, runs = loaded
+    assert head["state"]["current"] == "SUCCESS"
+    assert [(r["id"], r["state"]["current"]) for r in runs] == [("t1", "SUCCESS"), ("t2", "CREATED")]
