@@ -39,13 +39,13 @@ from roost.engine.model import (
     iso,
     now,
 )
-from roost.engine.queue import InProcessQueue, Message, Queue
+from roost.engine.queue import InProcessQueue, Message, Queue, TaskQueue
 from roost.engine.worker import Worker
 from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
-from roost.store.db import SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
+from roost.store.db import LeaseLost, SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
 from roost.store.storage import LocalStorage
 
 log = logging.getLogger("roost.engine")
@@ -79,7 +79,11 @@ class Engine:
         ignore_flows: set[str] | None = None,
         credentials: Any = None,
         on_execution_end: Callable[[Execution], None] | None = None,
+        leases: Any = None,
     ) -> None:
+        """``leases`` (:class:`roost.store.cluster.Leases`): several executors share the store, each
+        working only on the executions it leases. Task runs go to ``self.tasks``: the in-process
+        pool ``self.worker`` unless a worker-process queue is set (``roost.engine.remote``)."""
         from roost.plugins import get_plugins
 
         self.store = store
@@ -109,6 +113,9 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self.worker = Worker(self, workers)
+        self.tasks: TaskQueue = self.worker
+        self.leases = leases
+        self._next_lease_check = 0.0
         self.log_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.assets = AssetService(store)
         self.assets.listeners.append(self._on_asset_event)
@@ -170,7 +177,9 @@ class Engine:
         if self._thread is not None:
             return self
         if recover:
-            for ex_id in self.store.execution_ids(ACTIVE):
+            # with leases, only the executions no live executor holds; every active one otherwise
+            ids = self.leases.orphans(ACTIVE, grace=0) if self.leases else self.store.execution_ids(ACTIVE)
+            for ex_id in ids:
                 self.queue.put(Message("recover", ex_id))
         self._thread = threading.Thread(target=self._loop, name="roost-executor", daemon=True)
         self._thread.start()
@@ -182,8 +191,18 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.tasks is not self.worker:
+            self.tasks.shutdown()
+        close = getattr(self.queue, "close", None)
+        if close is not None:
+            close()
         self.worker.shutdown()
         self._flush_logs()
+        if self.leases is not None:
+            try:  # hand the executions over at once rather than after the lease timeout
+                self.leases.expire_all()
+            except Exception as exc:
+                log.warning("cannot give the executions' leases back: %s", exc)
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -293,9 +312,9 @@ class Engine:
                 ex.state.set({"QUEUE": QUEUED, "CANCEL": CANCELLED, "FAIL": FAILED}[behavior])
         self._waiters[ex.id] = threading.Event()
         version = masks.version
-        self.store.save_executions(
-            [(ex.header_dict(), [])], masks={ex.id: masks.state()} if masks.dirty else None
-        )
+        # an id given by the caller (a scheduled date, a deduplicated webhook) is created once only
+        self.store.save_executions([(ex.header_dict(), [])], masks={ex.id: masks.state()} if masks.dirty else None,
+                                   only_new=execution_id is not None)  # fmt: skip
         masks.saved = version
         if ex.state.current == CREATED:
             self._persisted[ex.id] = _Persisted()
@@ -428,6 +447,8 @@ class Engine:
                 self._stop.wait(min(0.05 * 2**failures, MAX_RETRY_DELAY))
 
     def _step(self) -> None:
+        if self.leases is not None and time.monotonic() >= self._next_lease_check:
+            self._keep_leases()
         timeout = 0.2
         if self._timers:
             timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
@@ -446,6 +467,23 @@ class Engine:
         finally:
             if gc_was_on:
                 gc.enable()
+
+    def _keep_leases(self) -> None:
+        """Renew this executor's leases (forgetting executions it lost) and recover the executions whose
+        executor died (their lease expired) or that no executor took."""
+        leases = self.leases
+        self._next_lease_check = time.monotonic() + leases.ttl / 3
+        self._forget(leases.renew())
+        for ex_id in leases.orphans(ACTIVE, grace=leases.ttl):
+            self._forget([ex_id])  # what this process remembers of it may be stale: read the record
+            self.queue.put(Message("recover", ex_id))
+
+    def _forget(self, execution_ids: Any) -> None:
+        """Drop executions from memory: another executor holds them now (or this one must re-read them)."""
+        for ex_id in execution_ids:
+            self._cache.pop(ex_id, None)
+            self._persisted.pop(ex_id, None)
+            log.info("execution %s is now another executor's", ex_id)
 
     def _handle(self, messages: list[Message]) -> None:
         """Apply a batch of messages, run the inline tasks they lead to, persist once, then dispatch."""
@@ -482,15 +520,19 @@ class Engine:
             pending = results
         if not touched:
             return
-        self._persist(touched.values(), restarted)
+        lost = self._persist(touched.values(), restarted)
         self._flush_logs()
         for ex_id, eff in effects.items():
-            self._carry_out(touched[ex_id], eff)
+            if ex_id not in lost:
+                self._carry_out(touched[ex_id], eff)
+        self.tasks.flush()
 
     def _accept(self, msg: Message) -> Execution | None:
         """The execution a message is for, unless it is ignored (the Kill Switch's IGNORE mode)."""
         if msg.kind == "wake" or msg.execution_id in self.ignore_executions:
             return None
+        if self.leases is not None and not self.leases.holds(msg.execution_id):
+            return None  # another executor's now: it re-derives the work from the record
         ex = self._load(msg.execution_id)
         if ex is None or self._flow_ignored(ex):
             return None
@@ -532,6 +574,8 @@ class Engine:
         if kind == "start":
             return executor.start(ex, flow)
         if kind == "result":
+            if p.get("masks"):  # secrets a worker process learnt: mask them in the executor's lines too
+                self.masks(ex.tenant, ex.id).absorb(p["masks"], self.runtime(ex.tenant).secrets.get)
             return executor.on_result(
                 ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["attempt"], p.get("error")
             )
@@ -552,6 +596,8 @@ class Engine:
             )
         if kind == "recover":
             return self._recover(ex, flow, executor)
+        if kind == "resubmitted":
+            return executor.resubmitted(ex, flow, p["taskrun_id"], p.get("submission"), p.get("worker"))
         return Effects()
 
     def _recover(self, ex: Execution, flow: Flow, executor: Executor) -> Effects:
@@ -588,7 +634,7 @@ class Engine:
         eff.extend(executor.process(ex, flow))
         return eff
 
-    def _persist(self, touched: Any, full: set[str] | None = None) -> None:
+    def _persist(self, touched: Any, full: set[str] | None = None) -> set[str]:
         """Write each touched execution's header, the task runs that changed and its masks, in one
         transaction, retried until the store takes it (``_retrying``).
 
@@ -627,16 +673,37 @@ class Engine:
             state.count = len(ex.task_runs)
             items.append((ex.header_dict(), changed))
         mask_states = {ex_id: m[2] for ex_id, m in masks.items()}
-        self._retrying(lambda: self.store.save_executions(items, masks=mask_states, keep_only=keep_only),
-                       f"the state of {len(items)} executions")  # fmt: skip
+        lost: set[str] = set()
+        while True:
+            fence = None
+            if self.leases is not None:
+                ids = [header["id"] for header, _ in items]
+                ended = [header["id"] for header, _ in items if header["state"]["current"] in TERMINAL]
+                fence = functools.partial(self.leases.fence, ids=ids, release=ended)
+            try:
+                write = functools.partial(self.store.save_executions, items, masks=mask_states,
+                                          keep_only=keep_only, fence=fence)  # fmt: skip
+                self._retrying(write, f"the state of {len(items)} executions")
+                break
+            except LeaseLost as exc:  # another executor took these over: it works from the record
+                lost |= exc.execution_ids
+                self.leases.forget(exc.execution_ids)
+                self._forget(exc.execution_ids)
+                items = [item for item in items if item[0]["id"] not in exc.execution_ids]
+                for ex_id in exc.execution_ids:
+                    mask_states.pop(ex_id, None)
+                    masks.pop(ex_id, None)
+                if not items:
+                    break
         for ex_masks, version, _state in masks.values():
             ex_masks.saved = version
+        return lost
 
     def _carry_out(self, ex: Execution, eff: Effects) -> None:
         for job in eff.jobs:
-            self.worker.submit(job)
+            self.tasks.submit(job)
         for kill in eff.kills:
-            self.worker.kill(kill.taskrun_id)
+            self.tasks.kill(kill.taskrun_id)
         for k in eff.kill_executions:
             self.kill(k.execution_id)
         for timer in eff.timers:
@@ -732,7 +799,7 @@ class Engine:
         self.assets.record(job.tenant, bundles, {
             "namespace": job.namespace, "flowId": job.flow_id, "flowRevision": ex.flow_revision if ex else None,
             "executionId": job.execution_id, "taskId": job.task.id, "taskRunId": job.taskrun_id,
-        })  # fmt: skip
+        } | ({} if ex else {"flowRevision": (job.variables.get("flow") or {}).get("revision")}))  # fmt: skip
 
     def _on_asset_event(self, tenant: str, event: dict[str, Any]) -> None:
         """Start the executions of every EventTrigger that matches an asset lifecycle event."""

@@ -66,6 +66,9 @@ class Worker:
     def submit(self, job: Any) -> None:
         self.pool.submit(self._run_guarded, job)
 
+    def flush(self) -> None:
+        """Nothing to hand over: ``submit`` already gave the job to a thread."""
+
     def kill(self, taskrun_id: str) -> None:
         ctx = self.running.get(taskrun_id)
         if ctx is not None:

@@ -9,14 +9,15 @@ standalone     everything, over ``--db-url`` (SQLite file or PostgreSQL); the ex
                messages other processes leave in the store's ``queue_messages`` table.
 webserver      the API only: executions it creates, kills, resumes or restarts become messages in the
                store for the executor process; ``?wait`` and the live views poll the store.
-executor       the executor loop and its worker pool (task runs execute here), over the store's queue.
-worker         the same as ``executor`` for now: task runs are not yet dispatched to separate workers.
+executor       the executor loop over the store's queue, with its worker pool (task runs execute here) or,
+               with ``--no-local-workers``, dispatching task runs to ``worker`` processes.
+worker         runs task runs claimed from the store's ``worker_jobs`` (``roost.engine.remote``).
 scheduler      Schedule, Flow and polling triggers (``roost.engine.scheduler``); executions it starts
-               become messages in the store.
+               become messages in the store. Of several scheduler processes one is active at a time.
 =============  ===========================================================================================
 
-Run only one executor (or standalone/local) per store: executions in flight are
-held in that process's memory.
+Any number of executor (and standalone) processes may share a store: each works on the executions it
+leases (``roost.store.cluster.Leases``) and takes over those of an executor that stopped renewing.
 """
 
 from __future__ import annotations
@@ -83,7 +84,13 @@ def build_engine(
     workers: int = 8,
     credentials: Any = None,
     tenants: tuple[str, ...] | None = None,
+    local_workers: bool = True,
+    lease_timeout: float = 30.0,
+    worker_timeout: float = 15.0,
 ) -> Any:
+    """The engine of a component. Executors over a store lease their executions (``lease_timeout``: how
+    long a dead executor's executions wait before another takes them over); without ``local_workers``
+    task runs go to worker processes, declared dead after ``worker_timeout`` seconds without heartbeat."""
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
     from roost.plugin_defaults import defaults_dir
@@ -92,14 +99,48 @@ def build_engine(
     for folder in (data_dir, data_dir / "storage", data_dir / "work"):
         check_folder(folder)
     store = open_store(db_url, data_dir, exclusive=component == "local")
+    leases = None
     if component == "local":
         queue: Any = InProcessQueue()
     else:
-        queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
+        check_storage(store, data_dir / "storage")
+        if component in ("standalone", "executor"):
+            from roost.engine.remote import WorkerProcess
+            from roost.store.cluster import Leases
+
+            leases = Leases(store, owner=WorkerProcess._new_id(), ttl=lease_timeout)
+        queue = StoreQueue(store, consume=component in ("standalone", "executor"), leases=leases)
     defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
-    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults)
+    engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
+                    leases=leases)  # fmt: skip
+    if leases is not None and not local_workers:
+        from roost.engine.remote import RemoteTaskQueue
+
+        engine.tasks = RemoteTaskQueue(engine, heartbeat_timeout=worker_timeout)
     defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
     return engine
+
+
+def check_storage(store: Any, folder: Path) -> None:
+    """Processes sharing a store must share the internal storage too (see ``check_shared_storage``)."""
+    from roost.store.cluster import StorageMismatch, check_shared_storage
+    from roost.store.db import StoreError
+
+    marker = folder / ".roost-storage-id"
+
+    def read() -> str | None:
+        try:
+            return marker.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def write(ident: str) -> None:
+        marker.write_text(ident)
+
+    try:
+        check_shared_storage(store, read, write, str(folder))
+    except StorageMismatch as exc:
+        raise StoreError(str(exc)) from None
 
 
 class QueryStringMask(logging.Filter):
@@ -146,15 +187,20 @@ def start_scheduler(engine: Any) -> Any:
 
 
 def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: ServerConfig | None = None,
-          workers: int = 8, ready: Any = None) -> None:  # fmt: skip
+          workers: int = 8, ready: Any = None, local_workers: bool = True, lease_timeout: float = 30.0,
+          worker_timeout: float = 15.0, worker_group: str | None = None) -> None:  # fmt: skip
     """Run one component until SIGINT/SIGTERM."""
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     config = config or ServerConfig()
     config.apply_limits()
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
-                          credentials=config.credentials, tenants=config.tenants)  # fmt: skip
-    runs_executor = component in ("local", "standalone", "executor", "worker")
+                          credentials=config.credentials, tenants=config.tenants, local_workers=local_workers,
+                          lease_timeout=lease_timeout, worker_timeout=worker_timeout)  # fmt: skip
+    if component == "worker":
+        _serve_worker(engine, workers, worker_group, ready)
+        return
+    runs_executor = component in ("local", "standalone", "executor")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")
     scheduler = None
@@ -179,6 +225,21 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
             scheduler.stop()
         if runs_executor:
             engine.stop()
+        engine.store.close()
+
+
+def _serve_worker(engine: Any, threads: int, group: str | None, ready: Any) -> None:
+    from roost.engine.remote import WorkerProcess
+
+    process = WorkerProcess(engine, threads=threads, group=group)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_a: process.stop())
+    log.info("roost worker running over %s", engine.store.url)
+    if ready is not None:
+        threading.Thread(target=lambda: process.started.wait() and ready(), daemon=True).start()
+    try:
+        process.run()
+    finally:
         engine.store.close()
 
 

@@ -171,6 +171,62 @@ plugin_defaults = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )  # fmt: skip
 
+# Scale-out (roost.store.cluster): task runs waiting for or held by a worker process, one row per task run
+# in flight; ``claim`` fences results (a job taken back from a dead worker gets a new claim, so the dead
+# worker's late result matches nothing). ``pin`` keeps a WorkingDirectory's task runs on one worker.
+worker_jobs = sa.Table(
+    "worker_jobs", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("taskrun_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("execution_id", sa.String(32), nullable=False),
+    sa.Column("worker_group", sa.String(100)),
+    sa.Column("pin", sa.String(1024)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("worker_id", sa.String(64)),
+    sa.Column("claim", sa.String(32)),
+    sa.Column("claimed", sa.Float),
+    sa.Column("submissions", sa.Integer, nullable=False, default=1),
+    sa.Column("kill", sa.Boolean, nullable=False, default=False),
+    sa.Index("ix_worker_jobs_worker", "worker_id"),
+)  # fmt: skip
+
+# One row per live worker process, its heartbeat refreshed every few seconds (Kestra's worker instances).
+worker_instances = sa.Table(
+    "worker_instances", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("worker_group", sa.String(100)),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("threads", sa.Integer, nullable=False),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+)  # fmt: skip
+
+# The worker holding a WorkingDirectory's folder: its other task runs go to that worker only.
+worker_pins = sa.Table(
+    "worker_pins", metadata,
+    sa.Column("pin", sa.String(1024), primary_key=True),
+    sa.Column("worker_id", sa.String(64), nullable=False),
+    sa.Column("execution_id", sa.String(32), nullable=False),
+)  # fmt: skip
+
+# The executor process working on an execution, until ``expires`` (renewed while it lives).
+execution_leases = sa.Table(
+    "execution_leases", metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("ix_execution_leases_owner", "owner"),
+)  # fmt: skip
+
+# Facts every process of one installation must agree on (the identity of the shared internal storage).
+cluster_settings = sa.Table(
+    "cluster_settings", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)  # fmt: skip
+
 schema_version = sa.Table(
     "schema_version", metadata,
     sa.Column("version", sa.Integer, primary_key=True),
@@ -194,13 +250,27 @@ def _v4_plugin_defaults(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[plugin_defaults])
 
 
+def _v5_scale_out(conn: sa.Connection) -> None:
+    metadata.create_all(
+        conn, tables=[worker_jobs, worker_instances, worker_pins, execution_leases, cluster_settings]
+    )
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
-MIGRATIONS: list[tuple[int, Any]] = [(1, _v1), (2, _v2_assets), (3, _v3_masks), (4, _v4_plugin_defaults)]
+MIGRATIONS: list[tuple[int, Any]] = [
+    (1, _v1),
+    (2, _v2_assets),
+    (3, _v3_masks),
+    (4, _v4_plugin_defaults),
+    (5, _v5_scale_out),
+]
 
 
 def migrate(engine: sa.Engine) -> int:
     """Bring the schema to the latest version; returns the version reached."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes starting together migrate one after the other
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305142968051)")
         schema_version.create(conn, checkfirst=True)
         current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
         for version, fn in MIGRATIONS:
@@ -228,6 +298,18 @@ def _sqlite_pragmas(busy_timeout: float) -> Any:
 
 class StoreError(Exception):
     """The store cannot be opened or written; the message says which store and why."""
+
+
+class ExecutionExists(Exception):
+    """An execution with this id exists already (a scheduled date fired by another scheduler)."""
+
+
+class LeaseLost(Exception):
+    """Executions this executor may no longer write: another executor holds their lease now."""
+
+    def __init__(self, execution_ids: set[str]) -> None:
+        super().__init__(f"{len(execution_ids)} executions are leased to another executor")
+        self.execution_ids = execution_ids
 
 
 def store_unavailable(exc: BaseException) -> bool:
@@ -387,9 +469,13 @@ class Store:
     def save_executions(
         self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]], *,
         masks: dict[str, dict[str, Any]] | None = None, keep_only: dict[str, set[str]] | None = None,
+        fence: Any = None, only_new: bool = False,
     ) -> None:  # fmt: skip
         """Write execution headers and their changed task runs in one transaction, with the executions'
-        masks (``execution_masks``); ``keep_only`` first drops an execution's other task runs (restart)."""
+        masks (``execution_masks``); ``keep_only`` first drops an execution's other task runs (restart).
+        ``fence(conn)`` runs first in the transaction and returns the ids this process may no longer write
+        (their lease went to another executor): then nothing is written and :class:`LeaseLost` is raised.
+        ``only_new``: the executions must not exist yet (:class:`ExecutionExists` otherwise, nothing written)."""
         ex_rows = []
         tr_rows = []
         for header, changed in items:
@@ -404,6 +490,19 @@ class Store:
         if not ex_rows:
             return
         with self.write_lock, self.engine.begin() as conn:
+            lost = fence(conn) if fence is not None else None
+            if lost:
+                raise LeaseLost(lost)
+            if only_new:  # insert-if-absent first: of two concurrent creations, the second finds the row
+                from sqlalchemy.dialects import postgresql, sqlite
+
+                new_insert: Any = sqlite.insert if self.url.startswith("sqlite") else postgresql.insert
+                cols = ["id", "tenant", "namespace", "flow_id", "state", "start_date", "end_date", "parent_id",
+                        "deleted", "data"]  # fmt: skip
+                stmt = new_insert(executions).on_conflict_do_nothing(index_elements=["id"])
+                for row in ex_rows:
+                    if conn.execute(stmt.values(dict(zip(cols, row, strict=True)))).rowcount != 1:
+                        raise ExecutionExists(row[0])
             for execution_id, keep_ids in (keep_only or {}).items():
                 conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
                                                      taskruns.c.id.not_in(keep_ids)))  # fmt: skip
