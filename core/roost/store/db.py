@@ -814,12 +814,14 @@ class SqlKV:
     ) -> None:
         kv_key(key)
         expires = time.time() + ttl if ttl else None
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        # an upsert: two workers setting one key at once both succeed, the last write wins
+        insert: Any = sqlite.insert if self.store.url.startswith("sqlite") else postgresql.insert
+        row = {"value": dumps(value), "expires": expires, "updated": time.time(), "description": description}
+        stmt = insert(kv).values(tenant=self.tenant, namespace=namespace, key=key, **row)
         with self.store.write_lock, self.store.engine.begin() as conn:
-            conn.execute(
-                kv.delete().where(kv.c.tenant == self.tenant, kv.c.namespace == namespace, kv.c.key == key)
-            )
-            conn.execute(kv.insert().values(tenant=self.tenant, namespace=namespace, key=key, value=dumps(value),
-                                            expires=expires, updated=time.time(), description=description))  # fmt: skip
+            conn.execute(stmt.on_conflict_do_update(index_elements=["tenant", "namespace", "key"], set_=row))
 
     def delete(self, namespace: str, key: str) -> bool:
         with self.store.write_lock, self.store.engine.begin() as conn:

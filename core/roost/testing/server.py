@@ -9,6 +9,7 @@ Plugins load as ``ROOST_LOAD_PLUGINS`` says (none but the built-in one unless ``
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -25,13 +26,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_SEQ = itertools.count()
+
+
 class ServerProcess:
     """One server component as a subprocess; ``url`` once it answers ``/health``."""
 
     def __init__(self, component: str, data_dir: Path, *, config: Path | None = None, db_url: str | None = None,
-                 env: dict[str, str] | None = None, http: bool = True) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, http: bool = True, args: list[str] | None = None) -> None:  # fmt: skip
         self.port = free_port() if http else None
         self.url = f"http://127.0.0.1:{self.port}" if http else ""
+        extra = list(args or [])
         args = [
             sys.executable,
             "-m",
@@ -49,8 +54,9 @@ class ServerProcess:
             args += ["--config", str(config)]
         if db_url is not None:
             args += ["--db-url", db_url]
+        args += extra
         full_env = {**os.environ, "ROOST_LOAD_PLUGINS": "", **(env or {})}
-        self.log = data_dir.parent / f"{component}-{self.port or os.getpid()}.log"
+        self.log = data_dir.parent / f"{component}-{self.port or os.getpid()}-{next(_SEQ)}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log.open("wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
@@ -71,6 +77,12 @@ class ServerProcess:
                     pass
             time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, mid-task, with nothing cleaned up."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self._log.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
