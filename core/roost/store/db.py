@@ -501,7 +501,8 @@ class Store:
                         "deleted", "data"]  # fmt: skip
                 stmt = new_insert(executions).on_conflict_do_nothing(index_elements=["id"])
                 for row in ex_rows:
-                    if conn.execute(stmt.values(dict(zip(cols, row, strict=True)))).rowcount != 1:
+                    inserted = stmt.values(dict(zip(cols, row, strict=True))).returning(executions.c.id)
+                    if conn.execute(inserted).first() is None:
                         raise ExecutionExists(row[0])
             for execution_id, keep_ids in (keep_only or {}).items():
                 conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
