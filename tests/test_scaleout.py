@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from roost.server.runner import build_engine
 from roost.store import db
 from roost.store.cluster import Leases, MessageTable, WorkQueue
