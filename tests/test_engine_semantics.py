@@ -97,6 +97,36 @@ def test_timeout_stops_the_task(run_flow):
     assert "Timeout" in ex.task_runs[0].extra.get("error", "")
 
 
+@pytest.mark.parametrize(("grace", "error"), [(0.0, "Timeout after 0.3 s"), (5.0, "gave up after 0.3 s")])
+def test_timeout_grace_lets_a_task_enforce_its_own_timeout(tmp_path, grace, error):
+    import roost
+    from roost import Task, TaskError, hookimpl
+    from roost.testing import registered
+
+    class OwnDeadline(Task, type="io.test.OwnDeadline"):
+        """Waits for something remote until its own timeout, then fails saying why."""
+
+        timeout_grace = grace
+
+        def run(self, ctx):
+            ctx.sleep(self.timeout.total_seconds() + 0.3)  # its own check lags a little
+            raise TaskError(
+                f"gave up after {self.timeout.total_seconds():g} s: the remote job is still running"
+            )
+
+    class Plugin:
+        @hookimpl
+        def register_task_types(self, register):
+            register(OwnDeadline)
+
+    with registered(Plugin(), "own-deadline"):
+        ex = roost.run(
+            flow("tasks:\n  - id: t\n    type: io.test.OwnDeadline\n    timeout: PT0.3S\n"), home=tmp_path
+        )
+    assert ex.state.current == "FAILED"
+    assert ex.task_runs[0].extra.get("error", "").startswith(error)
+
+
 def test_pause_then_resume_with_inputs(roost_engine):
     f = roost_engine.deploy(
         flow("""

@@ -26,7 +26,7 @@ EXPECTED = {
         (
             "tasks[0].type",
             5,
-            "unknown task type 'io.kestra.plugin.core.log.Logg'; did you mean 'io.kestra.plugin.core.log.Log', 'io.kestra.plugin.core.flow.Dag', 'io.kestra.plugin.core.flow.Flow'?",
+            "unknown task type 'io.kestra.plugin.core.log.Logg'; did you mean 'io.kestra.plugin.core.log.Log', 'io.kestra.plugin.core.flow.Dag', 'io.kestra.plugin.core.log.Fetch'?",
         )
     ],
     "05_unknown_type_registry": [
@@ -118,7 +118,11 @@ EXPECTED = {
     ],
     "33_bad_timezone": [("triggers[0].timezone", 11, "unknown time zone 'Mars/Olympus'")],
     "34_bad_log_level": [
-        ("tasks[0].level", 7, "expected one of 'TRACE', 'DEBUG', 'INFO', 'WARN' or 'ERROR', got \"LOUD\"")
+        (
+            "tasks[0].level",
+            7,
+            "expected one of 'TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR' or a {{ expression }}, got \"LOUD\"",
+        )
     ],
     "35_array_item_array": [("inputs[0].itemType", 6, "an ARRAY input cannot have itemType ARRAY")],
     # YAML is untrusted input: each of these is one violation with its line, never a crash.

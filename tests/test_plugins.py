@@ -142,10 +142,24 @@ def test_expression_functions_from_plugins():
 
 def test_builtin_catalogue_matches_the_classes():
     """Every built-in class is in the lazy catalogue under its own id and aliases (LazyType.load checks them)."""
-    from roost.builtin import assets, flow, http, kv, log, log_shipper, scripts, triggers, vcs
+    from roost.builtin import (
+        assets,
+        execution,
+        flow,
+        http,
+        kv,
+        log,
+        log_shipper,
+        scripts,
+        state,
+        storage,
+        triggers,
+        vcs,
+    )
 
     declared = {*log.TASKS, *flow.TASKS, *http.TASKS, *kv.TASKS, *scripts.TASKS, *vcs.TASKS, *assets.TASKS,
-                *assets.TRIGGERS, *triggers.TRIGGERS, *log_shipper.TASKS, *log_shipper.LOG_EXPORTERS}  # fmt: skip
+                *execution.TASKS, *state.TASKS, *storage.TASKS, *assets.TRIGGERS, *triggers.TRIGGERS,
+                *http.TRIGGERS, *log_shipper.TASKS, *log_shipper.LOG_EXPORTERS}  # fmt: skip
     plugins = Plugins(load_entry_points=False)
     loaded = {cls for tid, cls in plugins.types.items() if plugins.type_owner(tid) == "core"}
     assert loaded == declared

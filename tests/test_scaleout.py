@@ -121,7 +121,9 @@ def test_kill_9_of_a_worker_and_of_an_executor_loses_nothing(tmp_path: Path, db_
         assert set(counts) == {r["id"] for r in runs}  # every task run really ran
         assert max(counts.values()) <= 2, counts.most_common(3)
         twice = {tr_id for tr_id, n in counts.items() if n == 2}
-        resubmitted = {r["id"] for r in runs if any(h["state"] == "RESUBMITTED" for h in r["state"]["histories"])}
+        resubmitted = {
+            r["id"] for r in runs if any(h["state"] == "RESUBMITTED" for h in r["state"]["histories"])
+        }
         assert resubmitted, "the killed worker held task runs: they must have been resubmitted"
         assert resubmitted <= twice | set(counts)
     finally:
@@ -204,8 +206,12 @@ def test_a_late_result_of_a_resubmitted_job_is_ignored(db_url: str, tmp_path: Pa
     """Fencing by claim: the dead worker's result deletes nothing and writes no message."""
     store = build_engine("webserver", data_dir=tmp_path, db_url=db_url).store
     jobs, messages = WorkQueue(store), MessageTable(store)
-    jobs.enqueue([{"taskrun_id": "tr1", "execution_id": "ex1", "worker_group": None, "pin": None, "payload": "{}"}])
-    jobs.enqueue([{"taskrun_id": "tr1", "execution_id": "ex1", "worker_group": None, "pin": None, "payload": "{}"}])
+    jobs.enqueue(
+        [{"taskrun_id": "tr1", "execution_id": "ex1", "worker_group": None, "pin": None, "payload": "{}"}]
+    )
+    jobs.enqueue(
+        [{"taskrun_id": "tr1", "execution_id": "ex1", "worker_group": None, "pin": None, "payload": "{}"}]
+    )
     jobs.register("dead", None, "h", 1, 1)
     (first,) = jobs.claim("dead", None, 5)
     assert jobs.claim("other", None, 5) == []  # taken: SKIP LOCKED / claimed rows are not offered again
@@ -228,7 +234,12 @@ def test_an_expired_lease_moves_and_the_old_owner_cannot_write(db_url: str, tmp_
     time.sleep(0.3)
     assert b.acquire(["ex1"]) == {"ex1"}
     assert a.renew() == {"ex1"} and not a.holds("ex1")
-    header = {"id": "ex1", "namespace": "n", "flowId": "f", "state": {"current": "RUNNING", "startDate": "2026-01-01T00:00:00Z"}}
+    header = {
+        "id": "ex1",
+        "namespace": "n",
+        "flowId": "f",
+        "state": {"current": "RUNNING", "startDate": "2026-01-01T00:00:00Z"},
+    }
     with pytest.raises(db.LeaseLost):
         store.save_executions([(header, [])], fence=lambda conn: a.fence(conn, ["ex1"], []))
     store.save_executions([(header, [])], fence=lambda conn: b.fence(conn, ["ex1"], []))

@@ -505,3 +505,104 @@ def test_freshness_trigger_fires_once_per_interval_while_stale(engine: Engine) -
     assert [a["id"] for a in variables["assets"]] == ["orders"] and variables["assets"][0][
         "namespace"
     ] == "company.data"
+
+
+# -- polling triggers with state ---------------------------------------------------------------------------
+class _Crash(Exception):
+    pass
+
+
+def _counting_plugin(fail: list[bool]) -> Any:
+    """A throwaway polling trigger whose cursor (``ctx.state``) counts its evaluations."""
+    from roost import PollingTrigger, hookimpl
+
+    class Counter(PollingTrigger, type="io.test.Counter"):
+        """Fires every evaluation with the count so far; fails while ``fail[0]`` is true."""
+
+        def evaluate(self, ctx: Any) -> dict[str, Any]:
+            n = ctx.state.get("n", 0) + 1
+            ctx.state["n"] = n
+            if fail[0]:
+                raise RuntimeError("source down")
+            return {"n": n}
+
+    class Plugin:
+        @hookimpl
+        def register_trigger_types(self, register: Any) -> None:
+            register(Counter)
+
+    return Plugin()
+
+
+COUNTER = "  - id: count\n    type: io.test.Counter\n    interval: PT10S\n"
+
+
+def _counts(engine: Engine) -> list[int]:
+    return sorted(e["trigger"]["variables"]["n"] for e in executions(engine, "counter"))
+
+
+def test_polling_trigger_state_is_kept_across_restarts_and_failed_evaluations(home: Path) -> None:
+    from roost.testing import registered
+
+    fail = [False]
+    with registered(_counting_plugin(fail), "counter"):
+        engine = _open(home)
+        engine.deploy(_flow("counter", COUNTER))
+        t0 = whole_second()
+        Scheduler(engine).tick(now=t0)
+        Scheduler(engine).tick(now=t0 + 10)  # another scheduler over the same store
+        fail[0] = True
+        Scheduler(engine).tick(now=t0 + 20)  # the state it changed before failing is dropped
+        fail[0] = False
+        engine.store.close()
+        engine = _open(home)  # a new process
+        Scheduler(engine).tick(now=t0 + 30)
+        try:
+            assert _counts(engine) == [1, 2, 3]
+            state = engine.store.get_trigger("main", NS, "counter", "count")
+            assert state["state"] == {"n": 3} and not state.get("pending")
+            from fastapi.testclient import TestClient
+            from roost.server import ServerState, create_app
+
+            api = TestClient(create_app(ServerState(engine)))
+            [context] = api.get(f"/api/v1/main/triggers/{NS}/counter").json()["results"]
+            assert context["triggerId"] == "count" and context["executionId"]
+            assert "state" not in context and "pending" not in context  # bookkeeping stays internal
+        finally:
+            engine.store.close()
+
+
+@pytest.mark.parametrize("where", ["before starting", "after starting"])
+def test_polling_decision_fires_exactly_once_across_a_crash(home: Path, where: str) -> None:
+    from roost.testing import registered
+
+    class Crashing(Scheduler):
+        def _start_pending(
+            self, entry: Any, trig: Any, data: dict[str, Any], next_date: float | None
+        ) -> None:
+            if where == "before starting" and data.get("pending"):
+                raise _Crash(where)
+            super()._start_pending(entry, trig, data, next_date)
+
+        def _save(self, entry: Any, trig: Any, data: dict[str, Any], next_date: float | None) -> None:
+            if where == "after starting" and "executionId" in data and "pending" not in data:
+                raise _Crash(where)
+            super()._save(entry, trig, data, next_date)
+
+    with registered(_counting_plugin([False]), "counter"):
+        engine = _open(home)
+        engine.deploy(_flow("counter", COUNTER))
+        t0 = whole_second()
+        Crashing(engine).tick(now=t0)  # the tick logs the crash; a real process would be dead here
+        assert len(engine.store.get_trigger("main", NS, "counter", "count")["pending"]) == 1
+        engine.store.close()
+        engine = _open(home)
+        try:
+            restarted = Scheduler(engine)
+            restarted.tick(now=t0 + 1)  # not due, but the saved decision starts at once
+            restarted.tick(now=t0 + 2)
+            assert _counts(engine) == [1]
+            restarted.tick(now=t0 + 10)
+            assert _counts(engine) == [1, 2]
+        finally:
+            engine.store.close()

@@ -164,9 +164,8 @@ def test_sessions_expire_and_resist_tampering(monkeypatch: pytest.MonkeyPatch) -
     assert sessions.read(cookie) is None  # a user removed from the configuration loses its sessions
     config.users[USER] = "scrypt$..."
     assert sessions.read(cookie) is not None
-    later = (
-        time.time() + 61
-    )  # past the lifetime, without sleeping (a loaded machine must not expire it early)
+    # past the lifetime, without sleeping (a loaded machine must not expire it early)
+    later = time.time() + 61
     monkeypatch.setattr("roost.server.ui.session.time.time", lambda: later)
     assert sessions.read(cookie) is None
 

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from roost.assets.model import Asset, AssetBundle
 from roost.flow.log_export import LogExporter, LogRecords
-from roost.flow.properties import Dynamic, Model, is_expression
+from roost.flow.properties import Duration, Dynamic, Model, is_expression
 from roost.flow.task import (
     FlowableTask,
     Output,
     PollingTrigger,
+    RealtimeTrigger,
     Retry,
     RunContext,
     Task,
@@ -30,6 +31,20 @@ from roost.flow.task import (
 from roost.hookspecs import hookimpl
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
+from roost.secret_backends import SecretBackendError, SecretConfigError
+from roost.store.storage import (
+    BodyStream,
+    Storage,
+    StorageConfigError,
+    StorageError,
+    StorageNotFound,
+    StorageOutside,
+    StorageUnavailable,
+    key_uri,
+    key_within,
+    storage_key,
+    uri_key,
+)
 from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
@@ -102,6 +117,20 @@ __all__ = [
     "ApiError",
     "Asset",
     "AssetBundle",
+    "Duration",
+    "BodyStream",
+    "SecretBackendError",
+    "SecretConfigError",
+    "Storage",
+    "StorageConfigError",
+    "StorageError",
+    "StorageNotFound",
+    "StorageOutside",
+    "StorageUnavailable",
+    "key_uri",
+    "key_within",
+    "storage_key",
+    "uri_key",
     "Dynamic",
     "FlowableTask",
     "HttpOptions",
@@ -114,6 +143,7 @@ __all__ = [
     "Model",
     "Output",
     "PollingTrigger",
+    "RealtimeTrigger",
     "Retry",
     "RunContext",
     "ScriptOutput",

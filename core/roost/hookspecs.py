@@ -49,14 +49,31 @@ def register_credential_types(register: Callable[[str, Callable[..., Any]], None
 
 @hookspec
 def register_secret_backends(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Register secret backends: ``register("env", factory)``; the factory takes a config mapping
-    and returns an object with ``get(namespace, key) -> str | None``."""
+    """Register secret backends: ``register("vault", factory)``; the configuration's ``secret: {type: vault}``
+    (instance, tenant or namespace) chooses one.
+
+    The factory receives the backend's settings as a :class:`roost.credentials.CredentialConfig` (a mapping
+    with ``path``, ``tenant``, ``namespace``, ``validate(model)`` and ``resolve(ref)`` for the
+    ``{{ secret('X') }}``/``${VAR}`` references it holds) and returns an object with ``get(namespace, key)
+    -> str | None`` (None: no such secret; raise for a backend failure, with no secret in the message),
+    optionally ``invalidate(namespace, key)`` (the next read is fresh: a retried task run calls it) and
+    ``close()`` (called when the engine stops). The factory connects to nothing; ``get`` does, lazily.
+    The built-in ``env`` backend (``SECRET_<KEY>`` base64 variables) is the default.
+    """
 
 
 @hookspec
 def register_storage_backends(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Register internal-storage backends: ``register("local", factory)``; the factory takes a
-    config mapping and returns a :class:`roost.store.storage.Storage` implementation."""
+    """Register internal-storage backends: ``register("s3", factory)``; the configuration's
+    ``storage: {type: s3, s3: {...}}`` chooses one (the built-in ``local`` by default).
+
+    The factory receives the backend's settings as a :class:`roost.credentials.CredentialConfig` whose
+    ``tenant`` is the tenant served, and returns a :class:`roost.Storage` for that tenant's files only
+    (streaming ``put``/``open_read``, ``size``, ``exists``, ``list``, ``delete``, ``delete_prefix``; keys are
+    normalised by :func:`roost.storage_key`). A ``check(config)`` attribute on the factory validates the
+    settings at start-up without connecting. Failures raise :class:`roost.StorageError` subclasses:
+    ``StorageNotFound``, ``StorageOutside``, ``StorageUnavailable`` (the API answers 404, 403 and 503).
+    """
 
 
 @hookspec

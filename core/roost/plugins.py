@@ -34,6 +34,46 @@ TYPE_HOOKS = (
 )
 """The hooks that register classes by type id (tasks, triggers, task runners, log exporters)."""
 
+# Kestra maps the type ids of its older packages onto today's through plugin aliases: a flow naming
+# ``io.kestra.core.tasks.log.Log`` still runs (and validates with a deprecation notice).
+LEGACY_PACKAGES = {
+    "io.kestra.core.tasks.log.": "io.kestra.plugin.core.log.",
+    "io.kestra.core.tasks.debugs.": "io.kestra.plugin.core.debug.",
+    "io.kestra.core.tasks.executions.": "io.kestra.plugin.core.execution.",
+    "io.kestra.core.tasks.flows.": "io.kestra.plugin.core.flow.",
+    "io.kestra.core.tasks.states.": "io.kestra.plugin.core.state.",
+    "io.kestra.core.tasks.storages.": "io.kestra.plugin.core.storage.",
+    "io.kestra.core.tasks.outputs.": "io.kestra.plugin.core.output.",
+    "io.kestra.core.tasks.trigger.": "io.kestra.plugin.core.trigger.",
+    "io.kestra.core.tasks.namespace.": "io.kestra.plugin.core.namespace.",
+    "io.kestra.core.tasks.templating.": "io.kestra.plugin.core.templating.",
+    "io.kestra.core.tasks.kv.": "io.kestra.plugin.core.kv.",
+    "io.kestra.core.tasks.http.": "io.kestra.plugin.core.http.",
+    "io.kestra.plugin.fs.http.": "io.kestra.plugin.core.http.",
+    "io.kestra.core.models.triggers.types.": "io.kestra.plugin.core.trigger.",
+}
+LEGACY_NAMES = {"io.kestra.core.tasks.executions.Counts": "io.kestra.plugin.core.execution.Count"}
+
+
+# Type ids Kestra renamed and keeps as aliases (its "X is replaced by Y" infos); other aliases are
+# spellings of equal standing (the two ids of the asset tasks, used side by side in Kestra 1.3).
+RENAMED = frozenset({"io.kestra.plugin.core.flow.Flow", "io.kestra.plugin.core.flow.WaitFor"})
+
+
+def is_old_type_id(type_id: str) -> bool:
+    """True for a type id Kestra keeps only for older flows (validation notes the replacement)."""
+    return type_id in RENAMED or type_id.startswith("io.kestra.core.") or relocated_type(type_id) is not None
+
+
+def relocated_type(type_id: str) -> str | None:
+    """Today's id of a type id from one of Kestra's older packages, or None."""
+    if type_id in LEGACY_NAMES:
+        return LEGACY_NAMES[type_id]
+    for old, new in LEGACY_PACKAGES.items():
+        if type_id.startswith(old):
+            return new + type_id[len(old) :]
+    return None
+
 
 class PluginError(Exception):
     """A plugin is malformed (e.g. two plugins claim one type id)."""
@@ -214,8 +254,13 @@ class Plugins:
     def resolve(self, type_id: str) -> type[PluginType] | None:
         """The class of a task or trigger type, loading only the plugin that provides it when known."""
         cls = self._type_map.get(type_id)
+        if cls is None:
+            new_id = relocated_type(type_id)
+            relocated = self.resolve(new_id) if new_id is not None else None
+            if relocated is not None:
+                return relocated
         if cls is not None or self._all_loaded:
-            return cls
+            return self._type_map.get(type_id)
         with self._lock:
             self._load_plugin("core")
             self._materialize(type_id)

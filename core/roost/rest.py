@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -202,9 +203,11 @@ class ApiClient:
         options: HttpOptions | None = None,
         retry: HttpRetry | None = None,
         ctx: RunContext | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         """``headers`` go with every request; ``auth`` (an ``httpx.Auth``) signs each request as
-        it is sent, retries included; ``secrets`` are scrubbed from every message."""
+        it is sent, retries included; ``secrets`` are scrubbed from every message; ``verify`` is a
+        TLS context trusting a vendor's own CA (``options.ssl`` can still turn checks off)."""
         self.base_url = base_url.rstrip("/")
         self.display_url = _without_userinfo(self.base_url)
         """The base URL without credentials, for messages."""
@@ -242,7 +245,7 @@ class ApiClient:
             auth=auth,
             timeout=httpx.Timeout(read, connect=connect),
             follow_redirects=options.follow_redirects,
-            verify=not (options.ssl and options.ssl.insecure_trust_all_certificates),
+            verify=False if options.ssl and options.ssl.insecure_trust_all_certificates else verify or True,
             proxy=proxy,
         )
         self._killed = threading.Event()

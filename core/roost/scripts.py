@@ -229,6 +229,31 @@ class NamespaceFilesSpec(Model):
     folder_per_namespace: bool = False
 
 
+def write_files(ctx: RunContext, workdir: Path, files: dict[str, Any]) -> None:
+    """Write ``name: content`` into ``workdir`` (a ``kestra://`` content is read from storage); no name may leave it."""
+    for name, content in files.items():
+        target = (workdir / name).resolve()
+        if workdir.resolve() not in target.parents:
+            raise ValueError(f"input file {name!r} would be written outside the working folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str) and content.startswith("kestra://"):
+            with ctx.open_read(content) as src, target.open("wb") as dst:  # streamed, never whole in memory
+                shutil.copyfileobj(src, dst, 1 << 20)
+        else:
+            target.write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def collect_files(ctx: RunContext, workdir: Path, patterns: list[str]) -> dict[str, str]:
+    """The files of ``workdir`` matching the glob ``patterns``, sent to storage: path to URI."""
+    found: dict[str, str] = {}
+    for pattern in patterns:
+        for path in sorted(workdir.glob(pattern)):
+            if path.is_file():
+                rel = str(path.relative_to(workdir))
+                found[rel] = ctx.put_file(path, name=path.name)
+    return found
+
+
 class ScriptOutput(Output):
     exit_code: int = 0
     """Exit code of the commands."""
@@ -324,15 +349,7 @@ class ScriptTask(Task):
         files = self.input_files
         if isinstance(files, str):
             files = json.loads(ctx.read_file(files)) if files.startswith("kestra://") else json.loads(files)
-        for name, content in (files or {}).items():
-            target = (workdir / name).resolve()
-            if workdir.resolve() not in target.parents:
-                raise ValueError(f"input file {name!r} would be written outside the working folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, str) and content.startswith("kestra://"):
-                target.write_bytes(ctx.read_file(content))
-            else:
-                target.write_text(content if isinstance(content, str) else json.dumps(content))
+        write_files(ctx, workdir, files or {})
         if self.namespace_files is not None and self.namespace_files.enabled:
             for path, data in ctx.namespace_files():
                 if self.namespace_files.include and not any(
@@ -346,13 +363,7 @@ class ScriptTask(Task):
                 target.write_bytes(data)
 
     def collect_output_files(self, ctx: RunContext, workdir: Path) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for pattern in self.output_files or []:
-            for path in sorted(workdir.glob(pattern)):
-                if path.is_file():
-                    rel = str(path.relative_to(workdir))
-                    found[rel] = ctx.put_file(path, name=path.name)
-        return found
+        return collect_files(ctx, workdir, self.output_files or [])
 
     def run(self, ctx: RunContext) -> ScriptOutput:
         from roost import TaskError, TaskWarning

@@ -110,4 +110,5 @@ def test_audit_asset_deletions_into_real_postgresql(engine, plugin_defaults):
             if rows.strip():
                 break
             time.sleep(0.2)
-        assert rows.strip() == "customers_by_country|TABLE|assets.data|DELETED"
+        # assetType TABLE (the Set task) and io.kestra.plugin.ee.assets.Table name one type, stored as the latter
+        assert rows.strip() == "customers_by_country|io.kestra.plugin.ee.assets.Table|assets.data|DELETED"

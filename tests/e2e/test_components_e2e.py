@@ -107,3 +107,68 @@ def test_scheduler_process_starts_scheduled_executions(split: ServerProcess) -> 
         assert api.get("/triggers/search", params={"filters[flowId][EQUALS]": "ticking"}).json()["results"][0][
             "triggerContext"]["disabled"] is True  # fmt: skip
         assert api.delete("/flows/e2e.team/ticking").status_code == 204
+
+
+def test_new_actions_cross_from_webserver_to_executor(split: ServerProcess) -> None:
+    """Replay, force-run, unqueue and kill without cascade are messages the webserver leaves for the executor."""
+    ended = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+    yaml_body = {"content-type": "application/x-yaml"}
+
+    def until(api: httpx.Client, execution_id: str, *states: str) -> dict:
+        deadline = time.monotonic() + 20
+        while (ex := api.get(f"/executions/{execution_id}").json())["state"]["current"] not in states:
+            assert time.monotonic() < deadline, ex["state"]
+            time.sleep(0.05)
+        return ex
+
+    with httpx.Client(base_url=split.url + "/api/v1/main", timeout=30) as api:
+        steps = flow_yaml("""
+            inputs:
+              - id: n
+                type: INT
+                defaults: 1
+            tasks:
+              - id: one
+                type: io.kestra.plugin.core.debug.Return
+                format: "{{ inputs.n }}"
+              - id: check
+                type: io.kestra.plugin.core.execution.Fail
+                runIf: "{{ inputs.n == 1 }}"
+            """, "split-steps")  # fmt: skip
+        assert api.post("/flows", content=steps, headers=yaml_body).status_code == 200
+        failed = api.post("/executions/e2e.team/split-steps", params={"wait": "true"}).json()
+        assert failed["state"]["current"] == "FAILED"
+        check = next(t for t in failed["taskRunList"] if t["taskId"] == "check")
+        replayed = api.post(f"/executions/{failed['id']}/replay-with-inputs", params={"taskRunId": check["id"]},
+                            files={"n": (None, "2")}).json()  # fmt: skip
+        done = until(api, replayed["id"], *ended)
+        assert done["state"]["current"] == "SUCCESS"
+        assert {t["taskId"]: t["state"]["current"] for t in done["taskRunList"]} == {
+            "one": "SUCCESS",
+            "check": "SKIPPED",
+        }
+        queue = flow_yaml("""
+            concurrency:
+              limit: 1
+            tasks:
+              - id: nap
+                type: io.kestra.plugin.core.flow.Sleep
+                duration: PT60S
+            """, "split-queue")  # fmt: skip
+        assert api.post("/flows", content=queue, headers=yaml_body).status_code == 200
+        first = api.post("/executions/e2e.team/split-queue").json()
+        until(api, first["id"], "RUNNING")
+        second = api.post("/executions/e2e.team/split-queue").json()
+        third = api.post("/executions/e2e.team/split-queue").json()
+        assert until(api, second["id"], "QUEUED") and until(api, third["id"], "QUEUED")
+        assert api.post(f"/executions/{second['id']}/force-run").status_code == 200
+        until(api, second["id"], "RUNNING")
+        assert (
+            api.post(f"/executions/{third['id']}/unqueue", params={"state": "CANCELLED"}).status_code == 200
+        )
+        until(api, third["id"], "CANCELLED")
+        assert api.request("DELETE", "/executions/kill/by-ids", json=[first["id"], second["id"]]).json() == {
+            "count": 2
+        }
+        for ex in (first, second):
+            assert until(api, ex["id"], *ended)["state"]["current"] == "KILLED"

@@ -484,3 +484,132 @@ def test_namespaces_kv_and_errors(ctl: Ctl) -> None:
     assert anonymous.returncode == 3 and "no credentials configured" in anonymous.stderr
     version = ctl.script("version")
     assert version.returncode == 0 and version.stdout.startswith("roostctl v")
+
+
+# -- kestractl's forms ---------------------------------------------------------------------------------------------------
+def test_kv_in_kestractls_forms(ctl: Ctl) -> None:
+    assert ctl("kv", "set", "kc.team", "STRING", "api_key", "my-secret").returncode == 0
+    assert ctl("kv", "set", "kc.team", "NUMBER", "retries", "3").returncode == 0
+    assert (
+        ctl("kv", "set", "kc.team", "JSON", "settings", '{"feature": true}', "--ttl", "PT1H").returncode == 0
+    )
+    assert ctl("kv", "set", "kc.team.sub", "BOOLEAN", "flag", "TRUE").returncode == 0
+    assert ctl.json("kv", "get", "kc.team", "retries") == {
+        **ctl.json("kv", "get", "kc.team", "retries"),
+        "type": "NUMBER",
+        "value": 3,
+    }
+    assert ctl.json("kv", "get", "kc.team", "settings")["value"] == {"feature": True}
+    assert ctl.json("kv", "get", "kc.team.sub", "flag")["value"] is True
+    bad = ctl("kv", "set", "kc.team", "NUMBER", "retries", "three")
+    assert bad.returncode == 2 and "NUMBER" in bad.stderr
+    assert ctl("kv", "set", "kc.team", "COLOUR", "k", "v").returncode == 2
+    assert ctl("kv", "update", "kc.team", "NUMBER", "retries", "4").returncode == 0
+    assert ctl("kv", "update", "kc.team", "NUMBER", "missing", "4").returncode == 4
+    everywhere = ctl.json("kv", "list")  # no namespace: every namespace
+    assert {(e["namespace"], e["key"]) for e in everywhere} >= {
+        ("kc.team", "api_key"),
+        ("kc.team.sub", "flag"),
+    }
+    assert {e["key"] for e in ctl.json("kv", "list", "kc.team")} == {"api_key", "retries", "settings"}
+    assert "kc.team.sub" in ctl("kv", "list").stdout
+    assert {e["key"] for e in ctl.json("kv", "list-inherited", "kc.team.sub")} == {
+        "api_key",
+        "retries",
+        "settings",
+    }
+    assert ctl.json("kv", "delete-all", "kc.team", "api_key", "retries", "nope")["deleted"] == [
+        "api_key",
+        "retries",
+    ]
+
+
+def test_kill_without_cascade(ctl: Ctl) -> None:
+    ns = "cascade.team"
+    parent = f"""id: parent
+namespace: {ns}
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: {ns}
+    flowId: long
+"""
+    work = write(ctl.home / "repo", {"long.yml": LONG.format(ns=ns), "parent.yml": parent})
+    assert ctl("flows", "deploy", ".", cwd=work).returncode == 0
+    started = ctl.json("executions", "run", ns, "parent")
+    deadline = time.monotonic() + 30
+    while not (children := ctl.api.get("/executions/search", params={"filters[flowId][EQUALS]": "long",
+                                                                     "filters[namespace][EQUALS]": ns}).json()["results"]):  # fmt: skip
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    child = children[0]["id"]
+    while ctl.api.get(f"/executions/{child}").json()["state"]["current"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    killed = ctl("executions", "kill", started["id"], "--cascade=false", "--wait")
+    assert killed.returncode == 0, killed.stderr
+    assert ctl.api.get(f"/executions/{started['id']}").json()["state"]["current"] == "KILLED"
+    assert ctl.api.get(f"/executions/{child}").json()["state"]["current"] == "RUNNING"  # left running
+    assert ctl.json("executions", "cancel", child, "--cascade", "--wait")["state"] == "KILLED"
+
+
+def test_run_wait_timeout_prints_the_execution(ctl: Ctl) -> None:
+    ns = "timeout.team"
+    work = write(ctl.home / "repo", {"long.yml": LONG.format(ns=ns)})
+    assert ctl("flows", "deploy", "long.yml", cwd=work).returncode == 0
+    began = time.monotonic()
+    late = ctl.script("executions", "run", ns, "long", "--wait", "--timeout", "2", "-o", "json")
+    assert late.returncode == 1, late.stderr  # not 5: the server answered, the execution is just not done
+    assert time.monotonic() - began < 30
+    running = json.loads(late.stdout)
+    assert running["state"]["current"] == "RUNNING" and running["id"] in late.stderr
+    ctl("executions", "kill", running["id"], "--wait")
+
+
+def test_kestractl_environment_and_no_configuration(ctl: Ctl) -> None:
+    as_kestractl = {"KESTRACTL_HOST": ctl.server.url, "KESTRACTL_TOKEN": TOKEN, "KESTRACTL_OUTPUT": "json"}
+    listed = ctl("flows", "list", auth=False, env=as_kestractl)
+    assert listed.returncode == 0, listed.stderr
+    assert isinstance(json.loads(listed.stdout), list)
+    current = ctl.json("config", "current", auth=False, env=as_kestractl)
+    assert current["host"] == ctl.server.url and current["auth_method"] == "token"
+    # ROOSTCTL_* wins over KESTRACTL_*
+    assert ctl("flows", "list", auth=False, env={**as_kestractl, "ROOSTCTL_TOKEN": "wrong"}).returncode == 3
+    # nothing configured at all: roostctl says which server it tries
+    lost = ctl.script("flows", "list", auth=False, env={"ROOSTCTL_CONFIG": str(ctl.home / "none.yaml")})
+    assert lost.returncode == 5
+    assert "no server configured" in lost.stderr and "using http://localhost:8080" in lost.stderr
+    configured = ctl(
+        "flows", "list", auth=False, env={"ROOSTCTL_HOST": ctl.server.url, "ROOSTCTL_TOKEN": TOKEN}
+    )
+    assert "no server configured" not in configured.stderr
+
+
+def test_execution_actions_of_kestractl(ctl: Ctl) -> None:
+    ns = "actions.team"
+    work = write(ctl.home / "repo", {"failing.yml": FAILING.format(ns=ns)})
+    assert ctl("flows", "deploy", "failing.yml", cwd=work).returncode == 0
+    run = ctl("executions", "run", ns, "failing", "--wait", "-o", "json")
+    failed = json.loads(run.stdout)
+    replayed = ctl.json("executions", "replay", failed["id"])
+    assert (
+        replayed["parentId"] == failed["id"]
+        and {"key": "system.replay", "value": "true"} in replayed["labels"]
+    )
+    boom = next(t for t in failed["taskRunList"] if t["taskId"] == "boom")
+    from_task = ctl.json("executions", "replay", failed["id"], "--task-run-id", boom["id"])
+    assert from_task["state"]["current"] == "RESTARTED"
+    assert ctl("executions", "set-labels", failed["id"], "team=ops", "env=ci").returncode == 0
+    labels = ctl.api.get(f"/executions/{failed['id']}").json()["labels"]
+    assert {"key": "team", "value": "ops"} in labels and {"key": "system.replayed", "value": "true"} in labels
+    assert ctl.json("executions", "change-status", failed["id"], "success")["state"]["current"] == "SUCCESS"
+    assert ctl("executions", "unqueue", failed["id"]).returncode == 1  # not queued
+    assert ctl("executions", "force-run", failed["id"]).returncode == 1  # already ended
+    for ex_id in (replayed["id"], from_task["id"]):
+        ctl.json("executions", "get", ex_id)
+        deadline = time.monotonic() + 20
+        while ctl.api.get(f"/executions/{ex_id}").json()["state"]["current"] not in ("FAILED", "SUCCESS"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert ctl("executions", "delete", failed["id"]).returncode == 0
+    assert ctl("executions", "get", failed["id"]).returncode == 4

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import deploy, flow_yaml
+from tests.e2e.conftest import ServerProcess, deploy, flow_yaml
 
 pytestmark = pytest.mark.e2e
 YAML = {"content-type": "application/x-yaml"}
@@ -234,15 +235,15 @@ def test_namespace_files_round_trip(api: httpx.Client) -> None:
         api.post(
             ns, params={"path": "/scripts/hello.sh"}, files={"fileContent": ("hello.sh", b"echo v1\n")}
         ).status_code
-        == 204
+        == 200
     )
     assert (
         api.post(
             ns, params={"path": "/scripts/hello.sh"}, files={"fileContent": ("hello.sh", b"echo v2\n")}
         ).status_code
-        == 204
+        == 200
     )
-    assert api.post(ns + "/directory", params={"path": "/empty"}).status_code == 204
+    assert api.post(ns + "/directory", params={"path": "/empty"}).status_code == 200
     root = {a["fileName"]: a["type"] for a in api.get(ns + "/directory").json()}
     assert root == {"scripts": "Directory", "empty": "Directory"}
     inside = api.get(ns + "/directory", params={"path": "/scripts"}).json()
@@ -254,7 +255,7 @@ def test_namespace_files_round_trip(api: httpx.Client) -> None:
     ] == [1, 2]
     assert api.get(ns + "/stats", params={"path": "/scripts/hello.sh"}).json()["size"] == 8
     assert api.get(ns + "/search", params={"q": "hello"}).json() == ["/scripts/hello.sh"]
-    assert api.put(ns, params={"from": "/scripts", "to": "/bin"}).status_code == 204
+    assert api.put(ns, params={"from": "/scripts", "to": "/bin"}).status_code == 200
     assert api.get(ns, params={"path": "/bin/hello.sh"}).content == b"echo v2\n"
     assert api.get(ns, params={"path": "/scripts/hello.sh"}).status_code == 404
     assert api.get(ns, params={"path": "/../etc/passwd"}).status_code == 400
@@ -271,19 +272,19 @@ def test_namespace_files_round_trip(api: httpx.Client) -> None:
     assert ex["state"]["current"] == "SUCCESS", ex
     logs = " ".join(x["message"] for x in api.get(f"/logs/{ex['id']}").json())
     assert "v2" in logs
-    assert api.delete(ns, params={"path": "/bin"}).status_code == 204
+    assert api.delete(ns, params={"path": "/bin"}).status_code == 200
     assert api.get(ns, params={"path": "/bin/hello.sh"}).status_code == 404
 
 
 def test_kv_round_trip(api: httpx.Client) -> None:
     kv = "/namespaces/e2e.kv/kv"
     assert (
-        api.put(kv + "/greeting", content="hello", headers={"content-type": "text/plain"}).status_code == 204
+        api.put(kv + "/greeting", content="hello", headers={"content-type": "text/plain"}).status_code == 200
     )
-    assert api.put(kv + "/answer", content="42", headers={"content-type": "text/plain"}).status_code == 204
+    assert api.put(kv + "/answer", content="42", headers={"content-type": "text/plain"}).status_code == 200
     assert (
         api.put(kv + "/config", content='{"a": [1, 2]}', headers={"content-type": "text/plain"}).status_code
-        == 204
+        == 200
     )
     assert api.get(kv + "/greeting").json()["value"] == "hello"
     assert api.get(kv + "/answer").json() == {**api.get(kv + "/answer").json(), "type": "NUMBER", "value": 42}
@@ -328,12 +329,21 @@ def test_webhook_starts_an_execution(api: httpx.Client, server: Any) -> None:
     assert api.put("/executions/webhook/e2e.team/nope/s3cr3t-key").status_code == 404
 
 
-def test_tenants_are_isolated(server: Any) -> None:
+def test_tenants_are_isolated(tmp_path: Path) -> None:
+    """Hosted tenants: `main` and those configured (here through ROOST_SERVER_TENANTS); any other is 404."""
     src = flow_yaml(
         "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n",
         "tenant-flow",
         "iso.ns",
     )
+    server = ServerProcess("local", tmp_path / "data", env={"ROOST_SERVER_TENANTS": "acme"}).wait_ready()
+    try:
+        _tenant_isolation(server, src)
+    finally:
+        server.stop()
+
+
+def _tenant_isolation(server: ServerProcess, src: str) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as c:
         assert c.post("/api/v1/acme/flows", content=src, headers=YAML).status_code == 200
         assert c.get("/api/v1/main/flows/iso.ns/tenant-flow").status_code == 404
@@ -342,6 +352,8 @@ def test_tenants_are_isolated(server: Any) -> None:
         assert c.get(f"/api/v1/main/executions/{ex['id']}").status_code == 404
         assert c.get(f"/api/v1/acme/executions/{ex['id']}").status_code == 200
         assert c.get("/api/v1/Bad Tenant/flows/search").status_code == 400
+        unknown = c.post("/api/v1/beta/flows", content=src, headers=YAML)
+        assert unknown.status_code == 404 and unknown.json() == {"message": "no tenant 'beta' on this server"}
 
 
 def test_system_routes(server: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 AssetEventType = Literal["CREATED", "UPDATED", "DELETED", "USED"]
@@ -18,6 +18,29 @@ AssetEventType = Literal["CREATED", "UPDATED", "DELETED", "USED"]
 TABLE = "io.kestra.plugin.ee.assets.Table"
 EXTERNAL = "io.kestra.core.models.assets.External"
 VM = "io.kestra.plugin.ee.assets.VM"
+
+# Kestra's predefined asset types by their short names: ``assetType: TABLE`` (the seed's Set and
+# FreshnessTrigger) and ``assetType: io.kestra.plugin.ee.assets.Table`` (its EventTrigger and the
+# plugins' automatic assets) name one type, stored and compared under its class name.
+PREDEFINED = {
+    "TABLE": TABLE,
+    "DATASET": "io.kestra.plugin.ee.assets.Dataset",
+    "FILE": "io.kestra.plugin.ee.assets.File",
+    "VM": VM,
+    "EXTERNAL": EXTERNAL,
+}
+
+
+def canonical_asset_type(value: str) -> str:
+    """The class name of a predefined asset type given by its short name (any case); others unchanged."""
+    return PREDEFINED.get(value.strip().upper(), value) if isinstance(value, str) else value
+
+
+def asset_type_spellings(value: str) -> list[str]:
+    """Every spelling of one type (to match assets stored before types were canonical)."""
+    canonical = canonical_asset_type(value)
+    short = [k for k, v in PREDEFINED.items() if v == canonical]
+    return [canonical, *short, *(s.capitalize() for s in short), *(s.lower() for s in short)]
 
 
 class Asset(BaseModel):
@@ -27,6 +50,7 @@ class Asset(BaseModel):
 
     id: str
     type: str = EXTERNAL
+    """A predefined type (``TABLE`` or ``io.kestra.plugin.ee.assets.Table``, stored as the latter) or any text."""
     namespace: str | None = None
     """Defaults to the namespace of the flow that emitted it."""
     display_name: str | None = None
@@ -34,6 +58,11 @@ class Asset(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created: datetime | None = None
     updated: datetime | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _canonical_type(cls, value: str) -> str:
+        return canonical_asset_type(value)
 
 
 class AssetBundle(BaseModel):

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from roost.assets.model import Asset, AssetBundle
+from roost.assets.model import Asset, AssetBundle, asset_type_spellings, canonical_asset_type
 from roost.store.db import Store, asset_events, asset_lineage, assets, dumps
 
 Listener = Callable[[str, dict[str, Any]], None]  # (tenant, event)
@@ -89,7 +89,7 @@ class AssetService:
     @staticmethod
     def _row(r: Any) -> dict[str, Any]:
         return {
-            "namespace": r.namespace, "id": r.id, "type": r.type, "displayName": r.display_name,
+            "namespace": r.namespace, "id": r.id, "type": canonical_asset_type(r.type), "displayName": r.display_name,
             "description": r.description, "metadata": json.loads(r.metadata), "created": iso(r.created),
             "updated": iso(r.updated), "deleted": bool(r.deleted), "_updated": r.updated,
         }  # fmt: skip
@@ -104,7 +104,7 @@ class AssetService:
             query = query.where(sa.or_(assets.c.namespace == namespace, assets.c.namespace.startswith(namespace + "."))
                                 if prefix else assets.c.namespace == namespace)  # fmt: skip
         if types:
-            query = query.where(assets.c.type.in_(list(types)))
+            query = query.where(assets.c.type.in_([t for ty in types for t in asset_type_spellings(ty)]))
         if asset_id:
             query = query.where(assets.c.id == asset_id)
         with self.store.engine.connect() as conn:

@@ -8,7 +8,19 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from roost import Asset, Dynamic, Model, Output, PollingTrigger, RunContext, Task, TaskError, Trigger
+from roost import (
+    Asset,
+    Duration,
+    Dynamic,
+    Model,
+    Output,
+    PollingTrigger,
+    RunContext,
+    Task,
+    TaskError,
+    Trigger,
+)
+from roost.assets.model import canonical_asset_type
 from roost.flow.properties import format_duration
 
 A = "io.kestra.plugin.kestra.ee.assets."
@@ -180,7 +192,7 @@ class EventTrigger(Trigger, type=B + "EventTrigger", aliases=(A + "EventTrigger"
             event["namespace"] == self.namespace or event["namespace"].startswith(self.namespace + ".")
         ):
             return False
-        if self.asset_type and event["type"] != self.asset_type:
+        if self.asset_type and event["type"] != canonical_asset_type(self.asset_type):
             return False
         return matches_query(event.get("metadata") or {}, [c.model_dump() for c in self.metadata_query])
 
@@ -191,9 +203,9 @@ class EventTrigger(Trigger, type=B + "EventTrigger", aliases=(A + "EventTrigger"
 class FreshnessTrigger(PollingTrigger, type=A + "FreshnessTrigger", aliases=(B + "FreshnessTrigger",)):
     """Every ``interval``, start an execution listing the assets not updated within ``maxStaleness``."""
 
-    max_staleness: timedelta
+    max_staleness: Duration
     """An asset older than this is stale."""
-    interval: timedelta = timedelta(hours=1)
+    interval: Duration = timedelta(hours=1)
     """How often freshness is checked."""
     namespace: str | None = None
     """Namespace of the assets (and its children); any by default."""

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from roost import Dynamic, FlowableTask, Model, Task
+from roost import Duration, Dynamic, FlowableTask, Model, Task
 from roost.engine.executor import FlowView, value_key, worst
 from roost.engine.model import FAILED, FAILURES, RUNNING, SUCCESS, WARNING
 from roost.flow.model import Input
+from roost.flow.properties import is_expression, is_truthy
+from roost.store.storage import download
 
 P = "io.kestra.plugin.core.flow."
 OLD = "io.kestra.core.tasks.flows."
@@ -78,11 +83,7 @@ class If(FlowableTask, type=P + "If"):
     """Tasks run at the end."""
 
     def on_start(self, view: FlowView) -> None:
-        value = view.render(self.condition)
-        if isinstance(value, str):
-            result = value.strip().lower() not in ("", "false", "0", "no", "null")
-        else:
-            result = bool(value)
+        result = is_truthy(view.render(self.condition))
         view.run.extra["branch"] = "then" if result else "else"  # type: ignore[union-attr]
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
@@ -132,30 +133,27 @@ class Switch(FlowableTask, type=P + "Switch", aliases=(OLD + "Switch",)):
         return view.sequence(tasks, self.errors, self.finally_, slot=f"case:{case}" if case else "defaults")
 
 
-class ForEach(FlowableTask, type=P + "ForEach"):
-    """Run ``tasks`` once per value; outputs are nested by value (``outputs.task[value]``)."""
+class _EachValue(FlowableTask):
+    """What ForEach, EachSequential and EachParallel share: ``tasks`` run once per value, outputs nested by
+    value (``outputs.task[value]``); ``group_limit`` values at once, ``task_limit`` tasks of a value at once."""
 
     values: Dynamic[list[Any]] | Dynamic[str]
     """The values: a list, or a JSON array (often an expression)."""
     tasks: list[Task] = Field(min_length=1)
     """Tasks run for each value."""
-    concurrency_limit: int = Field(default=1, ge=0)
-    """Values processed at once; 0 for no limit."""
     errors: list[Task] = Field(default_factory=list)
     """Tasks run on failure."""
     finally_: list[Task] = Field(default_factory=list, alias="finally")
     """Tasks run at the end."""
 
+    def group_limit(self) -> int:
+        return 1
+
+    def task_limit(self) -> int:
+        return 1
+
     def on_start(self, view: FlowView) -> None:
-        raw = view.render(self.values)
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except ValueError:
-                raise ValueError(f"values must be a list or a JSON array, got {raw[:80]!r}") from None
-        if not isinstance(raw, list):
-            raise ValueError(f"values must be a list, got {type(raw).__name__}")
-        view.run.extra["values"] = [value_key(v) for v in raw]  # type: ignore[union-attr]
+        view.run.extra["values"] = iteration_values(view, self.values)  # type: ignore[union-attr]
 
     def _progress(self, view: FlowView) -> dict[str, Any]:
         """Which values started and how they ended; kept in memory, rebuilt from the children after a restart."""
@@ -183,17 +181,22 @@ class ForEach(FlowableTask, type=P + "ForEach"):
             todo = sorted(
                 memo["index"][g] for g in changed if g in memo["index"] and memo["index"][g] in active
             )
+        inner = self.task_limit()
         create: list[Any] = []
         for i in todo:
-            state, children = view.sequence(self.tasks, value=values[i], group=values[i], iteration=i)
+            state, children = view.sequence(
+                self.tasks, concurrency=inner, value=values[i], group=values[i], iteration=i
+            )
             create += children
             if state != RUNNING:
                 active.discard(i)
                 agg[state] = agg.get(state, 0) + 1
-        limit = self.concurrency_limit or len(values) or 1
+        limit = self.group_limit() or len(values) or 1
         nxt = memo["next"]
         while not any(s in FAILURES for s in agg) and nxt < len(values) and len(active) < limit:
-            state, children = view.sequence(self.tasks, value=values[nxt], group=values[nxt], iteration=nxt)
+            state, children = view.sequence(
+                self.tasks, concurrency=inner, value=values[nxt], group=values[nxt], iteration=nxt
+            )
             create += children
             if state == RUNNING:
                 active.add(nxt)
@@ -204,6 +207,164 @@ class ForEach(FlowableTask, type=P + "ForEach"):
         if create or active:
             return RUNNING, create
         return view.conclude(worst(list(agg)) if agg else SUCCESS, self.errors, self.finally_)
+
+
+class ForEach(_EachValue, type=P + "ForEach"):
+    """Run ``tasks`` once per value; outputs are nested by value (``outputs.task[value]``)."""
+
+    concurrency_limit: int = Field(default=1, ge=0)
+    """Values processed at once; 0 for no limit."""
+
+    def group_limit(self) -> int:
+        return self.concurrency_limit
+
+
+class EachSequential(_EachValue, type=P + "EachSequential", aliases=(OLD + "EachSequential",)):
+    """Deprecated: run ``tasks`` for each value, one value after the other (use ForEach)."""
+
+    deprecated: ClassVar[str] = "use io.kestra.plugin.core.flow.ForEach"
+
+
+class EachParallel(_EachValue, type=P + "EachParallel", aliases=(OLD + "EachParallel",)):
+    """Deprecated: run ``tasks`` for each value, values and the tasks of each value in parallel (use ForEach)."""
+
+    deprecated: ClassVar[str] = "use io.kestra.plugin.core.flow.ForEach with a Parallel task"
+    concurrent: int = Field(default=0, ge=0)
+    """Values processed at once; 0 for no limit."""
+
+    def group_limit(self) -> int:
+        return self.concurrent
+
+    def task_limit(self) -> int:
+        return 0
+
+
+class CheckFrequency(Model):
+    """How often a LoopUntil checks, and when it gives up (no limit when unset; each may be an expression)."""
+
+    max_iterations: Dynamic[Annotated[int, Field(ge=1)]] | None = None
+    """Most iterations."""
+    max_duration: Dynamic[timedelta] | None = None
+    """Longest time the loop runs, from its start."""
+    interval: Dynamic[timedelta] = timedelta(minutes=1)
+    """Wait between two iterations."""
+
+
+class LoopUntil(FlowableTask, type=P + "LoopUntil", aliases=(P + "WaitFor", OLD + "WaitFor")):
+    """Run ``tasks`` again and again, ``checkFrequency.interval`` apart, until ``condition`` is true.
+
+    ``outputs.<id>.iterationCount`` counts the iterations from 1. The condition is evaluated once all the
+    tasks of an iteration succeeded; a failure ends the loop (``errors``, then ``finally``). When
+    ``maxIterations`` or ``maxDuration`` is reached the loop ends: FAILED with ``failOnMaxReached``.
+    """
+
+    tasks: list[Task] = Field(min_length=1)
+    """Tasks run at each iteration."""
+    condition: Dynamic[str]
+    """Expression; the loop ends once it is true (false: null, false, 0, -0 or blank)."""
+    fail_on_max_reached: Dynamic[bool] = False
+    """End FAILED when maxIterations or maxDuration is reached."""
+    check_frequency: CheckFrequency = Field(default_factory=CheckFrequency)
+    """Interval between iterations, and the limits."""
+    errors: list[Task] = Field(default_factory=list)
+    """Tasks run on failure."""
+    finally_: list[Task] = Field(default_factory=list, alias="finally")
+    """Tasks run at the end."""
+
+    def on_start(self, view: FlowView) -> None:
+        """Render the limits once: they hold for the whole loop."""
+        from pydantic import TypeAdapter
+
+        freq = self.check_frequency
+        run = view.run
+        assert run is not None
+        as_seconds = TypeAdapter(Duration)
+        run.extra["loop"] = {
+            "interval": as_seconds.validate_python(view.render(freq.interval)).total_seconds(),
+            "maxIterations": int(view.render(freq.max_iterations)) if freq.max_iterations is not None else None,
+            "maxDuration": as_seconds.validate_python(view.render(freq.max_duration)).total_seconds()
+            if freq.max_duration is not None else None,
+            "failOnMaxReached": is_truthy(view.render(self.fail_on_max_reached)),
+            "iteration": 1,
+        }  # fmt: skip
+        self._set_count(view, 1)
+
+    @staticmethod
+    def _set_count(view: FlowView, n: int) -> None:
+        run = view.run
+        assert run is not None
+        run.outputs = {**(run.outputs or {}), "iterationCount": n}  # a new dict: the record sees the change
+        view.ex.record_outputs(run)  # the tasks of the iteration read outputs.<id>.iterationCount
+
+    def step(self, view: FlowView) -> tuple[str, list[Any]]:
+        from roost.engine.model import now
+
+        run = view.run
+        assert run is not None
+        loop = run.extra["loop"]
+        n = loop["iteration"]
+        if "done" not in loop:
+            state, children = view.list_step(self.tasks, f"loop:{n}", iteration=n)
+            if state == RUNNING:
+                return RUNNING, children
+            if state in FAILURES or is_truthy(view.render(self.condition)):
+                loop["done"] = state
+            elif self._reached_max(view, loop, n):
+                loop["done"] = FAILED if loop["failOnMaxReached"] else state
+                if loop["failOnMaxReached"]:
+                    return FAILED, []  # as Kestra: the loop fails at once, errors and finally do not run
+            else:
+                wake = run.extra.get("wakeAt")
+                if wake is None:
+                    view.wake_at(now().timestamp() + loop["interval"])
+                    return RUNNING, []
+                if now().timestamp() < wake:
+                    return RUNNING, []
+                run.extra.pop("wakeAt", None)
+                loop["iteration"] = n + 1
+                self._set_count(view, n + 1)
+                _, children = view.list_step(self.tasks, f"loop:{n + 1}", iteration=n + 1)
+                return RUNNING, children
+        return view.conclude(loop["done"], self.errors, self.finally_)
+
+    @staticmethod
+    def _reached_max(view: FlowView, loop: dict[str, Any], n: int) -> bool:
+        from roost.engine.model import now
+
+        if loop["maxIterations"] is not None and n >= loop["maxIterations"]:
+            view.executor._log(view.ex, view.run, "WARN", "Max iterations reached")
+            return True
+        started = view.run.state.start.timestamp()  # type: ignore[union-attr]
+        if loop["maxDuration"] is not None and now().timestamp() - started > loop["maxDuration"]:
+            view.executor._log(view.ex, view.run, "WARN", "Max duration reached")
+            return True
+        return False
+
+
+def iteration_values(view: FlowView, values: Any) -> list[str]:
+    """The values a ForEach iterates over, as Kestra's FlowableUtils.resolveValues makes them: a rendered
+    string is parsed as a JSON array (non-string items become JSON), each item of a list is rendered on its
+    own (numbers as text, maps as JSON); a null fails the task; duplicates are dropped, first one kept."""
+    rendered = view.render(values)
+    if isinstance(values, str):
+        if isinstance(rendered, str):
+            try:
+                rendered = json.loads(rendered)
+            except ValueError:
+                raise ValueError(f"values must be a list or a JSON array, got {rendered[:80]!r}") from None
+        if not isinstance(rendered, list):
+            raise ValueError(f"values must render to a JSON array, got {json.dumps(rendered)[:80]}")
+        items = rendered
+    elif isinstance(values, list):
+        items = rendered
+        for raw in values:
+            if raw is not None and not isinstance(raw, str | int | float | dict) or isinstance(raw, bool):
+                raise ValueError(f"Unknown value element type: {type(raw).__name__} in the iteration values")
+    else:
+        raise ValueError(f"values must be a list, got {type(values).__name__}")
+    if any(item is None for item in items):
+        raise ValueError(f"Found a null value inside the iteration values={json.dumps(items)[:200]}")
+    return list(dict.fromkeys(value_key(v) for v in items))
 
 
 class DagTask(Model):
@@ -290,7 +451,7 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
     """Runnable tasks sharing the folder."""
     input_files: Dynamic[dict[str, str]] | None = None
     """Files written into the folder first: name to content or ``kestra://`` URI."""
-    output_files: list[str] = Field(default_factory=list)
+    output_files: Dynamic[list[str]] = Field(default_factory=list)
     """Glob patterns of files kept (as outputs) when the tasks end."""
     namespace_files: dict[str, Any] | None = None
     """Copy the namespace's files into the folder (``enabled``, ``include``, ``exclude``)."""
@@ -323,7 +484,7 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
                 raise ValueError(f"input file {name!r} would be written outside the working folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, str) and content.startswith("kestra://"):
-                target.write_bytes(runtime.storage.get(content))
+                download(runtime.storage, content, target)
             else:
                 target.write_text(content if isinstance(content, str) else json.dumps(content))
         if self.namespace_files and self.namespace_files.get("enabled", True):
@@ -340,7 +501,8 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
             return
         found: dict[str, str] = {}
         storage = view.executor.runtime.storage
-        for pattern in self.output_files:
+        patterns = view.render(self.output_files)
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
             for path in sorted(folder.glob(pattern)):
                 if path.is_file():
                     rel = str(path.relative_to(folder))
@@ -354,9 +516,9 @@ class WorkingDirectory(FlowableTask, type=P + "WorkingDirectory", aliases=(OLD +
 class SubflowCall(Model):
     """What Subflow and ForEachItem share: which flow they start, and how."""
 
-    namespace: str
+    namespace: Dynamic[str]
     """Namespace of the flow to start."""
-    flow_id: str
+    flow_id: Dynamic[str]
     """Id of the flow to start."""
     inputs: dict[str, Any] | None = None
     """Inputs of the new execution (expressions allowed)."""
@@ -366,13 +528,15 @@ class SubflowCall(Model):
     """Wait for the subflow to end; its outputs become this task's."""
     transmit_failed: bool = True
     """A failed subflow fails this task (with ``wait``)."""
-    inherit_labels: bool = False
+    inherit_labels: Dynamic[bool] = False
     """Copy this execution's labels to the new one."""
-    revision: int | None = None
+    revision: Dynamic[int] | None = Field(default=None)
     """Revision of the flow to start; the latest by default."""
 
     def check_in_flow(self, flow: Any) -> list[tuple[tuple[str, ...], str]]:
-        if self.namespace == flow.namespace and self.flow_id == flow.id:
+        if (
+            self.namespace == flow.namespace and self.flow_id == flow.id
+        ):  # expressions are checked when they run
             what = type(self).__name__
             return [(("flowId",), f"a {what} cannot start its own flow ({flow.namespace}.{flow.id})")]
         return []
@@ -382,10 +546,12 @@ class Subflow(Task, SubflowCall, type=P + "Subflow", aliases=(OLD + "Subflow", P
     """Start an execution of another flow, and by default wait for it."""
 
     executor_kind: ClassVar[str] = "subflow"
-    schedule_date: str | None = None
+    schedule_date: Dynamic[str] | None = None
     """Start the subflow later."""
-    outputs: dict[str, Any] | None = None
-    """Deprecated: values exposed from the subflow's outputs."""
+    outputs: dict[str, Any] | None = Field(default=None, json_schema_extra={"deprecated": True})
+    """Deprecated since Kestra 0.15: declare ``outputs`` on the subflow instead."""
+    restart_behavior: Literal["RETRY_FAILED", "NEW_EXECUTION"] = "RETRY_FAILED"
+    """What a restart of this execution does to a failed subflow execution."""
 
     def label_list(self) -> list[dict[str, str]]:
         if self.labels is None:
@@ -395,37 +561,82 @@ class Subflow(Task, SubflowCall, type=P + "Subflow", aliases=(OLD + "Subflow", P
         return list(self.labels)
 
 
-class Pause(Task, type=P + "Pause", aliases=(OLD + "Pause",)):
-    """Pause the execution until it is resumed, or until ``pauseDuration`` has passed."""
+PauseBehavior = Literal["RESUME", "WARN", "FAIL", "CANCEL"]
+
+
+class Pause(FlowableTask, type=P + "Pause", aliases=(OLD + "Pause",)):
+    """Pause the execution until it is resumed, or until ``pauseDuration`` has passed.
+
+    Without ``pauseDuration``, a ``timeout`` fails the task when it passes. The deprecated ``tasks`` run once
+    the pause ends (resumed, or after ``pauseDuration`` with RESUME or WARN), then ``errors`` and ``finally``.
+    """
 
     executor_kind: ClassVar[str] = "pause"
     pause_duration: Dynamic[timedelta] | None = None
     """Resume (or act per ``behavior``) after this long; wait for a manual resume without it."""
-    delay: timedelta | None = None
+    delay: Dynamic[timedelta] | None = Field(
+        default=None, json_schema_extra={"deprecated": True, "replacedBy": "pauseDuration"}
+    )
     """Deprecated name of ``pauseDuration``."""
-    behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
+    behavior: Dynamic[PauseBehavior] = "RESUME"
     """What happens when ``pauseDuration`` ends."""
     on_resume: list[Input] = Field(default_factory=list)
     """Inputs asked for when resuming; available as ``outputs.<id>.onResume``."""
+    tasks: list[Task] = Field(default_factory=list, json_schema_extra={"deprecated": True})
+    """Deprecated: tasks run after the pause."""
+    errors: list[Task] = Field(default_factory=list)
+    """Tasks run when one of ``tasks`` fails."""
+    finally_: list[Task] = Field(default_factory=list, alias="finally")
+    """Tasks run at the end."""
 
-    @model_validator(mode="after")
-    def _delay_alias(self) -> Pause:
-        if self.pause_duration is None and self.delay is not None:
-            self.pause_duration = self.delay
-        return self
+    def step(self, view: FlowView) -> tuple[str, list[Any]]:
+        state, children = view.sequence(self.tasks, self.errors, self.finally_)
+        if state == SUCCESS and view.run.extra.get("pauseBehavior") == "WARN":  # type: ignore[union-attr]
+            state = WARNING
+        return state, children
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class Batch(Model):
-    """How ForEachItem cuts its file."""
+    """How ForEachItem cuts its file (each property may be an expression, as Kestra's ``Property``)."""
 
-    rows: int | None = Field(default=None, ge=1)
+    rows: Dynamic[PositiveInt] | None = None
     """Lines per batch (1 when nothing is set)."""
-    partitions: int | None = Field(default=None, ge=1)
+    partitions: Dynamic[PositiveInt] | None = None
     """Cut into this many batches instead."""
-    bytes: str | None = None
-    """Accepted for compatibility; batches are cut by rows or partitions."""
-    separator: str = "\n"
+    bytes: Dynamic[str] | None = None
+    """Cut into batches of about this size (``10MB``, ``512KB``, ``1024``), at line ends."""
+    separator: Dynamic[str] = "\n"
     """Line separator."""
+
+    def rendered(self, view: FlowView) -> Batch:
+        """This batch spec with its expressions rendered and typed (a bad value fails the task with its name)."""
+        from pydantic import ValidationError
+
+        raw = {
+            name: view.render(getattr(self, name)) for name in ("rows", "partitions", "bytes", "separator")
+        }
+        try:
+            return Batch.model_validate(
+                {k: v for k, v in raw.items() if v is not None and not is_expression(v)}
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"batch.{err['loc'][0]}: {err['msg']}, got {err.get('input')!r}") from None
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?B?)?\s*$", re.IGNORECASE)
+
+
+def byte_size(text: str) -> int:
+    """``10MB``, ``512KB``, ``1024``: a size in bytes (powers of 1024, as Kestra's ReadableBytesTypeConverter)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f"batch.bytes: expected a size such as 10MB, got {text!r}")
+    unit = (match.group(2) or "").upper().rstrip("B")
+    return int(match.group(1)) * (1024 ** ("KMGT".index(unit) + 1) if unit else 1)
 
 
 class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
@@ -455,16 +666,43 @@ class ForEachItem(FlowableTask, SubflowCall, type=P + "ForEachItem"):
     def on_start(self, view: FlowView) -> None:
         runtime = view.executor.runtime
         uri = view.render(self.items)
-        lines = [ln for ln in runtime.storage.get(uri).decode().split(self.batch.separator) if ln != ""]
-        if self.batch.partitions:
-            size = max(1, -(-len(lines) // self.batch.partitions))
-        else:
-            size = self.batch.rows or 1
+        if not isinstance(uri, str) or not uri.startswith("kestra://"):
+            raise ValueError(f"Unable to split the items from {uri}, this is not an internal storage URI!")
+        batch = self.batch.rendered(view)
+        separator = batch.separator.encode()
+        size = batch.rows or 1
+        limit = byte_size(batch.bytes) if batch.bytes and not batch.partitions else None
+        if batch.partitions:  # a first pass counts the items: batches of equal size, as Kestra cuts them
+            with runtime.storage.open_read(uri) as stream:
+                count = sum(1 for item in _items(stream, separator) if item)
+            size = max(1, -(-count // batch.partitions))
         prefix = f"{view.ex.namespace.replace('.', '/')}/{view.ex.flow_id}/executions/{view.ex.id}/tasks/{self.id}/{view.run.id}"  # type: ignore[union-attr]
-        batches = []
-        for n, start in enumerate(range(0, len(lines), size)):
-            chunk = self.batch.separator.join(lines[start : start + size]) + self.batch.separator
-            batches.append(runtime.storage.put(f"{prefix}/batch-{n + 1}.txt", chunk.encode()))
+        batches: list[str] = []
+        chunk: Any = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - a batch spills to disk past 8 MiB; closed below
+        held = used = 0
+
+        def flush() -> None:
+            nonlocal chunk, held, used
+            chunk.seek(0)
+            batches.append(runtime.storage.put(f"{prefix}/batch-{len(batches) + 1}.txt", chunk))
+            chunk.close()
+            chunk, held, used = tempfile.SpooledTemporaryFile(max_size=8 << 20), 0, 0  # noqa: SIM115
+
+        try:
+            with runtime.storage.open_read(uri) as stream:  # streamed: the file is never whole in memory
+                for item in _items(stream, separator):
+                    if not item:
+                        continue
+                    chunk.write(item + separator)
+                    held += 1
+                    used += len(item) + len(separator)
+                    # whole items only: a `bytes` batch closes once it reaches the size
+                    if (used >= limit) if limit is not None else held == size:
+                        flush()
+            if held:
+                flush()
+        finally:
+            chunk.close()
         view.run.extra["batches"] = batches  # type: ignore[union-attr]
 
     def step(self, view: FlowView) -> tuple[str, list[Any]]:
@@ -498,4 +736,21 @@ TASKS = (
     WorkingDirectory,
     Subflow,
     Pause,
+    EachSequential,
+    EachParallel,
+    LoopUntil,
 )
+
+
+def _items(stream: Any, separator: bytes, block: int = 1 << 20) -> Iterator[bytes]:
+    """The items of a binary stream cut at ``separator``, read a block at a time."""
+    rest = b""
+    while True:
+        data = stream.read(block)
+        if not data:
+            break
+        parts = (rest + data).split(separator)
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest

@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from roost import Dynamic, Model, Output, RunContext, Task, TaskError
+from roost import Duration, Dynamic, Model, Output, PollingTrigger, RunContext, Task, TaskError
+from roost.flow.properties import is_truthy
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 class Auth(Model):
@@ -25,23 +28,23 @@ class Auth(Model):
 
 
 class Options(Model):
-    """Client options."""
+    """Client options (each may be an expression, as Kestra's ``Property``)."""
 
-    connect_timeout: timedelta | None = None
+    connect_timeout: Dynamic[timedelta] | None = None
     """Time allowed to connect."""
-    read_timeout: timedelta | None = None
+    read_timeout: Dynamic[timedelta] | None = None
     """Time allowed between bytes of the response."""
-    read_idle_timeout: timedelta | None = None
+    read_idle_timeout: Dynamic[timedelta] | None = None
     """Accepted for compatibility."""
-    connection_pool_idle_timeout: timedelta | None = None
+    connection_pool_idle_timeout: Dynamic[timedelta] | None = None
     """Accepted for compatibility."""
-    max_content_length: int | None = None
+    max_content_length: Dynamic[int] | None = None
     """Largest response body accepted, in bytes."""
-    follow_redirects: bool = True
+    follow_redirects: Dynamic[bool] = True
     """Follow 3xx redirects."""
-    allow_failed: bool = False
+    allow_failed: Dynamic[bool] = False
     """Keep going on a 4xx or 5xx status."""
-    default_charset: str = "UTF-8"
+    default_charset: Dynamic[str] = "UTF-8"
     """Charset of bodies that do not say theirs."""
     auth: Auth | None = None
     """Authentication."""
@@ -68,7 +71,7 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
 
     uri: Dynamic[str]
     """The URL."""
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    method: Dynamic[Method] = "GET"
     """HTTP method."""
     body: Dynamic[str] | None = None
     """Request body."""
@@ -80,9 +83,9 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
     """Request headers."""
     options: Options = Field(default_factory=Options)
     """Client options: timeouts, auth, redirects, allowFailed."""
-    allow_failed: bool = False
+    allow_failed: Dynamic[bool] = False
     """Keep going on a 4xx or 5xx status."""
-    encrypt_body: bool = False
+    encrypt_body: Dynamic[bool] = False
     """Mask the body in outputs."""
     ssl_options: dict[str, Any] | None = None
     """``insecureTrustAllCertificates`` to skip verification."""
@@ -95,13 +98,13 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
         auth = opts.auth
         if auth is not None:
             if auth.type == "BEARER":
-                token = ctx.render(auth.token) if auth.token else ""
+                token = auth.token or ""  # nested properties arrive rendered (render_task)
                 headers["Authorization"] = f"Bearer {token}"
             else:
-                user, pwd = ctx.render(auth.username or ""), ctx.render(auth.password or "")
+                user, pwd = auth.username or "", auth.password or ""
                 headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{pwd}".encode()).decode()
         elif opts.basic_auth_user:
-            user, pwd = ctx.render(opts.basic_auth_user), ctx.render(opts.basic_auth_password or "")
+            user, pwd = opts.basic_auth_user, opts.basic_auth_password or ""
             headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{pwd}".encode()).decode()
         timeout = httpx.Timeout(
             connect=opts.connect_timeout.total_seconds() if opts.connect_timeout else 30.0,
@@ -150,4 +153,57 @@ class Request(Task, type="io.kestra.plugin.core.http.Request", aliases=("io.kest
         )
 
 
+class Trigger(
+    PollingTrigger, type="io.kestra.plugin.core.http.Trigger", aliases=("io.kestra.plugin.fs.http.Trigger",)
+):
+    """Every ``interval``, send a request; start an execution when ``responseCondition`` holds.
+
+    The condition sees ``response.statusCode``, ``response.body`` and ``response.headers``; a 4xx or 5xx answer
+    does not fail the check (the condition decides). The execution's ``trigger`` variables are the response
+    as Request outputs it (``uri``, ``code``, ``headers``, ``body``).
+    """
+
+    interval: Duration = timedelta(seconds=60)
+    """How often the endpoint is called."""
+    response_condition: Dynamic[str] = "{{ response.statusCode < 400 }}"
+    """Expression on ``response``; an execution starts when it is true."""
+    uri: Dynamic[str]
+    """The URL."""
+    method: Dynamic[Method] = "GET"
+    """HTTP method."""
+    body: Dynamic[str] | None = None
+    """Request body."""
+    form_data: Dynamic[dict[str, Any]] | None = None
+    """Form fields."""
+    content_type: Dynamic[str] = "application/json"
+    """Content type of the body."""
+    headers: Dynamic[dict[str, str]] | None = None
+    """Request headers."""
+    options: Options = Field(default_factory=Options)
+    """Client options: timeouts, auth, redirects."""
+    encrypt_body: Dynamic[bool] = False
+    """Mask the body in the trigger variables."""
+    ssl_options: dict[str, Any] | None = None
+    """``insecureTrustAllCertificates`` to skip verification."""
+
+    def evaluate(self, ctx: Any) -> dict[str, Any] | None:
+        from roost.engine.context import TaskRunContext, render_task
+
+        run_ctx = TaskRunContext(ctx.runtime, dict(ctx.variables), namespace=ctx.namespace, flow_id=ctx.flow_id,
+                                 task_id=self.id)  # fmt: skip
+        request = Request.model_construct(
+            id=self.id, type=Request.type_id, uri=self.uri, method=self.method, body=self.body,
+            form_data=self.form_data, content_type=self.content_type, headers=self.headers,
+            options=self.options.model_copy(update={"allow_failed": True}), allow_failed=True,
+            encrypt_body=self.encrypt_body, ssl_options=self.ssl_options,
+        )  # fmt: skip
+        output = render_task(request, run_ctx).run(run_ctx)  # type: ignore[attr-defined]
+        response = {"statusCode": output.code, "body": output.body, "headers": output.headers}
+        ctx.logger.debug("%s responded with status code %s", output.uri, output.code)
+        if not is_truthy(run_ctx.render(self.response_condition, response=response)):
+            return None
+        return output.as_dict()
+
+
 TASKS = (Request,)
+TRIGGERS = (Trigger,)

@@ -46,11 +46,13 @@ class Set(KvTask, type=K + "Set"):
 
     value: Any
     """The value (expressions are rendered)."""
-    overwrite: bool = True
+    overwrite: Dynamic[bool] = True
     """Replace an existing value."""
     ttl: Dynamic[timedelta] | None = None
     """Time to live."""
-    kv_type: Literal["STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON"] | None = None
+    kv_type: (
+        Dynamic[Literal["STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON"]] | None
+    ) = None
     """Type the value is stored as."""
     description: str | None = None
 
@@ -76,7 +78,7 @@ class GetOutput(Output):
 class Get(KvTask, type=K + "Get"):
     """Read the value stored under a key."""
 
-    error_on_missing: bool = False
+    error_on_missing: Dynamic[bool] = False
     """Fail when the key does not exist."""
 
     def run(self, ctx: RunContext) -> GetOutput:
@@ -96,7 +98,7 @@ class DeleteOutput(Output):
 class Delete(KvTask, type=K + "Delete"):
     """Remove a key."""
 
-    error_on_missing: bool = False
+    error_on_missing: Dynamic[bool] = False
     """Fail when the key does not exist."""
 
     def run(self, ctx: RunContext) -> DeleteOutput:

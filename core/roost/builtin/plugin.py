@@ -39,3 +39,17 @@ def register_credential_types(register):
     register("oauth2_jwt_bearer", oauth2.JwtBearer)
     register("oauth2_private_key_jwt", oauth2.PrivateKeyJwt)
     register("github_app", github.GitHubApp)
+
+
+@hookimpl
+def register_storage_backends(register):
+    from roost.store.storage import LocalBackend
+
+    register("local", LocalBackend())
+
+
+@hookimpl
+def register_secret_backends(register):
+    from roost.secret_backends import EnvBackend
+
+    register("env", EnvBackend())

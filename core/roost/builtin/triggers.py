@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from roost import Model, Trigger, WebhookRequest, WebhookStart, WebhookTrigger
+from roost import Duration, Model, Trigger, WebhookRequest, WebhookStart, WebhookTrigger
 
 T = "io.kestra.plugin.core.trigger."
 
@@ -50,7 +50,7 @@ class Schedule(Trigger, type=T + "Schedule", aliases=("io.kestra.core.models.tri
     """What to do with dates missed while the scheduler was down (ALL by default)."""
     backfill: Backfill | None = None
     """Replay past dates."""
-    late_maximum_delay: timedelta | None = None
+    late_maximum_delay: Duration | None = None
     """Skip a date that could not start within this delay."""
     schedule_conditions: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -59,6 +59,28 @@ class CtlCommand(click.Command):
         self.aliases = aliases
         self.params.extend(global_options())
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, [self._boolean_flag(a) for a in args])
+
+    def _boolean_flag(self, arg: str) -> str:
+        """kestractl's boolean flags take ``--flag=false``: turn it into click's ``--no-flag`` (or ``--flag``)."""
+        name, sep, value = arg.partition("=")
+        if not sep or not name.startswith("--"):
+            return arg
+        for param in self.params:
+            if (
+                isinstance(param, click.Option)
+                and param.is_flag
+                and name in param.opts
+                and param.secondary_opts
+            ):
+                try:
+                    on = click.BOOL.convert(value, param, None)
+                except click.BadParameter:
+                    return arg
+                return name if on else param.secondary_opts[0]
+        return arg
+
 
 class CtlGroup(click.Group):
     command_class = CtlCommand
@@ -117,6 +139,11 @@ class Ctl:
 
     @cached_property
     def client(self) -> Client:
+        notice = self.settings.default_host_notice()
+        if notice:
+            from rich.markup import escape
+
+            self.out.note("roostctl: " + escape(notice))
         return Client(self.settings)
 
 

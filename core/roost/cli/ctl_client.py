@@ -40,6 +40,14 @@ class CtlError(Exception):
         self.body = body
 
 
+class WaitTimeout(CtlError):
+    """An execution waited for did not end in time; ``execution`` is how it was last seen."""
+
+    def __init__(self, message: str, execution: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.execution = execution
+
+
 class NotFound(CtlError):
     def __init__(self, message: str, body: Any = None) -> None:
         super().__init__(message, NOT_FOUND, 404, body)
@@ -172,7 +180,9 @@ class Client:
             if state in TERMINAL:
                 return ex
             if deadline is not None and time.monotonic() > deadline:
-                raise CtlError(f"execution {execution_id} did not end within {timeout:g} s (state {state})")
+                raise WaitTimeout(
+                    f"execution {execution_id} did not end within {timeout:g} s (state {state})", ex
+                )
             time.sleep(poll)
 
 

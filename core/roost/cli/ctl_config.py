@@ -14,9 +14,11 @@ The file has kestractl's shape::
 Each setting resolves from the highest layer that gives it: command-line flags,
 then the environment (``ROOSTCTL_HOST``, ``ROOSTCTL_TENANT``, ``ROOSTCTL_TOKEN``,
 ``ROOSTCTL_USERNAME``, ``ROOSTCTL_PASSWORD``, ``ROOSTCTL_OUTPUT``,
-``ROOSTCTL_CONTEXT``), then the context of the config file, then defaults.
-Credentials are resolved as one unit: the highest layer that names a token or
-a username supplies the whole of the authentication.
+``ROOSTCTL_CONTEXT``, ``ROOSTCTL_CONFIG``), then kestractl's ``KESTRACTL_*``
+variables of the same names (so a kestractl setup works as is), then the context
+of the config file, then defaults. Credentials are resolved as one unit: the
+highest layer that names a token or a username supplies the whole of the
+authentication.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ruamel.yaml import YAML
 DEFAULT_HOST = "http://localhost:8080"
 DEFAULT_TENANT = "main"
 ENV_PREFIX = "ROOSTCTL_"
+FALLBACK_ENV_PREFIX = "KESTRACTL_"  # kestractl's variables, read when the ROOSTCTL_ ones are not set
 
 
 class ConfigError(Exception):
@@ -41,7 +44,7 @@ class ConfigError(Exception):
 
 def config_path(flag: str | None = None, env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    raw = flag or env.get(ENV_PREFIX + "CONFIG")
+    raw = flag or env.get(ENV_PREFIX + "CONFIG") or env.get(FALLBACK_ENV_PREFIX + "CONFIG")
     if raw:
         return Path(raw).expanduser()
     return Path.home() / ".roostctl" / "config.yaml"
@@ -128,6 +131,15 @@ class Settings:
     context: str | None = None
     config: Path = field(default_factory=lambda: config_path())
     sources: dict[str, str] = field(default_factory=dict)
+    configured: bool = True  # a config file exists
+
+    def default_host_notice(self) -> str | None:
+        """What to tell a user who configured nothing: the server roostctl talks to anyway."""
+        if self.sources.get("host") != "default":
+            return None
+        where = f"no context in {self.config}" if self.configured else f"no config file ({self.config})"
+        return (f"no server configured ({where}, no --host, ROOSTCTL_HOST or KESTRACTL_HOST): "
+                f"using {self.host}")  # fmt: skip
 
     @property
     def auth_method(self) -> str:
@@ -142,16 +154,22 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> S
     """Settings from flags (None when not given), the environment and the config file."""
     env = os.environ if env is None else env
     path = config_path(flags.get("config"), env)
-    context_name = flags.get("context") or env.get(ENV_PREFIX + "CONTEXT") or None
+    context_name = (
+        flags.get("context")
+        or env.get(ENV_PREFIX + "CONTEXT")
+        or env.get(FALLBACK_ENV_PREFIX + "CONTEXT")
+        or None
+    )
     file = ConfigFile(path)
     ctx = file.context(context_name)
-    environ = {
-        k: env.get(ENV_PREFIX + k.upper()) or None
-        for k in ("host", "tenant", "token", "username", "password", "output")
-    }
+    keys = ("host", "tenant", "token", "username", "password", "output")
+    environ = {k: env.get(ENV_PREFIX + k.upper()) or None for k in keys}
+    kestractl = {k: env.get(FALLBACK_ENV_PREFIX + k.upper()) or None for k in keys}
+    layers = ((flags, "flag"), (environ, "env"), (kestractl, "env"), (ctx, "config"))
     settings = Settings(config=path, context=context_name or file.default, verbose=bool(flags.get("verbose")))
+    settings.configured = path.exists()
     for key, default in (("host", DEFAULT_HOST), ("tenant", DEFAULT_TENANT), ("output", "table")):
-        for layer, source in ((flags, "flag"), (environ, "env"), (ctx, "config")):
+        for layer, source in layers:
             if layer.get(key):
                 setattr(settings, key, str(layer[key]))
                 settings.sources[key] = source
@@ -159,7 +177,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> S
         else:
             setattr(settings, key, default)
             settings.sources[key] = "default"
-    for layer, source in ((flags, "flag"), (environ, "env"), (ctx, "config")):
+    for layer, source in layers:
         if layer.get("token") or layer.get("username"):
             settings.token = layer.get("token") or None
             settings.username = None if settings.token else layer.get("username")

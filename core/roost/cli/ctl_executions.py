@@ -11,7 +11,7 @@ import click
 import httpx
 
 from roost.cli.ctl_base import CtlGroup, ctl, parse_pairs
-from roost.cli.ctl_client import TERMINAL, CtlError, filters, seg
+from roost.cli.ctl_client import TERMINAL, CtlError, WaitTimeout, filters, seg
 from roost.cli.ctl_render import Renderer, duration
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
@@ -78,7 +78,12 @@ def _task_error(tr: dict[str, Any]) -> str | None:
 @click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE", help="A label (repeatable).")
 @click.option("--revision", type=int, help="Run this revision of the flow instead of the latest.")
 @click.option("--schedule-date", help="Start at this date (ISO-8601) instead of now.")
-@click.option("--timeout", type=float, help="With --wait, give up after this many seconds (exit 1).")
+@click.option(
+    "--timeout",
+    type=float,
+    help="With --wait, stop waiting after this many seconds: the execution (still "
+    "running) is printed and the exit code is 1.",
+)
 def executions_run(namespace: str, flow_id: str, wait: bool, inputs: tuple[str, ...], labels: tuple[str, ...],
                    revision: int | None, schedule_date: str | None, timeout: float | None) -> None:  # fmt: skip
     """Start an execution of a flow; with --wait, wait for its end and print the final execution."""
@@ -87,6 +92,7 @@ def executions_run(namespace: str, flow_id: str, wait: bool, inputs: tuple[str, 
     label_map = parse_pairs(labels, "--label")
     parts: list[tuple[str, Any]] = []
     handles = []
+    timed_out: dict[str, Any] | None = None
     try:
         for key, value in values.items():
             if value.startswith("@"):
@@ -98,14 +104,16 @@ def executions_run(namespace: str, flow_id: str, wait: bool, inputs: tuple[str, 
                 parts.append((key, (local.name, fh, "application/octet-stream")))
             else:
                 parts.append((key, (None, value.encode())))
-        params: list[tuple[str, Any]] = [("wait", "true" if wait else "false")]
+        # With --timeout, create without the server-side wait and poll: the id is known when time runs out.
+        server_wait = wait and timeout is None
+        params: list[tuple[str, Any]] = [("wait", "true" if server_wait else "false")]
         params += [("labels", f"{k}:{v}") for k, v in label_map.items()]
         if revision:
             params.append(("revision", revision))
         if schedule_date:
             params.append(("scheduleDate", schedule_date))
         url = f"/executions/{seg(namespace)}/{seg(flow_id)}"
-        request_timeout = httpx.Timeout(30.0, read=timeout) if wait else 60.0
+        request_timeout = httpx.Timeout(30.0, read=None) if server_wait else 60.0
         with c.out.status(f"Running {namespace}.{flow_id}..." if wait else "Starting...") as status:
             try:
                 ex = c.client.request(
@@ -120,18 +128,30 @@ def executions_run(namespace: str, flow_id: str, wait: bool, inputs: tuple[str, 
                 raise
             if wait and (ex.get("state") or {}).get("current") not in TERMINAL:
                 status.update(f"Execution {ex.get('id')} {ex.get('state', {}).get('current')}...")
-                ex = c.client.wait_execution(ex["id"], timeout,
-                                             on_state=lambda s: status.update(f"Execution {ex.get('id')} {s}..."))  # fmt: skip
+                try:
+                    ex = c.client.wait_execution(ex["id"], timeout,
+                                                 on_state=lambda s: status.update(f"Execution {ex.get('id')} {s}..."))  # fmt: skip
+                except WaitTimeout as late:
+                    timed_out = late.execution
     finally:
         for fh in handles:
             fh.close()
+    if timed_out is not None:
+        _print_execution(c.out, timed_out, "Execution still running")
+        c.out.error(f"execution {timed_out.get('id')} did not end within {timeout or 0:g} s "
+                    f"(state {(timed_out.get('state') or {}).get('current')})")  # fmt: skip
+        raise click.exceptions.Exit(1)
     state = (ex.get("state") or {}).get("current")
-    if c.out.json_mode:
-        c.out.json(ex)
-    else:
-        _summary(c.out, ex, "Execution finished" if wait else "Execution created")
+    _print_execution(c.out, ex, "Execution finished" if wait else "Execution created")
     if wait and state != "SUCCESS":
         raise click.exceptions.Exit(1)
+
+
+def _print_execution(out: Renderer, ex: dict[str, Any], title: str) -> None:
+    if out.json_mode:
+        out.json(ex)
+    else:
+        _summary(out, ex, title)
 
 
 @executions.command("get", aliases=("show", "describe"))
@@ -174,18 +194,21 @@ def executions_list(namespace: str | None, flow_id: str | None, states: tuple[st
                 footer=f"\nShowing {len(results)} execution(s) (page {page}, total {body.get('total', len(results))})")  # fmt: skip
 
 
-@executions.command("kill")
+@executions.command("kill", aliases=("cancel",))
 @click.argument("execution_ids", nargs=-1, required=True)
+@click.option("--cascade/--no-cascade", default=True, show_default=True,
+              help="Also kill the subflow executions they started (--cascade=false: only these executions).")  # fmt: skip
 @click.option("--wait", "-w", is_flag=True, help="Wait until the executions are KILLED.")
 @click.option("--timeout", type=float, default=120, show_default=True, help="With --wait, seconds to wait.")
-def executions_kill(execution_ids: tuple[str, ...], wait: bool, timeout: float) -> None:
+def executions_kill(execution_ids: tuple[str, ...], cascade: bool, wait: bool, timeout: float) -> None:
     """Kill running executions (their running tasks are stopped)."""
     c = ctl()
     results = []
     failed = 0
     for ex_id in execution_ids:
         try:
-            c.client.request("DELETE", f"/executions/{seg(ex_id)}/kill")
+            c.client.request("DELETE", f"/executions/{seg(ex_id)}/kill",
+                             params={"isOnKillCascade": "true" if cascade else "false"})  # fmt: skip
             state: str | None = "KILLING"
             if wait:
                 state = (c.client.wait_execution(ex_id, timeout).get("state") or {}).get("current")
@@ -224,6 +247,110 @@ def executions_resume(execution_id: str) -> None:
     c = ctl()
     c.client.request("POST", f"/executions/{seg(execution_id)}/resume")
     c.out.result({"id": execution_id, "status": "resumed"}, f"Execution '{execution_id}' resumed.")
+
+
+@executions.command("pause")
+@click.argument("execution_id")
+def executions_pause(execution_id: str) -> None:
+    """Pause a running execution (resume it with `executions resume`)."""
+    c = ctl()
+    c.client.request("POST", f"/executions/{seg(execution_id)}/pause")
+    c.out.result({"id": execution_id, "status": "paused"}, f"Execution '{execution_id}' paused.")
+
+
+@executions.command("replay")
+@click.argument("execution_id")
+@click.option("--task-run-id", help="Replay from this task run: it and what follows run again.")
+@click.option("--revision", type=int, help="Replay on this revision of the flow.")
+@click.option(
+    "--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="Replay with new inputs (repeatable)."
+)
+def executions_replay(
+    execution_id: str, task_run_id: str | None, revision: int | None, inputs: tuple[str, ...]
+) -> None:
+    """Replay an execution as a new execution (same inputs and labels unless --input)."""
+    c = ctl()
+    params: dict[str, Any] = {}
+    if task_run_id:
+        params["taskRunId"] = task_run_id
+    if revision:
+        params["revision"] = revision
+    values = parse_pairs(inputs, "--input")
+    if values:
+        parts = [(k, (None, v.encode())) for k, v in values.items()]
+        ex = c.client.request(
+            "POST", f"/executions/{seg(execution_id)}/replay-with-inputs", params=params, files=parts
+        ).json()
+    else:
+        ex = c.client.request("POST", f"/executions/{seg(execution_id)}/replay", params=params).json()
+    c.out.result(
+        ex,
+        f"Execution '{execution_id}' replayed as '{ex.get('id')}' ({(ex.get('state') or {}).get('current')}).",
+    )
+
+
+@executions.command("force-run")
+@click.argument("execution_id")
+def executions_force_run(execution_id: str) -> None:
+    """Run a queued or created execution now, whatever the concurrency limit (a paused one resumes)."""
+    c = ctl()
+    ex = c.client.request("POST", f"/executions/{seg(execution_id)}/force-run").json()
+    c.out.result(
+        ex, f"Execution '{execution_id}' force-run requested ({(ex.get('state') or {}).get('current')})."
+    )
+
+
+@executions.command("unqueue")
+@click.argument("execution_id")
+@click.option("--state", type=click.Choice(["RUNNING", "CANCELLED", "FAILED"], case_sensitive=False),
+              help="What the execution becomes (RUNNING by default).")  # fmt: skip
+def executions_unqueue(execution_id: str, state: str | None) -> None:
+    """Take a queued execution out of the queue."""
+    c = ctl()
+    params = {"state": state.upper()} if state else {}
+    ex = c.client.request("POST", f"/executions/{seg(execution_id)}/unqueue", params=params).json()
+    c.out.result(ex, f"Execution '{execution_id}' unqueued ({(ex.get('state') or {}).get('current')}).")
+
+
+@executions.command("delete", aliases=("rm", "del"))
+@click.argument("execution_id")
+@click.option("--delete-logs/--keep-logs", default=True, show_default=True, help="Delete its logs too.")
+@click.option(
+    "--delete-storage/--keep-storage", default=True, show_default=True, help="Delete its files too."
+)
+def executions_delete(execution_id: str, delete_logs: bool, delete_storage: bool) -> None:
+    """Delete an ended execution."""
+    c = ctl()
+    params = {"deleteLogs": str(delete_logs).lower(), "deleteStorage": str(delete_storage).lower()}
+    c.client.request("DELETE", f"/executions/{seg(execution_id)}", params=params)
+    c.out.result({"id": execution_id, "status": "deleted"}, f"Execution '{execution_id}' deleted.")
+
+
+@executions.command("change-status")
+@click.argument("execution_id")
+@click.argument("status")
+def executions_change_status(execution_id: str, status: str) -> None:
+    """Set the (end) state of an ended execution (SUCCESS, FAILED, KILLED...)."""
+    c = ctl()
+    ex = c.client.request(
+        "POST", f"/executions/{seg(execution_id)}/change-status", params={"status": status.upper()}
+    ).json()
+    c.out.result(
+        ex, f"Execution '{execution_id}' status changed to {(ex.get('state') or {}).get('current')}."
+    )
+
+
+@executions.command("set-labels")
+@click.argument("execution_id")
+@click.argument("labels", nargs=-1, required=True, metavar="KEY=VALUE...")
+def executions_set_labels(execution_id: str, labels: tuple[str, ...]) -> None:
+    """Add (or overwrite) labels of an ended execution."""
+    c = ctl()
+    body = [{"key": k, "value": v} for k, v in parse_pairs(labels, "LABELS").items()]
+    c.client.request("POST", f"/executions/{seg(execution_id)}/labels", json=body)
+    c.out.result(
+        {"id": execution_id, "labels": len(body)}, f"Set {len(body)} label(s) on execution '{execution_id}'."
+    )
 
 
 # -- logs ---------------------------------------------------------------------------------------------------------

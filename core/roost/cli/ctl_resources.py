@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import click
@@ -48,17 +49,32 @@ def kv() -> None:
     """Get, set, list and delete key-value pairs of a namespace."""
 
 
-@kv.command("list", aliases=("ls",))
-@click.argument("namespace")
-def kv_list(namespace: str) -> None:
-    """List the keys of a namespace."""
-    c = ctl()
-    entries = c.client.get(f"/namespaces/{seg(namespace)}/kv") or []
+def _kv_rows(c: Any, entries: list[dict[str, Any]], title: str) -> None:
     if c.out.json_mode:
         c.out.json(entries)
         return
-    c.out.table(["KEY", "DESCRIPTION", "UPDATED", "EXPIRES"],
-                [(e.get("key"), e.get("description"), e.get("updateDate"), e.get("expirationDate")) for e in entries])  # fmt: skip
+    c.out.table(["NAMESPACE", "KEY", "CREATED", "UPDATED", "EXPIRES"],
+                [(e.get("namespace"), e.get("key"), e.get("creationDate"), e.get("updateDate"), e.get("expirationDate"))
+                 for e in entries], footer=f"\n{title}")  # fmt: skip
+
+
+@kv.command("list", aliases=("ls",))
+@click.argument("namespace", required=False)
+def kv_list(namespace: str | None) -> None:
+    """List key-value entries: of every namespace, or of NAMESPACE."""
+    c = ctl()
+    params = filters(namespace=namespace) if namespace else []
+    entries = list(c.client.paged("/kv", params, size=100))
+    _kv_rows(c, entries, f"Found {len(entries)} key-value entries.")
+
+
+@kv.command("list-inherited")
+@click.argument("namespace")
+def kv_list_inherited(namespace: str) -> None:
+    """List the key-value entries NAMESPACE inherits from its parent namespaces."""
+    c = ctl()
+    entries = c.client.get(f"/namespaces/{seg(namespace)}/kv/inheritance") or []
+    _kv_rows(c, entries, f"Found {len(entries)} inherited key-value entries.")
 
 
 @kv.command("get")
@@ -78,42 +94,104 @@ def kv_get(namespace: str, key: str) -> None:
 KV_TYPES = ("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON")
 
 
-@kv.command("set", aliases=("put",))
-@click.argument("namespace")
-@click.argument("key")
-@click.argument("value")
-@click.option(
-    "--type",
-    "kind",
-    type=click.Choice(KV_TYPES, case_sensitive=False),
-    help="Store VALUE as this type (by default the server infers it: JSON, number, boolean or string).",
-)
-@click.option("--ttl", help="Expire after this ISO-8601 duration (PT1H).")
-@click.option("--description", help="What the key is for.")
-def kv_set(
-    namespace: str, key: str, value: str, kind: str | None, ttl: str | None, description: str | None
-) -> None:
-    """Set KEY to VALUE in NAMESPACE."""
-    c = ctl()
-    body = value
-    if kind and kind.upper() == "STRING":
-        body = json.dumps(value)
-    elif kind and kind.upper() in ("NUMBER", "BOOLEAN", "JSON"):
+def kv_body(kind: str | None, value: str) -> str:
+    """The request body for VALUE stored as KIND (kestractl's checks); without a type the server infers it."""
+    if kind is None:
+        return value
+    kind, text = kind.upper(), value.strip()
+    if kind == "STRING":
+        return json.dumps(value)
+    if kind in ("NUMBER", "JSON"):
         try:
-            json.loads(value)
+            parsed = json.loads(text)
         except ValueError:
-            raise click.BadParameter(f"{value!r} is not a valid {kind.upper()}", param_hint="VALUE") from None
+            raise click.BadParameter(f"{value!r} is not a valid {kind}", param_hint="VALUE") from None
+        if kind == "NUMBER" and (isinstance(parsed, bool) or not isinstance(parsed, int | float)):
+            raise click.BadParameter(f"{value!r} is not a valid NUMBER", param_hint="VALUE")
+        return json.dumps(parsed, separators=(",", ":")) if kind == "JSON" else text
+    if kind == "BOOLEAN":
+        if text.lower() not in ("true", "false"):
+            raise click.BadParameter(f"{value!r} is not a valid BOOLEAN (true or false)", param_hint="VALUE")
+        return text.lower()
+    checks = {"DATE": r"^\d{4}-\d{2}-\d{2}$", "DATETIME": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$",
+              "DURATION": r"^P\S+$"}  # fmt: skip
+    if kind in checks and not re.match(checks[kind], text):
+        raise click.BadParameter(f"{value!r} is not a valid {kind}", param_hint="VALUE")
+    return text
+
+
+def _kv_args(args: tuple[str, ...], kind: str | None) -> tuple[str, str | None, str, str]:
+    """NAMESPACE TYPE KEY VALUE (kestractl's form) or NAMESPACE KEY VALUE (with --type)."""
+    if len(args) == 4:
+        if args[1].upper() not in KV_TYPES:
+            raise click.BadParameter(
+                f"invalid type {args[1]!r}, allowed values: {', '.join(KV_TYPES)}", param_hint="TYPE"
+            )
+        if kind and kind.upper() != args[1].upper():
+            raise click.UsageError(f"the type is given twice: {args[1]} and --type {kind}")
+        return args[0], args[1].upper(), args[2], args[3]
+    if len(args) == 3:
+        return args[0], kind.upper() if kind else None, args[1], args[2]
+    raise click.UsageError("expected NAMESPACE TYPE KEY VALUE (or NAMESPACE KEY VALUE with --type)")
+
+
+def _kv_write(
+    args: tuple[str, ...], kind: str | None, ttl: str | None, description: str | None, update: bool
+) -> None:
+    c = ctl()
+    namespace, kind, key, value = _kv_args(args, kind)
+    body = kv_body(kind, value)
+    path = f"/namespaces/{seg(namespace)}/kv/{seg(key)}"
+    if update and not c.client.exists(path):
+        raise NotFound(f"key '{key}' not found in namespace '{namespace}'")
     headers = {"Content-Type": "text/plain"}
     if ttl:
         headers["ttl"] = ttl
     if description:
         headers["description"] = description
-    c.client.request(
-        "PUT", f"/namespaces/{seg(namespace)}/kv/{seg(key)}", content=body.encode(), headers=headers
+    c.client.request("PUT", path, content=body.encode(), headers=headers)
+    operation = "update" if update else "set"
+    c.out.result({"operation": operation, "namespace": namespace, "key": key, "type": kind, "status": operation},
+                 f"Key '{key}' {'updated' if update else 'set'} in namespace '{namespace}'.")  # fmt: skip
+
+
+def _kv_write_command(name: str, update: bool, aliases: tuple[str, ...] = ()) -> Any:
+    @kv.command(name, aliases=aliases)
+    @click.argument("args", nargs=-1, metavar="NAMESPACE [TYPE] KEY VALUE")
+    @click.option("--type", "kind", type=click.Choice(KV_TYPES, case_sensitive=False),
+                  help="Store VALUE as this type (the TYPE argument does the same).")  # fmt: skip
+    @click.option("--ttl", help="Expire after this ISO-8601 duration (PT1H).")
+    @click.option("--description", help="What the key is for.")
+    def command(args: tuple[str, ...], kind: str | None, ttl: str | None, description: str | None) -> None:
+        _kv_write(args, kind, ttl, description, update)
+
+    command.__doc__ = (
+        ("Update an existing key of NAMESPACE." if update else "Set KEY to VALUE in NAMESPACE.")
+        + " TYPE is one of "
+        + ", ".join(KV_TYPES)
+        + " (kestractl's form); without it the server infers the type."
     )
-    c.out.result(
-        {"namespace": namespace, "key": key, "status": "set"}, f"Key '{key}' set in namespace '{namespace}'."
+    return command
+
+
+kv_set = _kv_write_command("set", False, ("put",))
+kv_update = _kv_write_command("update", True)
+
+
+@kv.command("delete-all")
+@click.argument("namespace")
+@click.argument("keys", nargs=-1, required=True)
+def kv_delete_all(namespace: str, keys: tuple[str, ...]) -> None:
+    """Delete several keys of NAMESPACE at once."""
+    c = ctl()
+    deleted = (
+        c.client.request("DELETE", f"/namespaces/{seg(namespace)}/kv", json={"keys": list(keys)})
+        .json()
+        .get("keys")
+        or []
     )
+    c.out.result({"namespace": namespace, "deleted": deleted, "count": len(deleted)},
+                 f"Deleted {len(deleted)} key(s) from namespace '{namespace}'.")  # fmt: skip
 
 
 @kv.command("delete", aliases=("rm",))

@@ -41,8 +41,10 @@ def _flow_files(paths: tuple[str, ...]) -> list[Path]:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", help="Report format.")
 def flow_validate(paths: tuple[str, ...], output: str) -> None:
-    """Validate flow files (or every YAML file under folders); exit 1 on any violation."""
-    from roost.flow.build import FlowInvalid, parse_flow
+    """Validate flow files (or every YAML file under folders); exit 1 on any violation.
+
+    Deprecated properties and old type ids are warnings, not violations: the flow stays valid."""
+    from roost.flow.build import FlowInvalid, flow_notices, parse_flow
     from roost.flow.yaml import YamlError, decode_source, load_documents
     from roost.plugin_defaults import defaults_for
 
@@ -71,6 +73,7 @@ def flow_validate(paths: tuple[str, ...], output: str) -> None:
                     "flow": f"{flow_obj.namespace}.{flow_obj.id}",
                     "valid": True,
                     "violations": [],
+                    "warnings": [n.as_dict() for n in flow_notices(flow_obj)],
                 }
             )
         except FlowInvalid as exc:
@@ -83,6 +86,12 @@ def flow_validate(paths: tuple[str, ...], output: str) -> None:
         for r in results:
             if r["valid"]:
                 console().print(f"[green]✓[/green] {r['file']} [dim]({r['flow']})[/dim]")
+                for w in r["warnings"]:
+                    where = f"line {w['line']}: " if w.get("line") else ""
+                    console().print(
+                        f"    [yellow]warning[/yellow] {where}[bold]{w['path'] or '<root>'}[/bold]: {w['message']}",
+                        highlight=False,
+                    )
             else:
                 console().print(f"[red]✗[/red] {r['file']}")
                 for v in r["violations"]:
@@ -131,17 +140,35 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     help="Folder of the embedded database and storage.",
 )
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="ROOST_CONFIG",
+    help="A server configuration whose storage, secret and credentials sections this run uses.",
+)
 def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], labels: tuple[str, ...], output: str,
-             home: str, timeout: float | None) -> None:  # fmt: skip
+             home: str, timeout: float | None, config_path: str | None) -> None:  # fmt: skip
     """Run a flow on embedded storage; exit 0 on SUCCESS or WARNING, 1 otherwise."""
     from roost.cli.live import LiveRun
     from roost.engine.inputs import InputsInvalid
     from roost.engine.local import open_engine
     from roost.flow.build import FlowInvalid
+    from roost.secret_backends import SecretConfigError
+    from roost.server.config import ConfigError, load_config
     from roost.store.db import store_unavailable
+    from roost.store.storage import StorageConfigError
 
     try:
-        engine = open_engine(home)
+        config = load_config(config_path) if config_path else None
+        settings = (
+            {"credentials": config.credentials, "storage": config.storage, "secrets": config.secret}
+            if config
+            else {}
+        )
+        engine = open_engine(home, **settings)
+    except (ConfigError, StorageConfigError, SecretConfigError) as exc:
+        fail(str(exc))
     except Exception as exc:
         if not store_unavailable(exc):
             raise

@@ -57,21 +57,26 @@ class _SecretServices:
 
     def secret(self, key: str, namespace: str | None = None) -> str:
         from roost.expr import ExpressionError
+        from roost.secret_backends import SecretError
 
-        value = self.backend.get(namespace or self.namespace, key)
+        try:
+            value = self.backend.get(namespace or self.namespace, key)
+        except SecretError as exc:  # the backend's reason, never a value
+            raise ExpressionError(f"Cannot read secret '{key}': {exc}") from None
         if value is None:
             raise ExpressionError(f"Cannot find secret for key '{key}'.")
         return value
 
 
 def _default_secrets() -> Any:
-    from roost.engine.context import EnvSecrets
+    from roost.secret_backends import EnvSecrets
 
     return EnvSecrets()
 
 
 class CredentialConfig(Mapping[str, Any]):
-    """One credential's configuration mapping, as a factory registered for its type receives it.
+    """One credential's configuration mapping, as a factory registered for its type receives it (the
+    factories of secret and storage backends receive one too, with ``label`` naming the backend).
 
     It reads like the mapping written in the configuration (references unresolved)
     and also knows the credential's ``key``, its scope (``tenant``, ``namespace``),
@@ -90,8 +95,10 @@ class CredentialConfig(Mapping[str, Any]):
         namespace: str | None = None,
         secrets: Any = None,
         environ: Mapping[str, str] | None = None,
+        label: str | None = None,
     ) -> None:
         self.key = key
+        self.label = label or f"credential '{key}'"  # how messages name what is configured
         self.type = type
         self._data = dict(data)
         self.path = path or f"credentials.{key}"
@@ -117,7 +124,8 @@ class CredentialConfig(Mapping[str, Any]):
     def secrets(self) -> Any:
         if self._secrets is None:
             self._secrets = _default_secrets()
-        return self._secrets
+        for_tenant = getattr(self._secrets, "for_tenant", None)  # every tenant's backends: this scope's
+        return for_tenant(self.tenant or "main") if callable(for_tenant) else self._secrets
 
     def validate(
         self, model: type[BaseModel], exclude: tuple[str, ...] = ("type", "authConfigType", "description")
@@ -158,7 +166,7 @@ class CredentialConfig(Mapping[str, Any]):
             if got is None:
                 if default is None:
                     raise CredentialError(
-                        f"credential '{self.key}': {name} refers to the environment variable {var}, which is not set"
+                        f"{self.label}: {name} refers to the environment variable {var}, which is not set"
                     )
                 got = default
             placeholder = f"\x00{len(found)}\x00"
@@ -174,7 +182,7 @@ class CredentialConfig(Mapping[str, Any]):
             try:
                 out = get_engine().render_string(out, {}, services)  # type: ignore[arg-type]
             except ExpressionError as exc:
-                raise CredentialError(f"credential '{self.key}': {name}: {exc}") from None
+                raise CredentialError(f"{self.label}: {name}: {exc}") from None
         for placeholder, got in found.items():
             out = out.replace(placeholder, got)
         return out

@@ -69,6 +69,55 @@ def _type_name(raw: Any, data: Mapping[str, Any], factories: Mapping[str, Any], 
     raise CredentialConfigError(f"{path}.type: unknown credential type {raw!r} (known: {known})")
 
 
+def scoped_sections(config: Any, source: str, *, what: str = "settings", namespaces: bool = True,
+                    error: type[Exception] = CredentialConfigError) -> Iterator[tuple[str | None, str | None, dict[str, Any], str]]:  # fmt: skip
+    """Each scope of a configuration with ``tenants:`` and ``namespaces:`` levels, most general first:
+    ``(tenant or None, namespace or None, its own mapping without those levels, its path)``.
+
+    The shape (credentials, secret backends, storage) is ``{..., namespaces: {ns: {...}}, tenants: {t: {...,
+    namespaces: {...}}}}``; ``namespaces=False`` refuses the namespace level (storage is per tenant).
+    """
+
+    def walk(mapping: Any, tenant: str | None, namespace: str | None, path: str) -> Iterator[Any]:
+        if not isinstance(mapping, Mapping):
+            raise error(f"{path}: expected a mapping of {what}")
+        own = {k: v for k, v in mapping.items() if k not in RESERVED}
+        yield tenant, namespace, own, path
+        for key in RESERVED:
+            if key not in mapping:
+                continue
+            value = mapping[key]
+            if key == "tenants" and tenant is None and namespace is None:
+                if not isinstance(value, Mapping):
+                    raise error(f"{path}.tenants: expected a mapping of tenant ids")
+                for tenant_id, sub in value.items():
+                    yield from walk(sub, str(tenant_id), None, f"{path}.tenants.{tenant_id}")
+            elif key == "namespaces" and namespace is None and namespaces:
+                if not isinstance(value, Mapping):
+                    raise error(f"{path}.namespaces: expected a mapping of namespaces")
+                for ns, sub in value.items():
+                    yield from walk(sub, tenant, str(ns), f"{path}.namespaces.{ns}")
+            else:
+                raise error(f"{path}.{key}: not allowed here")
+
+    yield from walk(config, None, None, source)
+
+
+def scope_chain(tenant: str | None, namespace: str | None = None) -> Iterator[tuple[str | None, str | None]]:
+    """The scopes visible from ``namespace`` of ``tenant``, most specific first: the namespace then each
+    parent (the tenant's before every tenant's), then the tenant, then every tenant."""
+    if namespace:
+        parts = namespace.split(".")
+        for i in range(len(parts), 0, -1):
+            ns = ".".join(parts[:i])
+            yield tenant, ns
+            if tenant is not None:
+                yield None, ns
+    yield tenant, None
+    if tenant is not None:
+        yield None, None
+
+
 class CredentialStore:
     """Every configured credential, by scope; :meth:`for_tenant` is what a tenant's runtime sees."""
 
@@ -128,28 +177,11 @@ class CredentialStore:
                 )
             return provider
 
-        def scope(mapping: Any, tenant: str | None, namespace: str | None, path: str) -> None:
-            if not isinstance(mapping, Mapping):
-                raise CredentialConfigError(f"{path}: expected a mapping of credential keys")
-            for key, value in mapping.items():
-                if key == "tenants" and tenant is None and namespace is None:
-                    if not isinstance(value, Mapping):
-                        raise CredentialConfigError(f"{path}.tenants: expected a mapping of tenant ids")
-                    for tenant_id, sub in value.items():
-                        scope(sub, str(tenant_id), None, f"{path}.tenants.{tenant_id}")
-                elif key == "namespaces" and namespace is None:
-                    if not isinstance(value, Mapping):
-                        raise CredentialConfigError(f"{path}.namespaces: expected a mapping of namespaces")
-                    for ns, sub in value.items():
-                        scope(sub, tenant, str(ns), f"{path}.namespaces.{ns}")
-                elif key in RESERVED:
-                    raise CredentialConfigError(f"{path}.{key}: not allowed here")
-                else:
-                    providers[(tenant, namespace, key)] = build_one(
-                        key, value, tenant, namespace, f"{path}.{key}"
-                    )
-
-        scope(config, None, None, source)
+        for tenant, namespace, section, path in scoped_sections(config, source, what="credential keys"):
+            for key, value in section.items():
+                providers[(tenant, namespace, key)] = build_one(
+                    key, value, tenant, namespace, f"{path}.{key}"
+                )
         return cls(providers)
 
     @classmethod
@@ -176,17 +208,8 @@ class CredentialStore:
 
     def lookup(self, tenant: str, key: str, namespace: str | None = None) -> Any:
         """The most specific provider of ``key`` visible from ``namespace`` of ``tenant``, or None."""
-        found = self._providers
-        if namespace:
-            parts = namespace.split(".")
-            for i in range(len(parts), 0, -1):
-                ns = ".".join(parts[:i])
-                for t in (tenant, None):
-                    provider = found.get((t, ns, key))
-                    if provider is not None:
-                        return provider
-        for t in (tenant, None):
-            provider = found.get((t, None, key))
+        for scope in scope_chain(tenant, namespace):
+            provider = self._providers.get((*scope, key))
             if provider is not None:
                 return provider
         return None

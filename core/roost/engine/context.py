@@ -6,9 +6,8 @@ sinks for logs and metrics); a :class:`TaskRunContext` is one attempt's view.
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
+import re
 import shutil
 import tempfile
 import threading
@@ -17,16 +16,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from pydantic import BaseModel
 
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
 from roost.expr.masking import MaskSet
 from roost.flow.properties import needs_render, stringify
-from roost.flow.task import PluginType
+from roost.flow.task import PluginType, dynamic_fields_of, nested_models_of
+from roost.secret_backends import EnvSecrets, SecretError
 from roost.store.keys import kv_key
-from roost.store.storage import LocalStorage, Storage
+from roost.store.storage import LocalStorage, Storage, StorageError, download, read_all
 
+MAX_READ = 10_000_000  # bytes read() takes into an expression (the expression budget)
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
 LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
 
@@ -77,19 +80,6 @@ class NamespaceFilesMemory:
         return sorted(p for ns, p in self.files if ns == namespace)
 
 
-class EnvSecrets:
-    """Kestra's open-source secret backend: ``SECRET_<KEY>`` variables holding base64 values."""
-
-    def get(self, namespace: str, key: str) -> str | None:
-        raw = os.environ.get(f"SECRET_{key}")
-        if raw is None:
-            return os.environ.get(f"ENV_SECRET_{key}")
-        try:
-            return base64.b64decode(raw, validate=True).decode()
-        except ValueError:
-            return raw
-
-
 @dataclass
 class Runtime:
     """Services every task run of one engine shares."""
@@ -109,6 +99,7 @@ class Runtime:
     assets: Any = None  # the AssetService, when a store backs this runtime
     masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
     logs: Any = None  # the tenant's stored log lines (roost.store.db.SqlLogs), read by LogShipper
+    engine_services: Any = None  # roost.engine.services.EngineServices, when an engine backs this runtime
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
@@ -188,8 +179,11 @@ class TaskRunContext:
         taskrun_id: str = "",
         kill_event: threading.Event | None = None,
         log_level: str | None = None,
+        fresh_secrets: bool = False,
     ) -> None:
         self.runtime = runtime
+        self.fresh_secrets = fresh_secrets  # a retried attempt reads its secrets again, past any cache
+        self._refreshed: set[tuple[str, str]] = set()
         self.variables = variables
         self.namespace = namespace
         self.flow_id = flow_id
@@ -214,11 +208,28 @@ class TaskRunContext:
         return self.runtime.expressions.render(value, variables, self)
 
     # Services protocol of the expression engine -------------------------------------------------
-    def secret(self, key: str) -> str:
-        value = self.runtime.secrets.get(self.namespace, key)
+    def secret(self, key: str, namespace: str | None = None) -> str:
+        """The secret ``key`` from the backend configured for the namespace (or a parent namespace of it)."""
+        ns = namespace or self.namespace
+        if ns != self.namespace and not self.namespace.startswith(ns + "."):
+            raise ExpressionError(
+                f"secret '{key}': namespace '{ns}' is not '{self.namespace}' nor a parent of it"
+            )
+        secrets = self.runtime.secrets
+        if (
+            self.fresh_secrets and (ns, key) not in self._refreshed
+        ):  # a retry: the cached value may be the refused one
+            self._refreshed.add((ns, key))
+            invalidate = getattr(secrets, "invalidate", None)
+            if callable(invalidate):
+                invalidate(ns, key)
+        try:
+            value = secrets.get(ns, key)
+        except SecretError as exc:  # the backend's reason, with the key and namespace (never a value)
+            raise ExpressionError(f"Cannot read secret '{key}' for namespace '{ns}': {exc}") from None
         if value is None:
-            raise ExpressionError(f"Cannot find secret for key '{key}'.")
-        self.secret_values.add(value, (self.namespace, key))  # re-read after a restart, never stored
+            raise ExpressionError(f"Cannot find secret for key '{key}' in namespace '{ns}'.")
+        self.secret_values.add(value, (ns, key))  # re-read after a restart, never stored
         return value
 
     def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any:
@@ -236,7 +247,14 @@ class TaskRunContext:
 
     def read(self, path: str) -> str:
         if path.startswith("kestra://"):
-            return self.read_file(path).decode()
+            try:
+                size = self.runtime.storage.size(path)
+                if size > MAX_READ:
+                    raise ExpressionError(f"read('{path}'): the file has {size} bytes; read() loads a whole file "
+                                          f"into the expression (at most {MAX_READ}): give the URI to a task instead")  # fmt: skip
+                return self.read_file(path).decode()
+            except StorageError as exc:
+                raise ExpressionError(f"read('{path}'): {exc}") from None
         return self.namespace_file(path).decode()
 
     def file_uri(self, path: str) -> str:
@@ -253,6 +271,25 @@ class TaskRunContext:
         token = provider.token()
         self.secret_values.add(token)
         return str(token)
+
+    def error_logs(self) -> list[dict[str, Any]]:
+        """The ERROR lines of this execution so far (``errorLogs()``)."""
+        services = self.runtime.engine_services
+        if services is None or not self.execution_id:
+            return [r for r in self.logs if r["level"] == "ERROR"]
+        return list(services.logs(self.execution_id, min_level="ERROR"))
+
+    def file_size(self, path: str, namespace: str | None = None) -> int | None:
+        """Size of an internal-storage file (``kestra://``) or a namespace file; None when there is none."""
+        if path.startswith("kestra://"):
+            if not _is_execution_file(path, self.namespace, self.flow_id, self.execution_id):
+                raise ExpressionError(f"Unable to read the file '{path}' as it is not an execution file")
+            try:
+                return self.runtime.storage.size(path)
+            except (OSError, StorageError):
+                return None
+        data = self.runtime.namespace_files.read(namespace or self.namespace, path)
+        return None if data is None else len(data)
 
     # -- logs and metrics --------------------------------------------------------------------------
     def emit_log(self, level: str, message: str) -> None:
@@ -338,11 +375,26 @@ class TaskRunContext:
     def put_bytes(self, data: bytes, name: str) -> str:
         return self.runtime.storage.put(f"{self._storage_prefix()}/{time.time_ns():x}-{name}", data)
 
+    def put_stream(self, stream: BinaryIO, name: str) -> str:
+        """Store what ``stream`` yields (read in chunks, never whole) as a file of this task run."""
+        return self.runtime.storage.put(f"{self._storage_prefix()}/{time.time_ns():x}-{name}", stream)
+
     def read_file(self, uri: str) -> bytes:
-        return self.runtime.storage.get(uri)
+        """The whole file in memory: for small files; :meth:`open_read` streams the others."""
+        return read_all(self.runtime.storage, uri)
+
+    def open_read(self, uri: str) -> BinaryIO:
+        """A binary stream of a stored file (close it, or use ``with``)."""
+        return self.runtime.storage.open_read(uri)
 
     def open_file(self, uri: str) -> Path:
-        return self.runtime.storage.local_path(uri)
+        """A local file with the content of ``uri``, for tools that need a path: the stored file itself
+        with local storage (read it, never write it), else a copy downloaded into the working folder."""
+        local_path = getattr(self.runtime.storage, "local_path", None)
+        if callable(local_path):
+            return Path(local_path(uri))
+        target = self.working_dir / ".roost-files" / f"{time.time_ns():x}-{uri.rsplit('/', 1)[-1]}"
+        return download(self.runtime.storage, uri, target)
 
     def namespace_file(self, path: str, namespace: str | None = None) -> bytes:
         data = self.runtime.namespace_files.read(namespace or self.namespace, path)
@@ -358,11 +410,27 @@ class TaskRunContext:
                 yield p, data
 
 
+_EXECUTION_FILE = re.compile(r"kestra:///.+/.+/executions/.+/(tasks|trigger|inputs)/.+")
+
+
+def _is_execution_file(uri: str, namespace: str, flow_id: str, execution_id: str) -> bool:
+    """Kestra's rule for file functions: a file of an execution (any, in the open-source edition) or a namespace file."""
+    ns = namespace.replace(".", "/")
+    own = f"kestra:///{ns}/{flow_id}/executions/{execution_id}/"
+    return uri.startswith((own, f"kestra:///{ns}/_files/")) or _EXECUTION_FILE.fullmatch(uri) is not None
+
+
 def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
-    """A copy of ``task`` with every ``Dynamic`` property rendered and typed."""
+    """A copy of ``task`` with every ``Dynamic`` property rendered and typed, in nested models too
+    (``options.auth.token``), each value rendered once."""
+    return _render_model(task, ctx, type(task).dynamic_fields(), task.id, "")
+
+
+def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, prefix: str) -> Any:
     update: dict[str, Any] = {}
-    for name, marker in type(task).dynamic_fields():
-        value = getattr(task, name)
+    cls: type[BaseModel] = type(model)
+    for name, marker in fields:
+        value = getattr(model, name)
         if value is None or not needs_render(value):
             continue
         rendered = ctx.render(value)
@@ -371,12 +439,19 @@ def render_task(task: PluginType, ctx: TaskRunContext) -> PluginType:
         try:
             update[name] = marker.adapter.validate_python(rendered)
         except Exception as exc:
-            alias = type(task).model_fields[name].alias or name
+            alias = prefix + (cls.model_fields[name].alias or name)
             raise TaskError(
-                f"property '{alias}' of task '{task.id}': {value!r} rendered to {rendered!r}, "
+                f"property '{alias}' of task '{task_id}': {value!r} rendered to {rendered!r}, "
                 f"which is not a valid {marker.inner if isinstance(marker.inner, str) else getattr(marker.inner, '__name__', marker.inner)}: {_first_error(exc)}"
             ) from None
-    return task.model_copy(update=update) if update else task
+    for name in nested_models_of(cls):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            inner = _render_model(value, ctx, dynamic_fields_of(type(value)), task_id,
+                                  prefix + (cls.model_fields[name].alias or name) + ".")  # fmt: skip
+            if inner is not value:
+                update[name] = inner
+    return model.model_copy(update=update) if update else model
 
 
 def _first_error(exc: Exception) -> str:

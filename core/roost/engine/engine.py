@@ -40,13 +40,13 @@ from roost.engine.model import (
     now,
 )
 from roost.engine.queue import InProcessQueue, Message, Queue, TaskQueue
+from roost.engine.services import EngineServices
 from roost.engine.worker import Worker
 from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
 from roost.store.db import LeaseLost, SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
-from roost.store.storage import LocalStorage
 
 log = logging.getLogger("roost.engine")
 
@@ -80,6 +80,8 @@ class Engine:
         credentials: Any = None,
         on_execution_end: Callable[[Execution], None] | None = None,
         leases: Any = None,
+        storage: Any = None,
+        secrets: Any = None,
     ) -> None:
         """``leases`` (:class:`roost.store.cluster.Leases`): several executors share the store, each
         working only on the executions it leases. Task runs go to ``self.tasks``: the in-process
@@ -94,8 +96,15 @@ class Engine:
         self.defaults = defaults or (lambda tenant, namespace: defaults_for(namespace))
         self.ignore_executions = set(ignore_executions or ())
         self.ignore_flows = set(ignore_flows or ())
+        # secret backends: the `secret:` configuration, a backend, or None for ROOST_SECRETS (else `env`)
+        from roost.secret_backends import SecretBackends
+
+        self.secrets = SecretBackends.build(secrets, plugins=self.plugins)
         # credentials: configuration (mapping), a CredentialStore, or None for ROOST_CREDENTIALS
-        self.credentials = _credentials(credentials, self.plugins)
+        self.credentials = _credentials(credentials, self.plugins, self.secrets)
+        # internal storage per tenant: the `storage:` configuration, a tenant → Storage function, or None
+        # for ROOST_STORAGE (else local files under data_dir/storage)
+        self.storage_for = storage if callable(storage) else _storage(storage, self.data_dir, self.plugins)
         self.on_execution_end = [on_execution_end] if on_execution_end else []
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
@@ -157,7 +166,8 @@ class Engine:
         pair = self._runtimes.get(tenant)
         if pair is None:
             rt = Runtime(
-                storage=LocalStorage(self.data_dir / "storage", tenant),
+                storage=self.storage_for(tenant),
+                secrets=self.secrets.for_tenant(tenant),
                 kv=SqlKV(self.store, tenant),
                 namespace_files=SqlNamespaceFiles(self.store, tenant),
                 credentials=self.credentials.for_tenant(tenant) if self.credentials is not None else {},
@@ -167,6 +177,7 @@ class Engine:
                 tenant=tenant,
                 work_root=self.data_dir / "work",
                 assets=self.assets,
+                engine_services=EngineServices(self, tenant),
                 logs=SqlLogs(self.store, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
@@ -198,6 +209,7 @@ class Engine:
             close()
         self.worker.shutdown()
         self._flush_logs()
+        self.secrets.close()
         if self.leases is not None:
             try:  # hand the executions over at once rather than after the lease timeout
                 self.leases.expire_all()
@@ -276,9 +288,26 @@ class Engine:
         """Type the inputs (raising :class:`InputsInvalid` before anything starts), store and queue an execution."""
         if flow.disabled:
             raise ValueError(f"flow {flow.namespace}.{flow.id} is disabled")
-        rt = self.runtime(tenant)
         ex = Execution(flow.namespace, flow.id, flow.revision or 1, tenant, id=execution_id)
-        masks = self.masks(tenant, ex.id, new=execution_id is None)
+        self.masks(tenant, ex.id, new=execution_id is None)  # before typing: a default may read a secret
+        ex.inputs = self.typed_inputs(flow, ex, inputs)
+        given = labels or []
+        if isinstance(given, dict):
+            given = [{"key": k, "value": str(v)} for k, v in given.items()]
+        merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
+        # every execution has one; subflows pass their parent's
+        merged.setdefault("system.correlationId", ex.id)
+        ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
+        ex.trigger = trigger
+        ex.parent_id = parent_id
+        ex.variables = {}
+        if schedule_date is not None:
+            ex.schedule_date = schedule_date
+        return self.admit(ex, flow, only_new=execution_id is not None)
+
+    def typed_inputs(self, flow: Flow, ex: Execution, inputs: dict[str, Any] | None) -> dict[str, Any]:
+        """The execution's inputs typed by the flow (FILE inputs stored under the execution)."""
+        rt = self.runtime(ex.tenant)
         from roost.engine.context import TaskRunContext
         from roost.engine.variables import task_variables
 
@@ -290,18 +319,17 @@ class Engine:
             name = getattr(value, "name", input_id)
             return rt.storage.put(key + name, value)
 
-        ex.inputs = resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
-        given = labels or []
-        if isinstance(given, dict):
-            given = [{"key": k, "value": str(v)} for k, v in given.items()]
-        merged = {lbl["key"]: lbl["value"] for lbl in [*flow.label_list(), *given]}
-        ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
-        ex.trigger = trigger
-        ex.parent_id = parent_id
-        ex.variables = {}
-        if schedule_date is not None:
-            ex.schedule_date = schedule_date
-        if flow.concurrency is not None:
+        return resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
+
+    def admit(self, ex: Execution, flow: Flow, *, share: bool = True, only_new: bool = False) -> Execution:
+        """Store a new execution and queue its start: a CREATED one under the flow's concurrency limit
+        (QUEUED, CANCELLED or FAILED above it), a RESTARTED one (a replay from a task run) at once.
+
+        ``share``: hand ``ex`` itself to the executor (it then changes under the caller's feet), rather
+        than have the executor read it back from the store. ``only_new``: the id was given by the caller (a
+        scheduled date, a deduplicated webhook): :class:`roost.store.db.ExecutionExists` if it is taken."""
+        tenant = ex.tenant
+        if ex.state.current == CREATED and flow.concurrency is not None:
             active = (CREATED, RUNNING, PAUSED, "KILLING", "RESTARTED")
             ids = self.store.execution_ids_of(tenant, flow.namespace, flow.id, active)
             for other in list(self._cache.values()):  # the executor's view is newer than the store's
@@ -311,15 +339,20 @@ class Engine:
                 behavior = flow.concurrency.behavior
                 ex.state.set({"QUEUE": QUEUED, "CANCEL": CANCELLED, "FAIL": FAILED}[behavior])
         self._waiters[ex.id] = threading.Event()
+        masks = self.masks(tenant, ex.id)
         version = masks.version
-        # an id given by the caller (a scheduled date, a deduplicated webhook) is created once only
-        self.store.save_executions([(ex.header_dict(), [])], masks={ex.id: masks.state()} if masks.dirty else None,
-                                   only_new=execution_id is not None)  # fmt: skip
+        self.store.save_executions(
+            [(ex.header_dict(), [(seq, tr.to_dict()) for seq, tr in enumerate(ex.task_runs)])],
+            masks={ex.id: masks.state()} if masks.dirty else None,
+            only_new=only_new,
+        )
         masks.saved = version
-        if ex.state.current == CREATED:
+        if ex.state.current == CREATED and not ex.task_runs and share:
             self._persisted[ex.id] = _Persisted()
             self._cache[ex.id] = ex  # the executor takes it from here without reading it back
             self.queue.put(Message("start", ex.id, {"tenant": tenant}))
+        elif ex.state.current in (CREATED, "RESTARTED"):
+            self.queue.put(Message("start", ex.id, {"tenant": tenant}))  # read back from the store
         elif ex.state.terminal():
             self._waiters[ex.id].set()
             self._notify_end(ex)
@@ -356,8 +389,17 @@ class Engine:
             return None
         return Execution.from_dicts(*loaded)
 
-    def kill(self, execution_id: str) -> None:
-        self.queue.put(Message("kill", execution_id))
+    def kill(self, execution_id: str, cascade: bool = True) -> None:
+        """Kill an execution; ``cascade=False`` leaves the subflow executions it started running."""
+        self.queue.put(Message("kill", execution_id, {} if cascade else {"cascade": False}))
+
+    def force_run(self, execution_id: str) -> None:
+        """Run a CREATED or QUEUED execution now (ignoring the concurrency limit), resume a PAUSED one."""
+        self.queue.put(Message("force_run", execution_id))
+
+    def unqueue(self, execution_id: str, state: str = RUNNING) -> None:
+        """Take a QUEUED execution out of the queue: start it (RUNNING), or end it CANCELLED or FAILED."""
+        self.queue.put(Message("unqueue", execution_id, {"state": state}))
 
     def pause(self, execution_id: str) -> None:
         self.queue.put(Message("pause", execution_id))
@@ -509,6 +551,8 @@ class Engine:
                         ex.state.set(FAILED)
                     eff = Effects(ended=True)
                 touched[ex.id] = ex
+                if eff.rewrite:  # task runs were dropped (a flowable retried): write them all again
+                    restarted.add(ex.id)
                 effects.setdefault(ex.id, Effects()).extend(eff)
                 # pure, quick tasks (Return, Log...) run here rather than on a worker thread
                 for job in [j for j in eff.jobs if getattr(j.task, "inline", False)]:
@@ -582,7 +626,14 @@ class Engine:
         if kind == "timer":
             return executor.on_timer(ex, flow, p["taskrun_id"], p["timer"])
         if kind == "kill":
-            return executor.kill(ex, flow)
+            eff = executor.kill(ex, flow)
+            if p.get("cascade") is False:
+                eff.kill_executions = []
+            return eff
+        if kind == "force_run":
+            return self._force_run(ex, flow, executor)
+        if kind == "unqueue":
+            return self._unqueue(ex, flow, executor, str(p.get("state") or RUNNING))
         if kind == "pause":
             return executor.pause(ex, flow)
         if kind == "resume":
@@ -599,6 +650,26 @@ class Engine:
         if kind == "resubmitted":
             return executor.resubmitted(ex, flow, p["taskrun_id"], p.get("submission"), p.get("worker"))
         return Effects()
+
+    @staticmethod
+    def _force_run(ex: Execution, flow: Flow, executor: Executor) -> Effects:
+        if ex.state.current in (CREATED, QUEUED):
+            return executor.start(ex, flow)
+        if ex.state.current == PAUSED:
+            try:
+                return executor.resume(ex, flow)
+            except ValueError:  # nothing to resume after all
+                return Effects()
+        return executor.process(ex, flow)  # anything else: derive again what follows from the record
+
+    @staticmethod
+    def _unqueue(ex: Execution, flow: Flow, executor: Executor, state: str) -> Effects:
+        if ex.state.current != QUEUED:
+            return Effects()
+        if state == RUNNING:
+            return executor.start(ex, flow)
+        ex.state.set(state)
+        return Effects(ended=True)
 
     def _recover(self, ex: Execution, flow: Flow, executor: Executor) -> Effects:
         """Re-derive pending work after a restart of the process (the record is the truth)."""
@@ -623,6 +694,8 @@ class Engine:
                 eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
             elif state == PAUSED and "pauseUntil" in tr.extra:
                 eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
+            elif state == RUNNING and "wakeAt" in tr.extra:  # a loop waiting for its next iteration
+                eff.timers.append(Timer(tr.extra["wakeAt"], ex.id, tr.id, "wake"))
             elif state == RUNNING and tr.extra.get("subflowPending"):
                 task = index_of(flow).task(tr.task_id)
                 eff.subflows.append(executor.subflow_call(ex, flow, tr, task))
@@ -632,6 +705,9 @@ class Engine:
                     self.queue.put(Message("subflow_ended", ex.id, {"taskrun_id": tr.id, "state": child.state.current,
                                                                      "outputs": child.outputs, "child_id": child.id}))  # fmt: skip
         eff.extend(executor.process(ex, flow))
+        eff.timers += executor.sla_timers(
+            ex, flow
+        )  # MAX_DURATION SLAs keep counting from the execution's start
         return eff
 
     def _persist(self, touched: Any, full: set[str] | None = None) -> set[str]:
@@ -719,7 +795,7 @@ class Engine:
         tr = ex.by_id[sub.taskrun_id]
         task = sub.task
         try:
-            child_flow = self.flow(ex.tenant, task.namespace, task.flow_id, task.revision)
+            child_flow = self.flow(ex.tenant, sub.namespace, sub.flow_id, sub.revision)
             child = self._retrying(lambda: self.create_execution(
                 child_flow, sub.inputs, sub.labels, tenant=ex.tenant, parent_id=ex.id,
                 trigger={"id": tr.task_id, "type": task.type, "variables": {
@@ -735,7 +811,7 @@ class Engine:
                 ex.tenant,
                 [
                     _log_record(
-                        ex, tr, "ERROR", f"Unable to start subflow {task.namespace}.{task.flow_id}: {exc}"
+                        ex, tr, "ERROR", f"Unable to start subflow {sub.namespace}.{sub.flow_id}: {exc}"
                     )
                 ],
             )
@@ -780,6 +856,8 @@ class Engine:
 
     def _release_queued(self, ex: Execution) -> None:
         """Start the oldest QUEUED execution of the flow when one ends (concurrency QUEUE)."""
+        if not any(state == RUNNING for state, _at in ex.state.histories):
+            return  # it never held a slot (refused by the limit, or unqueued to an end state)
         try:
             if self.flow(ex.tenant, ex.namespace, ex.flow_id, ex.flow_revision).concurrency is None:
                 return
@@ -836,7 +914,7 @@ class Engine:
         self.queue.put(_result_message(execution_id, taskrun_id, state, outputs, attempt, error))
 
 
-def _credentials(config: Any, plugins: Any) -> Any:
+def _credentials(config: Any, plugins: Any, secrets: Any) -> Any:
     """The credential store, or None when nothing is configured (its module then stays unimported)."""
     import os
 
@@ -844,7 +922,13 @@ def _credentials(config: Any, plugins: Any) -> Any:
         return None
     from roost.credentials import CredentialStore
 
-    return CredentialStore.build(config, plugins=plugins)
+    return CredentialStore.build(config, plugins=plugins, secrets=secrets)
+
+
+def _storage(config: Any, data_dir: Path, plugins: Any) -> Callable[[str], Any]:
+    from roost.store.storage import storage_factory
+
+    return storage_factory(config, data_dir, plugins=plugins)
 
 
 def _result_message(execution_id: str, taskrun_id: str, state: str, outputs: dict[str, Any] | None,

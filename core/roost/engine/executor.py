@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from roost import TaskError
 from roost.engine.model import (
     CANCELLED,
     CREATED,
@@ -34,11 +35,12 @@ from roost.engine.model import (
     TaskRun,
     iso,
     now,
+    parse_iso,
 )
 from roost.engine.variables import task_variables
 from roost.flow.build import task_slots
 from roost.flow.model import Flow
-from roost.flow.properties import stringify
+from roost.flow.properties import format_duration, is_truthy, stringify
 from roost.flow.task import FlowableTask, Task
 
 ROOT_SLOTS = ("tasks", "errors", "finally", "afterExecution")
@@ -68,14 +70,17 @@ class StartSubflow:
     inputs: dict[str, Any]
     labels: list[dict[str, str]]
     wait: bool
+    namespace: str = ""  # rendered: Kestra's namespace and flowId may be expressions
+    flow_id: str = ""
+    revision: int | None = None
 
 
 @dataclass
 class Timer:
     at: float  # epoch seconds
     execution_id: str
-    taskrun_id: str
-    kind: str  # "retry" | "pause"
+    taskrun_id: str  # the task run; for kind "sla", the SLA's id
+    kind: str  # "retry" | "pause" | "wake" (a waiting flowable) | "sla" (MAX_DURATION)
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Effects:
     kills: list[KillJob] = field(default_factory=list)
     kill_executions: list[KillExecution] = field(default_factory=list)
     ended: bool = False
+    rewrite: bool = False  # task runs were dropped (a flowable retry): write the execution in full
 
     def extend(self, other: Effects) -> None:
         self.jobs += other.jobs
@@ -104,6 +110,7 @@ class Effects:
         self.kills += other.kills
         self.kill_executions += other.kill_executions
         self.ended = self.ended or other.ended
+        self.rewrite = self.rewrite or other.rewrite
 
 
 @dataclass
@@ -175,29 +182,41 @@ def worst(states: list[str]) -> str:
     return SUCCESS
 
 
-def effective(tr: TaskRun, task: Task | None) -> str:
-    """A finished run's state as its parent sees it (allowFailure, allowWarning)."""
-    state = tr.state.current
+def allowed(state: str, task: Task | None) -> str:
+    """A run's final state once ``allowFailure`` (FAILED → WARNING) then ``allowWarning`` (WARNING → SUCCESS)
+    apply, as Kestra sets it on the task run itself: a failed task with both ends SUCCESS."""
     if task is not None:
         if state == FAILED and task.allow_failure:
-            return WARNING
+            state = WARNING
         if state == WARNING and task.allow_warning:
-            return SUCCESS
-    if state == SKIPPED:
-        return SUCCESS
+            state = SUCCESS
     return state
+
+
+def effective(tr: TaskRun, task: Task | None) -> str:
+    """A finished run's state as its parent sees it (allowFailure, allowWarning; SKIPPED counts as SUCCESS)."""
+    state = allowed(tr.state.current, task)
+    return SUCCESS if state == SKIPPED else state
 
 
 # -- the view flowables see ------------------------------------------------------------------------
 class FlowView:
     """What a flowable task sees of the execution when asked for its next step."""
 
-    def __init__(self, executor: Executor, ex: Execution, flow: Flow, run: TaskRun | None) -> None:
+    def __init__(self, executor: Executor, ex: Execution, flow: Flow, run: TaskRun | None,
+                 effects: Effects | None = None) -> None:  # fmt: skip
         self.executor = executor
         self.ex = ex
         self.flow = flow
         self.run = run
+        self.effects = effects
         self._vars: dict[str, Any] | None = None
+
+    def wake_at(self, at: float) -> None:
+        """Ask for another step of this flowable at ``at`` (epoch seconds), e.g. a loop's next iteration."""
+        assert self.run is not None and self.effects is not None
+        self.run.extra["wakeAt"] = at
+        self.effects.timers.append(Timer(at, self.ex.id, self.run.id, "wake"))
 
     @property
     def memo(self) -> dict[str, Any]:
@@ -226,7 +245,8 @@ class FlowView:
 
     def variables(self) -> dict[str, Any]:
         if self._vars is None:
-            self._vars = task_variables(self.executor.runtime, self.ex, self.flow, self.run)
+            task = self.task(self.run) if self.run is not None else None
+            self._vars = task_variables(self.executor.runtime, self.ex, self.flow, self.run, task)
         return self._vars
 
     def render(self, value: Any) -> Any:
@@ -315,9 +335,100 @@ class Executor:
 
     # events -----------------------------------------------------------------------------------------
     def start(self, ex: Execution, flow: Flow) -> Effects:
+        fresh = ex.state.current in (CREATED, QUEUED)
         if ex.state.current in (CREATED, QUEUED, RESTARTED):
             ex.state.set(RUNNING)
-        return self.process(ex, flow)
+        eff = self.process(ex, flow)
+        if fresh:
+            eff.timers += self.sla_timers(ex, flow)
+        return eff
+
+    # SLA -----------------------------------------------------------------------------------------------
+    def sla_timers(self, ex: Execution, flow: Flow) -> list[Timer]:
+        """One timer per MAX_DURATION SLA, at the execution's start plus the duration (re-derived after a crash)."""
+        if not flow.sla or ex.state.terminal():
+            return []
+        start = ex.state.start.timestamp()
+        return [Timer(start + sla.duration.total_seconds(), ex.id, sla.id, "sla")
+                for sla in flow.sla if sla.type == "MAX_DURATION" and sla.duration is not None]  # fmt: skip
+
+    def _max_duration(self, ex: Execution, flow: Flow, sla_id: str) -> Effects:
+        sla = next((x for x in flow.sla if x.id == sla_id and x.type == "MAX_DURATION"), None)
+        if sla is None or sla.duration is None or ex.state.current == KILLING or "finalState" in ex.metadata:
+            return Effects()
+        elapsed = now() - ex.state.start
+        if elapsed <= sla.duration:
+            return Effects(
+                timers=[
+                    Timer(ex.state.start.timestamp() + sla.duration.total_seconds(), ex.id, sla.id, "sla")
+                ]
+            )
+        millis = timedelta(milliseconds=int(elapsed.total_seconds() * 1000))
+        reason = f"execution duration of {format_duration(millis)} exceed the maximum duration of {format_duration(sla.duration)}."
+        eff = Effects()
+        self._violate(ex, flow, sla, reason, eff)
+        return eff
+
+    def _assert_slas(self, ex: Execution, flow: Flow, eff: Effects) -> None:
+        """EXECUTION_ASSERTION SLAs, evaluated on every change of a running execution; the first violated
+        one acts (Kestra), an assertion that cannot be evaluated is logged and ignored (Kestra 1.3)."""
+        violated: list[tuple[Any, str]] = []
+        variables: dict[str, Any] | None = None
+        for sla in flow.sla:
+            if sla.type != "EXECUTION_ASSERTION" or not sla.assert_:
+                continue
+            if variables is None:
+                variables = task_variables(self.runtime, ex, flow, None)
+            try:
+                holds = is_truthy(
+                    _view_context(FlowView(self, ex, flow, None), None, variables).render(sla.assert_)
+                )
+            except Exception as exc:
+                self._log(ex, None, "ERROR", f"Ignoring SLA '{sla.id}' because of the error: {exc}")
+                continue
+            if not holds:
+                violated.append((sla, f"assertion is false: {sla.assert_}."))
+        for sla, reason in violated[1:]:
+            self._log(ex, None, "WARN", f"SLA '{sla.id}' violated: {reason}")
+        if violated:
+            self._violate(ex, flow, violated[0][0], violated[0][1], eff)
+
+    def _violate(self, ex: Execution, flow: Flow, sla: Any, reason: str, eff: Effects) -> None:
+        """Act on a violated SLA: FAIL or CANCEL ends the execution (runs in flight are killed), NONE only
+        labels it; the SLA's labels are added either way."""
+        self._log(ex, None, "WARN", f"SLA '{sla.id}' violated: {reason}")
+        labels = sla.label_list()
+        have = {(lbl["key"], lbl["value"]) for lbl in ex.labels}
+        if labels and not all((lbl["key"], lbl["value"]) in have for lbl in labels):
+            merged = {lbl["key"]: lbl["value"] for lbl in [*ex.labels, *labels]}
+            ex.labels = [{"key": k, "value": v} for k, v in merged.items()]
+        if sla.behavior == "NONE" or ex.state.terminal():
+            return
+        state = FAILED if sla.behavior == "FAIL" else CANCELLED
+        if state == FAILED:
+            self._log(ex, None, "ERROR", f"Execution failed due to SLA '{sla.id}' violated: {reason}")
+        open_runs = [tr for tr in ex.task_runs if not tr.state.terminal()]
+        for tr in open_runs:
+            if tr.extra.get("job") and tr.state.current == RUNNING:
+                eff.kills.append(KillJob(tr.id))
+            if tr.extra.get("subflow"):
+                eff.kill_executions.append(KillExecution(tr.extra["subflow"]))
+            tr.extra.pop("retryAt", None)
+            tr.extra.pop("pauseUntil", None)
+            tr.extra.pop("wakeAt", None)
+            # as Kestra: the last unfinished run takes the SLA's state, the others are killed
+            tr.state.set(state if tr is open_runs[-1] else KILLED)
+            ex.touch(tr)
+        ended = {tr.id for tr in open_runs}  # work derived in this very step for them never starts
+        eff.jobs = [j for j in eff.jobs if j.taskrun_id not in ended]
+        eff.subflows = [c for c in eff.subflows if c.taskrun_id not in ended]
+        eff.timers = [t for t in eff.timers if t.taskrun_id not in ended]
+        ex.error = f"SLA '{sla.id}' violated: {reason}"
+        ex.metadata.pop("manualPause", None)
+        if ex.state.current == PAUSED:
+            ex.state.set(RUNNING)
+        ex.metadata["finalState"] = state
+        self._root(ex, flow, eff)  # afterExecution tasks still run, then the execution ends
 
     def resubmitted(self, ex: Execution, flow: Flow, taskrun_id: str, submission: int | None,
                     worker: str | None) -> Effects:  # fmt: skip
@@ -339,6 +450,9 @@ class Executor:
         tr = ex.by_id.get(taskrun_id)
         if tr is None or tr.state.current in TERMINAL:
             return Effects()
+        in_out = attempt.pop("assets", None)
+        if in_out:
+            tr.assets = in_out
         tr.attempts.append(attempt)
         if ex.state.current == KILLING:
             tr.state.set(KILLED)
@@ -347,13 +461,7 @@ class Executor:
         task = index_of(flow).tasks.get(tr.task_id)
         if state == FAILED and task is not None:
             retry = task.retry or flow.retry
-            if retry is not None and self._may_retry(retry, tr):
-                tr.state.set(RETRYING)
-                delay = retry.delay(len(tr.attempts))
-                tr.extra["retryAt"] = now().timestamp() + delay
-                tr.extra["retried"] = True
-                if error:
-                    tr.extra["lastError"] = error
+            if retry is not None and self._schedule_retry(ex, tr, retry, error):
                 return Effects(timers=[Timer(tr.extra["retryAt"], ex.id, tr.id, "retry")])
         if state == SUCCESS and tr.extra.get("retried") and task is not None:
             retry = task.retry or flow.retry
@@ -361,44 +469,68 @@ class Executor:
                 state = WARNING
         if outputs is not None:
             tr.outputs = outputs
-        tr.state.set(state)
-        ex.touch(tr)
         if error and state in FAILURES:
             tr.extra["error"] = error
+        tr.state.set(allowed(state, task))
+        ex.touch(tr)
         ex.record_outputs(tr)
         return self.process(ex, flow)
 
-    def _may_retry(self, retry: Any, tr: TaskRun) -> bool:
+    def _schedule_retry(self, ex: Execution, tr: TaskRun, retry: Any, error: str | None) -> bool:
+        """Put a failed run in RETRYING when its policy allows another attempt (``retryAt`` says when)."""
         if retry.behavior != "RETRY_FAILED_TASK":
             return False
         if retry.max_attempts is not None and len(tr.attempts) >= retry.max_attempts:
             return False
-        if retry.max_duration is not None:
-            first = tr.state.start
-            if now() - first >= retry.max_duration:
-                return False
+        at = now().timestamp() + retry.delay(len(tr.attempts))
+        # Kestra: no attempt starts after the first attempt's start plus maxDuration
+        if (
+            retry.max_duration is not None
+            and at > _first_attempt_start(tr) + retry.max_duration.total_seconds()
+        ):
+            return False
+        tr.state.set(RETRYING)
+        tr.extra["retryAt"] = at
+        tr.extra["retried"] = True
+        if error:
+            tr.extra["lastError"] = error
+        ex.touch(tr)
         return True
 
     def on_timer(self, ex: Execution, flow: Flow, taskrun_id: str, kind: str) -> Effects:
+        if kind == "sla":  # taskrun_id holds the SLA's id
+            return Effects() if ex.state.terminal() else self._max_duration(ex, flow, taskrun_id)
         tr = ex.by_id.get(taskrun_id)
         if tr is None or ex.state.terminal():
             return Effects()
         if kind == "retry" and tr.state.current == RETRYING:
-            tr.state.set(RUNNING)
             tr.extra.pop("retryAt", None)
-            return Effects(jobs=[self._job(ex, flow, tr, index_of(flow).task(tr.task_id))])
-        if kind == "pause" and tr.state.current == PAUSED:
             task = index_of(flow).task(tr.task_id)
-            behavior = getattr(task, "behavior", "RESUME")
-            final = {"RESUME": SUCCESS, "WARN": WARNING, "FAIL": FAILED, "CANCEL": CANCELLED}.get(
-                behavior, SUCCESS
-            )
-            tr.extra.pop("pauseUntil", None)
+            if tr.extra.get("flowable"):
+                return self._retry_flowable(ex, flow, tr, task)
+            if getattr(task, "executor_kind", None) == "subflow":  # a new subflow execution
+                eff = Effects()
+                tr.extra.pop("subflow", None)
+                self._subflow(ex, flow, tr, task, eff)
+                ex.touch(tr)
+                eff.extend(self.process(ex, flow))
+                return eff
             tr.state.set(RUNNING)
-            tr.state.set(final)
+            return Effects(jobs=[self._job(ex, flow, tr, task)])
+        if kind == "wake" and tr.state.current == RUNNING and tr.extra.get("flowable"):
             ex.touch(tr)
-            ex.record_outputs(tr)
-            if ex.state.current == PAUSED:
+            return self.process(ex, flow)
+        if kind == "pause" and tr.state.current == PAUSED:
+            behavior = tr.extra.get("pauseBehavior", "RESUME")
+            final = {"RESUME": SUCCESS, "WARN": WARNING, "FAIL": FAILED, "CANCEL": CANCELLED}.get(
+                behavior, FAILED
+            )
+            if final == FAILED:
+                what = "its timeout" if behavior == "TIMEOUT" else "pauseDuration (behavior FAIL)"
+                tr.extra["error"] = f"the pause ended after {what} without being resumed"
+                self._log(ex, tr, "ERROR", tr.extra["error"])
+            self._end_pause(ex, flow, tr, final, None)
+            if ex.state.current == PAUSED and not any(t.state.current == PAUSED for t in ex.task_runs):
                 ex.state.set(RUNNING)
             return self.process(ex, flow)
         return Effects()
@@ -414,15 +546,16 @@ class Executor:
     def resume(self, ex: Execution, flow: Flow, inputs: dict[str, Any] | None = None) -> Effects:
         manual = ex.metadata.pop("manualPause", None)
         paused = [tr for tr in ex.task_runs if tr.state.current == PAUSED]
-        if not paused and not manual:
-            raise ValueError(f"execution {ex.id} is not paused")
-        for tr in paused:
-            tr.extra.pop("pauseUntil", None)
-            tr.outputs = {"onResume": inputs or {}} if inputs else (tr.outputs or {})
-            tr.state.set(RUNNING)
-            tr.state.set(SUCCESS)
-            ex.touch(tr)
-            ex.record_outputs(tr)
+        if not paused and not manual:  # resumed meanwhile (two Resume tasks, the API): nothing to do
+            self._log(
+                ex, None, "WARN", f"execution {ex.id} is {ex.state.current}, not PAUSED: nothing to resume"
+            )
+            return Effects()
+        for tr in paused:  # resumed before its deadline: always a success, whatever the behavior
+            tr.extra["pauseBehavior"] = "RESUME"
+            self._end_pause(
+                ex, flow, tr, SUCCESS, {"onResume": inputs or {}} if inputs else (tr.outputs or {})
+            )
         ex.state.set(RUNNING)
         return self.process(ex, flow)
 
@@ -458,13 +591,12 @@ class Executor:
         out: dict[str, Any] = {"executionId": child_id, "state": state}
         if outputs:
             out["outputs"] = outputs
-        if state in FAILURES or state == CANCELLED:
-            final = FAILED if getattr(task, "transmit_failed", True) else WARNING
-            if state == KILLED and getattr(task, "transmit_failed", True):
-                final = KILLED
-        else:
-            final = WARNING if state == WARNING else SUCCESS
-        return self.on_result(ex, flow, taskrun_id, final, out, {"state": final})
+        # Kestra's ExecutableUtils.guessState: with transmitFailed, a FAILED, KILLED or WARNING child passes its
+        # state on (then allowFailure/allowWarning apply); anything else, or without it, is SUCCESS
+        transmit = getattr(task, "transmit_failed", True)
+        final = state if transmit and state in (FAILED, KILLED, WARNING, PAUSED) else SUCCESS
+        error = f"subflow execution {child_id} ended {state}" if final in FAILURES else None
+        return self.on_result(ex, flow, taskrun_id, final, out, {"state": final}, error)
 
     def restart(self, ex: Execution, flow: Flow) -> Effects:
         if ex.state.current not in (FAILED, KILLED, WARNING, CANCELLED):
@@ -490,8 +622,10 @@ class Executor:
             if tr.id in reset:
                 tr.state.set(RESTARTED)
                 tr.extra.pop("error", None)
-                if index_of(flow).tasks.get(tr.task_id) and isinstance(
-                    index_of(flow).task(tr.task_id), FlowableTask
+                task = index_of(flow).tasks.get(tr.task_id)
+                # a flowable starts again at once; a Pause whose pause was over (it ran its tasks) too
+                if isinstance(task, FlowableTask) and (
+                    getattr(task, "executor_kind", None) != "pause" or tr.extra.get("flowable")
                 ):
                     tr.state.set(RUNNING)
         ex.rebuild_outputs()
@@ -503,8 +637,17 @@ class Executor:
         for tr in ex.task_runs:
             if tr.state.current == RESTARTED:
                 task = index_of(flow).task(tr.task_id)
-                tr.state.set(RUNNING)
-                eff.jobs.append(self._job(ex, flow, tr, task))
+                kind = getattr(task, "executor_kind", None)
+                if kind == "pause":
+                    self._pause(ex, flow, tr, task, eff)
+                elif kind == "subflow":
+                    tr.extra.pop("subflow", None)
+                    self._subflow(ex, flow, tr, task, eff)
+                elif kind == "update":
+                    self._update(ex, flow, tr, task)
+                else:
+                    tr.state.set(RUNNING)
+                    eff.jobs.append(self._job(ex, flow, tr, task))
         eff.extend(self.process(ex, flow))
         return eff
 
@@ -524,7 +667,7 @@ class Executor:
             for tr in running_flowables(ex):
                 task = index_of(flow).task(tr.task_id)
                 assert isinstance(task, FlowableTask)
-                view = FlowView(self, ex, flow, tr)
+                view = FlowView(self, ex, flow, tr, eff)
                 try:
                     state, children = task.step(view)
                 except Exception as exc:  # a flowable that cannot decide fails, with the reason
@@ -536,7 +679,14 @@ class Executor:
                     changed = True
                 elif state != RUNNING:
                     self.memo.pop(tr.id, None)
-                    tr.state.set(state)
+                    if state == FAILED and task.retry is not None:
+                        tr.attempts.append({"state": {"current": FAILED, "histories": [
+                            {"state": RUNNING, "date": iso(_last_start(tr))}, {"state": FAILED, "date": iso(now())}]}})  # fmt: skip
+                        if self._schedule_retry(ex, tr, task.retry, tr.extra.get("error")):
+                            eff.timers.append(Timer(tr.extra["retryAt"], ex.id, tr.id, "retry"))
+                            changed = True
+                            continue
+                    tr.state.set(allowed(state, task))
                     ex.touch(tr)
                     done = getattr(task, "on_done", None)
                     if done is not None:
@@ -547,6 +697,9 @@ class Executor:
                 changed = True
             if not changed:
                 break
+        # SLAs watch the execution until its main tasks end (afterExecution tasks are not watched)
+        if flow.sla and ex.state.current not in (KILLING, *TERMINAL) and "finalState" not in ex.metadata:
+            self._assert_slas(ex, flow, eff)
         return eff
 
     def _root(self, ex: Execution, flow: Flow, eff: Effects) -> bool:
@@ -613,19 +766,20 @@ class Executor:
                     tr.extra["error"] = f"runIf: {exc}"
                     self._log(ex, tr, "ERROR", tr.extra["error"])
                     continue
-                if not _truthy(ok):
+                if not is_truthy(ok):
                     tr.state.set(SKIPPED)
                     continue
-            if isinstance(task, FlowableTask):
-                tr.extra["flowable"] = True
-                tr.state.set(RUNNING)
-                start = getattr(task, "on_start", None)
-                if start is not None:
-                    start(FlowView(self, ex, flow, tr))
-                continue
             kind = getattr(task, "executor_kind", None)
             if kind == "pause":
                 self._pause(ex, flow, tr, task, eff)
+                continue
+            if isinstance(task, FlowableTask):
+                tr.extra["flowable"] = True
+                tr.state.set(RUNNING)
+                self._start_flowable(ex, flow, tr, task)
+                continue
+            if kind == "update":  # tasks that change the execution itself (Labels), run by the executor
+                self._update(ex, flow, tr, task)
                 continue
             if kind == "subflow":
                 self._subflow(ex, flow, tr, task, eff)
@@ -633,26 +787,120 @@ class Executor:
             tr.state.set(RUNNING)
             eff.jobs.append(self._job(ex, flow, tr, task))
 
+    def _start_flowable(self, ex: Execution, flow: Flow, tr: TaskRun, task: Task) -> None:
+        """Call a flowable's ``on_start``; one that fails (an If condition that cannot render, ForEach values
+        with a null) fails its own run with the reason, and the execution goes on (errors, finally)."""
+        start = getattr(task, "on_start", None)
+        if start is None:
+            return
+        try:
+            start(FlowView(self, ex, flow, tr))
+        except Exception as exc:
+            tr.extra["error"] = (
+                f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            )
+            tr.extra.pop("flowable", None)
+            tr.state.set(allowed(FAILED, task))
+            ex.touch(tr)
+            self._log(ex, tr, "ERROR", tr.extra["error"])
+
+    def _retry_flowable(self, ex: Execution, flow: Flow, tr: TaskRun, task: Task) -> Effects:
+        """Kestra replays the whole flowable: its children are dropped and created again."""
+        drop = _descendants(ex, {tr.id})
+        for tr_id in (tr.id, *drop):
+            self.memo.pop(tr_id, None)
+        ex.reindex([t for t in ex.task_runs if t.id not in drop])
+        ex.rebuild_outputs()
+        tr.outputs = None
+        tr.extra.pop("error", None)
+        tr.state.set(RUNNING)
+        ex.touch(tr)
+        self._start_flowable(ex, flow, tr, task)
+        eff = self.process(ex, flow)
+        eff.rewrite = True
+        return eff
+
+    def _update(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any) -> None:
+        """Run a task that updates the execution (Kestra's ExecutionUpdatableTask) in the executor."""
+        from roost.engine.context import render_task
+
+        view = FlowView(self, ex, flow, tr)
+        tr.state.set(RUNNING)
+        started = now()
+        try:
+            ctx = _view_context(view, tr)
+            rendered: Any = render_task(task, ctx)
+            outputs = rendered.update(ex, ctx)
+            state, error = SUCCESS, None
+        except Exception as exc:
+            outputs, state, error = (
+                None,
+                FAILED,
+                str(exc) if isinstance(exc, TaskError) else f"{type(exc).__name__}: {exc}",
+            )
+            self._log(ex, tr, "ERROR", error)
+        tr.attempts.append({"state": {"current": state, "histories": [
+            {"state": RUNNING, "date": iso(started)}, {"state": state, "date": iso(now())}]}})  # fmt: skip
+        if outputs:
+            tr.outputs = outputs
+        if error:
+            tr.extra["error"] = error
+        tr.state.set(allowed(state, task))
+        ex.touch(tr)
+        ex.record_outputs(tr)
+
     def _job(self, ex: Execution, flow: Flow, tr: TaskRun, task: Task) -> Job:
         tr.extra["job"] = True
-        variables = task_variables(self.runtime, ex, flow, tr)
+        variables = task_variables(self.runtime, ex, flow, tr, task)
         return Job(ex.id, tr.id, task, variables, len(tr.attempts) + 1, ex.namespace, ex.flow_id, ex.tenant,
                    tr.extra.get("workdir"))  # fmt: skip
 
     def _pause(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any, eff: Effects) -> None:
+        """Pause a run. ``pauseDuration`` (or ``delay``) ends it per ``behavior``; without one, ``timeout`` fails it."""
+        from roost.engine.context import render_task
+
         tr.state.set(RUNNING)
+        try:
+            rendered: Any = render_task(task, _view_context(FlowView(self, ex, flow, tr), tr))
+        except Exception as exc:
+            tr.extra["error"] = str(exc)
+            tr.state.set(allowed(FAILED, task))
+            ex.touch(tr)
+            self._log(ex, tr, "ERROR", tr.extra["error"])
+            return
         tr.state.set(PAUSED)
         if ex.state.current == RUNNING:
             ex.state.set(PAUSED)
-        duration = getattr(task, "pause_duration", None) or getattr(task, "timeout", None)
-        if isinstance(duration, str):
-            duration = FlowView(self, ex, flow, tr).render(duration)
-            from pydantic import TypeAdapter
-
-            duration = TypeAdapter(timedelta).validate_python(duration)
+        duration = getattr(rendered, "pause_duration", None) or getattr(rendered, "delay", None)
+        tr.extra["pauseBehavior"] = (
+            getattr(rendered, "behavior", "RESUME") if duration is not None else "TIMEOUT"
+        )
+        duration = duration or rendered.timeout
         if duration is not None:
             tr.extra["pauseUntil"] = now().timestamp() + duration.total_seconds()
             eff.timers.append(Timer(tr.extra["pauseUntil"], ex.id, tr.id, "pause"))
+
+    def _end_pause(
+        self, ex: Execution, flow: Flow, tr: TaskRun, state: str, outputs: dict[str, Any] | None
+    ) -> None:
+        """A pause ends in ``state``; with the deprecated ``tasks`` (RESUME, WARN), they run first."""
+        task = index_of(flow).task(tr.task_id)
+        tr.extra.pop("pauseUntil", None)
+        if outputs is not None:
+            tr.outputs = outputs
+        tr.state.set(RUNNING)
+        if (
+            state in (SUCCESS, WARNING)
+            and isinstance(task, FlowableTask)
+            and enabled(getattr(task, "tasks", None))
+        ):
+            tr.extra["flowable"] = True
+            _track_flowable(ex, tr)
+        else:
+            tr.extra.pop("pauseBehavior", None)
+            tr.state.set(allowed(state, task))
+            ex.record_outputs(tr)
+        ex.touch(tr)
 
     def _subflow(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any, eff: Effects) -> None:
         try:
@@ -660,18 +908,25 @@ class Executor:
         except Exception as exc:
             tr.state.set(FAILED)
             tr.extra["error"] = str(exc)
-            self._log(ex, tr, "ERROR", f"subflow inputs: {exc}")
+            self._log(ex, tr, "ERROR", f"Unable to start the subflow: {exc}")
             return
         tr.state.set(RUNNING)
         tr.extra["subflowPending"] = True
         eff.subflows.append(call)
 
     def subflow_call(self, ex: Execution, flow: Flow, tr: TaskRun, task: Any) -> StartSubflow:
-        """The subflow execution a Subflow task run asks for: rendered inputs and labels."""
+        """The subflow execution a Subflow task run asks for: rendered target, inputs and labels."""
+        from roost.engine.context import render_task
+
         view = FlowView(self, ex, flow, tr)
+        target: Any = render_task(task, _view_context(view, tr))
+        if (target.namespace, target.flow_id) == (ex.namespace, ex.flow_id):
+            raise ValueError(
+                f"a {type(task).__name__} cannot start its own flow ({ex.namespace}.{ex.flow_id})"
+            )
         inputs = view.render(task.inputs or {})
         labels = view.render(task.label_list() if hasattr(task, "label_list") else [])
-        if task.inherit_labels:
+        if target.inherit_labels:
             own = {lbl["key"] for lbl in labels}
             labels = [
                 *labels,
@@ -680,7 +935,8 @@ class Executor:
         labels.append(
             {"key": "system.correlationId", "value": ex.label_map().get("system.correlationId", ex.id)}
         )
-        return StartSubflow(ex.id, tr.id, task, inputs, labels, task.wait)
+        return StartSubflow(ex.id, tr.id, task, inputs, labels, task.wait, target.namespace, target.flow_id,
+                            target.revision)  # fmt: skip
 
     def _log(self, ex: Execution, tr: TaskRun | None, level: str, message: str) -> None:
         sink = self.runtime.log_sink
@@ -691,6 +947,13 @@ class Executor:
             "taskId": tr.task_id if tr else None, "taskRunId": tr.id if tr else None,
             "timestamp": iso(now()), "level": level, "message": message,
         }])  # fmt: skip
+
+
+def _track_flowable(ex: Execution, tr: TaskRun) -> None:
+    """Add an older run that became a running flowable (a Pause with tasks) to the remembered scan."""
+    cached = ex.scans.get(("__flowables__", None, ""))
+    if cached is not None and tr not in cached[1]:
+        cached[1].append(tr)
 
 
 def running_flowables(ex: Execution) -> list[TaskRun]:
@@ -719,10 +982,30 @@ def _descendants(ex: Execution, ids: set[str]) -> set[str]:
     return out
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "false", "0", "no", "null", "none")
-    return bool(value)
+def _first_attempt_start(tr: TaskRun) -> float:
+    """When the first attempt of ``tr`` started (epoch seconds), the origin of ``maxDuration``."""
+    for attempt in tr.attempts[:1]:
+        histories = (attempt.get("state") or {}).get("histories") or []
+        started = parse_iso(histories[0].get("date")) if histories else None
+        if started is not None:
+            return started.timestamp()
+    return tr.state.start.timestamp()
+
+
+def _last_start(tr: TaskRun) -> Any:
+    """When ``tr`` last went RUNNING (a flowable's attempt start)."""
+    for state, at in reversed(tr.state.histories):
+        if state == RUNNING:
+            return at
+    return tr.state.start
+
+
+def _view_context(view: FlowView, tr: TaskRun | None, variables: dict[str, Any] | None = None) -> Any:
+    from roost.engine.context import TaskRunContext
+
+    return TaskRunContext(view.executor.runtime, variables if variables is not None else view.variables(),
+                          namespace=view.ex.namespace, flow_id=view.ex.flow_id, execution_id=view.ex.id,
+                          task_id=tr.task_id if tr else "", taskrun_id=tr.id if tr else "")  # fmt: skip
 
 
 def value_key(value: Any) -> str:

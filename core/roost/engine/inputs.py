@@ -11,10 +11,10 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from roost.flow.model import Flow, Input
-from roost.flow.properties import is_expression
+from roost.flow.properties import Duration, is_expression
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TD = TypeAdapter(dt.timedelta)
+_TD: TypeAdapter[dt.timedelta] = TypeAdapter(Duration)
 
 
 class InputsInvalid(Exception):
@@ -188,7 +188,9 @@ def coerce(inp: Input, value: Any, store_file: Any = None, kind: str | None = No
             raise ValueError(f"{label}: expected a kestra:// URI")
         if isinstance(value, str | Path) and Path(value).is_file():
             return store_file(inp.id, Path(value))
-        if isinstance(value, bytes):
+        if isinstance(value, bytes) or callable(
+            getattr(value, "read", None)
+        ):  # bytes, or a stream (an upload)
             return store_file(inp.id, value)
         raise ValueError(f"{label}: {value!r} is neither a stored file nor a readable local file")
     raise ValueError(f"{label}: unsupported input type")

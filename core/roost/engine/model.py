@@ -107,7 +107,7 @@ class TaskRun:
     """One run of one task (per ForEach value), with its attempts and outputs."""
 
     __slots__ = ("id", "execution_id", "namespace", "flow_id", "task_id", "parent_id", "value", "iteration",
-                 "state", "attempts", "outputs", "slot", "index", "group", "extra", "items")  # fmt: skip
+                 "state", "attempts", "outputs", "slot", "index", "group", "extra", "items", "assets")  # fmt: skip
 
     def __init__(
         self,
@@ -139,6 +139,9 @@ class TaskRun:
         self.group = group  # the parent's iteration this run belongs to (ForEach value)
         self.extra: dict[str, Any] = {}  # engine bookkeeping: next attempt time, pause deadline...
         self.items: str | None = None
+        self.assets: dict[str, list[dict[str, Any]]] | None = (
+            None  # Kestra's TaskRun.assets: {inputs, outputs}
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -157,6 +160,8 @@ class TaskRun:
         }
         if self.items is not None:
             out["items"] = self.items
+        if self.assets is not None:
+            out["assets"] = self.assets
         if self.slot != "tasks" or self.index or self.group is not None or self.extra:
             out["_engine"] = {"slot": self.slot, "index": self.index, "group": self.group, **self.extra}
         return out
@@ -173,6 +178,7 @@ class TaskRun:
         tr.attempts = data.get("attempts") or []
         tr.outputs = data.get("outputs")
         tr.items = data.get("items")
+        tr.assets = data.get("assets")
         tr.extra = eng
         return tr
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import inspect
 import logging
 import queue
 import string
@@ -49,13 +50,14 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter
 
 from roost.engine.model import Execution
+from roost.flow.properties import Duration
 from roost.store.db import ExecutionExists
 
 log = logging.getLogger("roost.scheduler")
 
 TERMINAL_DEFAULT = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
 MAX_DATES_PER_TICK = 500
-_DURATION = TypeAdapter(timedelta)
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _ALPHABET = string.ascii_letters + string.digits
 _WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 
@@ -362,10 +364,15 @@ def precondition_entries(pre: Any) -> list[tuple[str, Callable[..., bool]]]:
 
 # -- the context polling triggers evaluate in ---------------------------------------------------------------
 class TriggerContext:
-    """What ``PollingTrigger.evaluate(ctx)`` sees: the engine, the tenant, the flow and a logger."""
+    """What ``PollingTrigger.evaluate(ctx)`` sees: the engine, the tenant, the flow, a logger and its state."""
 
-    def __init__(self, engine: Any, tenant: str, flow: Any, trigger: Any) -> None:
+    def __init__(
+        self, engine: Any, tenant: str, flow: Any, trigger: Any, state: dict[str, Any] | None = None
+    ) -> None:
         self.engine = engine
+        self.state: dict[str, Any] = dict(state or {})
+        """The trigger's own JSON state (a cursor...): what it holds after ``evaluate`` is saved with the
+        executions it decided, atomically, and handed back at the next evaluation."""
         self.tenant = tenant
         self.flow = flow
         self.namespace = flow.namespace
@@ -383,8 +390,42 @@ class TriggerContext:
             "vars": flow.variables or {},
         }
 
+        self.stop_event = threading.Event()
+        self._execution_id: str | None = None
+
     def render(self, value: Any, **extra: Any) -> Any:
         return render_value(self.engine, self.tenant, self.flow, value, {**self.variables, **extra})
+
+    def stopped(self) -> bool:
+        """True once the scheduler wants a realtime trigger to stop listening."""
+        return self.stop_event.is_set()
+
+    def _prefix(self) -> str:
+        """The storage folder of the next execution this trigger starts (its id is reserved now)."""
+        from roost.engine.model import new_id
+
+        if self._execution_id is None:
+            self._execution_id = new_id()
+        ns = self.namespace.replace(".", "/")
+        return f"{ns}/{self.flow_id}/executions/{self._execution_id}/trigger/{self.trigger.id}"
+
+    def put_file(self, path: Any, name: str | None = None) -> str:
+        """Store a file for the next execution this trigger starts (its ``trigger.*`` may name the URI)."""
+        from pathlib import Path
+
+        path = Path(path)
+        return self.runtime.storage.put(f"{self._prefix()}/{name or path.name}", path)
+
+    def take_execution_id(self) -> str | None:
+        """The id reserved by :meth:`put_file` (the scheduler starts the execution with it), then forget it."""
+        reserved, self._execution_id = self._execution_id, None
+        return reserved
+
+    def discard_files(self, execution_id: str | None) -> None:
+        """Remove what :meth:`put_file` stored for an execution that was never started."""
+        if execution_id is not None:
+            ns = self.namespace.replace(".", "/")
+            self.runtime.storage.delete_prefix(f"{ns}/{self.flow_id}/executions/{execution_id}/")
 
 
 def render_value(engine: Any, tenant: str, flow: Any, value: Any, variables: dict[str, Any]) -> Any:
@@ -413,10 +454,12 @@ class _FlowEntry:
         "schedules",
         "flow_triggers",
         "polling",
+        "realtime",
     )
 
     def __init__(self, tenant: str, flow: Any) -> None:
         from roost.builtin.triggers import FlowTrigger, Schedule
+        from roost.flow.task import RealtimeTrigger
 
         self.tenant = tenant
         self.namespace = flow.namespace
@@ -427,10 +470,64 @@ class _FlowEntry:
         self.flow_triggers = [t for t in flow.triggers if isinstance(t, FlowTrigger)]
         self.polling = [t for t in flow.triggers
                         if callable(getattr(t, "evaluate", None)) and not isinstance(t, (Schedule, FlowTrigger))]  # fmt: skip
+        self.realtime = [t for t in flow.triggers if isinstance(t, RealtimeTrigger)]
 
     @property
     def active(self) -> bool:
-        return bool(self.schedules or self.flow_triggers or self.polling)
+        return bool(self.schedules or self.flow_triggers or self.polling or self.realtime)
+
+
+# -- realtime listeners -------------------------------------------------------------------------------------
+class _Listener:
+    """One realtime trigger's listening thread: drives ``listen(ctx)``, restarts it after a failure."""
+
+    def __init__(self, scheduler: Scheduler, entry: _FlowEntry, trig: Any) -> None:
+        self.scheduler = scheduler
+        self.entry = entry
+        self.trig = trig
+        self.stop_event = threading.Event()
+        name = f"roost-realtime-{entry.namespace}.{entry.flow_id}.{trig.id}"
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> _Listener:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        self.stop_event.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+            if self.thread.is_alive():
+                log.warning("realtime trigger %s of %s.%s did not stop within %ss", self.trig.id,
+                            self.entry.namespace, self.entry.flow_id, timeout)  # fmt: skip
+
+    def _run(self) -> None:
+        backoff = 1.0
+        entry, trig = self.entry, self.trig
+        while not self.stop_event.is_set():
+            ctx = TriggerContext(self.scheduler.engine, entry.tenant, entry.flow, trig)
+            ctx.stop_event = self.stop_event
+            try:
+                gen = trig.listen(ctx)
+                try:
+                    sent: Execution | None = None
+                    while not self.stop_event.is_set():
+                        variables = gen.send(sent)
+                        sent = None
+                        if variables is not None:
+                            sent = self.scheduler._fire(entry, trig, ctx, variables, time.time())
+                            backoff = 1.0
+                finally:
+                    gen.close()
+                return  # stopped, or listen() returned
+            except StopIteration:
+                return
+            except Exception as exc:
+                log.error("realtime trigger %s of %s.%s failed: %s; listening again in %.0fs", trig.id,
+                          entry.namespace, entry.flow_id, exc, backoff)  # fmt: skip
+                if self.stop_event.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 30.0)
 
 
 # -- the scheduler ----------------------------------------------------------------------------------------
@@ -464,6 +561,7 @@ class Scheduler:
 
         self.leader = LeaderLock(self.store, "scheduler")  # several scheduler processes: one fires
         self._leading = False
+        self._listeners: dict[tuple[str, str, str, str, int], _Listener] = {}  # realtime triggers listening
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> Scheduler:
@@ -490,6 +588,7 @@ class Scheduler:
             self._thread = None
         self.leader.release()
         self._leading = False
+        self._stop_listeners()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -540,12 +639,14 @@ class Scheduler:
         self.next_wakeup = now + self.refresh
         by_tenant: dict[str, list[_FlowEntry]] = {}
         for entry in self._inventory.values():
-            if entry.schedules or entry.polling:
+            if entry.schedules or entry.polling or entry.realtime:
                 by_tenant.setdefault(entry.tenant, []).append(entry)
+        realtime_states: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for tenant, entries in by_tenant.items():
             states = {
                 (s["namespace"], s["flowId"], s["triggerId"]): s for s in self.store.list_triggers(tenant)
             }
+            realtime_states.update({(tenant, *k): v for k, v in states.items()})
             for entry in entries:
                 if self._stop.is_set():
                     return
@@ -563,6 +664,8 @@ class Scheduler:
                         log.exception(
                             "polling trigger %s of %s.%s failed", trig.id, entry.namespace, entry.flow_id
                         )
+        if self._thread is not None or self._listeners:  # listening threads only in a started scheduler
+            self._sync_realtime(realtime_states)
 
     # -- inventory ---------------------------------------------------------------------------------------
     def _reload(self) -> None:
@@ -784,6 +887,8 @@ class Scheduler:
         if next_ts is None:
             next_ts = now  # a new polling trigger is evaluated at once
         if next_ts > now:
+            if state and state.get("pending") and key not in self._in_flight:
+                self._start_pending(entry, trig, dict(state), next_ts)  # decided before a crash: start now
             self.next_wakeup = min(self.next_wakeup, next_ts)
             return
         if key in self._in_flight or self._pool is None:
@@ -795,8 +900,16 @@ class Scheduler:
 
     def _evaluate(self, entry: _FlowEntry, trig: Any, data: dict[str, Any], due: float, interval: float,
                   now: float) -> None:  # fmt: skip
+        """One evaluation of a polling trigger.
+
+        The trigger's own state (``ctx.state``, e.g. a cursor) and the executions it decided are saved
+        together, as ``pending`` with ids derived from the due date, before any starts; then they start
+        and ``pending`` is cleared. A crash in between replays ``pending`` with the same ids at the next
+        look, and an id that exists is never created again: every decision fires exactly once.
+        """
         key = (entry.tenant, entry.namespace, entry.flow_id, trig.id)
         try:
+            self._start_pending(entry, trig, data, data.get("nextDate"))
             # the next evaluation keeps the cadence; after a long gap, it restarts from now
             nxt = due + interval
             if nxt <= now:
@@ -805,8 +918,12 @@ class Scheduler:
             data["date"] = iso(datetime.fromtimestamp(now, UTC))
             data["nextExecutionDate"] = iso(datetime.fromtimestamp(nxt, UTC))
             self._save(entry, trig, data, nxt)
+            ctx = TriggerContext(self.engine, entry.tenant, entry.flow, trig, state=data.get("state"))
             try:
-                result = trig.evaluate(TriggerContext(self.engine, entry.tenant, entry.flow, trig))
+                result = trig.evaluate(ctx)
+                if inspect.isgenerator(result):
+                    self._drive(entry, trig, ctx, result, data, now)
+                    result = None
             except Exception as exc:
                 log.error(
                     "polling trigger %s of %s.%s failed to evaluate: %s",
@@ -815,23 +932,102 @@ class Scheduler:
                     entry.flow_id,
                     exc,
                 )
-                result = None
+                result, ctx.state = None, data.get("state") or {}  # a failed evaluation keeps the old state
             if result and trig.conditions:
                 render = lambda expr, scope: render_value(self.engine, entry.tenant, entry.flow, expr, scope)  # noqa: E731
                 if not Conditions(render).all(trig.conditions, when=datetime.fromtimestamp(now, UTC)):
                     result = None
-            if result and not self._stop.is_set():
-                for variables in [result] if isinstance(result, dict) else list(result):
-                    if hasattr(variables, "as_dict"):
-                        variables = variables.as_dict()
-                    ex = self._start(entry, trig, dict(variables))
-                    if ex is not None:
-                        data["executionId"] = ex.id
+            batch = [] if not result else [result] if isinstance(result, dict) else list(result)
+            if ctx.state or "state" in data:
+                data["state"] = ctx.state
+            data["pending"] = [
+                {"executionId": stable_id(entry.tenant, entry.namespace, entry.flow_id, trig.id, "poll", due, i),
+                 "variables": dict(v.as_dict() if hasattr(v, "as_dict") else v)}
+                for i, v in enumerate(batch)
+            ]  # fmt: skip
+            if batch or "state" in data:
                 self._save(entry, trig, data, nxt)
+            if not self._stop.is_set():
+                self._start_pending(entry, trig, data, nxt)
             self.next_wakeup = min(self.next_wakeup, nxt)
             self._wake.set()
         finally:
             self._in_flight.discard(key)
+
+    def _start_pending(
+        self, entry: _FlowEntry, trig: Any, data: dict[str, Any], next_date: float | None
+    ) -> None:
+        """Start the executions a polling trigger decided (each once: ids that exist are skipped)."""
+        pending = data.pop("pending", None)
+        if not pending:
+            return
+        for item in pending:
+            ex = self._start(entry, trig, dict(item["variables"]), execution_id=item["executionId"])
+            if ex is not None:
+                data["executionId"] = ex.id
+        self._save(entry, trig, data, next_date)
+
+    def _fire(
+        self, entry: _FlowEntry, trig: Any, ctx: TriggerContext, variables: Any, now: float
+    ) -> Execution | None:
+        """Start one execution of a generator trigger's yielded variables (the files it stored go with it)."""
+        if hasattr(variables, "as_dict"):
+            variables = variables.as_dict()
+        reserved = ctx.take_execution_id()
+        ex = None
+        if not self._stop.is_set():
+            render = lambda expr, scope: render_value(self.engine, entry.tenant, entry.flow, expr, scope)  # noqa: E731
+            if not trig.conditions or Conditions(render).all(
+                trig.conditions, when=datetime.fromtimestamp(now, UTC)
+            ):
+                ex = self._start(entry, trig, dict(variables), execution_id=reserved)
+        if ex is None:
+            ctx.discard_files(reserved)  # nothing half-written is left behind
+        return ex
+
+    def _drive(self, entry: _FlowEntry, trig: Any, ctx: TriggerContext, gen: Any, data: dict[str, Any],
+               now: float) -> None:  # fmt: skip
+        """Run a generator ``evaluate``: each yielded mapping starts an execution that is sent back."""
+        sent: Execution | None = None
+        try:
+            while True:
+                variables = gen.send(sent)
+                sent = None if variables is None else self._fire(entry, trig, ctx, variables, now)
+                if sent is not None:
+                    data["executionId"] = sent.id
+        except StopIteration:
+            pass
+        finally:
+            gen.close()
+
+    # -- realtime triggers ------------------------------------------------------------------------------------
+    def _sync_realtime(self, states: dict[tuple[str, str, str, str], dict[str, Any]]) -> None:
+        """Keep one listening thread per enabled realtime trigger of the current revisions; stop the others."""
+        wanted: dict[tuple[str, str, str, str, int], tuple[_FlowEntry, Any]] = {}
+        if not self._stop.is_set():
+            for entry in self._inventory.values():
+                if entry.flow.disabled:
+                    continue
+                for trig in entry.realtime:
+                    state = states.get((entry.tenant, entry.namespace, entry.flow_id, trig.id))
+                    if trig.disabled or (state is not None and state.get("disabled")):
+                        continue
+                    wanted[(entry.tenant, entry.namespace, entry.flow_id, trig.id, entry.revision)] = (
+                        entry,
+                        trig,
+                    )
+        for key in [k for k in self._listeners if k not in wanted]:
+            self._listeners.pop(key).stop()
+        for key, (entry, trig) in wanted.items():
+            if key not in self._listeners:
+                self._listeners[key] = _Listener(self, entry, trig).start()
+
+    def _stop_listeners(self) -> None:
+        listeners, self._listeners = self._listeners, {}
+        for listener in listeners.values():
+            listener.stop_event.set()
+        for listener in listeners.values():
+            listener.stop()
 
     # -- Flow triggers and stopAfter -------------------------------------------------------------------------
     def _on_execution_end(self, ex: Execution) -> None:

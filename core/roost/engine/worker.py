@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from roost.assets.model import Asset, AssetBundle
+from roost.flow.properties import is_truthy
 
 
 def outputs_dict(out: Any) -> dict[str, Any] | None:
@@ -29,27 +30,50 @@ def collect_assets(task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None
     if spec is None:
         return []
     bundles: list[AssetBundle] = []
+    scope = {
+        "outputs": {**ctx.variables.get("outputs", {}), task.id: outputs or {}},
+        "output": outputs or {},
+    }
     if spec.inputs or spec.outputs:
-        scope = {
-            "outputs": {**ctx.variables.get("outputs", {}), task.id: outputs or {}},
-            "output": outputs or {},
-        }
 
-        def declared(refs: list[Any]) -> list[Asset]:
-            result = []
-            for ref in refs:
-                data = ctx.render(ref.model_dump(by_alias=True, exclude_none=True), **scope)
-                result.append(Asset.model_validate(data))
-            return result
+        def declared(refs: list[Any] | str) -> list[Asset]:
+            if isinstance(refs, str):  # the whole list is an expression
+                items = ctx.render(refs, **scope)
+                if not isinstance(items, list):
+                    raise ValueError(f"assets must render to a list, got {type(items).__name__}")
+                return [Asset.model_validate(item) for item in items]
+            return [Asset.model_validate(ctx.render(ref.model_dump(by_alias=True, exclude_none=True), **scope))
+                    for ref in refs]  # fmt: skip
 
         bundles.append(AssetBundle(inputs=declared(spec.inputs), outputs=declared(spec.outputs)))
-    if spec.enable_auto:
+    if is_truthy(ctx.render(spec.enable_auto, **scope)):
         auto = list(task.auto_assets(ctx, out) or [])
         plugins = getattr(getattr(ctx, "runtime", None), "plugins", None)
         if plugins is not None:
             auto.extend(plugins.task_assets(task, ctx, out))
         bundles.extend(b if isinstance(b, AssetBundle) else AssetBundle.model_validate(b) for b in auto)
     return bundles
+
+
+def assets_in_out(bundles: list[AssetBundle], namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """What a run read and wrote across its bundles, once each, in the shape of Kestra's ``TaskRun.assets``."""
+    seen: set[tuple[str, str, str, str]] = set()
+    out: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
+    for bundle in bundles:
+        for side, items in (("inputs", bundle.inputs), ("outputs", bundle.outputs)):
+            for asset in items:
+                ns = asset.namespace or namespace
+                if (side, ns, asset.id, asset.type) in seen:
+                    continue
+                seen.add((side, ns, asset.id, asset.type))
+                if side == "inputs":
+                    out[side].append({"id": asset.id, "type": asset.type, "namespace": ns})
+                else:
+                    entry = asset.model_dump(
+                        by_alias=True, mode="json", exclude_none=True, exclude={"created", "updated"}
+                    )
+                    out[side].append({**entry, "namespace": ns})
+    return out
 
 
 class Worker:
@@ -97,7 +121,7 @@ class Worker:
         task = job.task
         ctx = TaskRunContext(runtime, job.variables, namespace=job.namespace, flow_id=job.flow_id,
                              execution_id=job.execution_id, task_id=task.id, taskrun_id=job.taskrun_id,
-                             log_level=task.log_level)  # fmt: skip
+                             log_level=task.log_level, fresh_secrets=job.attempt > 1)  # fmt: skip
         if job.workdir:
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             ctx.use_working_dir(Path(job.workdir))
@@ -110,12 +134,15 @@ class Worker:
         reported = threading.Event()
         self.running[job.taskrun_id] = ctx
 
-        def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None) -> None:
+        def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None,
+                   assets: dict[str, Any] | None = None) -> None:  # fmt: skip
             if reported.is_set():
                 return
             reported.set()
-            attempt = {"state": {"current": state, "histories": [{"state": "RUNNING", "date": iso(started)},
-                                                                  {"state": state, "date": iso(now())}]}}  # fmt: skip
+            attempt: dict[str, Any] = {"state": {"current": state, "histories": [
+                {"state": "RUNNING", "date": iso(started)}, {"state": state, "date": iso(now())}]}}  # fmt: skip
+            if assets:
+                attempt["assets"] = assets  # the executor moves it to the task run (Kestra's TaskRun.assets)
             if error:
                 error = ctx.secret_values.mask(error)  # the error is stored on the task run: no secret in it
                 ctx.logger.error(error)
@@ -132,13 +159,12 @@ class Worker:
                     finish("FAILED", None, f"Timeout after {seconds:g} s: the task was stopped")
                     ctx.fire_kill()
 
-                timer = threading.Timer(seconds, on_timeout)
+                timer = threading.Timer(seconds + getattr(rendered, "timeout_grace", 0.0), on_timeout)
                 timer.daemon = True
                 timer.start()
             out = rendered.run(ctx)  # type: ignore[attr-defined]
             outputs = outputs_dict(out)
-            self._assets(rendered, ctx, out, outputs, job)
-            finish("SUCCESS", outputs)
+            finish("SUCCESS", outputs, assets=self._assets(rendered, ctx, out, outputs, job))
         except TaskWarning as warn:
             outputs = outputs_dict(warn.outputs)
             ctx.logger.warning(str(warn))
@@ -159,14 +185,18 @@ class Worker:
             self.running.pop(job.taskrun_id, None)
             ctx.cleanup()
 
-    def _assets(self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None, job: Any) -> None:
+    def _assets(
+        self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None, job: Any
+    ) -> dict[str, Any] | None:
+        """Record the assets a run declared or emitted; returns them as Kestra's ``{inputs, outputs}``."""
         if getattr(task, "assets", None) is None:
-            return
+            return None
         try:
             bundles = collect_assets(task, ctx, out, outputs)
         except Exception as exc:  # assets never fail the task; the user sees why none were recorded
             ctx.logger.warning(f"assets could not be recorded: {exc}")
-            return
+            return None
         sink = getattr(self.engine, "asset_sink", None)
         if bundles and sink is not None:
             sink(job, ctx, bundles)
+        return assets_in_out(bundles, job.namespace) if bundles else None

@@ -8,6 +8,7 @@ as in Pebble, unless the filter says otherwise.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import re
@@ -435,17 +436,32 @@ def number(value: Any, type: str | None = None) -> Any:
         )
     kind = (type or "").upper()
     try:
-        if kind in ("INT", "LONG", "BIGINTEGER"):
+        if kind == "INT":
             return _parse_int(text.rstrip("lL"))
-        if kind in ("FLOAT", "DOUBLE"):
+        if kind == "LONG":
+            return JavaLong(_parse_int(text.rstrip("lL")))
+        if kind == "BIGINTEGER":
+            return JavaBigInteger(_parse_int(text.rstrip("lL")))
+        if kind == "FLOAT":
+            return JavaFloat(float(text.rstrip("fFdD")))
+        if kind == "DOUBLE":
             return float(text.rstrip("fFdD"))
         if kind == "BIGDECIMAL":
             return Decimal(text)
         if kind:
             raise FilterError(f"Unknown number type '{type}'")
         if re.fullmatch(r"[+-]?(0[xX][0-9a-fA-F]+|\d+)[lL]?", text):
-            return _parse_int(text.rstrip("lL"))
-        return float(text.rstrip("fFdD"))
+            n = _parse_int(text.rstrip("lL"))
+            if (
+                text[-1:] in "lL" or not -(2**31) <= n < 2**31
+            ):  # createNumber: Integer, then Long, then BigInteger
+                return JavaLong(n) if -(2**63) <= n < 2**63 else JavaBigInteger(n)
+            return n
+        if text[-1:] in "dD":
+            return float(text[:-1])
+        if text[-1:] in "fF":
+            return JavaFloat(float(text[:-1]))
+        return _float_kind(text)
     except (ValueError, InvalidOperation):
         raise FilterError(f"{text} is not a valid number.") from None
 
@@ -812,6 +828,113 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_ION_SYMBOL = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_ION_RESERVED = frozenset({"null", "true", "false", "nan"})
+
+
+def to_ion(value: Any) -> str:
+    """Kestra's ``toIon``: the value as Ion text (maps as structs, floats as Ion floats, date-times as timestamps)."""
+    _check(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "nan" if value != value else ("+inf" if value > 0 else "-inf")
+        return repr(value).replace("e+", "e") + ("" if "e" in repr(value) else "e0")
+    if isinstance(value, Decimal):
+        return format(value, "f") + ("" if "." in format(value, "f") else ".")
+    if isinstance(value, datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "-00:00"
+    if isinstance(value, Mapping):
+        fields = []
+        for key, item in value.items():
+            name = str(key)
+            label = (
+                name
+                if _ION_SYMBOL.match(name) and name not in _ION_RESERVED
+                else json.dumps(name, ensure_ascii=False)
+            )
+            fields.append(f"{label}:{to_ion(item)}")
+        return "{" + ",".join(fields) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(to_ion(item) for item in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+class JavaFloat(float):
+    """A float that Kestra's ``number`` filter would have typed ``java.lang.Float`` (``className`` says so)."""
+
+
+class JavaLong(int):
+    """An integer Kestra would hold as ``java.lang.Long`` although it fits an Integer."""
+
+
+class JavaBigInteger(int):
+    """An integer Kestra would hold as ``java.math.BigInteger``."""
+
+
+def class_name(value: Any) -> Any:
+    """The Java class Kestra would hold ``value`` as (Kestra's ``className``; Pebble literals are Longs)."""
+    if value is None:
+        return None
+    _check(value)
+    if isinstance(value, JavaFloat):
+        return "java.lang.Float"
+    if isinstance(value, JavaLong):
+        return "java.lang.Long"
+    if isinstance(value, JavaBigInteger):
+        return "java.math.BigInteger"
+    if isinstance(value, bool):
+        return "java.lang.Boolean"
+    if isinstance(value, int):
+        if -(2**31) <= value < 2**31:
+            return "java.lang.Integer"
+        return "java.lang.Long" if -(2**63) <= value < 2**63 else "java.math.BigInteger"
+    if isinstance(value, float):
+        return "java.lang.Double"
+    if isinstance(value, Decimal):
+        return "java.math.BigDecimal"
+    if isinstance(value, str):
+        return "java.lang.String"
+    if isinstance(value, dict):
+        return "java.util.LinkedHashMap"
+    if isinstance(value, list | tuple):
+        return "java.util.ArrayList"
+    if isinstance(value, datetime.datetime):
+        return "java.time.ZonedDateTime"
+    return type(value).__name__
+
+
+def _float_kind(text: str) -> float:
+    """NumberUtils.createNumber for a decimal: a Float when a float32 keeps every digit, else a Double."""
+    import struct
+
+    value = float(text)
+    single = struct.unpack("f", struct.pack("f", value))[0] if abs(value) < 3.4e38 else None
+    if (
+        single is not None
+        and (value == 0 or single != 0)
+        and _shortest32(single) == repr(value).removesuffix(".0")
+    ):
+        return JavaFloat(value)
+    return value
+
+
+def _shortest32(single: float) -> str:
+    import struct
+
+    bits = struct.pack("f", single)
+    for digits in range(1, 10):
+        text = f"{single:.{digits}g}"
+        if struct.pack("f", float(text)) == bits:
+            return repr(float(text)).removesuffix(".0")
+    return repr(single)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "abbreviate": abbreviate,
     "abs": abs_,
@@ -819,6 +942,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "base64encode": base64encode,
     "capitalize": capitalize,
     "chunk": chunk,
+    "className": class_name,
     "date": date,
     "dateAdd": date_add,
     "default": default,
@@ -868,6 +992,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "timestampMilli": timestamp_milli,
     "timestampNano": timestamp_nano,
     "title": title,
+    "toIon": to_ion,
     "toJson": to_json_filter,
     "toString": string,
     "trim": trim,

@@ -260,6 +260,222 @@ def render_once(ctx: RenderCtx, toRender: Any) -> Any:
     return render(ctx, toRender, recursive=False)
 
 
+def error_logs(ctx: RenderCtx) -> list[dict[str, Any]]:
+    """The ERROR log lines of the current execution (Kestra's ``errorLogs()``, for ``errors`` branches)."""
+    fetch = getattr(_services(ctx, "errorLogs"), "error_logs", None)
+    if fetch is None:
+        raise FunctionError("The 'errorLogs' function can only be used during an execution")
+    return list(fetch())
+
+
+def tasks_with_state(ctx: RenderCtx, state: Any = None) -> list[dict[str, Any]]:
+    """Task runs of the execution in ``state``: ``{taskId, state}`` (and ``value`` inside a ForEach)."""
+    if state is None:
+        raise FunctionError("The 'tasksWithState' function expects an argument 'state'.")
+    _check(state)
+    wanted = str(state).upper()
+    found: list[dict[str, Any]] = []
+    for task_id, entry in (ctx.variables.get("tasks") or {}).items():
+        if not isinstance(entry, Mapping):
+            continue
+        for key, value in entry.items():
+            if key == "state" and isinstance(value, str):
+                if value.upper() == wanted:
+                    found.append({"taskId": task_id, "state": value.upper()})
+            elif isinstance(value, Mapping) and str(value.get("state", "")).upper() == wanted:
+                found.append({"taskId": task_id, "state": wanted, "value": key})
+    return found
+
+
+def iteration_output(ctx: RenderCtx, taskId: Any = None, iteration: Any = None) -> Any:
+    """The ``value`` output of one iteration of a task inside a loop (the previous one by default)."""
+    _check(taskId, iteration)
+    taskrun = ctx.variables.get("taskrun")
+    if not isinstance(taskrun, Mapping) or taskrun.get("iteration") is None:
+        raise FunctionError("The 'iterationOutput()' function should be used inside iterative tasks only")
+    if iteration is None:
+        index = int(taskrun["iteration"]) - 1
+    else:
+        try:
+            index = int(str(iteration))
+        except ValueError:
+            raise FunctionError(
+                f"The 'iteration' argument for 'iterationOutput' must be an integer, but got: {iteration}"
+            ) from None
+    if index < 0:
+        raise FunctionError(f"Cannot fetch iteration {index}: no previous iteration exists.")
+    if isinstance(taskId, Mapping):  # iterationOutput(outputs.task), as Kestra's documentation writes it
+        target: Any = taskId
+    else:
+        task_id = taskId if taskId is not None else (ctx.variables.get("task") or {}).get("id")
+        target = (ctx.variables.get("outputs") or {}).get(task_id)
+        for parent in reversed(ctx.variables.get("parents") or []):
+            value = (parent.get("taskrun") or {}).get("value") if isinstance(parent, Mapping) else None
+            if value is not None and isinstance(target, Mapping):
+                target = target.get(value)
+    if not isinstance(target, Mapping):
+        return None
+    keys = list(target)
+    if index >= len(keys):
+        raise FunctionError(f"The provided index ({index}) is out of range. It refers to an iteration whose outputs "
+                            f"do not exist yet. Maximum valid index is {len(keys) - 1}.")  # fmt: skip
+    chosen = target[keys[index]]
+    return chosen.get("value") if isinstance(chosen, Mapping) else None
+
+
+def parent_output(ctx: RenderCtx, index: Any = None) -> Any:
+    """The outputs of a parent task: the direct parent, or ``index`` counted from the outermost one."""
+    parents = list(ctx.variables.get("parents") or [])
+    if index is None:
+        if not parents:
+            return None
+        parent = parents[0]
+    else:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise FunctionError("The 'parentOutput' function expects an argument 'index' of type integer.")
+        if index + 1 > len(parents):
+            raise FunctionError(f"Invalid index: {index} for parents size: {len(parents)}")
+        parent = list(reversed(parents))[index]
+    task_id = (parent.get("task") or {}).get("id")
+    value = (parent.get("taskrun") or {}).get("value")
+    outputs = (ctx.variables.get("outputs") or {}).get(task_id)
+    if not isinstance(outputs, Mapping):
+        return None
+    return outputs if value is None else outputs.get(value)
+
+
+def _file_stat(ctx: RenderCtx, function: str, path: Any, namespace: Any) -> int | None:
+    _check(path, namespace)
+    if not isinstance(path, str) or not path:
+        raise FunctionError(f"The '{function}' function expects an argument 'path'.")
+    stat = getattr(_services(ctx, function), "file_size", None)
+    if stat is None:
+        raise FunctionError(f"The '{function}' function can only be used during an execution")
+    size: int | None = stat(path, namespace)
+    return size
+
+
+def file_size(ctx: RenderCtx, path: Any = None, namespace: Any = None) -> int:
+    size = _file_stat(ctx, "fileSize", path, namespace)
+    if size is None:
+        raise FunctionError(f"Unable to find the file '{path}'")
+    return size
+
+
+def file_exists(ctx: RenderCtx, path: Any = None, namespace: Any = None) -> bool:
+    return _file_stat(ctx, "fileExists", path, namespace) is not None
+
+
+def is_file_empty(ctx: RenderCtx, path: Any = None, namespace: Any = None) -> bool:
+    size = _file_stat(ctx, "isFileEmpty", path, namespace)
+    if size is None:
+        raise FunctionError(f"Unable to find the file '{path}'")
+    return size == 0
+
+
+_KSUID_EPOCH = 1_400_000_000
+
+
+def ksuid() -> str:
+    """A K-Sortable Unique IDentifier: 4 bytes of seconds since 2014-05-13 then 16 random bytes, base62 (27 chars)."""
+    import time
+
+    n = int.from_bytes(int(time.time() - _KSUID_EPOCH).to_bytes(4, "big") + secrets.token_bytes(16), "big")
+    out = []
+    for _ in range(27):
+        n, r = divmod(n, 62)
+        out.append(_BASE62[r])
+    return "".join(reversed(out))
+
+
+def _local_date(value: Any, function: str) -> Any:
+    """A date from an ISO date or date-time (a string or a date), as Kestra's DateUtils.parseLocalDate reads it."""
+    from datetime import date
+
+    _check(value)
+    if value is None:
+        raise FunctionError(f"The '{function}()' function expects a 'date' argument.")
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    text = str(value).strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise FunctionError(f"The '{function}()' function could not parse 'date': {text!r}") from None
+
+
+_DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+def is_weekend(date: Any = None) -> bool:
+    return _local_date(date, "isWeekend").weekday() >= 5
+
+
+def day_of_week(date: Any = None) -> str:
+    return _DAYS[_local_date(date, "dayOfWeek").weekday()]
+
+
+def day_of_month(date: Any = None) -> int:
+    return int(_local_date(date, "dayOfMonth").day)
+
+
+def month_of_year(date: Any = None) -> int:
+    return int(_local_date(date, "monthOfYear").month)
+
+
+def hour_of_day(date: Any = None) -> int:
+    return int(_local_date(date, "hourOfDay").hour)
+
+
+def is_day_week_in_month(date: Any = None, dayOfWeek: Any = None, dayInMonth: Any = None) -> bool:
+    """True when ``date`` is the FIRST/SECOND/THIRD/FOURTH/LAST ``dayOfWeek`` of its month."""
+    from datetime import timedelta
+
+    day = _local_date(date, "isDayWeekInMonth")
+    _check(dayOfWeek, dayInMonth)
+    wanted = str(dayOfWeek or "").upper()
+    if wanted not in _DAYS:
+        raise FunctionError(
+            f"The 'isDayWeekInMonth()' function expects a day of week among {', '.join(_DAYS)}"
+        )
+    which = str(dayInMonth or "").upper()
+    positions = {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}
+    if which != "LAST" and which not in positions:
+        raise FunctionError(
+            "The 'isDayWeekInMonth()' function expects a dayInMonth among FIRST, SECOND, THIRD, FOURTH, LAST"
+        )
+    if _DAYS[day.weekday()] != wanted:
+        return False
+    if which == "LAST":
+        return bool((day + timedelta(days=7)).month != day.month)
+    return (day.day - 1) // 7 == positions[which]
+
+
+def is_public_holiday(date: Any = None, countryCode: Any = None, subDivision: Any = None) -> bool:
+    """A public holiday of ``countryCode`` (ISO 3166-1 alpha-2), optionally of a sub-division (``DE-BY`` or ``BY``)."""
+    day = _local_date(date, "isPublicHoliday")
+    _check(countryCode, subDivision)
+    if not countryCode:
+        raise FunctionError("The 'isPublicHoliday()' function expects a 'countryCode' argument.")
+    return public_holiday(day.date(), str(countryCode), str(subDivision) if subDivision else None)
+
+
+def public_holiday(day: Any, country: str, subdivision: str | None = None) -> bool:
+    import holidays
+
+    code = country.upper()
+    sub = subdivision.upper().removeprefix(code + "-") if subdivision else None
+    try:
+        calendar = holidays.country_holidays(code, subdiv=sub, years=day.year)
+    except NotImplementedError:
+        raise FunctionError(f"No public holiday calendar for country '{country}'") from None
+    except ValueError as exc:
+        raise FunctionError(f"Unknown sub-division '{subdivision}' of country '{country}': {exc}") from None
+    return day in calendar
+
+
 def _aes_key(key: Any) -> bytes:
     """A 16/24/32-byte base64 key is used as is (Kestra's format); any other string is hashed to 32 bytes."""
     if not isinstance(key, str) or not key:
@@ -322,6 +538,14 @@ PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "json": from_json,
     "jsonDecode": from_json,
     "yaml": from_yaml,
+    "ksuid": ksuid,
+    "isWeekend": is_weekend,
+    "isPublicHoliday": is_public_holiday,
+    "isDayWeekInMonth": is_day_week_in_month,
+    "dayOfWeek": day_of_week,
+    "dayOfMonth": day_of_month,
+    "monthOfYear": month_of_year,
+    "hourOfDay": hour_of_day,
 }
 
 CONTEXT_FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -337,4 +561,11 @@ CONTEXT_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "renderOnce": render_once,
     "encrypt": encrypt,
     "decrypt": decrypt,
+    "errorLogs": error_logs,
+    "tasksWithState": tasks_with_state,
+    "iterationOutput": iteration_output,
+    "parentOutput": parent_output,
+    "fileSize": file_size,
+    "fileExists": file_exists,
+    "isFileEmpty": is_file_empty,
 }

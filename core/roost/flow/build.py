@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import typing
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path as FsPath
@@ -22,8 +24,31 @@ from roost.flow.model import USER_SYSTEM_LABELS, Flow, PluginDefault, child_task
 from roost.flow.properties import is_expression
 from roost.flow.task import PluginType, Task, Trigger
 from roost.flow.yaml import Document, Path, Violation, YamlError, format_path, load_document
+from roost.plugins import is_old_type_id
 
 TASK_LISTS = ("tasks", "errors", "finally", "afterExecution")
+
+
+@dataclass
+class Notice:
+    """Something valid that is worth telling: a deprecated property or type, an old type id.
+
+    ``kind`` is ``deprecated`` (Kestra's ``deprecationPaths``), ``relocated`` (an old type id,
+    Kestra's ``infos``: "old is replaced by new") or ``warning`` (Kestra's ``warnings``).
+    """
+
+    path: str
+    message: str
+    line: int | None = None
+    kind: str = "deprecated"
+    replaced: tuple[str, str] | None = None
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"{self.path or '<root>'}: {self.message}{where}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "message": self.message, "line": self.line, "kind": self.kind}
 
 
 class FlowInvalid(Exception):
@@ -151,12 +176,35 @@ class FlowBuilder:
         self.doc = doc
         self.outer_defaults = list(defaults or [])
         self.violations: list[Violation] = []
+        self.notices: list[Notice] = []
         self.task_ids: dict[str, Path] = {}
         self.task_paths: dict[int, Path] = {}
 
     # -- reporting -------------------------------------------------------------------------------
     def add(self, path: Path, message: str) -> None:
         self.violations.append(Violation(format_path(path), message, self.doc.line_of(path)))
+
+    def notice(self, path: Path, message: str, kind: str = "deprecated",
+               replaced: tuple[str, str] | None = None) -> None:  # fmt: skip
+        self.notices.append(Notice(format_path(path), message, self.doc.line_of(path), kind, replaced))
+
+    def deprecations(self, cls: type[BaseModel], data: Any, path: Path) -> None:
+        """Notices for deprecated properties (and deprecated spellings) used in ``data``, nested models included."""
+        if not isinstance(data, dict):
+            return
+        renamed, fields = _deprecation_plan(cls)
+        for old, new in renamed.items():
+            if old in data:
+                self.notice((*path, old), f"property '{old}' is deprecated; use '{new}'")
+        for key, message, inner in fields:
+            if key not in data:
+                continue
+            if message is not None:
+                self.notice((*path, key), message)
+            if inner is not None:
+                value = data[key]
+                for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
+                    self.deprecations(inner, item, (*path, key) if i is None else (*path, key, i))
 
     # -- flow ------------------------------------------------------------------------------------
     def build(self) -> Flow | None:
@@ -193,7 +241,11 @@ class FlowBuilder:
         elif "triggers" in data:
             self.add(("triggers",), f"expected a list of triggers, got {_kind(data['triggers'])}")
 
-        flow_data = {k: v for k, v in data.items() if k not in (*TASK_LISTS, "triggers")}
+        # a property set to null is a property not set, as Jackson reads it (``defaults: null``)
+        flow_data = {k: v for k, v in data.items() if k not in (*TASK_LISTS, "triggers") and v is not None}
+        if isinstance(flow_data.get("inputs"), list):
+            flow_data["inputs"] = [_without_nulls(x) for x in flow_data["inputs"]]
+        self.deprecations(Flow, flow_data, ())
         flow_data.update(built)
         flow_data["triggers"] = triggers
         empty_because_broken = {k for k in built if not built[k] and data.get(k)}
@@ -258,14 +310,19 @@ class FlowBuilder:
         if isinstance(inputs, list):
             seen: set[str] = set()
             for i, item in enumerate(inputs):
-                if isinstance(item, dict) and isinstance(item.get("id"), str):
-                    if item["id"] in seen:
-                        self.add(("inputs", i, "id"), f"duplicate input id '{item['id']}'")
-                    seen.add(item["id"])
+                key = (
+                    "id" if isinstance(item, dict) and "id" in item else "name"
+                )  # ``name``: Kestra's old spelling
+                if isinstance(item, dict) and isinstance(item.get(key), str):
+                    if item[key] in seen:
+                        self.add(("inputs", i, key), f"duplicate input id '{item[key]}'")
+                    seen.add(item[key])
                     dep = item.get("dependsOn")
                     if isinstance(dep, dict):
                         for name in dep.get("inputs") or []:
-                            if not any(isinstance(x, dict) and x.get("id") == name for x in inputs):
+                            if not any(
+                                isinstance(x, dict) and name in (x.get("id"), x.get("name")) for x in inputs
+                            ):
                                 self.add(
                                     ("inputs", i, "dependsOn", "inputs"), f"depends on unknown input '{name}'"
                                 )
@@ -284,6 +341,12 @@ class FlowBuilder:
                 )
         if flow is None:
             return
+        for i, trig in enumerate(flow.triggers):
+            if trig.type_id == "io.kestra.plugin.core.trigger.Flow" and not trig.conditions \
+                    and getattr(trig, "preconditions", None) is None:  # fmt: skip
+                self.notice(("triggers", i), "This flow will be triggered for EVERY execution of EVERY flow on your "
+                            f"instance. We recommend adding the preconditions property to the Flow trigger '{trig.id}'.",
+                            "warning")  # fmt: skip
         for task in flow.all_tasks():
             check = getattr(task, "check_in_flow", None)
             if check is not None:
@@ -323,7 +386,14 @@ class FlowBuilder:
         if cls is None or not issubclass(cls, base):
             self.add((*path, "type"), self._unknown_type(type_id, base))
             return None
-        values = self._with_defaults(type_id, data)
+        if type_id != cls.type_id and is_old_type_id(type_id):
+            self.notice((*path, "type"), f"type '{type_id}' is deprecated; it is replaced by '{cls.type_id}'",
+                        "relocated", (type_id, cls.type_id))  # fmt: skip
+        deprecated = getattr(cls, "deprecated", None)
+        if deprecated:
+            self.notice(path, f"type '{cls.type_id}' is deprecated; {deprecated}")
+        values = _without_nulls(self._with_defaults(type_id, data))
+        self.deprecations(cls, values, path)
         n_before = len(self.violations)
         for name, kind in task_slots(cls).items():
             key = _alias(cls, name)
@@ -478,6 +548,40 @@ def reword(err: dict[str, Any]) -> str:
     return f"{msg[0].lower() + msg[1:]}, got {shown}"
 
 
+@cache
+def _deprecation_plan(cls: type[BaseModel]) -> tuple[dict[str, str], tuple[tuple[str, str | None, Any], ...]]:
+    """What :meth:`FlowBuilder.deprecations` looks at in a model: renamed properties, deprecated ones, and
+    nested models (not tasks) to walk into; computed once per class (validation stays fast)."""
+    fields = []
+    for name, info in cls.model_fields.items():
+        key = info.alias or name
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        message = None
+        if extra.get("deprecated"):
+            instead = extra.get("replacedBy")
+            message = f"property '{key}' is deprecated" + (f"; use '{instead}'" if instead else "")
+        inner = _inner_model(info.annotation)
+        if inner is not None and (
+            issubclass(inner, PluginType) or task_slots(cls).get(name) or not _has_deprecations(inner)
+        ):
+            inner = None
+        if message is not None or inner is not None:
+            fields.append((key, message, inner))
+    return dict(getattr(cls, "deprecated_aliases", {})), tuple(fields)
+
+
+def _has_deprecations(cls: type[BaseModel]) -> bool:
+    renamed, fields = _deprecation_plan(cls)
+    return bool(renamed or fields)
+
+
+def _without_nulls(data: Any) -> Any:
+    """A mapping without its null values: Kestra treats a property set to null as not set."""
+    if not isinstance(data, dict):
+        return data
+    return {k: v for k, v in data.items() if v is not None}
+
+
 def _accepted_keys(cls: type[BaseModel]) -> set[str]:
     return {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
 
@@ -547,7 +651,7 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin in names:
         return names[origin]
-    if getattr(tp, "__name__", "") == "timedelta":
+    if getattr(tp, "__name__", "") == "timedelta" or typing.get_args(tp)[:1] == (timedelta,):
         return "an ISO-8601 duration (e.g. PT5M)"
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
@@ -589,7 +693,13 @@ def parse_flow(
         name = ref or f"{data.get('namespace', '?')}.{data.get('id', '?')}"
         raise FlowInvalid(builder.violations, name)
     flow._source = source
+    flow._notices = builder.notices
     return flow
+
+
+def flow_notices(flow: Flow) -> list[Notice]:
+    """Deprecations and warnings found when ``flow`` was parsed (empty for a flow built in code)."""
+    return list(flow._notices or [])
 
 
 def flow_source(flow: Flow) -> str:
@@ -614,7 +724,9 @@ def validate_source(
 __all__ = [
     "FlowBuilder",
     "FlowInvalid",
+    "Notice",
     "child_tasks",
+    "flow_notices",
     "flow_source",
     "merge",
     "parse_flow",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
-from roost.flow.properties import Model
+from roost.flow.properties import Duration, Model, stringify
 from roost.flow.task import Retry, Task, Trigger
 
 FLOW_ID = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
@@ -32,8 +31,11 @@ class DependsOn(Model):
 class Input(Model):
     """An execution input, typed and validated when an execution is created."""
 
-    id: str = Field(pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$", max_length=100)
-    """Identifier, available as ``inputs.<id>``."""
+    deprecated_aliases: ClassVar[dict[str, str]] = {"name": "id"}
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$", max_length=100,
+                    validation_alias=AliasChoices("id", "name"))  # fmt: skip
+    """Identifier, available as ``inputs.<id>`` (``name`` in Kestra's older flows)."""
     type: InputType
     """Input type."""
     description: str | None = None
@@ -121,12 +123,40 @@ class FlowOutput(Model):
 
 
 class SLA(Model):
-    id: str
+    """A service-level agreement the executor enforces on every execution of the flow."""
+
+    id: str = Field(min_length=1)
+    """Identifier, named in the logs of a violation."""
     type: Literal["MAX_DURATION", "EXECUTION_ASSERTION"]
-    behavior: Literal["FAIL", "CANCEL", "NONE"] = "FAIL"
-    duration: timedelta | None = None
+    """MAX_DURATION: the execution must end within ``duration``; EXECUTION_ASSERTION: ``assert`` must hold."""
+    behavior: Literal["FAIL", "CANCEL", "NONE"]
+    """What a violation does: fail or cancel the execution, or nothing but the labels."""
+    duration: Duration | None = None
+    """Longest an execution may run (MAX_DURATION), from its creation."""
     assert_: str | None = Field(default=None, alias="assert")
-    labels: Any = None
+    """Expression evaluated at every change of a running execution (EXECUTION_ASSERTION)."""
+    labels: dict[str, Any] | list[dict[str, Any]] | None = None
+    """Labels added to the execution on a violation (a map, or a list of key/value)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> SLA:
+        if self.type == "MAX_DURATION" and (self.duration is None or self.duration.total_seconds() <= 0):
+            raise ValueError("a MAX_DURATION SLA needs a positive duration")
+        if self.type == "EXECUTION_ASSERTION" and not self.assert_:
+            raise ValueError("an EXECUTION_ASSERTION SLA needs an assert expression")
+        for lbl in self.label_list():
+            if lbl["key"].startswith("system."):
+                raise ValueError(
+                    f"label '{lbl['key']}' is reserved: labels starting with 'system.' are set by the system"
+                )
+        return self
+
+    def label_list(self) -> list[dict[str, str]]:
+        if self.labels is None:
+            return []
+        if isinstance(self.labels, dict):
+            return [{"key": str(k), "value": stringify(v)} for k, v in self.labels.items()]
+        return [{"key": str(x.get("key")), "value": stringify(x.get("value"))} for x in self.labels]
 
 
 class Flow(Model):
@@ -173,6 +203,9 @@ class Flow(Model):
     """A disabled flow starts no execution."""
     deleted: bool = False
     _source: str | None = PrivateAttr(default=None)
+    _notices: list[Any] | None = PrivateAttr(
+        default=None
+    )  # deprecations found when parsed (flow.build.Notice)
 
     def label_list(self) -> list[dict[str, str]]:
         if self.labels is None:

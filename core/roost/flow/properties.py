@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, TypeAdapter
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -51,6 +51,15 @@ def stringify(value: Any) -> str:
     return str(value)
 
 
+def is_truthy(value: Any) -> bool:
+    """Kestra's TruthUtils on a rendered value: false for null, ``false``, ``0``, ``-0`` and blank text."""
+    return stringify(value).strip() not in ("false", "0", "-0", "")
+
+
+def _scalar_text(value: Any) -> Any:
+    return stringify(value) if isinstance(value, bool | int | float) else value
+
+
 def _must_be_expression(value: str) -> str:
     if not is_expression(value):
         raise ValueError("not a {{ expression }}")
@@ -81,6 +90,38 @@ def _adapter(tp: Any) -> TypeAdapter[Any]:
     return TypeAdapter(tp)
 
 
+# Java's Duration.parse grammar (Kestra's durations), letters in either case; fractions are also
+# accepted on hours and minutes (PT1.5H), as Kestra's documentation writes them.
+_NUM = r"([-+]?\d+(?:[.,]\d+)?)"
+_JAVA_DURATION = re.compile(rf"([-+]?)P(?:{_NUM}D)?(?:T(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> Any:
+    """A duration as Kestra reads one: ISO-8601 as Java parses it (``PT0.25s``, ``P2DT3H``, ``-PT6H``),
+    or a number of seconds. Weeks, months and years are refused (a Java ``Duration`` has none)."""
+    if isinstance(value, timedelta) or value is None:
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"expected an ISO-8601 duration (e.g. PT5M), got {str(value).lower()}")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    match = _JAVA_DURATION.fullmatch(text)
+    if match is None or not any(match.group(i) for i in range(2, 6)) or text.upper().endswith("T"):
+        hint = (
+            " (weeks, months and years are not supported)" if re.search(r"[YW]|P[^T]*M", text, re.I) else ""
+        )
+        raise ValueError(f"expected an ISO-8601 duration (e.g. PT5M, P1DT2H, PT0.5S){hint}, got {value!r}")
+    sign = -1 if match.group(1) == "-" else 1
+    days, hours, minutes, seconds = (float(g.replace(",", ".")) if g else 0.0 for g in match.groups()[1:])
+    return sign * timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+"""A ``timedelta`` read as Kestra reads durations (see :func:`parse_duration`)."""
+
 if TYPE_CHECKING:
     Dynamic = Annotated[T, "dynamic"]
 else:
@@ -89,8 +130,10 @@ else:
         """``Dynamic[int]``: an int, or a string expression rendered to an int at run time."""
 
         def __class_getitem__(cls, inner: Any) -> Any:
-            if inner is str:
-                return Annotated[str, DynamicMarker(str)]
+            if inner is timedelta:
+                inner = Duration  # rendered durations are read as Kestra reads them
+            if inner is str:  # a number or boolean where text is expected is its text, as Jackson coerces it
+                return Annotated[str, BeforeValidator(_scalar_text), DynamicMarker(str)]
             return Annotated[Union[inner, ExpressionStr], DynamicMarker(inner)]  # noqa: UP007
 
 

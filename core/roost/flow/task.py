@@ -16,13 +16,14 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, BinaryIO, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from roost.flow.properties import Dynamic, DynamicMarker, Model
+from roost.flow.properties import Duration, Dynamic, DynamicMarker, ExpressionStr, Model
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -30,17 +31,21 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 class Retry(Model):
     """Retry policy of a task or flow (Kestra's ``constant``, ``exponential``, ``random``)."""
 
+    deprecated_aliases: ClassVar[dict[str, str]] = {"maxAttempt": "maxAttempts"}
+
     type: Literal["constant", "exponential", "random"]
     """Retry strategy."""
-    interval: timedelta | None = None
+    interval: Duration | None = None
     """Wait between attempts (constant, and the first wait of exponential)."""
-    max_attempts: int | None = Field(default=None, ge=1)
-    """Maximum number of attempts, the first one included."""
-    max_duration: timedelta | None = None
+    max_attempts: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("maxAttempts", "maxAttempt", "max_attempts")
+    )
+    """Maximum number of attempts, the first one included (``maxAttempt`` before Kestra 0.24)."""
+    max_duration: Duration | None = None
     """Stop retrying once this much time has passed since the first attempt."""
-    max_interval: timedelta | None = None
+    max_interval: Duration | None = None
     """Upper bound of the wait (exponential)."""
-    min_interval: timedelta | None = None
+    min_interval: Duration | None = None
     """Lower bound of the wait (random)."""
     delay_factor: float | None = None
     """Multiplier of the wait between attempts (exponential, default 2)."""
@@ -95,13 +100,13 @@ class AssetRef(Model):
 
 
 class TaskAssets(Model):
-    """The ``assets`` property every task has."""
+    """The ``assets`` property every task has (each part may be an expression, as Kestra's ``Property``)."""
 
-    inputs: list[AssetRef] = Field(default_factory=list)
+    inputs: list[AssetRef] | ExpressionStr = Field(default_factory=list)
     """Assets the task reads."""
-    outputs: list[AssetRef] = Field(default_factory=list)
+    outputs: list[AssetRef] | ExpressionStr = Field(default_factory=list)
     """Assets the task writes."""
-    enable_auto: bool = False
+    enable_auto: Dynamic[bool] = False
     """Let the plugin emit the assets it touched."""
 
 
@@ -110,7 +115,7 @@ class TaskCache(Model):
 
     enabled: bool = False
     """Turn the cache on."""
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
     """How long a cached output stays valid."""
 
 
@@ -175,7 +180,7 @@ class RunContext(Protocol):
 
     def raise_if_killed(self) -> None: ...
 
-    def secret(self, key: str) -> str: ...
+    def secret(self, key: str, namespace: str | None = None) -> str: ...
 
     def kv(self, key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any: ...
 
@@ -187,7 +192,11 @@ class RunContext(Protocol):
 
     def put_bytes(self, data: bytes, name: str) -> str: ...
 
+    def put_stream(self, stream: BinaryIO, name: str) -> str: ...
+
     def read_file(self, uri: str) -> bytes: ...
+
+    def open_read(self, uri: str) -> BinaryIO: ...
 
     def open_file(self, uri: str) -> Path: ...
 
@@ -237,6 +246,27 @@ class PluginType(Model):
         return cls._dynamic_fields
 
 
+@cache
+def dynamic_fields_of(cls: type[BaseModel]) -> tuple[tuple[str, DynamicMarker], ...]:
+    """The ``Dynamic`` fields of any model class (a task's, or a nested one such as http ``Options``)."""
+    return tuple(
+        (n, m) for n, info in cls.model_fields.items() if (m := _find_marker(info.metadata, info.annotation))
+    )
+
+
+@cache
+def nested_models_of(cls: type[BaseModel]) -> tuple[str, ...]:
+    """Fields of ``cls`` holding a model (not a task) that has ``Dynamic`` fields itself, at any depth."""
+    out = []
+    for name, info in cls.model_fields.items():
+        for arg in (info.annotation, *get_args(info.annotation)):
+            if (isinstance(arg, type) and issubclass(arg, BaseModel) and not issubclass(arg, PluginType)
+                    and (dynamic_fields_of(arg) or nested_models_of(arg))):  # fmt: skip
+                out.append(name)
+                break
+    return tuple(out)
+
+
 def _find_marker(metadata: list[Any], annotation: Any) -> DynamicMarker | None:
     """The ``Dynamic`` marker of a field, also when wrapped in ``Optional``."""
     for meta in metadata:
@@ -255,6 +285,9 @@ class Task(PluginType):
     plugin_kind: ClassVar[str] = "task"
     inline: ClassVar[bool] = False
     """True for pure, quick tasks (no I/O, no waiting) that the executor may run itself."""
+    timeout_grace: ClassVar[float] = 0.0
+    """Seconds the worker waits past ``timeout`` before stopping the task: set by tasks that enforce
+    ``timeout`` themselves (a remote wait that fails with its own message, as Kestra's do)."""
 
     retry: Retry | None = None
     """Retry policy when the task fails."""
@@ -329,12 +362,43 @@ class PollingTrigger(Trigger):
 
     ``evaluate(ctx)`` returns the variables exposed as ``trigger.*`` for one
     execution, a list of such mappings for several, or ``None`` for none.
+    ``ctx.state`` is the trigger's own JSON state (a cursor, the ids already
+    seen...): the scheduler saves it together with the executions decided, so a
+    restart neither loses a change nor fires one twice. An evaluation that raises
+    keeps the previous state.
     """
 
-    interval: timedelta = timedelta(minutes=1)
+    interval: Duration = timedelta(minutes=1)
     """How often the trigger is evaluated."""
 
-    def evaluate(self, ctx: Any) -> dict[str, Any] | list[dict[str, Any]] | None:  # pragma: no cover
+    def evaluate(
+        self, ctx: Any
+    ) -> dict[str, Any] | list[dict[str, Any]] | Iterator[dict[str, Any]] | None:  # pragma: no cover
+        """Variables of the executions to start now.
+
+        ``evaluate`` may also be a generator: each mapping it yields starts one execution, and the
+        yield expression gives back the execution created (``None`` when none was), so code after
+        the ``yield`` runs only once the execution exists — where a queue consumer acknowledges
+        what it read (at-least-once: a crash before that point reads it again).
+        """
+        raise NotImplementedError
+
+
+class RealtimeTrigger(Trigger):
+    """A trigger that listens without pause and starts one execution per event (a queue consumer).
+
+    The scheduler runs :meth:`listen` in a thread of its own for each deployed trigger, stops it
+    when the flow changes, is disabled or deleted, and starts the new revision's. ``listen`` is a
+    generator: it yields the ``trigger.*`` variables of each execution to start; the yield
+    expression gives back the execution created (``None`` when none was), so the trigger
+    acknowledges the event only once its execution exists (at-least-once). It must yield ``None``
+    when idle, at least every few seconds, so the scheduler can stop it — by closing the
+    generator, which runs its ``finally``/``with`` blocks in the listening thread. An exception
+    ends this listening; the scheduler logs it and listens again after a backoff (1 s doubling to
+    30 s).
+    """
+
+    def listen(self, ctx: Any) -> Iterator[dict[str, Any] | None]:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from roost.server import errors, ui
+from roost.server import errors, routing, ui
 from roost.server.auth import AuthMiddleware
 from roost.server.routes import (
     assets,
+    execution_actions,
     executions,
     flows,
+    graphs,
     logs,
     namespaces,
     plugin_defaults,
@@ -21,6 +23,20 @@ from roost.server.routes import (
     triggers,
 )
 from roost.server.state import ServerState
+
+ROUTE_MODULES = (
+    flows,
+    executions,
+    execution_actions,
+    graphs,
+    logs,
+    namespaces,
+    plugin_defaults,
+    triggers,
+    assets,
+    plugins,
+    system,
+)
 
 
 def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
@@ -44,13 +60,12 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     app.state.roost = state
     namespaces.install_tables(state.store)
     errors.install(app)
-    for module in (flows, executions, logs, namespaces, triggers, plugins, assets, system):
-        app.include_router(module.router)
-    app.include_router(plugin_defaults.router)
-    plugin_defaults.stored(
-        state
-    )  # the store's versioned defaults (the ROOST_PLUGIN_DEFAULTS folder imported)
+    for module in ROUTE_MODULES:  # the routes themselves, not included routers: they are ranked as one list
+        app.router.routes.extend(module.router.routes)
+    plugin_defaults.stored(state)  # the store's versioned defaults (ROOST_PLUGIN_DEFAULTS imported)
     sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
+    routing.install_route_stubs(app)
+    routing.rank_routes(app)
     app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions)
     app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

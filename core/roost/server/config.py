@@ -12,10 +12,19 @@ server:
   apiTokens:
     - name: ci
       tokenHash: "sha256$<hex>"                          # roost server new-token
+  tenants: [acme, beta]                                  # hosted besides `main` (ROOST_SERVER_TENANTS=acme,beta)
 limits:                                  # untrusted input (ROOST_YAML_* / ROOST_EXPRESSION_* win)
   yaml: {maxSize: 2097152, maxDepth: 100, maxValues: 100000, maxAliases: 100}
   expressions: {timeout: 5, maxOutputSize: 33554432}   # seconds; characters (+8 per list/map entry)
+storage:                                # internal storage (Kestra's shape): local by default
+  type: s3
+  s3: {bucket: roost, endpoint: http://127.0.0.1:8333, forcePathStyle: true}
+secret:                                 # secret backends: env (SECRET_<KEY>) by default
+  type: env
+  namespaces: {company.payments: {type: beyondtrust, beyondtrust: {...}}}
 ```
+
+Tenants: `main` is always hosted; any other tenant id answers 404 unless it is listed.
 
 Only hashes are kept: a clear password or token given through the environment
 (``ROOST_SERVER_BASIC_AUTH_USERNAME`` / ``ROOST_SERVER_BASIC_AUTH_PASSWORD``,
@@ -38,6 +47,8 @@ from typing import Any
 DEFAULT_OPEN_URLS = ("/api/v1/{tenant}/executions/webhook/{namespace}/{id}/{key}",)
 _WILDCARD_CHARS = frozenset("*?[]{}")
 _PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+DEFAULT_TENANT = "main"
+TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _SCRYPT = (2**14, 8, 1)
 
 
@@ -120,7 +131,7 @@ class ServerConfig:
     port: int = 8080
     url: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
-    tenants: tuple[str, ...] | None = None  # None: any tenant id is accepted (each isolated)
+    tenants: tuple[str, ...] = (DEFAULT_TENANT,)  # hosted tenants (each isolated); others answer 404
     access_log: bool = False  # uvicorn's access log (query strings masked)
     credentials: dict[str, Any] | None = None  # the `credentials:` section (secret references, never values)
     yaml_limits: Any = None  # roost.flow.yaml.YamlLimits, applied by apply_limits()
@@ -133,6 +144,11 @@ class ServerConfig:
 
         yaml.set_limits(self.yaml_limits)
         budget.set_limits(self.expression_limits)
+
+    # the `storage:` section: internal-storage backend (local by default)
+    storage: dict[str, Any] | None = None
+    # the `secret:` section: secret backends by tenant/namespace (env by default)
+    secret: dict[str, Any] | None = None
 
 
 def _section(data: dict[str, Any], *keys: str) -> Any:
@@ -171,10 +187,18 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError("server.accessLog: expected true or false")
         cfg.access_log = server["accessLog"]
     tenants = server.get("tenants")
-    if tenants is not None:
-        if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
-            raise ConfigError("server.tenants: expected a list of tenant ids")
-        cfg.tenants = tuple(tenants)
+    if tenants is not None and (
+        not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants)
+    ):
+        raise ConfigError("server.tenants: expected a list of tenant ids")
+    from_env = [t.strip() for t in env.get("ROOST_SERVER_TENANTS", "").split(",") if t.strip()]
+    for i, tenant in enumerate([*(tenants or []), *from_env]):
+        if not re.match(TENANT_ID, tenant):
+            raise ConfigError(
+                f"server.tenants[{i}]: {tenant!r} is not a tenant id (lower-case letters, digits, '-', '_')"
+            )
+        if tenant not in cfg.tenants:
+            cfg.tenants += (tenant,)
     credentials = _section(data, "credentials")
     if credentials is not None:  # validated now (types, properties, secret references), built by the engine
         from roost.credentials import CredentialConfigError, CredentialStore
@@ -184,6 +208,28 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         except CredentialConfigError as exc:
             raise ConfigError(str(exc)) from None
         cfg.credentials = credentials
+    storage = _section(data, "storage")
+    if storage is not None:  # validated now (types, settings); each tenant's storage is built by the engine
+        from roost.store.storage import StorageConfigError, storage_factory
+
+        if not isinstance(storage, dict):
+            raise ConfigError("storage: expected a mapping with a type (local, or a plugin's: s3...)")
+        try:
+            storage_factory(storage, Path(".roost"), environ=env)
+        except StorageConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.storage = storage
+    secret = _section(data, "secret")
+    if secret is not None:
+        from roost.secret_backends import SecretBackends, SecretConfigError
+
+        if not isinstance(secret, dict):
+            raise ConfigError("secret: expected a mapping with a type (env, or a plugin's: beyondtrust...)")
+        try:
+            SecretBackends.from_config(secret, environ=env)
+        except SecretConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.secret = secret
     basic = _section(server, "basicAuth", "basic-auth", "basic_auth") or {}
     if not isinstance(basic, dict):
         raise ConfigError("server.basicAuth: expected a mapping with users")

@@ -118,9 +118,19 @@ class RequestGuard:
 def unexpected(method: str, path: str, exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     """The answer to an error no route expected: 503 when the store is busy, full or read-only, else 500;
     the error's text (SQL, paths...) goes to the server log under a reference the answer gives."""
+    from roost.secret_backends import SecretBackendError
     from roost.store.db import store_unavailable
+    from roost.store.storage import StorageError, StorageNotFound, StorageOutside, StorageUnavailable
 
     reference = secrets.token_hex(6)
+    if isinstance(
+        exc, StorageUnavailable | SecretBackendError
+    ):  # the message names the backend, never a secret
+        log.error("backend unavailable on %s %s (reference %s): %s", method, path, reference, exc)
+        return 503, error_body(f"{exc} (reference {reference})", reference=reference), {"Retry-After": "5"}
+    if isinstance(exc, StorageError):
+        status = 404 if isinstance(exc, StorageNotFound) else 403 if isinstance(exc, StorageOutside) else 400
+        return status, error_body(str(exc)), {}
     if store_unavailable(exc):
         log.error("store unavailable on %s %s (reference %s): %s", method, path, reference, exc)
         message = f"The store is unavailable (busy, full or read-only); retry later (reference {reference})"

@@ -75,6 +75,36 @@ def parse_filters(params: Iterable[tuple[str, str]], allowed: Iterable[str]) -> 
     return out
 
 
+_FIELD_NAMES = {"QUERY": "q", "SCOPE": "scope", "NAMESPACE": "namespace", "KIND": "kind", "LABELS": "labels",
+                "FLOW_ID": "flowId", "START_DATE": "startDate", "END_DATE": "endDate", "STATE": "state",
+                "TIME_RANGE": "timeRange", "TRIGGER_EXECUTION_ID": "triggerExecutionId", "TRIGGER_ID": "triggerId",
+                "TRIGGER_STATE": "triggerState", "EXECUTION_ID": "executionId", "TASK_ID": "taskId",
+                "CHILD_FILTER": "childFilter", "WORKER_ID": "workerId", "EXISTING_ONLY": "existingOnly",
+                "MIN_LEVEL": "level", "PATH": "path", "PARENT_PATH": "parentPath", "UPDATED": "updated"}  # fmt: skip
+
+
+def from_query_filters(items: Iterable[dict[str, Any]], allowed: Iterable[str]) -> list[Filter]:
+    """Kestra's ``QueryFilter`` objects (``{"field": "NAMESPACE", "operation": "EQUALS", "value": ...}``), as in
+    request bodies; fields may also be given by their query name (``namespace``)."""
+    allowed = set(allowed)
+    out = []
+    for item in items:
+        raw = str(item.get("field") or "")
+        field = _FIELD_NAMES.get(raw.upper(), raw)
+        op = str(item.get("operation") or "EQUALS").upper()
+        if field not in allowed:
+            raise bad_request(
+                f"unknown filter field {raw!r}: this query accepts {', '.join(sorted(allowed))}"
+            )
+        if op not in OPS:
+            raise bad_request(f"unknown filter operation {op!r} on {raw!r}: expected one of {', '.join(OPS)}")
+        value = item.get("value")
+        if op in ("IN", "NOT_IN") and isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        out.append(Filter(field, op, value))
+    return out
+
+
 def match_text(value: Any, op: str, wanted: Any) -> bool:
     """Apply a text operation; ``value`` may be None (matches only negative operations)."""
     text = "" if value is None else str(value)

@@ -206,6 +206,8 @@ class TriggerContext(Open):
     date: str | None = None
     nextExecutionDate: str | None = None
     executionId: str | None = None
+    backfill: dict[str, Any] | None = None
+    """A backfill: ``start``, ``end``, ``currentDate``, ``paused``, ``inputs``, ``labels``."""
 
 
 class TriggerRef(BaseModel):
@@ -231,6 +233,101 @@ class IdWithNamespace(BaseModel):
 
 class BulkResponse(BaseModel):
     count: int
+
+
+class BulkErrorResponse(Open):
+    message: str
+    invalids: dict[str, str] = {}
+    """Each refused id with the reason."""
+
+
+class SetLabelsByIdsRequest(BaseModel):
+    executionsId: list[str]
+    executionLabels: list[Label]
+
+
+class QueryFilter(BaseModel):
+    field: str
+    operation: str
+    value: Any = None
+
+
+class FiltersBody(BaseModel):
+    filters: list[QueryFilter] = []
+
+
+RelationType = Literal["SEQUENTIAL", "CHOICE", "ERROR", "FINALLY", "AFTER_EXECUTION", "PARALLEL", "DYNAMIC"]
+
+
+class GraphNode(Open):
+    uid: str
+    type: str
+    branchType: Literal["ERROR", "FINALLY", "AFTER_EXECUTION"] | None = None
+    task: dict[str, Any] | None = None
+    taskRun: dict[str, Any] | None = None
+    values: list[str] | None = None
+    relationType: RelationType | None = None
+    triggerDeclaration: dict[str, Any] | None = None
+
+
+class GraphRelation(BaseModel):
+    relationType: RelationType | None = None
+    value: str | None = None
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+    relation: GraphRelation
+
+
+class GraphCluster(BaseModel):
+    cluster: GraphNode
+    nodes: list[str]
+    parents: list[str]
+    start: str
+    end: str
+
+
+class FlowGraph(BaseModel):
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    clusters: list[GraphCluster]
+    flowables: list[str] = []
+
+
+class FlowNode(BaseModel):
+    uid: str
+    namespace: str
+    id: str
+
+
+class FlowTopologyEdge(BaseModel):
+    source: str
+    target: str
+    relation: Literal["FLOW_TASK", "FLOW_TRIGGER"]
+
+
+class FlowTopologyGraph(BaseModel):
+    nodes: list[FlowNode]
+    edges: list[FlowTopologyEdge]
+
+
+class PluginIcon(BaseModel):
+    name: str
+    icon: str
+    """The SVG, base64-encoded."""
+    flowable: bool
+
+
+class InputType(BaseModel):
+    type: str
+    cls: str
+
+
+class DocumentationWithSchema(Open):
+    markdown: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
 
 
 class PluginElement(Open):

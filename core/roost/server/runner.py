@@ -76,34 +76,80 @@ def check_folder(path: Path) -> None:
         raise StoreError(f"cannot write the folder {path}: {exc.strerror or exc}") from None
 
 
-def build_engine(
-    component: str,
-    *,
-    data_dir: Path,
-    db_url: str | None = None,
-    workers: int = 8,
-    credentials: Any = None,
-    tenants: tuple[str, ...] | None = None,
-    local_workers: bool = True,
-    lease_timeout: float = 30.0,
-    worker_timeout: float = 15.0,
-) -> Any:
+def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8,
+                 credentials: Any = None, tenants: tuple[str, ...] | None = None, storage: Any = None,
+                 secrets: Any = None, local_workers: bool = True, lease_timeout: float = 30.0,
+                 worker_timeout: float = 15.0) -> Any:  # fmt: skip
     """The engine of a component. Executors over a store lease their executions (``lease_timeout``: how
     long a dead executor's executions wait before another takes them over); without ``local_workers``
     task runs go to worker processes, declared dead after ``worker_timeout`` seconds without heartbeat."""
+    for folder in (data_dir, data_dir / "storage", data_dir / "work"):
+        check_folder(folder)
+    store = open_store(db_url, data_dir, exclusive=component == "local")
+    try:
+        engine = _engine(component, store, data_dir, workers, credentials, tenants, storage, secrets,
+                         local_workers, lease_timeout, worker_timeout)  # fmt: skip
+        check_storage(engine)
+        if component != "local":
+            check_shared_storage_of(engine)
+    except BaseException:
+        store.close()
+        raise
+    return engine
+
+
+def check_storage(engine: Any) -> None:
+    """Stop at start-up when the configured internal storage cannot be written (a missing bucket, wrong
+    credentials, an endpoint down), as for the store and the data folder."""
+    from roost.store.db import StoreError
+    from roost.store.storage import StorageError
+
+    storage = engine.runtime("main").storage
+    probe = getattr(storage, "check_writable", None)
+    if callable(probe):
+        try:
+            probe()
+        except StorageError as exc:
+            raise StoreError(f"cannot write the internal storage {storage}: {exc}") from None
+
+
+def check_shared_storage_of(engine: Any) -> None:
+    """Processes sharing a store must share the internal storage too: a file a worker writes is read by
+    the API and by other workers (``roost.store.cluster.check_shared_storage``)."""
+    from roost.store.cluster import StorageMismatch, check_shared_storage
+    from roost.store.db import StoreError
+    from roost.store.storage import StorageNotFound, key_uri, read_all
+
+    storage = engine.runtime("main").storage
+    marker = ".roost/storage-id"
+
+    def read() -> str | None:
+        try:
+            return read_all(storage, key_uri(marker)).decode().strip() or None
+        except StorageNotFound:
+            return None
+
+    def write(ident: str) -> None:
+        storage.put(marker, ident.encode())
+
+    try:
+        check_shared_storage(engine.store, read, write, str(storage))
+    except StorageMismatch as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _engine(component: str, store: Any, data_dir: Path, workers: int, credentials: Any,
+            tenants: tuple[str, ...] | None, storage: Any, secrets: Any, local_workers: bool = True,
+            lease_timeout: float = 30.0, worker_timeout: float = 15.0) -> Any:  # fmt: skip
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
     from roost.plugin_defaults import defaults_dir
     from roost.store.defaults import StoredDefaults
 
-    for folder in (data_dir, data_dir / "storage", data_dir / "work"):
-        check_folder(folder)
-    store = open_store(db_url, data_dir, exclusive=component == "local")
     leases = None
     if component == "local":
         queue: Any = InProcessQueue()
     else:
-        check_storage(store, data_dir / "storage")
         if component in ("standalone", "executor"):
             from roost.engine.remote import WorkerProcess
             from roost.store.cluster import Leases
@@ -112,35 +158,13 @@ def build_engine(
         queue = StoreQueue(store, consume=component in ("standalone", "executor"), leases=leases)
     defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
     engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
-                    leases=leases)  # fmt: skip
+                    storage=storage, secrets=secrets, leases=leases)  # fmt: skip
     if leases is not None and not local_workers:
         from roost.engine.remote import RemoteTaskQueue
 
         engine.tasks = RemoteTaskQueue(engine, heartbeat_timeout=worker_timeout)
     defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
     return engine
-
-
-def check_storage(store: Any, folder: Path) -> None:
-    """Processes sharing a store must share the internal storage too (see ``check_shared_storage``)."""
-    from roost.store.cluster import StorageMismatch, check_shared_storage
-    from roost.store.db import StoreError
-
-    marker = folder / ".roost-storage-id"
-
-    def read() -> str | None:
-        try:
-            return marker.read_text().strip() or None
-        except FileNotFoundError:
-            return None
-
-    def write(ident: str) -> None:
-        marker.write_text(ident)
-
-    try:
-        check_shared_storage(store, read, write, str(folder))
-    except StorageMismatch as exc:
-        raise StoreError(str(exc)) from None
 
 
 class QueryStringMask(logging.Filter):
@@ -195,8 +219,9 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
     config = config or ServerConfig()
     config.apply_limits()
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
-                          credentials=config.credentials, tenants=config.tenants, local_workers=local_workers,
-                          lease_timeout=lease_timeout, worker_timeout=worker_timeout)  # fmt: skip
+                          credentials=config.credentials, tenants=config.tenants, storage=config.storage,
+                          secrets=config.secret, local_workers=local_workers, lease_timeout=lease_timeout,
+                          worker_timeout=worker_timeout)  # fmt: skip
     if component == "worker":
         _serve_worker(engine, workers, worker_group, ready)
         return
@@ -225,6 +250,8 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
             scheduler.stop()
         if runs_executor:
             engine.stop()
+        else:
+            engine.secrets.close()
         engine.store.close()
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roost.engine.model import TERMINAL
-from roost.server.config import ServerConfig
+from roost.server.config import TENANT_ID, ServerConfig
 from roost.server.errors import bad_request, not_found
 
-TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TENANT = re.compile(TENANT_ID)
 SECRET_MASK = "******"
 
 
@@ -109,8 +109,7 @@ class ServerState:
     def tenant(self, tenant: str) -> str:
         if not TENANT.match(tenant):
             raise bad_request(f"invalid tenant id {tenant!r}: lower-case letters, digits, '-' and '_'")
-        allowed = self.config.tenants
-        if allowed is not None and tenant not in allowed:
+        if tenant not in self.config.tenants:
             raise not_found(f"no tenant {tenant!r} on this server")
         return tenant
 

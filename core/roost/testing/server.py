@@ -61,7 +61,7 @@ class ServerProcess:
         self._log = self.log.open("wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
 
-    def wait_ready(self, timeout: float = 30) -> ServerProcess:
+    def wait_ready(self, timeout: float = 90) -> ServerProcess:  # a loaded 2-core machine starts slowly
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -9,14 +9,17 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
-from roost.assets.model import Asset
+from roost.assets.model import Asset, canonical_asset_type
 from roost.assets.service import public
 from roost.server import models
 from roost.server.errors import bad_request, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
-from roost.server.routes.common import state_of
+from roost.server.routes.common import TENANT_SCOPED, state_of
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Assets"], responses=models.ERRORS)
+router = APIRouter(
+    tags=["Assets"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/assets"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
@@ -129,7 +132,14 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
             items = [a for a in items if match_text(a["id"], "CONTAINS", flt.value)
                      or match_text(a.get("displayName") or "", "CONTAINS", flt.value)]  # fmt: skip
         else:
-            items = [a for a in items if match_text(a[flt.field], flt.op, flt.value)]
+            value = flt.value
+            if flt.field == "type":  # TABLE and io.kestra.plugin.ee.assets.Table are one type
+                value = (
+                    [canonical_asset_type(v) for v in value]
+                    if isinstance(value, list)
+                    else canonical_asset_type(value)
+                )
+            items = [a for a in items if match_text(a[flt.field], flt.op, value)]
     results = [public(a) for a in items]
     return JSONResponse({"results": page_slice(results, page, size), "total": len(results)})
 
@@ -183,12 +193,12 @@ def get(request: Request, tenant: str, id: str) -> JSONResponse:
 
 
 @router.delete(P + "/{id}", operation_id="deleteAsset", summary="Delete an asset (its history and lineage stay)",
-               status_code=204, responses={204: {"description": "Deleted"}})  # fmt: skip
+               status_code=200, response_class=Response, responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, tenant: str, id: str) -> Response:
     tenant = state_of(request).tenant(tenant)
     if _assets(request).delete(tenant, id, source={"namespace": None}) == 0:
         raise not_found(f"asset '{id}' not found")
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 @router.get(P + "/{id}/dependencies", operation_id="getAssetDependencies",

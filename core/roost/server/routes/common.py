@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from roost.server.errors import bad_request
@@ -29,6 +29,14 @@ def multipart_body(required: bool = False, **props: Any) -> dict[str, Any]:
 
 def state_of(request: Request) -> ServerState:
     return request.app.state.roost
+
+
+def known_tenant(request: Request, tenant: str) -> None:
+    """Every tenant-scoped route: a tenant the server does not host is 404, before the request is read."""
+    state_of(request).tenant(tenant)
+
+
+TENANT_SCOPED = [Depends(known_tenant)]  # the ``dependencies`` of every tenant-scoped router
 
 
 async def blocking(fn: Callable[..., R], *args: Any, **kw: Any) -> R:

@@ -7,9 +7,10 @@ import asyncio
 import hmac
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -24,12 +25,22 @@ from roost.server import models
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
-from roost.server.routes.common import SSE_RESPONSE, base_url, blocking, multipart_body, state_of
+from roost.server.routes.common import (
+    SSE_RESPONSE,
+    TENANT_SCOPED,
+    base_url,
+    blocking,
+    multipart_body,
+    state_of,
+)
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 from roost.store.db import ExecutionExists
-from roost.store.storage import StorageError, StorageOutside, execution_prefix, uri_key
+from roost.store.storage import StorageError, StorageOutside, StorageUnavailable, execution_prefix, uri_key
 
-router = APIRouter(tags=["Executions"], responses=models.ERRORS)
+router = APIRouter(
+    tags=["Executions"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/executions"
 Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
 Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]
@@ -41,6 +52,25 @@ class NamedBytes(bytes):
     """An uploaded file's bytes with its file name (FILE inputs keep it in storage)."""
 
     name: str
+
+
+class UploadedFile:
+    """An uploaded file part of a new execution: its file name and the parser's spooled file (on disk past
+    1 MiB), streamed into internal storage by the FILE input, never read whole into memory."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.stream = stream
+        self.name = name
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+    def text(self) -> str:
+        self.stream.seek(0)
+        return self.stream.read().decode("utf-8")
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 def sse(event_id: str, data: Any) -> bytes:
@@ -60,17 +90,21 @@ def _flow(st: ServerState, tenant: str, namespace: str, flow_id: str, revision: 
         raise unprocessable(f"flow {namespace}.{flow_id} is stored but no longer valid: {exc}") from None
 
 
-async def _form_inputs(request: Request) -> dict[str, Any]:
+async def _form_inputs(request: Request, stream_files: bool = False) -> dict[str, Any]:
+    """The inputs of a request; file parts as :class:`NamedBytes`, or with ``stream_files`` as
+    :class:`UploadedFile` streams (close them: :func:`_close_uploads`)."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data") or ctype.startswith("application/x-www-form-urlencoded"):
         form = await request.form()
         inputs: dict[str, Any] = {}
         for key, value in form.multi_items():
             if hasattr(value, "read"):
+                name = (getattr(value, "filename", None) or key).replace("/", "_").replace("\\", "_") or key
+                if stream_files:
+                    inputs[key] = UploadedFile(value.file, name)  # type: ignore[union-attr]
+                    continue
                 data = NamedBytes(await value.read())
-                data.name = (getattr(value, "filename", None) or key).replace("/", "_").replace(
-                    "\\", "_"
-                ) or key
+                data.name = name
                 inputs[key] = data
             else:
                 inputs[key] = value
@@ -84,6 +118,12 @@ async def _form_inputs(request: Request) -> dict[str, Any]:
             raise bad_request("a JSON body must be an object of inputs")
         return body
     return {}
+
+
+def _close_uploads(inputs: dict[str, Any]) -> None:
+    for value in inputs.values():
+        if isinstance(value, UploadedFile):
+            value.close()
 
 
 def _labels(raw: list[str] | None) -> list[dict[str, str]]:
@@ -103,9 +143,11 @@ def _check_file_inputs(flow: Any, inputs: dict[str, Any]) -> None:
     for inp in flow.inputs:
         value = inputs.get(inp.id)
         if inp.type != "FILE":
-            if isinstance(value, bytes):
+            if isinstance(value, bytes | UploadedFile):
                 try:
-                    inputs[inp.id] = value.decode("utf-8")
+                    inputs[inp.id] = (
+                        value.text() if isinstance(value, UploadedFile) else value.decode("utf-8")
+                    )
                 except UnicodeDecodeError:
                     errors[inp.id] = f"input '{inp.id}' ({inp.type}): the uploaded part is not UTF-8 text"
         elif isinstance(value, str) and value and not value.startswith(("kestra://", "nsfile://")):
@@ -185,23 +227,6 @@ def search_by_flow(
     return JSONResponse({"results": [st.shape_execution(d, None) for d in found], "total": total})
 
 
-@router.delete(P + "/kill/by-ids", operation_id="killExecutionsByIds", summary="Kill a list of executions",
-               responses={200: {"model": models.BulkResponse}})  # fmt: skip
-def kill_by_ids(request: Request, tenant: str, body: list[str]) -> JSONResponse:
-    st = state_of(request)
-    tenant = st.tenant(tenant)
-    count = 0
-    for ex_id in body:
-        try:
-            ex = st.execution_dict(tenant, ex_id)
-        except ApiError:
-            continue
-        if ex["state"]["current"] not in TERMINAL:
-            st.engine.kill(ex_id)
-            count += 1
-    return JSONResponse({"count": count})
-
-
 @router.get(P + "/{executionId}", operation_id="getExecution", summary="Get an execution",
             responses={200: {"model": models.Execution}})  # fmt: skip
 def get_execution(request: Request, tenant: str, executionId: str) -> JSONResponse:  # noqa: N803
@@ -240,13 +265,13 @@ def delete_execution(
 @router.delete(P + "/{executionId}/kill", operation_id="killExecution", summary="Kill an execution (and its subflows)",
                status_code=202, responses={202: {"description": "Kill requested"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 def kill(request: Request, tenant: str, executionId: str, isOnKillCascade: bool = True) -> Response:  # noqa: N803
-    """The engine kills running subflow executions too (``isOnKillCascade=false`` is not supported yet)."""
+    """Running subflow executions are killed too, unless ``isOnKillCascade=false``."""
     st = state_of(request)
     tenant = st.tenant(tenant)
     ex = st.execution_dict(tenant, executionId)
     if ex["state"]["current"] in TERMINAL:
         raise conflict(f"execution {executionId} already ended ({ex['state']['current']})")
-    st.engine.kill(executionId)
+    st.engine.kill(executionId, cascade=isOnKillCascade)
     return Response(status_code=202)
 
 
@@ -383,7 +408,8 @@ async def follow(request: Request, tenant: str, executionId: str) -> StreamingRe
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-def _execution_file(st: ServerState, tenant: str, execution_id: str, path: str) -> Any:
+def _execution_file(st: ServerState, tenant: str, execution_id: str, path: str) -> tuple[Any, str, str]:
+    """(the tenant's storage, the URI, the execution's folder) of a file the execution may serve."""
     ex = st.execution_dict(tenant, execution_id)
     try:
         key = uri_key(path)
@@ -392,30 +418,56 @@ def _execution_file(st: ServerState, tenant: str, execution_id: str, path: str) 
     prefix = execution_prefix(ex["namespace"], ex["flowId"], execution_id)
     if not key.startswith(prefix + "/"):
         raise ApiError(403, f"{path} does not belong to execution {execution_id}")
-    try:  # the real path (links resolved) must lie in the execution's own folder
-        return st.engine.runtime(tenant).storage.local_path(path, within=prefix)
+    return st.engine.runtime(tenant).storage, path, prefix
+
+
+def _storage_call(call: Any, *args: Any) -> Any:
+    """A storage read for a route: outside the execution's folder (links resolved) → 403, missing → 404."""
+    try:
+        return call(*args)
     except StorageOutside:
-        raise ApiError(403, f"{path} does not belong to execution {execution_id}") from None
-    except StorageError as exc:
+        raise ApiError(403, f"{args[0]} does not belong to this execution") from None
+    except StorageUnavailable:
+        raise  # 503 with the backend's reason (errors.unexpected)
+    except StorageError as exc:  # missing, or a local link leading out of the storage root
         raise not_found(str(exc)) from None
 
 
 @router.get(P + "/{executionId}/file", operation_id="downloadFileFromExecution", summary="Download a file of an execution",
             responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                              "description": "The file"}, 403: {"model": models.ErrorBody}})  # fmt: skip
-def download_file(request: Request, tenant: str, executionId: str, path: str) -> FileResponse:  # noqa: N803
-    """``path`` is a ``kestra://`` URI under this execution's own storage prefix."""
+def download_file(request: Request, tenant: str, executionId: str, path: str) -> Response:  # noqa: N803
+    """``path`` is a ``kestra://`` URI under this execution's own storage prefix; the file is streamed."""
     st = state_of(request)
-    local = _execution_file(st, st.tenant(tenant), executionId, path)
-    return FileResponse(local, media_type="application/octet-stream", filename=local.name)
+    storage, uri, prefix = _execution_file(st, st.tenant(tenant), executionId, path)
+    name = uri.rsplit("/", 1)[-1]
+    local_path = getattr(storage, "local_path", None)
+    if callable(local_path):  # a local file: sent by the OS (sendfile), its real path checked in the folder
+        return FileResponse(
+            _storage_call(local_path, uri, prefix), media_type="application/octet-stream", filename=name
+        )
+    size = _storage_call(storage.size, uri, prefix)
+    stream = _storage_call(storage.open_read, uri, prefix)
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while chunk := stream.read(1 << 20):
+                yield chunk
+
+    quoted = quote(name)  # as FileResponse writes it
+    disposition = (
+        f"attachment; filename*=utf-8''{quoted}" if quoted != name else f'attachment; filename="{name}"'
+    )
+    return StreamingResponse(chunks(), media_type="application/octet-stream",
+                             headers={"content-length": str(size), "content-disposition": disposition})  # fmt: skip
 
 
 @router.get(P + "/{executionId}/file/metas", operation_id="fileMetadatasFromExecution", summary="Size of a file of an execution",
             responses={200: {"model": models.FileMetas}, 403: {"model": models.ErrorBody}})  # fmt: skip
 def file_metas(request: Request, tenant: str, executionId: str, path: str) -> JSONResponse:  # noqa: N803
     st = state_of(request)
-    local = _execution_file(st, st.tenant(tenant), executionId, path)
-    return JSONResponse({"size": local.stat().st_size})
+    storage, uri, prefix = _execution_file(st, st.tenant(tenant), executionId, path)
+    return JSONResponse({"size": _storage_call(storage.size, uri, prefix)})
 
 
 @router.get(P + "/{executionId}/flow", operation_id="flowFromExecutionById", summary="The flow (revision) of an execution",
@@ -591,7 +643,7 @@ async def create_execution(
     """Inputs come as multipart parts (files as file parts); ``wait=true`` answers when the execution ends."""
     st = state_of(request)
     tenant = st.tenant(tenant)
-    inputs = await _form_inputs(request)
+    inputs = await _form_inputs(request, stream_files=True)
     execution_id, registered = None, None
     if wait and st.executor_running:  # listen for the end before the execution exists: it may end at once
         execution_id = new_id()
@@ -614,6 +666,8 @@ async def create_execution(
         if registered is not None:
             st.watcher.discard(execution_id or "", registered)
         raise
+    finally:
+        _close_uploads(inputs)
     if wait:
         ex = await st.wait_end(tenant, ex["id"], registered=registered)
     ex["url"] = st.execution_url(base_url(request), tenant, ex)

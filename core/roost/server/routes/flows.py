@@ -10,15 +10,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from roost.flow.build import FlowInvalid, parse_flow
+from roost.flow.build import FlowInvalid, flow_notices, parse_flow
 from roost.flow.yaml import Violation, load_document
 from roost.server import models
 from roost.server.errors import ApiError, bad_request, not_found, unprocessable
 from roost.server.filters import match_labels, match_text, page_slice, parse_filters, sorter
-from roost.server.routes.common import YAML_BODY, blocking, body_text, multipart_body, state_of
+from roost.server.routes.common import TENANT_SCOPED, YAML_BODY, blocking, body_text, multipart_body, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 
-router = APIRouter(tags=["Flows"], responses=models.ERRORS)
+router = APIRouter(
+    tags=["Flows"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/flows"
 Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
 Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]
@@ -74,6 +77,16 @@ def violations_body(exc: FlowInvalid, line_offset: int = 0) -> list[dict[str, An
             d["line"] += line_offset
         out.append(d)
     return out
+
+
+def notices_body(flow: Any) -> dict[str, list[str]]:
+    """A valid flow's deprecations and warnings in the shape of Kestra's ValidateConstraintViolation."""
+    notices = flow_notices(flow)
+    return {
+        "deprecationPaths": [n.path for n in notices if n.kind == "deprecated"],
+        "infos": [f"{n.replaced[0]} is replaced by {n.replaced[1]}" for n in notices if n.replaced],
+        "warnings": [n.message for n in notices if n.kind == "warning"],
+    }
 
 
 def _constraints(violations: list[dict[str, Any]]) -> str:
@@ -132,9 +145,20 @@ def search_flows(request: Request, tenant: str, page: Page = 1, size: Size = 10,
                  ) -> JSONResponse:  # fmt: skip
     st = state_of(request)
     tenant = st.tenant(tenant)
-    filters = parse_filters(
-        request.query_params.multi_items(), ("q", "namespace", "labels", "flowId", "scope")
-    )
+    flows = _matching(st, tenant, request, q, namespace)
+    key, desc = sorter(sort, {"id": lambda f: f["id"], "namespace": lambda f: (f["namespace"], f["id"]),
+                              "revision": lambda f: f.get("revision") or 0}, "namespace:asc")  # fmt: skip
+    flows.sort(key=key, reverse=desc)
+    return JSONResponse({"results": page_slice(flows, page, size), "total": len(flows)})
+
+
+FLOW_FIELDS = ("q", "namespace", "labels", "flowId", "scope")
+
+
+def _matching(st: ServerState, tenant: str, request: Request, q: str | None = None,
+              namespace: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The flows the search filters (``filters[...]``, deprecated ``q`` and ``namespace``) select."""
+    filters = parse_filters(request.query_params.multi_items(), FLOW_FIELDS)
     flows = _all_flows(st, tenant)
     if q:
         flows = [f for f in flows if _query_match(f, q)]
@@ -156,10 +180,7 @@ def search_flows(request: Request, tenant: str, page: Page = 1, size: Size = 10,
                 v.upper() for v in (flt.value if isinstance(flt.value, list) else str(flt.value).split(","))
             }
             flows = [f for f in flows if ("SYSTEM" if f["namespace"] == "system" else "USER") in wanted]
-    key, desc = sorter(sort, {"id": lambda f: f["id"], "namespace": lambda f: (f["namespace"], f["id"]),
-                              "revision": lambda f: f.get("revision") or 0}, "namespace:asc")  # fmt: skip
-    flows.sort(key=key, reverse=desc)
-    return JSONResponse({"results": page_slice(flows, page, size), "total": len(flows)})
+    return flows
 
 
 def _query_match(flow: dict[str, Any], q: str) -> bool:
@@ -219,7 +240,8 @@ def validate_sources(st: ServerState, tenant: str, sources: list[tuple[str, str]
                     entry["namespace"] = doc["namespace"]
             try:
                 ns = entry.get("namespace")
-                parse_flow(chunk, st.engine.plugins, st.engine.defaults(tenant, ns) if ns else [])
+                parsed = parse_flow(chunk, st.engine.plugins, st.engine.defaults(tenant, ns) if ns else [])
+                entry.update(notices_body(parsed))
             except FlowInvalid as exc:
                 violations = violations_body(exc, offset)
                 entry["constraints"] = _constraints(violations)
@@ -397,12 +419,83 @@ def disable_by_ids(request: Request, tenant: str, body: list[models.IdWithNamesp
                responses={200: {"model": models.BulkResponse}})  # fmt: skip
 def delete_by_ids(request: Request, tenant: str, body: list[models.IdWithNamespace]) -> JSONResponse:
     st = state_of(request)
-    tenant = st.tenant(tenant)
+    return JSONResponse({"count": _delete_flows(st, st.tenant(tenant), body)})
+
+
+Q = Annotated[str | None, Query(description="Deprecated: use filters[q][EQUALS]")]
+NS = Annotated[str | None, Query(description="Deprecated: use filters[namespace][PREFIX]")]
+
+
+def _ids(flows: list[dict[str, Any]]) -> list[models.IdWithNamespace]:
+    return [models.IdWithNamespace(namespace=f["namespace"], id=f["id"]) for f in flows]
+
+
+def _delete_flows(st: ServerState, tenant: str, items: list[models.IdWithNamespace]) -> int:
     count = 0
-    for item in body:
+    for item in items:
         st.forget_flow(tenant, item.namespace, item.id)
         count += bool(st.store.delete_flow(tenant, item.namespace, item.id))
-    return JSONResponse({"count": count})
+    return count
+
+
+@router.delete(P + "/delete/by-query", operation_id="deleteFlowsByQuery", summary="Delete flows returned by the query parameters.",
+               responses={200: {"model": models.BulkResponse}})  # fmt: skip
+def delete_by_query(request: Request, tenant: str, q: Q = None, namespace: NS = None) -> JSONResponse:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    return JSONResponse(
+        {"count": _delete_flows(st, tenant, _ids(_matching(st, tenant, request, q, namespace)))}
+    )
+
+
+@router.post(P + "/enable/by-query", operation_id="enableFlowsByQuery", summary="Enable flows returned by the query parameters.",
+             responses={200: {"model": models.BulkResponse}})  # fmt: skip
+def enable_by_query(request: Request, tenant: str, q: Q = None, namespace: NS = None) -> JSONResponse:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    return JSONResponse(
+        {"count": _toggle(st, tenant, _ids(_matching(st, tenant, request, q, namespace)), False)}
+    )
+
+
+@router.post(P + "/disable/by-query", operation_id="disableFlowsByQuery", summary="Disable flows returned by the query parameters.",
+             responses={200: {"model": models.BulkResponse}})  # fmt: skip
+def disable_by_query(request: Request, tenant: str, q: Q = None, namespace: NS = None) -> JSONResponse:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    return JSONResponse(
+        {"count": _toggle(st, tenant, _ids(_matching(st, tenant, request, q, namespace)), True)}
+    )
+
+
+ZIP: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+             "description": "A ZIP of the flows' YAML sources, one <namespace>.<id>.yml each"}}  # fmt: skip
+
+
+def _zip(st: ServerState, tenant: str, items: list[models.IdWithNamespace]) -> Response:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for item in items:
+            found = st.store.get_flow(tenant, item.namespace, item.id)
+            if found is not None:
+                zf.writestr(f"{item.namespace}.{item.id}.yml", found[1])
+    return Response(buf.getvalue(), media_type="application/octet-stream",
+                    headers={"Content-Disposition": 'attachment; filename="flows.zip"'})  # fmt: skip
+
+
+@router.post(P + "/export/by-ids", operation_id="exportFlowsByIds", summary="Export flows as a ZIP archive of yaml sources.",
+             responses=ZIP)  # fmt: skip
+def export_by_ids(request: Request, tenant: str, body: list[models.IdWithNamespace]) -> Response:
+    st = state_of(request)
+    return _zip(st, st.tenant(tenant), body)
+
+
+@router.get(P + "/export/by-query", operation_id="exportFlowsByQuery", summary="Export flows as a ZIP archive of yaml sources.",
+            responses=ZIP)  # fmt: skip
+def export_by_query(request: Request, tenant: str, q: Q = None, namespace: NS = None) -> Response:
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    return _zip(st, tenant, _ids(_matching(st, tenant, request, q, namespace)))
 
 
 @router.get(P + "/{namespace}", operation_id="listFlowsByNamespace", summary="Retrieve all flows from a given namespace",

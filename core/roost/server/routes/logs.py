@@ -14,10 +14,13 @@ from roost.engine.model import TERMINAL
 from roost.server import models
 from roost.server.filters import parse_filters
 from roost.server.queries import LOG_FIELDS, delete_logs, execution_logs, search_logs
-from roost.server.routes.common import SSE_RESPONSE, blocking, state_of
+from roost.server.routes.common import SSE_RESPONSE, TENANT_SCOPED, blocking, state_of
 from roost.server.routes.executions import SSE_HEADERS, sse
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Logs"], responses=models.ERRORS)
+router = APIRouter(
+    tags=["Logs"], responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute
+)
 P = "/api/v1/{tenant}/logs"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
@@ -67,11 +70,11 @@ def list_logs(request: Request, tenant: str, executionId: str, sel: Selected) ->
 
 
 @router.delete(P + "/{executionId}", operation_id="deleteLogsFromExecution", summary="Delete logs of an execution",
-               status_code=204, responses={204: {"description": "Deleted"}})  # fmt: skip
+               status_code=200, response_class=Response, responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, tenant: str, executionId: str, sel: Selected) -> Response:  # noqa: N803
     st, tenant = _execution(request, tenant, executionId)
     delete_logs(st.store, tenant, execution_id=executionId, **sel.filters())
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 @router.get(P + "/{executionId}/download", operation_id="downloadLogsFromExecution", summary="Download an execution's logs",

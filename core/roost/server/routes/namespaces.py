@@ -16,11 +16,12 @@ from roost.flow.model import NAMESPACE
 from roost.server import models
 from roost.server.errors import bad_request, conflict, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
-from roost.server.routes.common import TEXT_BODY, blocking, body_text, multipart_body, state_of
+from roost.server.routes.common import TENANT_SCOPED, TEXT_BODY, blocking, body_text, multipart_body, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 from roost.store.keys import InvalidKey, is_kv_key, kv_key
 
-router = APIRouter(responses=models.ERRORS)
+router = APIRouter(responses=models.ERRORS, dependencies=TENANT_SCOPED, route_class=SegmentRoute)
 P = "/api/v1/{tenant}/namespaces"
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=10000)]
@@ -176,7 +177,7 @@ def list_directory(request: Request, tenant: str, namespace: str, path: str | No
 
 
 @router.post(F + "/directory", operation_id="createNamespaceDirectory", summary="Create a folder", tags=["Files"],
-             status_code=204, responses={204: {"description": "Created"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+             status_code=200, response_class=Response, responses={200: {"description": "Created"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 def create_directory(request: Request, tenant: str, namespace: str, path: str | None = None) -> Response:
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
@@ -193,7 +194,7 @@ def create_directory(request: Request, tenant: str, namespace: str, path: str | 
                 tenant=tenant, namespace=namespace, path=folder, created=time.time()
             )
         )
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 @router.get(F + "/stats", operation_id="getFileMetadatas", summary="Stats of a file or folder", tags=["Files"],
@@ -220,6 +221,29 @@ def file_revisions(request: Request, tenant: str, namespace: str, path: str | No
     if not revs:
         raise not_found(f"no file {path} in namespace {namespace}")
     return JSONResponse([{"revision": r} for r in revs])
+
+
+@router.get(F + "/export", operation_id="exportNamespaceFiles", summary="Export namespace files as a ZIP", tags=["Files"],
+            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "A ZIP of the namespace's files (latest revisions), by path"}})  # fmt: skip
+def export_files(request: Request, tenant: str, namespace: str) -> Response:
+    import io
+    import zipfile
+
+    st = state_of(request)
+    tenant, namespace = st.tenant(tenant), _ns(namespace)
+    nsfiles = st.engine.runtime(tenant).namespace_files
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in nsfiles.list(namespace):
+            data = nsfiles.read(namespace, path)
+            if data is not None:
+                zf.writestr(path, data)
+        for folder in _dirs(st, tenant, namespace):  # empty folders too
+            zf.writestr(folder.rstrip("/") + "/", b"")
+    filename = f"{namespace}_files.zip"
+    return Response(buf.getvalue(), media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
 
 
 @router.get(F + "/search", operation_id="searchNamespaceFiles", summary="Files whose path contains q", tags=["Files"],
@@ -250,8 +274,8 @@ def get_file(request: Request, tenant: str, namespace: str, path: str,
 
 
 @router.post(F, operation_id="createNamespaceFile", summary="Upload a file (multipart part fileContent)", tags=["Files"],
-             status_code=204, openapi_extra=multipart_body(True, fileContent={"type": "string", "format": "binary"}),
-             responses={204: {"description": "Stored"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+             status_code=200, response_class=Response, openapi_extra=multipart_body(True, fileContent={"type": "string", "format": "binary"}),
+             responses={200: {"description": "Stored"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 async def upload(request: Request, tenant: str, namespace: str, path: str) -> Response:
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
@@ -273,11 +297,11 @@ async def upload(request: Request, tenant: str, namespace: str, path: str) -> Re
         nsfiles.write(namespace, target, data)
 
     await blocking(store)
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
-@router.put(F, operation_id="moveFileDirectory", summary="Move a file or folder", tags=["Files"], status_code=204,
-            responses={204: {"description": "Moved"}, 409: {"model": models.ErrorBody}})  # fmt: skip
+@router.put(F, operation_id="moveFileDirectory", summary="Move a file or folder", tags=["Files"], status_code=200, response_class=Response,
+            responses={200: {"description": "Moved"}, 409: {"model": models.ErrorBody}})  # fmt: skip
 def move(
     request: Request, tenant: str, namespace: str, from_: Annotated[str, Query(alias="from")], to: str
 ) -> Response:
@@ -307,11 +331,11 @@ def move(
                                                        namespace_dirs.c.path == d))  # fmt: skip
             conn.execute(namespace_dirs.insert().values(tenant=tenant, namespace=namespace, path=dst + d[len(src):],
                                                         created=time.time()))  # fmt: skip
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
-@router.delete(F, operation_id="deleteFileDirectory", summary="Delete a file or folder", tags=["Files"], status_code=204,
-               responses={204: {"description": "Deleted"}})  # fmt: skip
+@router.delete(F, operation_id="deleteFileDirectory", summary="Delete a file or folder", tags=["Files"], status_code=200, response_class=Response,
+               responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete_file(request: Request, tenant: str, namespace: str, path: str) -> Response:
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
@@ -325,7 +349,7 @@ def delete_file(request: Request, tenant: str, namespace: str, path: str) -> Res
             sa.or_(namespace_dirs.c.path == target, namespace_dirs.c.path.startswith(target + "/", autoescape=True)))).rowcount  # fmt: skip
     if not count:
         raise not_found(f"no file or folder {path} in namespace {namespace}")
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 # -- KV ------------------------------------------------------------------------------------------------------
@@ -370,6 +394,27 @@ def list_keys(request: Request, tenant: str, namespace: str) -> JSONResponse:
     return JSONResponse([_entry(namespace, e) for e in entries if e is not None])
 
 
+@router.get(K + "/inheritance", operation_id="listKeysWithInheritence", summary="Keys inherited from parent namespaces",
+            tags=["KV"], responses={200: {"model": list[models.KVEntry]}})  # fmt: skip
+def list_inherited_keys(request: Request, tenant: str, namespace: str) -> JSONResponse:
+    """The keys of the parent namespaces (not the namespace's own), nearest parent first; a key
+    defined at several levels is listed once, from the nearest parent (as Kestra)."""
+    st = state_of(request)
+    tenant, namespace = st.tenant(tenant), _ns(namespace)
+    kv = st.engine.runtime(tenant).kv
+    parts = namespace.split(".")
+    seen: set[str] = set()
+    out = []
+    for i in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:i])
+        for key in kv.keys(parent):
+            entry = kv.entry(parent, key)
+            if entry is not None and key not in seen:
+                seen.add(key)
+                out.append(_entry(parent, entry))
+    return JSONResponse(out)
+
+
 @router.delete(K, operation_id="deleteKeyValues", summary="Delete several keys", tags=["KV"],
                responses={200: {"model": models.KeysBody}})  # fmt: skip
 def delete_keys(request: Request, tenant: str, namespace: str, body: models.KeysBody) -> JSONResponse:
@@ -398,7 +443,7 @@ def get_key(request: Request, tenant: str, namespace: str, key: str) -> JSONResp
 
 
 @router.put(K + "/{key}", operation_id="setKeyValue", summary="Set a key (the body: JSON, or else text)", tags=["KV"],
-            status_code=204, openapi_extra=TEXT_BODY, responses={204: {"description": "Stored"}})  # fmt: skip
+            status_code=200, response_class=Response, openapi_extra=TEXT_BODY, responses={200: {"description": "Stored"}})  # fmt: skip
 async def put_key(request: Request, tenant: str, namespace: str, key: str) -> Response:
     """The body is parsed as JSON when it is JSON (number, boolean, object...), kept as a string otherwise.
     A ``ttl`` header (ISO-8601 duration) makes the key expire."""
@@ -421,7 +466,7 @@ async def put_key(request: Request, tenant: str, namespace: str, key: str) -> Re
         if ttl <= 0:
             raise bad_request("ttl must be positive")
     await blocking(st.engine.runtime(tenant).kv.put, namespace, key, value, ttl)
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 @router.delete(

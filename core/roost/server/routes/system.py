@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from roost.server import models
 from roost.server.routes.common import state_of
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Misc"])
+router = APIRouter(tags=["Misc"], route_class=SegmentRoute)
 _INSTANCE = str(uuid.uuid4())
 
 

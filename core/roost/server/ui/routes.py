@@ -539,7 +539,7 @@ async def namespace_page(request: Request, tenant: str, namespace: str, tab: str
 
         ctx["entries"] = await blocking(entries)
     elif tab == "secrets":
-        ctx["secrets"] = views.secret_names()
+        ctx["secret_backend"], ctx["secrets"] = await blocking(views.secret_names, st, tenant, namespace)
     elif tab == "plugindefaults":
         ctx.update(await blocking(_defaults_context, st, tenant, namespace, request.query_params.get("rev")))
     ctx["panels"] = _panels(st, "namespace", request, tenant, {"id": namespace})

@@ -250,10 +250,10 @@ def preview_file(
     st: ServerState, tenant: str, execution_id: str, path: str, limit: int = 65536
 ) -> tuple[str, bool]:
     """The first ``limit`` bytes of an execution's file as text (through the API's own access check)."""
-    from roost.server.routes.executions import _execution_file
+    from roost.server.routes.executions import _execution_file, _storage_call
 
-    local = _execution_file(st, tenant, execution_id, path)
-    with open(local, "rb") as fh:
+    storage, uri, prefix = _execution_file(st, tenant, execution_id, path)
+    with _storage_call(storage.open_read, uri, prefix) as fh:  # any backend; only the preview is read
         data = fh.read(limit + 1)
     text = data[:limit].decode("utf-8", errors="replace")
     return text, len(data) > limit
@@ -424,13 +424,12 @@ def values_from_form(cls: type, form: Any) -> tuple[dict[str, Any], dict[str, st
     return values, errors
 
 
-def secret_names() -> list[str]:
-    """Names of the secrets the open-source backend serves (``SECRET_<KEY>`` variables), never values."""
-    import os
-
-    names = {k[len("SECRET_") :] for k in os.environ if k.startswith("SECRET_") and len(k) > 7}
-    names |= {k[len("ENV_SECRET_") :] for k in os.environ if k.startswith("ENV_SECRET_") and len(k) > 11}
-    return sorted(names)
+def secret_names(st: ServerState, tenant: str, namespace: str) -> tuple[str, list[str] | None]:
+    """The backend serving the namespace's secrets and the names it lists (None: it cannot list), never values."""
+    secrets = st.engine.runtime(tenant).secrets
+    kind = secrets.kind(namespace) if hasattr(secrets, "kind") else getattr(secrets, "kind", "env")
+    keys = secrets.keys(namespace) if hasattr(secrets, "keys") else None
+    return kind, keys
 
 
 def file_tree(paths: list[str]) -> list[dict[str, Any]]:

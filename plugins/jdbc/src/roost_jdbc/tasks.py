@@ -12,6 +12,7 @@ the tables or views it creates or writes as outputs (type ``io.kestra.plugin.ee.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -481,12 +482,12 @@ def _load_db_file(ctx: RunContext, uri: str, path: Path | None, prop: str) -> No
         raise TaskError(f"{prop} needs a file URL (jdbc:...:name.db), not a URI-style one")
     if not uri.startswith("kestra://"):
         raise TaskError(f"{prop} must be an internal-storage URI (kestra://...), got '{uri}'")
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        data = ctx.read_file(uri)
+        with ctx.open_read(uri) as src, path.open("wb") as dst:  # streamed: a database file can be big
+            shutil.copyfileobj(src, dst, 1 << 20)
     except Exception as exc:
         raise TaskError(f"cannot read {prop} '{uri}': {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 def _upload_db_file(ctx: RunContext, driver: Driver, wanted: bool) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Roost's Kafka plugin: Produce, Consume, Trigger and RealtimeTrigger on kafka-python."""
