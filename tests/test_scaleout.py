@@ -246,3 +246,23 @@ def test_an_expired_lease_moves_and_the_old_owner_cannot_write(db_url: str, tmp_
     with pytest.raises(db.ExecutionExists):
         store.save_executions([(header, [])], only_new=True)
     store.close()
+
+
+def test_worker_groups_and_working_directory_pins(db_url: str, tmp_path: Path) -> None:
+    """A job of a worker group goes only to that group's workers; the task runs of one WorkingDirectory
+    (one pin) go to the worker that took the first of them, while it lives."""
+    store = build_engine("webserver", data_dir=tmp_path, db_url=db_url).store
+    jobs = WorkQueue(store)
+    for w in ("plain", "gpu", "other"):
+        jobs.register(w, "gpu" if w == "gpu" else None, "h", 1, 4)
+
+    def job(tr: str, group: str | None = None, pin: str | None = None) -> dict[str, Any]:
+        return {"taskrun_id": tr, "execution_id": "ex", "worker_group": group, "pin": pin, "payload": "{}"}
+
+    jobs.enqueue([job("g1", group="gpu"), job("p1", pin="/work/ex/wd")])
+    assert [j.taskrun_id for j in jobs.claim("plain", None, 5)] == ["p1"]
+    assert [j.taskrun_id for j in jobs.claim("gpu", "gpu", 5)] == ["g1"]
+    jobs.enqueue([job("p2", pin="/work/ex/wd"), job("free")])
+    assert [j.taskrun_id for j in jobs.claim("other", None, 5)] == ["free"]  # p2 belongs with p1's folder
+    assert [j.taskrun_id for j in jobs.claim("plain", None, 5)] == ["p2"]
+    store.close()

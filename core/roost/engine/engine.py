@@ -564,12 +564,16 @@ class Engine:
             pending = results
         if not touched:
             return
-        lost = self._persist(touched.values(), restarted)
+        staged = self.tasks.transactional  # the jobs go in the batch's transaction (worker processes)
+        if staged:
+            for eff in effects.values():
+                for job in eff.jobs:
+                    self.tasks.submit(job)
+        lost = self._persist(touched.values(), restarted, jobs=staged)
         self._flush_logs()
         for ex_id, eff in effects.items():
             if ex_id not in lost:
-                self._carry_out(touched[ex_id], eff)
-        self.tasks.flush()
+                self._carry_out(touched[ex_id], eff, submit=not staged)
 
     def _accept(self, msg: Message) -> Execution | None:
         """The execution a message is for, unless it is ignored (the Kill Switch's IGNORE mode)."""
@@ -710,7 +714,7 @@ class Engine:
         )  # MAX_DURATION SLAs keep counting from the execution's start
         return eff
 
-    def _persist(self, touched: Any, full: set[str] | None = None) -> set[str]:
+    def _persist(self, touched: Any, full: set[str] | None = None, jobs: bool = False) -> set[str]:
         """Write each touched execution's header, the task runs that changed and its masks, in one
         transaction, retried until the store takes it (``_retrying``).
 
@@ -757,8 +761,13 @@ class Engine:
                 ended = [header["id"] for header, _ in items if header["state"]["current"] in TERMINAL]
                 fence = functools.partial(self.leases.fence, ids=ids, release=ended)
             try:
+                also = (
+                    functools.partial(self.tasks.write, execution_ids={h["id"] for h, _ in items})
+                    if jobs
+                    else None
+                )
                 write = functools.partial(self.store.save_executions, items, masks=mask_states,
-                                          keep_only=keep_only, fence=fence)  # fmt: skip
+                                          keep_only=keep_only, fence=fence, also=also)  # fmt: skip
                 self._retrying(write, f"the state of {len(items)} executions")
                 break
             except LeaseLost as exc:  # another executor took these over: it works from the record
@@ -771,12 +780,14 @@ class Engine:
                     masks.pop(ex_id, None)
                 if not items:
                     break
+        if jobs:
+            self.tasks.written()
         for ex_masks, version, _state in masks.values():
             ex_masks.saved = version
         return lost
 
-    def _carry_out(self, ex: Execution, eff: Effects) -> None:
-        for job in eff.jobs:
+    def _carry_out(self, ex: Execution, eff: Effects, submit: bool = True) -> None:
+        for job in eff.jobs if submit else ():
             self.tasks.submit(job)
         for kill in eff.kills:
             self.tasks.kill(kill.taskrun_id)

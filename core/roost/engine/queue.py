@@ -56,12 +56,23 @@ class InProcessQueue:
 class TaskQueue(Protocol):
     """Where the executor sends the task runs it dispatches: the in-process thread pool
     (:class:`roost.engine.worker.Worker`) or worker processes over the store
-    (:class:`roost.engine.remote.RemoteTaskQueue`)."""
+    (:class:`roost.engine.remote.RemoteTaskQueue`).
+
+    A queue that is not ``transactional`` is given each job once the executor's batch is written (a
+    job never starts before the state that dispatched it is stored). A ``transactional`` one is given
+    the batch's jobs before, and writes them in the batch's own transaction (:meth:`write`, then
+    :meth:`written` once it committed): the jobs exist if and only if the state that dispatched them does.
+    """
+
+    transactional: bool
 
     def submit(self, job: Any) -> None: ...
 
-    def flush(self) -> None:
-        """Hand over what ``submit`` buffered (called once per executor batch, after the batch is written)."""
+    def write(self, conn: Any, execution_ids: set[str]) -> None:
+        """(transactional) Write the submitted jobs of ``execution_ids`` in the open transaction ``conn``."""
+
+    def written(self) -> None:
+        """(transactional) The batch committed: forget its jobs."""
 
     def kill(self, taskrun_id: str) -> None: ...
 
@@ -94,12 +105,16 @@ class StoreQueue:
         self.leases = leases
         self.listener = Listener(store, [MESSAGES_CHANNEL], self._notified)
         self.poll_interval = fallback_interval if self.listener.enabled else poll_interval
-        self._dirty = True
+        self._dirty = True  # rows may be waiting
+        self._unheld = True  # ... and some may be of executions this executor does not lease yet
         self._last_poll = 0.0
         if consume:
             self.listener.start()
 
-    def _notified(self, _channel: str, _payload: str) -> None:
+    def _notified(self, _channel: str, payload: str) -> None:
+        leases = self.leases
+        if leases is not None and (not payload or not all(leases.holds(i) for i in payload.split(","))):
+            self._unheld = True
         self._dirty = True
         self.local.put(Message("wake", ""))
 
@@ -123,10 +138,13 @@ class StoreQueue:
         while True:
             out: list[Message] = []
             now = time.monotonic()
-            if self._dirty or now - self._last_poll >= self.poll_interval:
-                self._dirty = False
-                self._last_poll = now
-                rows, takeovers = self.messages.take(limit, self.leases)
+            polling = now - self._last_poll >= self.poll_interval
+            if self._dirty or polling:
+                acquire = self._unheld or polling
+                self._dirty = self._unheld = False
+                if acquire:
+                    self._last_poll = now
+                rows, takeovers = self.messages.take(limit, self.leases, acquire=acquire)
                 out = [Message(r.kind, r.execution_id, r.payload) for r in rows]
                 # executions taken over from a dead executor: re-derive their pending work (after their
                 # messages, so results already written are applied before jobs are dispatched again)

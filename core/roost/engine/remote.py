@@ -46,14 +46,17 @@ def encode_job(job: Job, masks: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _worker_group(task: Any) -> str | None:
-    """Kestra's ``workerGroup.key`` when a task type declares it (none of the built-in ones does yet)."""
+    """The task's ``workerGroup.key``: only workers of that group take it (None: workers of no group)."""
     group = getattr(task, "worker_group", None)
-    key = getattr(group, "key", None) if group is not None else None
+    key = group.get("key") if isinstance(group, dict) else None
     return key if isinstance(key, str) and key else None
 
 
 class RemoteTaskQueue:
-    """The executor's end of the worker-job queue."""
+    """The executor's end of the worker-job queue: jobs are written in the transaction of the executor
+    batch that dispatched them (``transactional``), so they exist if and only if that state does."""
+
+    transactional = True
 
     def __init__(self, engine: Any, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
         from roost.store.cluster import WorkQueue
@@ -70,13 +73,13 @@ class RemoteTaskQueue:
         masks = self.engine.masks(job.tenant, job.execution_id)
         self._pending.append(encode_job(job, masks.state()))
 
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending:
-            self.engine._retrying(lambda: self.jobs.enqueue(pending), f"{len(pending)} worker jobs")
+    def write(self, conn: Any, execution_ids: set[str]) -> None:
+        self.jobs.enqueue_in(conn, [j for j in self._pending if j["execution_id"] in execution_ids])
+
+    def written(self) -> None:
+        self._pending = []
 
     def kill(self, taskrun_id: str) -> None:
-        self.flush()  # a job of this batch may be the one to kill
         job = self.jobs.kill(taskrun_id)
         if job:  # no worker had taken it: it never ran
             execution_id = self._execution_of(taskrun_id)
@@ -142,6 +145,7 @@ class WorkerProcess:
         self.claims: dict[str, tuple[str, str]] = {}  # task run id → (claim, execution id)
         self._free = threading.Semaphore(self.threads)
         self._wake = threading.Event()
+        self._backlog = True
         self._stop = threading.Event()
         self._lock = threading.Lock()
         engine.queue = _Results(self)
@@ -209,10 +213,11 @@ class WorkerProcess:
                 claimed = []
             for _ in range(free - len(claimed)):
                 self._free.release()
+            self._backlog = not free or len(claimed) == free  # there may be more waiting
             for job in claimed:
                 self._start(job)
-            if free and len(claimed) == free:
-                continue  # there may be more waiting
+            if free and self._backlog:
+                continue
             self._wake.wait(self.poll_interval)
 
     def _start(self, claimed: Any) -> None:
@@ -227,14 +232,15 @@ class WorkerProcess:
                 "attempt": {"state": FAILED}, "error": f"worker: {exc}"}))  # fmt: skip
             self._free.release()
             return
-        threading.Thread(target=self._run, args=(job,), name="roost-worker-job", daemon=True).start()
+        self.engine.worker.pool.submit(self._run, job)
 
     def _run(self, job: Job) -> None:
         try:
             self.engine.worker._run_guarded(job)
         finally:
             self._free.release()
-            self._wake.set()
+            if self._backlog:  # jobs were left waiting for a free thread: no NOTIFY will come for them
+                self._wake.set()
 
     def _decode(self, claimed: Any) -> Job:
         p = claimed.payload

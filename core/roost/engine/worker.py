@@ -90,8 +90,13 @@ class Worker:
     def submit(self, job: Any) -> None:
         self.pool.submit(self._run_guarded, job)
 
-    def flush(self) -> None:
-        """Nothing to hand over: ``submit`` already gave the job to a thread."""
+    transactional = False  # jobs are submitted once the executor's batch is written
+
+    def write(self, conn: Any, execution_ids: set[str]) -> None:
+        raise NotImplementedError("the in-process pool is not transactional")
+
+    def written(self) -> None:
+        raise NotImplementedError("the in-process pool is not transactional")
 
     def kill(self, taskrun_id: str) -> None:
         ctx = self.running.get(taskrun_id)

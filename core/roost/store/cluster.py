@@ -108,6 +108,13 @@ class StoredMessage:
     payload: dict[str, Any]
 
 
+def _about(execution_ids: set[str]) -> str:
+    """A NOTIFY payload naming the executions with new messages ("" for unknown: NOTIFY payloads are
+    limited to 8,000 bytes), so an executor holding them all need not look for executions to lease."""
+    text = ",".join(sorted(execution_ids))
+    return text if len(text) < 4000 else ""
+
+
 def _message_row(kind: str, execution_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, "execution_id": execution_id, "created": time.time(),
             "payload": json.dumps(payload, default=str, separators=(",", ":"))}  # fmt: skip
@@ -126,27 +133,38 @@ class MessageTable(_Sql):
             return
         with self.begin() as conn:
             conn.execute(self.table.insert(), [_message_row(*m) for m in messages])
-            self.notify(conn, MESSAGES_CHANNEL)
+            self.notify(conn, MESSAGES_CHANNEL, _about({m[1] for m in messages}))
 
-    def take(self, limit: int, leases: Leases | None = None) -> tuple[list[StoredMessage], list[str]]:
+    def take(
+        self, limit: int, leases: Leases | None = None, acquire: bool = True
+    ) -> tuple[list[StoredMessage], list[str]]:
         """Take (delete) up to ``limit`` messages, oldest first. With ``leases``, only messages of
-        executions this executor holds or can lease now; the second list holds the executions whose
-        lease it just took over from an executor that stopped renewing it (to recover first)."""
+        executions this executor holds or (with ``acquire``) can lease now; the second list holds the
+        executions whose lease it just took over from an executor that stopped renewing it (to recover)."""
         t = self.table
         takeovers: list[str] = []
         with self.begin() as conn:
-            query = sa.select(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload).order_by(t.c.seq).limit(limit)
+            pick = sa.select(t.c.seq).order_by(t.c.seq).limit(limit)
             if leases is not None:
-                takeovers = leases.acquire_for_messages(conn, limit)
-                held = sa.select(execution_leases.c.execution_id).where(
-                    execution_leases.c.owner == leases.owner
+                takeovers = leases.acquire_for_messages(conn, limit) if acquire else []
+                lease = execution_leases
+                pick = pick.join(lease, lease.c.execution_id == t.c.execution_id).where(
+                    lease.c.owner == leases.owner
                 )
-                query = query.where(t.c.execution_id.in_(held))
-            if self.postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query).all()
-            if rows:
-                conn.execute(t.delete().where(t.c.seq.in_([r.seq for r in rows])))
+            if self.postgres:  # one statement: pick (skipping rows another executor is taking) and delete
+                pick = pick.with_for_update(skip_locked=True, of=t)
+                rows = conn.execute(
+                    t.delete().where(t.c.seq.in_(pick.scalar_subquery()))
+                    .returning(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload)
+                ).all()  # fmt: skip
+                rows.sort(key=lambda r: r.seq)
+            else:
+                rows = conn.execute(
+                    sa.select(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload).where(t.c.seq.in_(pick.scalar_subquery()))
+                    .order_by(t.c.seq)
+                ).all()  # fmt: skip
+                if rows:
+                    conn.execute(t.delete().where(t.c.seq.in_([r.seq for r in rows])))
         messages = [
             StoredMessage(r.kind, r.execution_id, json.loads(r.payload) if r.payload else {}) for r in rows
         ]
@@ -207,20 +225,39 @@ class Leases(_Sql):
 
     def acquire_for_messages(self, conn: sa.Connection, limit: int) -> list[str]:
         """Lease the executions that have messages waiting and no live lease of another executor;
-        returns those taken over from another executor."""
+        returns those taken over from an executor whose lease expired (to recover)."""
         q, table = queue_table(), execution_leases
-        rows = conn.execute(
-            sa.select(q.c.execution_id, table.c.owner).distinct()
+        free = (
+            sa.select(q.c.execution_id).distinct()
             .select_from(q.outerjoin(table, table.c.execution_id == q.c.execution_id))
-            .where(q.c.execution_id != "",
-                   sa.or_(table.c.owner.is_(None), table.c.owner != self.owner),
-                   sa.or_(table.c.owner.is_(None), table.c.expires < self.now()))
-            .limit(limit)
+            .where(q.c.execution_id != "", sa.or_(table.c.owner.is_(None), table.c.expires < self.now()))
+            .order_by(q.c.execution_id).limit(limit)
+        )  # fmt: skip
+        if self.postgres:  # one statement; xmax tells a row updated (taken over) from one inserted
+            from sqlalchemy.dialects.postgresql import insert
+
+            stmt = insert(table).from_select(
+                ["execution_id", "owner", "expires"],
+                sa.select(free.subquery().c.execution_id, sa.literal(self.owner), self.now() + self.ttl),
+            )
+            claim = stmt.on_conflict_do_update(
+                index_elements=["execution_id"],
+                set_={"owner": stmt.excluded.owner, "expires": stmt.excluded.expires},
+                where=sa.or_(table.c.owner == self.owner, table.c.expires < self.now()),
+            ).returning(table.c.execution_id, sa.literal_column("xmax <> 0").label("taken"))
+            rows = conn.execute(claim).all()
+            with self._lock:
+                self.held |= {r.execution_id for r in rows}
+            return [r.execution_id for r in rows if r.taken]
+        sub = free.subquery()
+        found = conn.execute(
+            sa.select(sub.c.execution_id, table.c.owner)
+            .select_from(sub.outerjoin(table, table.c.execution_id == sub.c.execution_id))
         ).all()  # fmt: skip
-        if not rows:
+        if not found:
             return []
-        got = self._claim(conn, [r.execution_id for r in rows])
-        return [r.execution_id for r in rows if r.owner is not None and r.execution_id in got]
+        got = self._claim(conn, [r.execution_id for r in found])
+        return [r.execution_id for r in found if r.owner is not None and r.execution_id in got]
 
     def orphans(self, states: Sequence[str], grace: float) -> list[str]:
         """Lease active executions that no live executor holds (their executor died, or none ever took
@@ -311,8 +348,13 @@ class WorkQueue(_Sql):
     """
 
     def enqueue(self, jobs: Sequence[dict[str, Any]]) -> None:
-        """Insert jobs (``taskrun_id``, ``execution_id``, ``worker_group``, ``pin``, ``payload``); a task
-        run that already has a job keeps it (a recovering executor dispatches runs in flight again)."""
+        with self.begin() as conn:
+            self.enqueue_in(conn, jobs)
+
+    def enqueue_in(self, conn: sa.Connection, jobs: Sequence[dict[str, Any]]) -> None:
+        """Insert jobs (``taskrun_id``, ``execution_id``, ``worker_group``, ``pin``, ``payload``) in the open
+        transaction ``conn``; a task run that already has a job keeps it (a recovering executor dispatches
+        the runs in flight again)."""
         if not jobs:
             return
         now = time.time()
@@ -321,9 +363,8 @@ class WorkQueue(_Sql):
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        with self.begin() as conn:
-            conn.execute(insert(worker_jobs).on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
-            self.notify(conn, JOBS_CHANNEL)
+        conn.execute(insert(worker_jobs).on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
+        self.notify(conn, JOBS_CHANNEL)
 
     def claim(self, worker_id: str, group: str | None, limit: int) -> list[ClaimedJob]:
         """Take up to ``limit`` waiting jobs of ``group`` (None: jobs of no group), oldest first. A job
@@ -372,7 +413,7 @@ class WorkQueue(_Sql):
             if done is None:
                 return False
             conn.execute(queue_table().insert().values(**_message_row(*message)))
-            self.notify(conn, MESSAGES_CHANNEL)
+            self.notify(conn, MESSAGES_CHANNEL, message[1])
         return True
 
     def register(self, worker_id: str, group: str | None, host: str, pid: int, threads: int) -> None:

@@ -469,13 +469,14 @@ class Store:
     def save_executions(
         self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]], *,
         masks: dict[str, dict[str, Any]] | None = None, keep_only: dict[str, set[str]] | None = None,
-        fence: Any = None, only_new: bool = False,
+        fence: Any = None, only_new: bool = False, also: Any = None,
     ) -> None:  # fmt: skip
         """Write execution headers and their changed task runs in one transaction, with the executions'
         masks (``execution_masks``); ``keep_only`` first drops an execution's other task runs (restart).
         ``fence(conn)`` runs first in the transaction and returns the ids this process may no longer write
         (their lease went to another executor): then nothing is written and :class:`LeaseLost` is raised.
-        ``only_new``: the executions must not exist yet (:class:`ExecutionExists` otherwise, nothing written)."""
+        ``only_new``: the executions must not exist yet (:class:`ExecutionExists` otherwise, nothing written).
+        ``also(conn)`` writes more in the same transaction (the worker jobs the executions dispatched)."""
         ex_rows = []
         tr_rows = []
         for header, changed in items:
@@ -545,6 +546,8 @@ class Store:
                     tstmt = pg_insert(taskruns)
                     conn.execute(tstmt.on_conflict_do_update(index_elements=["id"], set_={c: tstmt.excluded[c] for c in tcols[1:]}),
                                  [dict(zip(tcols, r, strict=True)) for r in tr_rows])  # fmt: skip
+            if also is not None:
+                also(conn)
 
     def load_execution(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         with self.engine.connect() as conn:
