@@ -517,15 +517,17 @@ class Engine:
         self._next_lease_check = time.monotonic() + leases.ttl / 3
         self._forget(leases.renew())
         for ex_id in leases.orphans(ACTIVE, grace=leases.ttl):
-            self._forget([ex_id])  # what this process remembers of it may be stale: read the record
+            log.info("execution %s had no live executor: recovering it", ex_id)
+            self._forget([ex_id], quiet=True)  # what this process remembers of it may be stale
             self.queue.put(Message("recover", ex_id))
 
-    def _forget(self, execution_ids: Any) -> None:
+    def _forget(self, execution_ids: Any, quiet: bool = False) -> None:
         """Drop executions from memory: another executor holds them now (or this one must re-read them)."""
         for ex_id in execution_ids:
             self._cache.pop(ex_id, None)
             self._persisted.pop(ex_id, None)
-            log.info("execution %s is now another executor's", ex_id)
+            if not quiet:
+                log.warning("execution %s is now another executor's", ex_id)
 
     def _handle(self, messages: list[Message]) -> None:
         """Apply a batch of messages, run the inline tasks they lead to, persist once, then dispatch."""

@@ -59,6 +59,8 @@ def open_store(db_url: str | None, data_dir: Path, *, exclusive: bool = False) -
         reason = str(getattr(exc, "orig", None) or exc).strip()
         if "locked" in reason and not db_url:
             reason += " (another Roost process uses this data folder)"
+        if isinstance(exc, ImportError) and "psycopg" in reason:
+            reason += ' (PostgreSQL needs the driver: pip install "roost[postgres]")'
         raise StoreError(f"cannot write the store {where}: {reason}") from None
     return store
 
