@@ -341,13 +341,21 @@ class Engine:
         self._waiters[ex.id] = threading.Event()
         masks = self.masks(tenant, ex.id)
         version = masks.version
+        start = Message("start", ex.id, {"tenant": tenant})
+        # a queue in the store takes the start message in the execution's own transaction (one write,
+        # and never an execution without its start message)
+        to_store = getattr(self.queue, "writes_to_store", None)
+        in_tx = ex.state.current in (CREATED, "RESTARTED") and to_store is not None and to_store(start)
         self.store.save_executions(
             [(ex.header_dict(), [(seq, tr.to_dict()) for seq, tr in enumerate(ex.task_runs)])],
             masks={ex.id: masks.state()} if masks.dirty else None,
             only_new=only_new,
+            also=functools.partial(self.queue.put_in, message=start) if in_tx else None,  # type: ignore[attr-defined]
         )
         masks.saved = version
-        if ex.state.current == CREATED and not ex.task_runs and share:
+        if in_tx:
+            pass  # already in the store's queue
+        elif ex.state.current == CREATED and not ex.task_runs and share:
             self._persisted[ex.id] = _Persisted()
             self._cache[ex.id] = ex  # the executor takes it from here without reading it back
             self.queue.put(Message("start", ex.id, {"tenant": tenant}))
@@ -597,12 +605,18 @@ class Engine:
     def _load(self, execution_id: str) -> Execution | None:
         ex = self._cache.get(execution_id)
         if ex is None:
-            loaded = self.store.load_execution(execution_id)
+            loaded = self.store.load_execution_and_masks(execution_id, masks=execution_id not in self._masks)
             if loaded is None:
                 return None
-            ex = Execution.from_dicts(*loaded)
+            header, runs, mask_state = loaded
+            ex = Execution.from_dicts(header, runs)
             if ex.state.terminal() and execution_id not in self._waiters:
                 return ex
+            if execution_id not in self._masks:  # read with the execution: one trip to the store, not two
+                with self._masks_lock:
+                    secrets = self.runtime(ex.tenant).secrets
+                    restored = MaskSet.restore(mask_state, secrets.get) if mask_state else MaskSet()
+                    self._masks.setdefault(execution_id, restored)
             self._cache[ex.id] = ex
             state = self._persisted[ex.id] = _Persisted()
             state.count = len(ex.task_runs)

@@ -124,6 +124,15 @@ class StoreQueue:
             return
         self.messages.put([(message.kind, message.execution_id, message.payload)])
 
+    def writes_to_store(self, message: Message) -> bool:
+        """Whether ``put`` would write ``message`` to the table (then :meth:`put_in` may write it in the
+        caller's transaction instead)."""
+        return not self.consume
+
+    def put_in(self, conn: Any, message: Message) -> None:
+        """Write ``message`` to the table in the open transaction ``conn``."""
+        self.messages.put_in(conn, [(message.kind, message.execution_id, message.payload)])
+
     def _mine(self, message: Message) -> bool:
         leases = self.leases
         if leases is None or leases.holds(message.execution_id):

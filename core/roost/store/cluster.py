@@ -132,8 +132,12 @@ class MessageTable(_Sql):
         if not messages:
             return
         with self.begin() as conn:
-            conn.execute(self.table.insert(), [_message_row(*m) for m in messages])
-            self.notify(conn, MESSAGES_CHANNEL, _about({m[1] for m in messages}))
+            self.put_in(conn, messages)
+
+    def put_in(self, conn: sa.Connection, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """Insert messages (kind, execution id, payload) in the open transaction ``conn``."""
+        conn.execute(self.table.insert(), [_message_row(*m) for m in messages])
+        self.notify(conn, MESSAGES_CHANNEL, _about({m[1] for m in messages}))
 
     def take(
         self, limit: int, leases: Leases | None = None, acquire: bool = True

@@ -550,13 +550,26 @@ class Store:
                 also(conn)
 
     def load_execution(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        loaded = self.load_execution_and_masks(execution_id, masks=False)
+        return None if loaded is None else loaded[:2]
+
+    def load_execution_and_masks(
+        self, execution_id: str, masks: bool = True
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None] | None:
+        """The execution, its task runs and (``masks``) its mask-set state, over one connection."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(executions.c.data).where(executions.c.id == execution_id)).first()
             if row is None:
                 return None
             trs = conn.execute(sa.select(taskruns.c.data).where(taskruns.c.execution_id == execution_id)
                                .order_by(taskruns.c.seq)).all()  # fmt: skip
-        return json.loads(row.data), [json.loads(r.data) for r in trs]
+            mask_row = None
+            if masks:
+                mask_row = conn.execute(
+                    sa.select(execution_masks.c.data).where(execution_masks.c.execution_id == execution_id)
+                ).first()
+        return (json.loads(row.data), [json.loads(r.data) for r in trs],
+                json.loads(mask_row.data) if mask_row is not None else None)  # fmt: skip
 
     def load_masks(self, execution_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
