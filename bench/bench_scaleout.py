@@ -109,25 +109,32 @@ def run_executions(port: int, flow: str, n: int, concurrency: int = 16) -> float
 
 def cpu(pg: Any, root: Path) -> list[str]:
     flow = "id: cpu\nnamespace: bench.api\ntasks:" + "".join(CPU_TASK.format(i=i) for i in range(4))
-    executions, rates = 40, {}
+    executions, rates, lines = 60, {}, []
     for workers in (1, 2):
         cluster = Cluster(pg, root, f"cpu{workers}")
         try:
             web = cluster.start("webserver", http=True)
             cluster.start("executor", "--no-local-workers")
-            for _ in range(workers):
-                cluster.start("worker", "--workers", "2")
+            procs = [cluster.start("worker", "--workers", "2") for _ in range(workers)]
             post_flow(web.port or 0, flow)
             run_executions(web.port or 0, "cpu", 4)  # warm up
+            before = [cpu_seconds(p.proc.pid) for p in procs]
             elapsed = run_executions(web.port or 0, "cpu", executions)
+            used = [cpu_seconds(p.proc.pid) - b for p, b in zip(procs, before, strict=True)]
             rates[workers] = executions * 4 / elapsed
+            lines.append(f"scale-out CPU-bound ~50 ms tasks, {workers} worker process(es): {rates[workers]:.1f} task runs/s "
+                         f"({elapsed:.1f} s; CPU s per worker: {', '.join(f'{u:.1f}' for u in used)})")  # fmt: skip
         finally:
             cluster.stop()
-    return [
-        f"scale-out CPU-bound ~50 ms tasks, 1 worker process: {rates[1]:.1f} task runs/s",
-        f"scale-out CPU-bound ~50 ms tasks, 2 worker processes: {rates[2]:.1f} task runs/s",
-        f"scale-out CPU-bound ~50 ms tasks, 2 workers vs 1: {rates[2] / rates[1]:.2f}x",
-    ]
+    return [*lines, f"scale-out CPU-bound ~50 ms tasks, 2 workers vs 1: {rates[2] / rates[1]:.2f}x"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def api(pg: Any, root: Path, n: int) -> list[str]:
