@@ -70,7 +70,7 @@ class Cluster:
         self.procs: list[ServerProcess] = []
 
     def start(self, kind: str, *args: str, http: bool = False) -> ServerProcess:
-        proc = ServerProcess(kind, self.data, db_url=self.url, http=http, args=list(args)).wait_ready(60)
+        proc = ServerProcess(kind, self.data, db_url=self.url, http=http, extra=list(args)).wait_ready(60)
         self.procs.append(proc)
         return proc
 
@@ -238,11 +238,17 @@ def chaos(pg: Any, root: Path, n: int) -> list[str]:
         async def go() -> float:
             conn = Conn("127.0.0.1", port)
             start = time.perf_counter()
-            for i in range(n):
+            for _ in range(n):
                 status, body = await conn.request("POST", "/api/v1/main/executions/bench.api/chaos")
                 assert status == 200, body
-                if steps and i in (n // 4, n // 2, 3 * n // 4):
+            ended = "/api/v1/main/executions/search?size=1&filters%5Bstate%5D%5BIN%5D=SUCCESS,FAILED,KILLED,WARNING"
+            marks = [n // 4, n // 2, 3 * n // 4]  # the kills land while work is in flight, by progress
+            while marks:
+                status, body = await conn.request("GET", ended)
+                if json.loads(body)["total"] >= marks[0]:
+                    marks.pop(0)
                     steps.pop(0)()
+                await asyncio.sleep(0.1)
             await until_all_ended(port, timeout=1800)
             return time.perf_counter() - start
 

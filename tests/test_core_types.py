@@ -186,6 +186,27 @@ def test_state_tasks(run_flow, roost_engine):
     assert ex.outputs_tree["set"]["key"] == "test_states_tasks-states_default"
 
 
+# -- log.Log ----------------------------------------------------------------------------------------------
+def test_log_with_a_list_of_messages_writes_one_line_each_rendered(run_flow, roost_engine):
+    ex = run_flow(
+        flow("""
+        tasks:
+          - id: several
+            type: io.kestra.plugin.core.log.Log
+            message:
+              - "sum {{ 1 + 1 }}"
+              - "{{ execution.id }}"
+              - plain
+          - id: as_text
+            type: io.kestra.plugin.core.log.Log
+            message: "{{ [1, 2] }}"
+    """)
+    )
+    assert ex.state.current == "SUCCESS"
+    lines = [r["message"] for r in roost_engine.store.get_logs("main", ex.id)]
+    assert lines == ["sum 2", ex.id, "plain", "[1,2]"]
+
+
 # -- log.Fetch ----------------------------------------------------------------------------------------------
 def test_log_fetch_stores_the_lines_of_this_execution(run_flow, roost_engine):
     ex = run_flow(

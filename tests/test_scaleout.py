@@ -85,7 +85,7 @@ def ledger_counts(ledger: Path) -> collections.Counter[str]:
 
 
 def start(kind: str, data: Path, db_url: str, *args: str) -> ServerProcess:
-    return ServerProcess(kind, data, db_url=db_url, http=False, args=list(args)).wait_ready(60)
+    return ServerProcess(kind, data, db_url=db_url, http=False, extra=list(args)).wait_ready(60)
 
 
 def test_kill_9_of_a_worker_and_of_an_executor_loses_nothing(tmp_path: Path, db_url: str) -> None:

@@ -49,6 +49,7 @@ from roost.uikit import UiContext, UiPage, UiPanel
 
 if TYPE_CHECKING:
     from roost.engine.model import Execution
+    from roost.llm import ChatClient, ChatResult, ModelSettings, TokenUsage, ToolCall
     from roost.rest import (
         ApiClient,
         ApiError,
@@ -90,7 +91,7 @@ def run(flow: Any, inputs: dict[str, Any] | None = None, **kw: Any) -> Execution
     return run_flow(flow, inputs=inputs, **kw)
 
 
-# The REST transport (roost.rest) loads on first use: it imports httpx, which plain
+# The REST transport (roost.rest) and the chat-model client (roost.llm) load on first use: it imports httpx, which plain
 # ``import roost`` should not pay for.
 _REST = {
     "ApiClient",
@@ -104,11 +105,18 @@ _REST = {
 }
 
 
+_LLM = {"ChatClient", "ChatResult", "ModelSettings", "TokenUsage", "ToolCall"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _REST:
         from roost import rest
 
         return getattr(rest, name)
+    if name in _LLM:
+        from roost import llm
+
+        return getattr(llm, name)
     raise AttributeError(f"module 'roost' has no attribute {name!r}")
 
 
@@ -116,6 +124,11 @@ __all__ = [
     "ApiClient",
     "ApiError",
     "Asset",
+    "ChatClient",
+    "ChatResult",
+    "ModelSettings",
+    "TokenUsage",
+    "ToolCall",
     "AssetBundle",
     "Duration",
     "BodyStream",

@@ -34,6 +34,7 @@ A plugin subclasses it, sets :attr:`ApiClient.service`, and overrides
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import ssl
 import threading
@@ -104,7 +105,14 @@ class HttpOptions(Model):
 
 
 class ApiError(TaskError):
-    """An API call failed; ``status`` is the HTTP status (``None`` when there was no answer)."""
+    """An API call failed; ``status`` is the HTTP status (``None`` when there was no answer).
+
+    ``timed_out`` tells a call that got no answer in time from other failures, and ``retry_after``
+    holds the seconds an error answer asked to wait (its ``Retry-After``), for callers that pass
+    them on (the AI Copilot answers 504 and 429 with them)."""
+
+    timed_out: bool = False
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -158,6 +166,13 @@ class HttpRetry:
         if response.status_code in self.statuses_with_retry_after:
             return asked
         return None
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verifying TLS context, built once: building one loads the CA bundle (~30 ms),
+    which every client paid before; a context is safe to share between clients and threads."""
+    return httpx.create_ssl_context()
 
 
 def _variants(secrets: Iterable[str]) -> list[str]:
@@ -245,7 +260,9 @@ class ApiClient:
             auth=auth,
             timeout=httpx.Timeout(read, connect=connect),
             follow_redirects=options.follow_redirects,
-            verify=False if options.ssl and options.ssl.insecure_trust_all_certificates else verify or True,
+            verify=False
+            if options.ssl and options.ssl.insecure_trust_all_certificates
+            else verify or _tls_context(),
             proxy=proxy,
         )
         self._killed = threading.Event()
@@ -326,10 +343,12 @@ class ApiClient:
         try:
             return self._http.send(request)
         except httpx.TimeoutException as exc:
-            raise self.error_class(
+            err = self.error_class(
                 f"{self.service} did not answer {label}{self._while()} in time ({type(exc).__name__}; "
                 f"read timeout {self._read_timeout:g}s): {self.scrub(str(exc)) or 'timed out'}"
-            ) from None
+            )
+            err.timed_out = True
+            raise err from None
         except httpx.ConnectError as exc:
             hint = ""
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -488,7 +507,9 @@ class ApiClient:
         then :meth:`error_message`."""
         status = response.status_code
         head = prefix or f"{self.service} error on {label}{self._while()} (HTTP {status})"
-        return self.error_class(f"{head}: {self.error_message(response)}", status=status)
+        err = self.error_class(f"{head}: {self.error_message(response)}", status=status)
+        err.retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return err
 
     def error_message(self, response: httpx.Response) -> str:
         """The API's own words about an error answer; override to read the vendor's envelope.

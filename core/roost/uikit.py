@@ -23,6 +23,15 @@ class UiContext:
     subject: dict[str, Any] = field(default_factory=dict)
     """For a panel: the flow (namespace, id, revision), execution (as the API returns it) or namespace (id)."""
 
+    def can(self, permission: str, action: str, namespace: str | None = None) -> bool:
+        """Whether the principal may do ``action`` (READ, CREATE, UPDATE, DELETE) on ``permission`` (FLOW,
+        EXECUTION, AI_COPILOT...) in ``namespace`` of this tenant (``None``: somewhere in it), by the
+        server's roles (:func:`roost.server.rbac.can`; without roles, any signed-in principal may)."""
+        policy = getattr(self.principal, "policy", None)
+        if policy is None:
+            return self.principal is not None
+        return bool(policy.can(self.principal, permission, action, namespace, tenant=self.tenant))
+
 
 @dataclass(frozen=True)
 class UiPage:

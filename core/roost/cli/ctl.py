@@ -30,8 +30,8 @@ Exit codes:
 @click.group(cls=CtlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
              epilog=EXIT_CODES)  # fmt: skip
 def cli() -> None:
-    """roostctl: manage flows, executions, namespaces, namespace files, KV pairs, logs and assets
-    of a Roost (or Kestra) server through its API.
+    """roostctl: manage flows, executions, namespaces, namespace files, KV pairs, logs, assets,
+    kill switches and audit logs of a Roost (or Kestra) server through its API.
 
     \b
     Quick setup:
@@ -167,9 +167,9 @@ def config_current() -> None:
 
 
 def _register() -> None:
-    from roost.cli import ctl_executions, ctl_flows, ctl_nsfiles, ctl_plugindefaults, ctl_resources
+    from roost.cli import ctl_admin, ctl_executions, ctl_flows, ctl_nsfiles, ctl_plugindefaults, ctl_resources
 
-    for module in (ctl_flows, ctl_executions, ctl_nsfiles, ctl_resources, ctl_plugindefaults):
+    for module in (ctl_flows, ctl_executions, ctl_nsfiles, ctl_resources, ctl_plugindefaults, ctl_admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -22,6 +22,12 @@ def _common(http: bool, store: str) -> Callable[[Callable[..., Any]], Callable[.
             click.option("--data-dir", type=click.Path(file_okay=False), envvar="ROOST_HOME", default=".roost", show_default=True,
                          help="Folder of internal storage (and of the embedded database without --db-url)."),
             click.option("--workers", type=int, default=8, show_default=True, help="Worker threads running task runs."),
+            click.option("--ignore-executions", "ignore_executions", default="", metavar="ID,...",
+                         help="Drop every message of these executions (troubleshooting; a kill switch IGNORE does it "
+                              "from the API)."),
+            click.option("--ignore-flows", "ignore_flows", default="", metavar="NS.FLOW,...",
+                         help="Drop every message of these flows' executions: namespace.flowId, namespace|flowId "
+                              "or tenant|namespace|flowId."),
         ]  # fmt: skip
         if store == "optional":
             opts.append(click.option("--db-url", envvar="ROOST_DB_URL", default=None,
@@ -45,6 +51,29 @@ def _common(http: bool, store: str) -> Callable[[Callable[..., Any]], Callable[.
     return deco
 
 
+def ignored_flows(text: str) -> set[str]:
+    """``--ignore-flows`` entries as the engine keys them (``tenant|namespace|flowId`` or ``namespace|flowId``);
+    ``namespace.flowId`` splits at the last dot, as a flow id holds no dot in practice."""
+    out = set()
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        if "|" in item:
+            parts = item.split("|")
+            if len(parts) not in (2, 3) or not all(parts):
+                raise click.BadParameter(f"{item!r}: expected namespace.flowId, namespace|flowId or tenant|namespace|flowId",
+                                         param_hint="--ignore-flows")  # fmt: skip
+            out.add(item)
+            continue
+        namespace, dot, flow_id = item.rpartition(".")
+        if not dot or not namespace or not flow_id:
+            raise click.BadParameter(
+                f"{item!r}: expected namespace.flowId (company.team.nightly)", param_hint="--ignore-flows"
+            )
+        out.add(f"{namespace}|{flow_id}")
+    return out
+
+
 def _executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option("--local-workers/--no-local-workers", default=True, envvar="ROOST_LOCAL_WORKERS", show_default=True,
@@ -60,7 +89,8 @@ def _executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run(component: str, *, config_path: str | None, data_dir: str, workers: int, db_url: str | None = None,
-         host: str | None = None, port: int | None = None, **options: Any) -> None:  # fmt: skip
+         host: str | None = None, port: int | None = None, ignore_executions: str = "",
+         ignore_flows: str = "", **options: Any) -> None:  # fmt: skip
     import logging
 
     from roost.server.config import ConfigError, load_config
@@ -68,6 +98,8 @@ def _run(component: str, *, config_path: str | None, data_dir: str, workers: int
     from roost.store.db import StoreError
 
     configure_logging(logging.INFO)
+    ignore = {"executions": {i.strip() for i in ignore_executions.split(",") if i.strip()},
+              "flows": ignored_flows(ignore_flows)}  # fmt: skip
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -89,15 +121,8 @@ def _run(component: str, *, config_path: str | None, data_dir: str, workers: int
             click.echo(f"roost {component}: running (store {where})", err=True)
 
     try:
-        serve(
-            component,
-            data_dir=Path(data_dir),
-            db_url=db_url,
-            config=config,
-            workers=workers,
-            ready=ready,
-            **options,
-        )
+        serve(component, data_dir=Path(data_dir), db_url=db_url, config=config, workers=workers, ready=ready,
+              ignore_executions=ignore["executions"], ignore_flows=ignore["flows"], **options)  # fmt: skip
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -6,6 +6,7 @@ sinks for logs and metrics); a :class:`TaskRunContext` is one attempt's view.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from roost import TaskError
 from roost.expr import ExpressionEngine, ExpressionError, get_engine
@@ -100,6 +101,8 @@ class Runtime:
     masks: Callable[[str], MaskSet] | None = None  # an execution id → its mask set (the engine's, shared)
     logs: Any = None  # the tenant's stored log lines (roost.store.db.SqlLogs), read by LogShipper
     engine_services: Any = None  # roost.engine.services.EngineServices, when an engine backs this runtime
+    # starts executions of other flows for a task (the engine's FlowStarter; None in run_task)
+    flows: Any = None
 
     @classmethod
     def in_memory(cls, root: Path | None = None) -> Runtime:
@@ -245,6 +248,9 @@ class TaskRunContext:
     def kv_put(self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None) -> None:
         self.runtime.kv.put(namespace or self.namespace, key, value, ttl)
 
+    def kv_delete(self, key: str, namespace: str | None = None) -> bool:
+        return bool(self.runtime.kv.delete(namespace or self.namespace, kv_key(key)))
+
     def read(self, path: str) -> str:
         if path.startswith("kestra://"):
             try:
@@ -339,6 +345,28 @@ class TaskRunContext:
         """Sleep, waking at once (with :class:`Killed`) when the execution is killed."""
         if self.kill_event.wait(max(0.0, seconds)):
             raise Killed("killed while waiting")
+
+    # -- other flows -----------------------------------------------------------------------------
+    def start_flow(self, namespace: str, flow_id: str, *, inputs: Mapping[str, Any] | None = None,
+                   labels: list[dict[str, str]] | None = None, revision: int | None = None, wait: bool = True,
+                   timeout: float | None = None, schedule_date: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+        """Start an execution of another flow of this tenant and, with ``wait``, wait for its end
+        (a kill of this task kills it too). Answers ``executionId``, ``state`` and, once ended, the
+        flow's ``outputs``; a flow that does not exist or refuses the inputs is a :class:`TaskError`."""
+        starter = self.runtime.flows
+        if starter is None:
+            raise TaskError(f"task '{self.task_id}' cannot start flow {namespace}.{flow_id}: no engine runs it "
+                            "(tasks run alone, as in roost.testing.run_task, have none)")  # fmt: skip
+        return starter.start(self, namespace, flow_id, inputs=dict(inputs or {}), labels=list(labels or []),
+                             revision=revision, wait=wait, timeout=timeout, schedule_date=schedule_date)  # fmt: skip
+
+    def describe_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
+        """Another flow's ``description`` and ``inputs`` (id, type, description, required, hasDefault)."""
+        if self.runtime.flows is None:
+            raise TaskError(
+                f"task '{self.task_id}' cannot read flow {namespace}.{flow_id}: no engine runs it"
+            )
+        return self.runtime.flows.describe(namespace, flow_id, revision)
 
     # -- files -----------------------------------------------------------------------------------
     @property
@@ -435,7 +463,11 @@ def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, pr
             continue
         rendered = ctx.render(value)
         if marker.inner is str and not isinstance(rendered, str):
-            rendered = stringify(rendered)
+            whole = _as_written(cls, name, value, rendered)
+            if whole is not None:
+                update[name] = whole
+                continue
+            rendered = stringify(rendered)  # an expression giving a number or a map, for a text property
         try:
             update[name] = marker.adapter.validate_python(rendered)
         except Exception as exc:
@@ -452,6 +484,23 @@ def _render_model(model: Any, ctx: TaskRunContext, fields: Any, task_id: str, pr
             if inner is not value:
                 update[name] = inner
     return model.model_copy(update=update) if update else model
+
+
+def _as_written(cls: type[BaseModel], name: str, source: Any, rendered: Any) -> Any:
+    """A list or map written as such in the YAML, for a property that also takes one (Log's ``message:
+    [a, b]``, typed ``str | list[str]``): kept, each item rendered; None when the property does not take it
+    (only an expression's value becomes text)."""
+    if not isinstance(source, (list, dict)) or not isinstance(rendered, (list, dict)):
+        return None
+    try:
+        return _field_adapter(cls, name).validate_python(rendered)
+    except Exception:
+        return None
+
+
+@functools.cache
+def _field_adapter(cls: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(cls.model_fields[name].annotation or Any)
 
 
 def _first_error(exc: Exception) -> str:

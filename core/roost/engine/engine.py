@@ -24,11 +24,13 @@ from roost.assets.service import AssetService
 from roost.engine.context import Runtime
 from roost.engine.executor import Effects, Executor, StartSubflow, index_of
 from roost.engine.inputs import resolve_inputs
+from roost.engine.killswitch import CANCEL, IGNORE, KILL, LABEL, KillSwitchGuard, Switch, store_guard
 from roost.engine.model import (
     CANCELLED,
     CREATED,
     FAILED,
     KILLED,
+    KILLING,
     PAUSED,
     QUEUED,
     RETRYING,
@@ -82,6 +84,7 @@ class Engine:
         leases: Any = None,
         storage: Any = None,
         secrets: Any = None,
+        kill_switches: KillSwitchGuard | None = None,
     ) -> None:
         """``leases`` (:class:`roost.store.cluster.Leases`): several executors share the store, each
         working only on the executions it leases. Task runs go to ``self.tasks``: the in-process
@@ -100,6 +103,12 @@ class Engine:
         from roost.secret_backends import SecretBackends
 
         self.secrets = SecretBackends.build(secrets, plugins=self.plugins)
+        # the kill switches of the store, consulted on every message (roost.engine.killswitch)
+        self.kill_switches = kill_switches if kill_switches is not None else store_guard(store)
+        self._enforced: dict[str, Switch] = {}  # switch id → the version of it this executor acted on
+        self._switch_generation = -1
+        self._archiving: dict[str, float] = {}  # ended switch id → when to try archiving it again
+        self._ignored_noted: OrderedDict[str, None] = OrderedDict()
         # credentials: configuration (mapping), a CredentialStore, or None for ROOST_CREDENTIALS
         self.credentials = _credentials(credentials, self.plugins, self.secrets)
         # internal storage per tenant: the `storage:` configuration, a tenant → Storage function, or None
@@ -179,6 +188,7 @@ class Engine:
                 assets=self.assets,
                 engine_services=EngineServices(self, tenant),
                 logs=SqlLogs(self.store, tenant),
+                flows=FlowStarter(self, tenant),
             )
             pair = self._runtimes[tenant] = (rt, Executor(rt))
         return pair
@@ -329,7 +339,18 @@ class Engine:
         than have the executor read it back from the store. ``only_new``: the id was given by the caller (a
         scheduled date, a deduplicated webhook): :class:`roost.store.db.ExecutionExists` if it is taken."""
         tenant = ex.tenant
-        if ex.state.current == CREATED and flow.concurrency is not None:
+        switch = (
+            self.kill_switches.match(tenant, flow.namespace, flow.id, ex.id)
+            if ex.state.current in (CREATED, "RESTARTED")
+            else None
+        )
+        if switch is not None and switch.type in (
+            KILL,
+            CANCEL,
+        ):  # stopped at birth: no job is ever dispatched
+            self._mark_switched(ex, switch)
+            ex.state.set(KILLED if switch.type == KILL else CANCELLED)
+        elif ex.state.current == CREATED and flow.concurrency is not None:
             active = (CREATED, RUNNING, PAUSED, "KILLING", "RESTARTED")
             ids = self.store.execution_ids_of(tenant, flow.namespace, flow.id, active)
             for other in list(self._cache.values()):  # the executor's view is newer than the store's
@@ -499,12 +520,13 @@ class Engine:
     def _step(self) -> None:
         if self.leases is not None and time.monotonic() >= self._next_lease_check:
             self._keep_leases()
-        timeout = 0.2
+        timeout = min(0.2, self.kill_switches.due())
         if self._timers:
             timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
         messages = self.queue.take(timeout)
         while self._timers and self._timers[0][0] <= time.time():
             messages.append(heapq.heappop(self._timers)[2])
+        messages += self._switch_step(force=any(m.kind == "switches" for m in messages))
         if not messages:
             self._flush_logs()
             return
@@ -547,13 +569,19 @@ class Engine:
         while pending:
             results: list[Message] = []
             for msg in pending:
-                ex = self._accept(msg)
-                if ex is None:
+                accepted = self._accept(msg)
+                if accepted is None:
                     continue
+                ex, switch = accepted
                 if msg.kind == "restart":
                     restarted.add(ex.id)
                 try:
-                    eff = self._apply(ex, msg)
+                    if switch is None:
+                        eff = self._apply(ex, msg)
+                    else:  # before the message (nothing new starts) and after it (a restart revived it)
+                        eff = self._switch_effects(ex, switch)
+                        eff.extend(self._apply(ex, msg))
+                        eff.extend(self._switch_effects(ex, switch))
                 except Exception as exc:
                     log.exception("message %s on execution %s failed", msg.kind, ex.id)
                     ex.error = f"{type(exc).__name__}: {exc}"
@@ -585,16 +613,103 @@ class Engine:
             if ex_id not in lost:
                 self._carry_out(touched[ex_id], eff, submit=not staged)
 
-    def _accept(self, msg: Message) -> Execution | None:
-        """The execution a message is for, unless it is ignored (the Kill Switch's IGNORE mode)."""
-        if msg.kind == "wake" or msg.execution_id in self.ignore_executions:
+    def _accept(self, msg: Message) -> tuple[Execution, Switch | None] | None:
+        """The execution a message is for and the kill switch acting on it, unless the message is dropped:
+        ignored executions and flows (``--ignore-*``) and an IGNORE switch's scope."""
+        if msg.kind in ("wake", "switches") or msg.execution_id in self.ignore_executions:
             return None
         if self.leases is not None and not self.leases.holds(msg.execution_id):
             return None  # another executor's now: it re-derives the work from the record
         ex = self._load(msg.execution_id)
         if ex is None or self._flow_ignored(ex):
             return None
-        return ex
+        switch = self.kill_switches.match(ex.tenant, ex.namespace, ex.flow_id, ex.id)
+        if switch is not None and switch.type == IGNORE:
+            if ex.id not in self._ignored_noted:  # said once per execution, not once per message
+                self._ignored_noted[ex.id] = None
+                if len(self._ignored_noted) > 10_000:
+                    self._ignored_noted.popitem(last=False)
+                log.warning("messages of execution %s are ignored (kill switch %s)", ex.id, switch.name)
+            return None
+        return ex, switch
+
+    # -- kill switches -------------------------------------------------------------------------------------
+    def refusal(self, job: Any) -> str | None:
+        """Why the worker must not start a job now: KILLED or CANCELLED (a KILL or CANCEL switch), IGNORED
+        (an IGNORE switch: nothing is reported, as the report would be dropped), or None."""
+        switch = self.kill_switches.match(job.tenant, job.namespace, job.flow_id, job.execution_id)
+        if switch is None:
+            return None
+        return {KILL: KILLED, CANCEL: CANCELLED}.get(switch.type, "IGNORED")
+
+    def _switch_effects(self, ex: Execution, switch: Switch) -> Effects:
+        """What a KILL or CANCEL switch does to an execution it covers (once; later calls change nothing)."""
+        if ex.state.terminal() or ex.state.current == KILLING:
+            return Effects()
+        executor = self._tenant(ex.tenant)[1]
+        if switch.type == KILL:
+            self._mark_switched(ex, switch)
+            return executor.kill(ex, None)
+        if switch.type == CANCEL and not ex.metadata.get("cancelling"):
+            self._mark_switched(ex, switch)
+            return executor.cancel(ex)
+        return Effects()
+
+    def _mark_switched(self, ex: Execution, switch: Switch) -> None:
+        """The system label naming the switch, and a line in the execution's logs saying why it stops."""
+        if not any(lbl.get("key") == LABEL for lbl in ex.labels):
+            ex.labels = [*ex.labels, {"key": LABEL, "value": switch.id}]
+        verb = "killed" if switch.type == KILL else "cancelled"
+        reason = f": {switch.description}" if switch.description else ""
+        self._buffer_logs(ex.tenant, [{"namespace": ex.namespace, "flowId": ex.flow_id, "executionId": ex.id,
+                                       "timestamp": iso(now()), "level": "WARN",
+                                       "message": f"Execution {verb} by kill switch '{switch.name}' ({switch.scope}){reason}"}])  # fmt: skip
+
+    def _switch_step(self, force: bool = False) -> list[Message]:
+        """Act on switches that became active (or changed) since the last step: every active execution in
+        their scope gets a message, which applies the switch (IGNORE needs none: messages are dropped);
+        switches whose end passed are archived. ``force``: a process changed the switches (re-read now)."""
+        guard = self.kill_switches
+        guard.refresh(force=force)
+        out: list[Message] = []
+        if guard.generation != self._switch_generation:
+            active = {sw.id: sw for sw in guard.index.switches}
+            for sw_id in [i for i in self._enforced if i not in active]:
+                del self._enforced[sw_id]  # inactive now: it acts again if it comes back
+            for sw in active.values():
+                if self._enforced.get(sw.id) == sw:
+                    continue
+                if sw.type != IGNORE:
+                    out += [Message("switch", ex_id) for ex_id in sorted(self._in_scope(sw))]
+                self._enforced[sw.id] = sw
+            self._switch_generation = guard.generation
+        if guard.current:
+            self._archive_ended(guard)
+        return out
+
+    def _in_scope(self, switch: Switch) -> set[str]:
+        ids = self.store.active_execution_ids(switch.tenant, ACTIVE, namespace=switch.namespace, flow_id=switch.flow_id,
+                                              ids=switch.execution_ids or None)  # fmt: skip
+        for ex in list(self._cache.values()):  # the executor's view is newer than the store's
+            if not ex.state.terminal() and switch.covers(ex.tenant, ex.namespace, ex.flow_id, ex.id):
+                ids.add(ex.id)
+        return ids
+
+    def _archive_ended(self, guard: KillSwitchGuard) -> None:
+        from roost.store.audit import SYSTEM
+
+        for sw in guard.ended():
+            if sw.end is None or self._archiving.get(sw.id, 0.0) > time.monotonic():
+                continue
+            self._archiving[sw.id] = time.monotonic() + 30  # once archived, the reload forgets it
+            try:
+                if self.store.kill_switches.archive(sw.id, sw.end):
+                    self.store.audit.append(type="UPDATE", resource_type="KILL_SWITCH", tenant=sw.tenant, user_id=SYSTEM,
+                                            detail={"id": sw.id, "name": sw.name, "permission": "KILL_SWITCH", "archived": True},
+                                            before={"status": "ACTIVE"}, after={"status": "ARCHIVED"})  # fmt: skip
+                    log.warning("kill switch %s (%s) ended and is archived", sw.name, sw.id)
+            except Exception as exc:  # tried again in 30 s
+                log.warning("cannot archive kill switch %s: %s", sw.id, exc)
 
     def _flow_ignored(self, ex: Execution) -> bool:
         if not self.ignore_flows:
@@ -806,7 +921,9 @@ class Engine:
         for job in eff.jobs if submit else ():
             self.tasks.submit(job)
         for kill in eff.kills:
-            self.tasks.kill(kill.taskrun_id)
+            self.tasks.kill(kill.taskrun_id, kill.execution_id)
+        for waiting in eff.unqueue:
+            self.tasks.unqueue(waiting.taskrun_id, waiting.execution_id, CANCELLED)
         for k in eff.kill_executions:
             self.kill(k.execution_id)
         for timer in eff.timers:
@@ -994,3 +1111,69 @@ def _log_record(ex: Execution, tr: Any, level: str, message: str) -> dict[str, A
 
 
 __all__ = ["ACTIVE", "Engine", "FlowNotFound", "TERMINAL"]
+
+
+class FlowStarter:
+    """Executions of other flows that a task starts itself (``RunContext.start_flow``: an AI agent's
+    flow tool), as opposed to Subflow, which the executor starts. The child carries the parent's
+    ``system.correlationId``; waiting blocks the task's worker thread (checking for a kill twice a
+    second, which kills the child too), so the worker pool must leave room for the child's tasks."""
+
+    def __init__(self, engine: Engine, tenant: str) -> None:
+        self.engine = engine
+        self.tenant = tenant
+
+    def describe(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
+        """What a caller needs to know to start a flow: its description and inputs."""
+        from roost import TaskError
+
+        try:
+            flow = self.engine.flow(self.tenant, namespace, flow_id, revision)
+        except FlowNotFound:
+            raise TaskError(f"flow {namespace}.{flow_id} not found") from None
+        except FlowInvalid as exc:
+            raise TaskError(f"flow {namespace}.{flow_id} does not validate: {exc}") from None
+        inputs = [{"id": i.id, "type": i.type, "description": i.description, "required": i.required,
+                   "hasDefault": i.defaults is not None} for i in flow.inputs]  # fmt: skip
+        return {"namespace": flow.namespace, "id": flow.id, "revision": flow.revision,
+                "description": flow.description, "inputs": inputs}  # fmt: skip
+
+    def start(self, ctx: Any, namespace: str, flow_id: str, *, inputs: dict[str, Any], labels: list[dict[str, str]],
+              revision: int | None, wait: bool, timeout: float | None, schedule_date: Any = None) -> dict[str, Any]:  # fmt: skip
+        from roost import TaskError
+        from roost.engine.inputs import InputsInvalid
+
+        name = f"{namespace}.{flow_id}" + (f" (revision {revision})" if revision else "")
+        try:
+            flow = self.engine.flow(self.tenant, namespace, flow_id, revision)
+        except FlowNotFound:
+            raise TaskError(f"flow {name} not found") from None
+        except FlowInvalid as exc:
+            raise TaskError(f"flow {name} does not validate: {exc}") from None
+        correlation = (ctx.variables.get("labels") or {}).get("system.correlationId") or ctx.execution_id
+        own = [lbl for lbl in labels if not str(lbl.get("key", "")).startswith("system.")]
+        trigger = {"id": ctx.task_id, "type": "task", "variables": {
+            "executionId": ctx.execution_id, "namespace": ctx.namespace, "flowId": ctx.flow_id, "taskId": ctx.task_id}}  # fmt: skip
+        try:
+            child = self.engine.create_execution(
+                flow, inputs, [*own, {"key": "system.correlationId", "value": correlation}], tenant=self.tenant,
+                trigger=trigger, parent_id=ctx.execution_id or None, schedule_date=schedule_date)  # fmt: skip
+        except (InputsInvalid, ValueError) as exc:
+            raise TaskError(f"flow {name} cannot start: {exc}") from None
+        if not wait:
+            return {"executionId": child.id, "state": child.state.current}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                ended = self.engine.wait(child.id, 0.5)
+                break
+            except TimeoutError:
+                pass
+            if ctx.killed():
+                self.engine.kill(child.id)
+                ctx.raise_if_killed()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TaskError(
+                    f"flow {name} (execution {child.id}) did not end within {timeout:g} s; it goes on"
+                )
+        return {"executionId": ended.id, "state": ended.state.current, "outputs": ended.outputs or {}}

@@ -86,6 +86,7 @@ class Timer:
 @dataclass
 class KillJob:
     taskrun_id: str
+    execution_id: str = ""
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Effects:
     subflows: list[StartSubflow] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     kills: list[KillJob] = field(default_factory=list)
+    unqueue: list[KillJob] = field(default_factory=list)  # jobs not to start if they have not (CANCEL)
     kill_executions: list[KillExecution] = field(default_factory=list)
     ended: bool = False
     rewrite: bool = False  # task runs were dropped (a flowable retry): write the execution in full
@@ -108,6 +110,7 @@ class Effects:
         self.subflows += other.subflows
         self.timers += other.timers
         self.kills += other.kills
+        self.unqueue += other.unqueue
         self.kill_executions += other.kill_executions
         self.ended = self.ended or other.ended
         self.rewrite = self.rewrite or other.rewrite
@@ -459,7 +462,7 @@ class Executor:
             ex.touch(tr)
             return self.process(ex, flow)
         task = index_of(flow).tasks.get(tr.task_id)
-        if state == FAILED and task is not None:
+        if state == FAILED and task is not None and not ex.metadata.get("cancelling"):
             retry = task.retry or flow.retry
             if retry is not None and self._schedule_retry(ex, tr, retry, error):
                 return Effects(timers=[Timer(tr.extra["retryAt"], ex.id, tr.id, "retry")])
@@ -568,7 +571,7 @@ class Executor:
             if tr.state.current in TERMINAL:
                 continue
             if tr.extra.get("job") and tr.state.current == RUNNING:
-                eff.kills.append(KillJob(tr.id))  # the worker reports back, then the run is KILLED
+                eff.kills.append(KillJob(tr.id, ex.id))  # the worker reports back, then the run is KILLED
                 continue
             if tr.extra.get("subflow"):
                 eff.kill_executions.append(KillExecution(tr.extra["subflow"]))
@@ -576,6 +579,32 @@ class Executor:
             ex.touch(tr)
         self._finish_killing(ex, eff)
         return eff
+
+    def cancel(self, ex: Execution) -> Effects:
+        """Kill Switch CANCEL: nothing new starts; task runs in flight (worker jobs, subflows) finish; then
+        whatever has not run is CANCELLED, and so is the execution."""
+        if ex.state.terminal():
+            return Effects()
+        ex.metadata["cancelling"] = True
+        eff = Effects()
+        for tr in ex.task_runs:  # a job still waiting for a worker thread is not in flight: it never starts
+            if tr.state.current == RUNNING and tr.extra.get("job"):
+                eff.unqueue.append(KillJob(tr.id, ex.id))
+        self._finish_cancelling(ex, eff)
+        return eff
+
+    def _finish_cancelling(self, ex: Execution, eff: Effects) -> None:
+        for tr in ex.task_runs:
+            if tr.state.current == RUNNING and (
+                tr.extra.get("job") or tr.extra.get("subflow") or tr.extra.get("subflowPending")
+            ):
+                return  # still in flight
+        for tr in ex.task_runs:
+            if tr.state.current not in TERMINAL:
+                tr.state.set(CANCELLED)
+                ex.touch(tr)
+        ex.state.set(CANCELLED)
+        eff.ended = True
 
     def _finish_killing(self, ex: Execution, eff: Effects) -> None:
         if ex.state.current == KILLING and all(tr.state.current in TERMINAL for tr in ex.task_runs):
@@ -631,6 +660,7 @@ class Executor:
         ex.rebuild_outputs()
         ex.metadata["attemptNumber"] = int(ex.metadata.get("attemptNumber", 1)) + 1
         ex.metadata.pop("finalState", None)
+        ex.metadata.pop("cancelling", None)
         ex.state.set(RESTARTED)
         ex.state.set(RUNNING)
         eff = Effects()
@@ -659,6 +689,9 @@ class Executor:
             return eff
         if ex.state.current == KILLING:
             self._finish_killing(ex, eff)
+            return eff
+        if ex.metadata.get("cancelling"):
+            self._finish_cancelling(ex, eff)
             return eff
         if ex.state.current in (QUEUED, CREATED) or ex.metadata.get("manualPause"):
             return eff

@@ -74,7 +74,11 @@ class TaskQueue(Protocol):
     def written(self) -> None:
         """(transactional) The batch committed: forget its jobs."""
 
-    def kill(self, taskrun_id: str) -> None: ...
+    def kill(self, taskrun_id: str, execution_id: str = "") -> None:
+        """Stop a task run; one that never started is confirmed KILLED at once."""
+
+    def unqueue(self, taskrun_id: str, execution_id: str, state: str) -> None:
+        """A task run that has not started never will, and is answered ``state``; a running one goes on."""
 
     def shutdown(self) -> None: ...
 

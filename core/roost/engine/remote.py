@@ -22,7 +22,8 @@ from typing import Any
 
 from roost.engine.executor import Job, index_of
 from roost.engine.model import FAILED, KILLED, TERMINAL
-from roost.engine.queue import InProcessQueue, Message
+from roost.engine.queue import Message
+from roost.engine.worker import _never_started
 
 log = logging.getLogger("roost.worker")
 
@@ -79,18 +80,16 @@ class RemoteTaskQueue:
     def written(self) -> None:
         self._pending = []
 
-    def kill(self, taskrun_id: str) -> None:
-        job = self.jobs.kill(taskrun_id)
-        if job:  # no worker had taken it: it never ran
-            execution_id = self._execution_of(taskrun_id)
-            if execution_id is not None:
-                self.engine.report(execution_id, taskrun_id, KILLED, None, {"state": KILLED})
+    def kill(self, taskrun_id: str, execution_id: str = "") -> None:
+        """A job no worker took is deleted and confirmed KILLED here; a claimed one is killed by its worker,
+        which reports KILLED (a job that no longer exists — its result is on its way — is left alone)."""
+        if self.jobs.kill(taskrun_id) and execution_id:
+            self.engine.report(execution_id, taskrun_id, KILLED, None, _never_started(KILLED))
 
-    def _execution_of(self, taskrun_id: str) -> str | None:
-        for ex in list(self.engine._cache.values()):
-            if taskrun_id in ex.by_id:
-                return str(ex.id)
-        return None
+    def unqueue(self, taskrun_id: str, execution_id: str, state: str) -> None:
+        """A job no worker took never starts and is answered ``state``; a claimed one goes on."""
+        if self.jobs.unqueue(taskrun_id):
+            self.engine.report(execution_id, taskrun_id, state, None, _never_started(state))
 
     def shutdown(self) -> None:
         self._stop.set()
@@ -309,4 +308,4 @@ class WorkerProcess:
             self.engine._flush_logs()
 
 
-__all__ = ["InProcessQueue", "RemoteTaskQueue", "WorkerProcess", "encode_job"]
+__all__ = ["RemoteTaskQueue", "WorkerProcess", "encode_job"]

@@ -76,6 +76,13 @@ def assets_in_out(bundles: list[AssetBundle], namespace: str) -> dict[str, list[
     return out
 
 
+def _never_started(state: str) -> dict[str, Any]:
+    """The attempt of a task run that ended ``state`` without running."""
+    from roost.engine.model import iso, now
+
+    return {"state": {"current": state, "histories": [{"state": state, "date": iso(now())}]}}
+
+
 class Worker:
     """Runs jobs on a thread pool; kill and timeout reach the task through its context."""
 
@@ -85,9 +92,15 @@ class Worker:
         self.engine = engine
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="roost-worker")
         self.running: dict[str, Any] = {}
+        self._queued: set[str] = set()  # task runs submitted and not started yet
+        self._dropped: set[str] = (
+            set()
+        )  # queued ones already answered for (killed, cancelled): skipped at their turn
         self._lock = threading.Lock()
 
     def submit(self, job: Any) -> None:
+        with self._lock:
+            self._queued.add(job.taskrun_id)
         self.pool.submit(self._run_guarded, job)
 
     transactional = False  # jobs are submitted once the executor's batch is written
@@ -98,10 +111,27 @@ class Worker:
     def written(self) -> None:
         raise NotImplementedError("the in-process pool is not transactional")
 
-    def kill(self, taskrun_id: str) -> None:
-        ctx = self.running.get(taskrun_id)
-        if ctx is not None:
-            threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
+    def kill(self, taskrun_id: str, execution_id: str = "") -> None:
+        """Stop a task run: a running one through its context; a queued one never starts and is confirmed
+        KILLED at once, as is one this worker does not have (its result was lost, or dropped by an IGNORE
+        switch): a kill never waits for a thread to free up."""
+        with self._lock:
+            ctx = self.running.get(taskrun_id)
+            if ctx is None:
+                if taskrun_id in self._queued:
+                    self._dropped.add(taskrun_id)
+                if execution_id:
+                    self.engine.report(execution_id, taskrun_id, "KILLED", None, _never_started("KILLED"))
+                return
+        threading.Thread(target=ctx.fire_kill, name="roost-kill", daemon=True).start()
+
+    def unqueue(self, taskrun_id: str, execution_id: str, state: str) -> None:
+        """A queued task run never starts, and is answered ``state`` now; a running one goes on (CANCEL)."""
+        with self._lock:
+            if taskrun_id not in self._queued or taskrun_id in self._dropped:
+                return
+            self._dropped.add(taskrun_id)
+        self.engine.report(execution_id, taskrun_id, state, None, _never_started(state))
 
     def shutdown(self) -> None:
         for ctx in list(self.running.values()):
@@ -122,11 +152,27 @@ class Worker:
         from roost.engine.context import Killed, TaskRunContext, render_task
         from roost.engine.model import iso, now
 
+        started = now()  # before the kill switch check: a job admitted before a switch acts started before it
+        refused = self._refusal(job)
         runtime = self.engine.runtime(job.tenant)
         task = job.task
         ctx = TaskRunContext(runtime, job.variables, namespace=job.namespace, flow_id=job.flow_id,
                              execution_id=job.execution_id, task_id=task.id, taskrun_id=job.taskrun_id,
                              log_level=task.log_level, fresh_secrets=job.attempt > 1)  # fmt: skip
+        with self._lock:
+            self._queued.discard(job.taskrun_id)
+            if job.taskrun_id in self._dropped:  # killed or cancelled while it waited: already answered for
+                self._dropped.discard(job.taskrun_id)
+                return
+            if refused is None:
+                self.running[job.taskrun_id] = ctx
+        if refused is not None:
+            if refused in ("KILLED", "CANCELLED"):  # an IGNORE switch drops reports: none is sent
+                attempt = {
+                    "state": {"current": refused, "histories": [{"state": refused, "date": iso(now())}]}
+                }
+                (report or self.engine.report)(job.execution_id, job.taskrun_id, refused, None, attempt, None)
+            return
         if job.workdir:
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             ctx.use_working_dir(Path(job.workdir))
@@ -135,9 +181,7 @@ class Worker:
 
         if isinstance(task, ScriptTask):  # Kestra's {{ workingDir }} in commands and files
             ctx.variables = {**job.variables, "workingDir": str(ctx.working_dir)}
-        started = now()
         reported = threading.Event()
-        self.running[job.taskrun_id] = ctx
 
         def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None,
                    assets: dict[str, Any] | None = None) -> None:  # fmt: skip
@@ -189,6 +233,11 @@ class Worker:
                 timer.cancel()
             self.running.pop(job.taskrun_id, None)
             ctx.cleanup()
+
+    def _refusal(self, job: Any) -> str | None:
+        """KILLED, CANCELLED or IGNORED when a kill switch covers the job's execution; None to run it."""
+        refusal = getattr(self.engine, "refusal", None)
+        return refusal(job) if refusal is not None else None
 
     def _assets(
         self, task: Any, ctx: Any, out: Any, outputs: dict[str, Any] | None, job: Any

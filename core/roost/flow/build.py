@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import typing
 from dataclasses import dataclass
 from datetime import timedelta
@@ -496,7 +497,8 @@ class FlowBuilder:
         return msg
 
     def pydantic_error(self, path: Path, cls: type[BaseModel], err: Any) -> None:
-        loc = tuple(err["loc"])
+        # a union told apart by `type` puts the chosen type id in the location: not part of the YAML path
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _TYPE_ID.fullmatch(p)))
         kind = err["type"]
         if kind == "missing":
             self.add((*path, *loc), f"missing required property '{loc[-1]}'")
@@ -509,11 +511,16 @@ class FlowBuilder:
         self.add((*path, *loc), reword(err))
 
 
+_TYPE_ID = re.compile(r"[a-z][a-z0-9]*(\.[A-Za-z0-9_]+){2,}")
+
+
 def reword(err: dict[str, Any]) -> str:
     """pydantic's error as a sentence saying what was expected and what was found."""
     kind, ctx = err["type"], err.get("ctx") or {}
     got = err.get("input")
     shown = json.dumps(got, default=str)[:80] if not isinstance(got, dict) else "a mapping"
+    if kind == "union_tag_invalid":
+        return f"type {ctx.get('tag')!r} is not supported here; supported types: {ctx.get('expected_tags')}"
     if kind.startswith("value_error") or kind == "assertion_error":
         msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         return msg[0].lower() + msg[1:] if msg else msg

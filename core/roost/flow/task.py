@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol, get_args, runtime_checkable
@@ -188,6 +188,8 @@ class RunContext(Protocol):
         self, key: str, value: Any, namespace: str | None = None, ttl: float | None = None
     ) -> None: ...
 
+    def kv_delete(self, key: str, namespace: str | None = None) -> bool: ...
+
     def put_file(self, path: Path | str, name: str | None = None) -> str: ...
 
     def put_bytes(self, data: bytes, name: str) -> str: ...
@@ -205,6 +207,17 @@ class RunContext(Protocol):
     def namespace_files(self, namespace: str | None = None) -> Iterator[tuple[str, bytes]]: ...
 
     def metric(self, name: str, value: float, kind: str = "counter", **tags: str) -> None: ...
+
+    def start_flow(self, namespace: str, flow_id: str, *, inputs: Mapping[str, Any] | None = None,
+                   labels: list[dict[str, str]] | None = None, revision: int | None = None, wait: bool = True,
+                   timeout: float | None = None, schedule_date: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+        """Start an execution of another flow (at ``schedule_date``, else now; ``wait``: until it ends, a kill
+        reaching it too); answers ``executionId``, ``state`` and, once ended, ``outputs``."""
+        ...
+
+    def describe_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> dict[str, Any]:
+        """Another flow's ``description`` and ``inputs`` (id, type, description, required, hasDefault)."""
+        ...
 
 
 class PluginType(Model):

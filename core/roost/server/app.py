@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from roost.server import errors, routing, ui
+from roost.server.access import AccessMiddleware
 from roost.server.auth import AuthMiddleware
+from roost.server.permissions import ROUTES, Rule, app_routes, key
 from roost.server.routes import (
+    ai,
     assets,
+    auditlogs,
     execution_actions,
     executions,
     flows,
     graphs,
+    killswitches,
     logs,
     namespaces,
     plugin_defaults,
@@ -24,6 +30,10 @@ from roost.server.routes import (
 )
 from roost.server.state import ServerState
 
+log = logging.getLogger("roost.server")
+UNDECLARED = Rule(
+    "UNDECLARED", ("UPDATE",), "instance"
+)  # a route without a rule: only unrestricted principals
 ROUTE_MODULES = (
     flows,
     executions,
@@ -36,6 +46,9 @@ ROUTE_MODULES = (
     assets,
     plugins,
     system,
+    killswitches,
+    auditlogs,
+    ai,
 )
 
 
@@ -66,10 +79,25 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
     routing.install_route_stubs(app)
     routing.rank_routes(app)
-    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions)
+    app.add_middleware(AccessMiddleware, state=state, routes=declared_routes(app))
+    app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions, audit=state.audit)
     app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def declared_routes(app: FastAPI) -> dict[str, Rule]:
+    """The permission table, plus a closed rule for every route of the app it forgets (refused to anyone
+    roles restrict, and named in the server log: a route added without a rule fails closed)."""
+    table = dict(ROUTES)
+    missing = [k for k in (key(m, p) for m, p in app_routes(app)) if k not in table]
+    for spec in missing:
+        table[spec] = UNDECLARED
+    if missing:
+        log.error(
+            "routes without a declared permission (refused to principals with roles): %s", ", ".join(missing)
+        )
+    return table
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -81,7 +109,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearerAuth": {"type": "http", "scheme": "bearer"},
     })  # fmt: skip
     for path, item in schema.get("paths", {}).items():
-        for op in item.values():
+        for method, op in item.items():
             responses = op.get("responses", {})
             # parameter errors answer 400 with {"message": ...} (see roost.server.errors), not FastAPI's 422 shape
             validation = (
@@ -89,8 +117,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             )
             if validation.get("$ref", "").endswith("/HTTPValidationError"):
                 del responses["422"]
+            rule = ROUTES.get(key(method, path))
+            op["x-roost-permission"] = rule.text() if rule is not None else "undeclared"
             if path != "/health":
                 op["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
+                responses.setdefault("403", {"description": "Permission denied (roles)",
+                                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})  # fmt: skip
                 responses.setdefault("401", {"description": "Authentication required",
                                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})  # fmt: skip
     for name in ("HTTPValidationError", "ValidationError"):

@@ -22,6 +22,7 @@ from typing import Any
 import anyio.to_thread
 
 from roost.server.config import AuthConfig, compile_open_url, hash_password, hash_token, verify_password
+from roost.server.rbac import Principal
 
 PUBLIC = ("/health",)
 MAX_CREDENTIALS = 4096  # bytes of an Authorization header; longer is refused without decoding it
@@ -64,11 +65,13 @@ def open_url(patterns: list[tuple[str, ...]], path: str) -> bool:
 
 
 class AuthMiddleware:
-    def __init__(self, app: Any, config: AuthConfig, sessions: Any = None) -> None:
-        """``sessions``: the web UI's cookie sessions (:class:`roost.server.ui.session.Sessions`), if any."""
+    def __init__(self, app: Any, config: AuthConfig, sessions: Any = None, audit: Any = None) -> None:
+        """``sessions``: the web UI's cookie sessions (:class:`roost.server.ui.session.Sessions`), if any;
+        ``audit``: the :class:`roost.server.audit.AuditRecorder` of logins and failed logins."""
         self.app = app
         self.config = config
         self.sessions = sessions
+        self.audit = audit
         self._verified: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._open = [compile_open_url(u) for u in config.open_urls]
@@ -98,13 +101,42 @@ class AuthMiddleware:
             return
         principal = await self.check(header)
         if principal is None:
+            if header:
+                await self._login(scope, self._claimed(header), False)
             await _unauthorized(send, "Authentication required: use basic auth or an API token (Authorization: Bearer ...)"
                                 if not header else "Invalid credentials")  # fmt: skip
             return
         scope.setdefault("state", {})["principal"] = principal
+        await self._login(scope, principal.id, True, "token" if principal.kind == "token" else "basic")
         await self.app(scope, receive, send)
 
-    async def check(self, header: bytes) -> str | None:
+    async def _login(self, scope: dict[str, Any], user: str, success: bool, method: str = "basic") -> None:
+        if self.audit is None:
+            return
+        from roost.server.audit import client_ip
+
+        ip = client_ip(scope, self.config.trusted_proxies)
+        attempts = self.audit.admit_login(user, ip, success)
+        if attempts:  # most requests are held back by the rate limit: no thread, no write
+            await anyio.to_thread.run_sync(
+                functools.partial(self.audit.write_login, user, ip, success, method, attempts)
+            )
+
+    @staticmethod
+    def _claimed(header: bytes) -> str:
+        """Who a refused ``Authorization`` header claimed to be (the user of basic auth; never a secret)."""
+        try:
+            scheme, _, credentials = header.decode("ascii").partition(" ")
+            if scheme.lower() == "basic":
+                user = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")[0]
+                return user[:256] or "(empty user)"
+            if scheme.lower() == "bearer":
+                return "(API token)"
+        except (UnicodeError, ValueError, binascii.Error):
+            pass
+        return "(malformed credentials)"
+
+    async def check(self, header: bytes) -> Principal | None:
         """The principal named by an ``Authorization`` header, or None. Any malformed header is
         simply not a credential: non-ASCII bytes, bad base64, a password that is not UTF-8."""
         if not header or len(header) > MAX_CREDENTIALS or not header.isascii():
@@ -112,7 +144,8 @@ class AuthMiddleware:
         scheme, _, credentials = header.decode("ascii").partition(" ")
         scheme, credentials = scheme.lower(), credentials.strip()
         if scheme == "bearer" and credentials:
-            return self.config.tokens.get(hash_token(credentials))
+            name = self.config.tokens.get(hash_token(credentials))
+            return None if name is None else Principal(name, "token")
         if scheme != "basic" or not credentials:
             return None
         try:
@@ -124,7 +157,7 @@ class AuthMiddleware:
         stored = self.config.users.get(user)
         key = (user, hashlib.sha256(f"{stored}\0{password}".encode()).hexdigest())
         if stored is not None and key in self._verified:
-            return user
+            return Principal(user)
         ok = await anyio.to_thread.run_sync(verify_password, password, stored or _dummy_hash())
         if not ok or stored is None:
             return None
@@ -132,7 +165,7 @@ class AuthMiddleware:
             if len(self._verified) > 10000:
                 self._verified.clear()
             self._verified.add(key)
-        return user
+        return Principal(user)
 
 
 async def _unauthorized(send: Any, message: str) -> None:

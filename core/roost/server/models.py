@@ -364,6 +364,16 @@ class Configuration(Open):
     hiddenLabelsPrefixes: list[str] = []
 
 
+class Me(Open):
+    id: str
+    username: str
+    superAdmin: bool
+    restricted: bool
+    tenants: list[dict[str, str]] = []
+    bindings: list[dict[str, str | None]] = []
+    roles: list[dict[str, Any]] = []
+
+
 class StateRequest(BaseModel):
     taskRunId: str
     state: StateType

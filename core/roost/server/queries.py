@@ -39,6 +39,8 @@ def _text_clause(col: Any, op: str, value: Any) -> Any:
         return col.contains(str(value), autoescape=True)
     if op == "PREFIX":
         return sa.or_(col == str(value), col.startswith(str(value) + ".", autoescape=True))
+    if op == "WITHIN":  # any of these namespaces and their children (what a principal's roles let it read)
+        return sa.or_(*(_text_clause(col, "PREFIX", v) for v in value)) if value else sa.false()
     return None  # REGEX and the rest: filtered in Python
 
 

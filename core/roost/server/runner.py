@@ -80,7 +80,8 @@ def check_folder(path: Path) -> None:
 
 def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8,
                  credentials: Any = None, tenants: tuple[str, ...] | None = None, storage: Any = None,
-                 secrets: Any = None, local_workers: bool = True, lease_timeout: float = 30.0,
+                 secrets: Any = None, ignore_executions: set[str] | None = None,
+                 ignore_flows: set[str] | None = None, local_workers: bool = True, lease_timeout: float = 30.0,
                  worker_timeout: float = 15.0) -> Any:  # fmt: skip
     """The engine of a component. Executors over a store lease their executions (``lease_timeout``: how
     long a dead executor's executions wait before another takes them over); without ``local_workers``
@@ -90,7 +91,7 @@ def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, w
     store = open_store(db_url, data_dir, exclusive=component == "local")
     try:
         engine = _engine(component, store, data_dir, workers, credentials, tenants, storage, secrets,
-                         local_workers, lease_timeout, worker_timeout)  # fmt: skip
+                         ignore_executions, ignore_flows, local_workers, lease_timeout, worker_timeout)  # fmt: skip
         check_storage(engine)
         if component != "local":
             check_shared_storage_of(engine)
@@ -141,8 +142,9 @@ def check_shared_storage_of(engine: Any) -> None:
 
 
 def _engine(component: str, store: Any, data_dir: Path, workers: int, credentials: Any,
-            tenants: tuple[str, ...] | None, storage: Any, secrets: Any, local_workers: bool = True,
-            lease_timeout: float = 30.0, worker_timeout: float = 15.0) -> Any:  # fmt: skip
+            tenants: tuple[str, ...] | None, storage: Any, secrets: Any,
+            ignore_executions: set[str] | None = None, ignore_flows: set[str] | None = None,
+            local_workers: bool = True, lease_timeout: float = 30.0, worker_timeout: float = 15.0) -> Any:  # fmt: skip
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
     from roost.plugin_defaults import defaults_dir
@@ -160,7 +162,8 @@ def _engine(component: str, store: Any, data_dir: Path, workers: int, credential
         queue = StoreQueue(store, consume=component in ("standalone", "executor"), leases=leases)
     defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
     engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
-                    storage=storage, secrets=secrets, leases=leases)  # fmt: skip
+                    storage=storage, secrets=secrets, ignore_executions=ignore_executions,
+                    ignore_flows=ignore_flows, leases=leases)  # fmt: skip
     if leases is not None and not local_workers:
         from roost.engine.remote import RemoteTaskQueue
 
@@ -213,7 +216,8 @@ def start_scheduler(engine: Any) -> Any:
 
 
 def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: ServerConfig | None = None,
-          workers: int = 8, ready: Any = None, local_workers: bool = True, lease_timeout: float = 30.0,
+          workers: int = 8, ready: Any = None, ignore_executions: set[str] | None = None,
+          ignore_flows: set[str] | None = None, local_workers: bool = True, lease_timeout: float = 30.0,
           worker_timeout: float = 15.0, worker_group: str | None = None) -> None:  # fmt: skip
     """Run one component until SIGINT/SIGTERM."""
     if component not in COMPONENTS:
@@ -222,8 +226,12 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
     config.apply_limits()
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
                           credentials=config.credentials, tenants=config.tenants, storage=config.storage,
-                          secrets=config.secret, local_workers=local_workers, lease_timeout=lease_timeout,
+                          secrets=config.secret, ignore_executions=ignore_executions,
+                          ignore_flows=ignore_flows, local_workers=local_workers, lease_timeout=lease_timeout,
                           worker_timeout=worker_timeout)  # fmt: skip
+    if ignore_executions or ignore_flows:
+        log.warning("ignoring every message of executions %s and flows %s", sorted(ignore_executions or ()),
+                    sorted(ignore_flows or ()))  # fmt: skip
     if component == "worker":
         _serve_worker(engine, workers, worker_group, ready)
         return
@@ -279,6 +287,12 @@ def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor
     from roost.server.state import ServerState
 
     state = ServerState(engine, config, executor_running=runs_executor, component=component)
+    try:  # credentials and roles live in the configuration file: a change between two starts is audited
+        from roost.server.audit import record_configuration
+
+        record_configuration(engine.store, config)
+    except Exception:
+        log.exception("cannot record the configuration's changes in the audit log")
     app = create_app(state)
     kw: dict[str, Any] = {}
     try:

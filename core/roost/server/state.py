@@ -96,6 +96,9 @@ class ServerState:
         self.config = config or ServerConfig()
         self.executor_running = executor_running
         self.component = component
+        from roost.server.audit import AuditRecorder
+
+        self.audit = AuditRecorder(self.store)  # every change by a user or token (roost.server.audit)
         self.watcher = EndWatcher()
         self.metrics = Metrics()
         self.started = time.time()

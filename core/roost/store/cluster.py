@@ -491,6 +491,17 @@ class WorkQueue(_Sql):
             self.notify(conn, KILL_CHANNEL, taskrun_id)
         return False
 
+    def unqueue(self, taskrun_id: str) -> bool:
+        """Delete a job no worker has taken; False when a worker holds it (or it is gone)."""
+        j = worker_jobs
+        with self.begin() as conn:
+            return (
+                conn.execute(
+                    j.delete().where(j.c.taskrun_id == taskrun_id, j.c.worker_id.is_(None)).returning(j.c.seq)
+                ).first()
+                is not None
+            )
+
     def forget_pins(self, terminal: Sequence[str]) -> None:
         """Drop the pins of WorkingDirectory folders whose execution has ended."""
         p = worker_pins

@@ -8,6 +8,7 @@ schema-version table that :func:`migrate` advances.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import threading
 import time
@@ -171,6 +172,60 @@ plugin_defaults = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )  # fmt: skip
 
+# Kill switches (roost.engine.killswitch): scoped KILL / CANCEL / IGNORE levers with a start and an optional end.
+# Deletion is soft (``deleted``); ``archived`` is set once a switch is deleted or its end has passed.
+kill_switches = sa.Table(
+    "kill_switches", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(150)),
+    sa.Column("flow_id", sa.String(100)),
+    sa.Column("execution_ids", sa.Text),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("start_date", sa.Float, nullable=False),
+    sa.Column("end_date", sa.Float),
+    sa.Column("description", sa.Text),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("archived", sa.Float),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(256)),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(256)),
+    sa.Column("version", sa.Integer, nullable=False),
+)  # fmt: skip
+
+# One counter per watched table, bumped in the transaction of every write: the cheap change check other
+# processes poll (a row lock serialises concurrent writers on PostgreSQL).
+store_versions = sa.Table(
+    "store_versions", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)  # fmt: skip
+
+# The audit log (roost.store.audit): append-only, refused UPDATE and DELETE by triggers in the database itself.
+audit_logs = sa.Table(
+    "audit_logs", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("tenant", sa.String(64)),
+    sa.Column("date", sa.Float, nullable=False),
+    sa.Column("type", sa.String(24), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=False),
+    sa.Column("resource_id", sa.String(1024)),
+    sa.Column("namespace", sa.String(150)),
+    sa.Column("flow_id", sa.String(100)),
+    sa.Column("execution_id", sa.String(64)),
+    sa.Column("user_id", sa.String(256), nullable=False),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("before", sa.Text),
+    sa.Column("after", sa.Text),
+    sa.Index("ix_audit_logs_date", "tenant", "date"),
+    sa.Index("ix_audit_logs_resource", "tenant", "resource_type", "resource_id"),
+)  # fmt: skip
+
 # Scale-out (roost.store.cluster): task runs waiting for or held by a worker process, one row per task run
 # in flight; ``claim`` fences results (a job taken back from a dead worker gets a new claim, so the dead
 # worker's late result matches nothing). ``pin`` keeps a WorkingDirectory's task runs on one worker.
@@ -250,7 +305,26 @@ def _v4_plugin_defaults(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[plugin_defaults])
 
 
-def _v5_scale_out(conn: sa.Connection) -> None:
+def _v5_governance(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[kill_switches, store_versions, audit_logs])
+    conn.execute(store_versions.insert().values(name="kill_switches", version=0))
+    # append-only in the database itself: an UPDATE or DELETE of an audit row fails, whoever sends it
+    if conn.dialect.name == "sqlite":
+        for op in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(f"CREATE TRIGGER audit_logs_no_{op.lower()} BEFORE {op} ON audit_logs "
+                                 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")  # fmt: skip
+    else:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION audit_logs_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$"
+        )
+        conn.exec_driver_sql("CREATE TRIGGER audit_logs_append_only BEFORE UPDATE OR DELETE ON audit_logs "
+                             "FOR EACH ROW EXECUTE FUNCTION audit_logs_append_only()")  # fmt: skip
+        conn.exec_driver_sql("CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs "
+                             "FOR EACH STATEMENT EXECUTE FUNCTION audit_logs_append_only()")  # fmt: skip
+
+
+def _v6_scale_out(conn: sa.Connection) -> None:
     metadata.create_all(
         conn, tables=[worker_jobs, worker_instances, worker_pins, execution_leases, cluster_settings]
     )
@@ -262,7 +336,8 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (2, _v2_assets),
     (3, _v3_masks),
     (4, _v4_plugin_defaults),
-    (5, _v5_scale_out),
+    (5, _v5_governance),
+    (6, _v6_scale_out),
 ]
 
 
@@ -370,6 +445,20 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @functools.cached_property
+    def kill_switches(self) -> Any:
+        """The kill switches (:class:`roost.store.killswitches.SqlKillSwitches`)."""
+        from roost.store.killswitches import SqlKillSwitches
+
+        return SqlKillSwitches(self)
+
+    @functools.cached_property
+    def audit(self) -> Any:
+        """The append-only audit log (:class:`roost.store.audit.SqlAuditLog`)."""
+        from roost.store.audit import SqlAuditLog
+
+        return SqlAuditLog(self)
 
     # -- flows -------------------------------------------------------------------------------------
     def save_flow(self, tenant: str, namespace: str, flow_id: str, source: str, labels: Any = None,
@@ -571,6 +660,13 @@ class Store:
         return (json.loads(row.data), [json.loads(r.data) for r in trs],
                 json.loads(mask_row.data) if mask_row is not None else None)  # fmt: skip
 
+    def execution_namespace(self, execution_id: str) -> tuple[str, str] | None:
+        """(tenant, namespace) of an execution, from its indexed columns only."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(executions.c.tenant, executions.c.namespace)
+                               .where(executions.c.id == execution_id)).first()  # fmt: skip
+        return None if row is None else (row.tenant, row.namespace)
+
     def load_masks(self, execution_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -593,6 +689,31 @@ class Store:
                     executions.c.flow_id == flow_id, executions.c.state.in_(states))
             ).all()  # fmt: skip
         return {r.id for r in rows}
+
+    def active_execution_ids(self, tenant: str, states: Sequence[str], *, namespace: str | None = None,
+                             flow_id: str | None = None, ids: Iterable[str] | None = None) -> set[str]:  # fmt: skip
+        """Ids of a tenant's executions in one of ``states``, within a namespace (and its children), of a flow,
+        or among ``ids`` (what a kill switch's scope covers)."""
+        q = sa.select(executions.c.id).where(
+            executions.c.tenant == tenant, executions.c.state.in_(list(states))
+        )
+        if namespace is not None:
+            q = q.where(sa.or_(executions.c.namespace == namespace, executions.c.namespace.startswith(namespace + ".", autoescape=True))
+                        if flow_id is None else executions.c.namespace == namespace)  # fmt: skip
+        if flow_id is not None:
+            q = q.where(executions.c.flow_id == flow_id)
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            if ids is None:
+                return {r.id for r in conn.execute(q)}
+            chunk: list[str] = []
+            for ex_id in [*ids, None]:
+                if ex_id is not None:
+                    chunk.append(ex_id)
+                if chunk and (ex_id is None or len(chunk) >= 500):
+                    out |= {r.id for r in conn.execute(q.where(executions.c.id.in_(chunk)))}
+                    chunk = []
+        return out
 
     def search_executions(self, tenant: str, *, namespace: str | None = None, flow_id: str | None = None,
                           states: Sequence[str] | None = None, prefix: bool = True, page: int = 1, size: int = 25,

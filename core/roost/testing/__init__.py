@@ -2,6 +2,8 @@
 
 ``run_task(MyTask, prop=value)`` validates the properties as a flow would,
 renders expressions, runs the task and returns its outputs, logs and assets.
+Fakes over real HTTP: :mod:`roost.testing.http` (the base, with fault injection) and
+:mod:`roost.testing.llm` (OpenAI-compatible and Ollama chat models, scripted).
 """
 
 from __future__ import annotations

@@ -33,10 +33,10 @@ class ServerProcess:
     """One server component as a subprocess; ``url`` once it answers ``/health``."""
 
     def __init__(self, component: str, data_dir: Path, *, config: Path | None = None, db_url: str | None = None,
-                 env: dict[str, str] | None = None, http: bool = True, args: list[str] | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, http: bool = True, extra: list[str] | None = None) -> None:  # fmt: skip
+        """``extra``: more arguments of ``roost server COMPONENT`` (``--ignore-flows a.b``...)."""
         self.port = free_port() if http else None
         self.url = f"http://127.0.0.1:{self.port}" if http else ""
-        extra = list(args or [])
         args = [
             sys.executable,
             "-m",
@@ -54,7 +54,7 @@ class ServerProcess:
             args += ["--config", str(config)]
         if db_url is not None:
             args += ["--db-url", db_url]
-        args += extra
+        args += extra or []
         full_env = {**os.environ, "ROOST_LOAD_PLUGINS": "", **(env or {})}
         self.log = data_dir.parent / f"{component}-{self.port or os.getpid()}-{next(_SEQ)}.log"
         data_dir.mkdir(parents=True, exist_ok=True)

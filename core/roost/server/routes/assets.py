@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from roost.assets.model import Asset, canonical_asset_type
 from roost.assets.service import public
 from roost.server import models
+from roost.server.access import access_of
 from roost.server.errors import bad_request, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
 from roost.server.routes.common import TENANT_SCOPED, state_of
@@ -140,7 +141,7 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
                     else canonical_asset_type(value)
                 )
             items = [a for a in items if match_text(a[flt.field], flt.op, value)]
-    results = [public(a) for a in items]
+    results = access_of(request).filter((public(a) for a in items), "ASSET", tenant)
     return JSONResponse({"results": page_slice(results, page, size), "total": len(results)})
 
 
@@ -150,10 +151,16 @@ def create(request: Request, tenant: str, body: NewAsset) -> JSONResponse:
     st = state_of(request)
     tenant = st.tenant(tenant)
     svc = _assets(request)
+    previous = svc.get(tenant, body.id, body.namespace, body.type)
+    access_of(request).require("ASSET", "UPDATE" if previous else "CREATE", body.namespace, tenant)
     asset = Asset(id=body.id, type=body.type, namespace=body.namespace, display_name=body.displayName,
                   description=body.description, metadata=body.metadata)  # fmt: skip
     svc.upsert(tenant, asset, body.namespace, {"namespace": body.namespace})
-    return JSONResponse(public(svc.get(tenant, body.id, body.namespace, body.type)))
+    after = public(svc.get(tenant, body.id, body.namespace, body.type))
+    st.audit.record("UPDATE" if previous else "CREATE", "ASSET", tenant=tenant,
+                    detail={"id": body.id, "namespace": body.namespace, "assetType": body.type},
+                    before=public(previous) if previous else None, after=after)  # fmt: skip
+    return JSONResponse(after)
 
 
 @router.get(P + "/lineage-events/search", operation_id="searchAssetLineageEvents",
@@ -162,7 +169,8 @@ def create(request: Request, tenant: str, body: NewAsset) -> JSONResponse:
 def lineage_events(request: Request, tenant: str, page: Page = 1, size: Size = 10,
                    assetId: str | None = None, executionId: str | None = None) -> JSONResponse:  # fmt: skip
     tenant = state_of(request).tenant(tenant)
-    items = _assets(request).lineage_events(tenant, asset_id=assetId, execution_id=executionId)
+    items = access_of(request).filter(_assets(request).lineage_events(tenant, asset_id=assetId, execution_id=executionId),
+                                      "ASSET", tenant)  # fmt: skip
     return JSONResponse({"results": page_slice(items, page, size), "total": len(items)})
 
 
@@ -173,7 +181,8 @@ def usages(
 ) -> JSONResponse:
     tenant = state_of(request).tenant(tenant)
     items = []
-    for record in _assets(request).lineage_events(tenant, asset_id=assetId):
+    records = _assets(request).lineage_events(tenant, asset_id=assetId)
+    for record in access_of(request).filter(records, "ASSET", tenant):
         for a in record["inputs"]:
             if assetId is None or a["id"] == assetId:
                 items.append({"assetId": a["id"], **{k: record[k] for k in ("namespace", "flowId", "executionId",
@@ -187,7 +196,7 @@ def usages(
 def get(request: Request, tenant: str, id: str) -> JSONResponse:
     tenant = state_of(request).tenant(tenant)
     found = _assets(request).get(tenant, id)
-    if found is None:
+    if found is None or not access_of(request).can("ASSET", "READ", found.get("namespace") or "", tenant):
         raise not_found(f"asset '{id}' not found")
     return JSONResponse(public(found))
 
@@ -195,9 +204,17 @@ def get(request: Request, tenant: str, id: str) -> JSONResponse:
 @router.delete(P + "/{id}", operation_id="deleteAsset", summary="Delete an asset (its history and lineage stay)",
                status_code=200, response_class=Response, responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, tenant: str, id: str) -> Response:
-    tenant = state_of(request).tenant(tenant)
+    st = state_of(request)
+    tenant = st.tenant(tenant)
+    access = access_of(request)
+    found = _assets(request).get(tenant, id)
+    if found is None or not access.can("ASSET", "READ", found.get("namespace") or "", tenant):
+        raise not_found(f"asset '{id}' not found")
+    access.require("ASSET", "DELETE", found.get("namespace") or "", tenant)
     if _assets(request).delete(tenant, id, source={"namespace": None}) == 0:
         raise not_found(f"asset '{id}' not found")
+    st.audit.record("DELETE", "ASSET", tenant=tenant, detail={"id": id, "namespace": found.get("namespace")},
+                    before=public(found), after=None)  # fmt: skip
     return Response(status_code=200)
 
 
@@ -207,7 +224,8 @@ def delete(request: Request, tenant: str, id: str) -> Response:
 def dependencies(request: Request, tenant: str, id: str) -> JSONResponse:
     tenant = state_of(request).tenant(tenant)
     svc = _assets(request)
-    if svc.get(tenant, id, include_deleted=True) is None:
+    found = svc.get(tenant, id, include_deleted=True)
+    if found is None or not access_of(request).can("ASSET", "READ", found.get("namespace") or "", tenant):
         raise not_found(f"asset '{id}' not found")
     return JSONResponse(svc.lineage(tenant, id))
 
@@ -217,7 +235,7 @@ def dependencies(request: Request, tenant: str, id: str) -> JSONResponse:
             responses={200: {"model": models.Paged[LifecycleEvent]}})  # fmt: skip
 def events(request: Request, tenant: str, id: str, page: Page = 1, size: Size = 50) -> JSONResponse:
     tenant = state_of(request).tenant(tenant)
-    items = _assets(request).events(tenant, id)
+    items = access_of(request).filter(_assets(request).events(tenant, id), "ASSET", tenant)
     if not items:
         raise not_found(f"asset '{id}' not found")
     return JSONResponse({"results": page_slice(items, page, size), "total": len(items)})

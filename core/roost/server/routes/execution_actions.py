@@ -22,6 +22,7 @@ from roost.engine.model import FAILED, PAUSED, QUEUED, RUNNING, TERMINAL, Execut
 from roost.engine.replay import REPLAYED_LABEL, ReplayError, replay
 from roost.flow.build import FlowInvalid
 from roost.server import models
+from roost.server.access import Access, access_of
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import Filter, parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
@@ -71,12 +72,17 @@ def _shaped(st: ServerState, ex: Execution) -> dict[str, Any]:
 
 
 def bulk(st: ServerState, tenant: str, ids: list[str], action: str, refuse: Callable[[Execution], str | None],
-         act: Callable[[Execution], None]) -> JSONResponse:  # fmt: skip
-    """Check every execution first (Kestra: all or nothing), then act on each."""
+         act: Callable[[Execution], None], access: Access | None = None) -> JSONResponse:  # fmt: skip
+    """Check every execution first (Kestra: all or nothing), then act on each, each action audited.
+
+    ``access``: the caller's rights, for routes whose rule lets a namespace-bound principal in: every
+    execution's namespace is checked (403) before anything is done."""
     found: list[Execution] = []
     invalids: dict[str, str] = {}
     for execution_id in dict.fromkeys(ids):
         ex = load(st, tenant, execution_id)
+        if ex is not None and access is not None:
+            access.require("EXECUTION", "DELETE" if action == "delete" else "UPDATE", ex.namespace, tenant)
         reason = "execution not found" if ex is None else refuse(ex)
         if reason:
             invalids[execution_id] = reason
@@ -85,8 +91,21 @@ def bulk(st: ServerState, tenant: str, ids: list[str], action: str, refuse: Call
     if invalids:
         return JSONResponse({"message": f"invalid bulk {action}", "invalids": invalids}, status_code=422)
     for ex in found:
+        before = ex.state.current
         act(ex)
+        audit(st, tenant, ex, action, before)
     return JSONResponse({"count": len(found)})
+
+
+def audit(st: ServerState, tenant: str, ex: Execution, action: str, before: str, after: Any = None) -> None:
+    """The audit entry of an action on one execution (as the single-execution routes record theirs)."""
+    from roost.server.routes.executions import audit_execution
+
+    shaped = {"id": ex.id, "tenantId": tenant, "namespace": ex.namespace, "flowId": ex.flow_id,
+              "state": {"current": before}}  # fmt: skip
+    kind = "DELETE" if action == "delete" else "UPDATE"
+    audit_execution(st, shaped, action.upper().replace(" ", "_").replace("-", "_"), kind,
+                    after=None if kind == "DELETE" else after)  # fmt: skip
 
 
 def legacy_filters(request: Request) -> list[Filter]:
@@ -162,6 +181,7 @@ def do_replay(st: ServerState, tenant: str, execution_id: str, *, taskrun_id: st
         header = original.header_dict()
         header["labels"] = [*original.labels, {"key": REPLAYED_LABEL, "value": "true"}]
         st.store.save_executions([(header, [])])
+    audit(st, tenant, original, "replay", original.state.current, after={"replayedAs": new.id})
     return _shaped(st, new)
 
 
@@ -227,7 +247,9 @@ async def force_run(request: Request, tenant: str, executionId: str) -> JSONResp
             f"execution {executionId} is {ex.state.current}: only a non terminated execution can be forced to run"
         )
     st.engine.force_run(executionId)
-    return JSONResponse(await _after(st, tenant, executionId, ex.state.current))
+    current = await _after(st, tenant, executionId, ex.state.current)
+    audit(st, tenant, ex, "force-run", ex.state.current, after={"state": current["state"]["current"]})
+    return JSONResponse(current)
 
 
 UnqueueState = Annotated[models.StateType | None, Query(description="RUNNING (default), CANCELLED or FAILED")]
@@ -258,7 +280,9 @@ async def unqueue(
             f"execution {executionId} is {ex.state.current}: only a QUEUED execution can be unqueued"
         )
     st.engine.unqueue(executionId, target)
-    return JSONResponse(await _after(st, tenant, executionId, QUEUED))
+    current = await _after(st, tenant, executionId, QUEUED)
+    audit(st, tenant, ex, "unqueue", QUEUED, after={"state": target})
+    return JSONResponse(current)
 
 
 # -- the actions, one execution at a time ------------------------------------------------------------------------------
@@ -337,10 +361,9 @@ def delete_by_query(request: Request, tenant: str, includeNonTerminated: Include
     return _delete(st, tenant, query_ids(st, tenant, request), includeNonTerminated, deleteStorage)
 
 
-def _kill(st: ServerState, tenant: str, ids: list[str]) -> JSONResponse:
-    return bulk(
-        st, tenant, ids, "kill", _running, lambda ex: st.engine.kill(ex.id, cascade=False)
-    )  # as Kestra: no cascade
+def _kill(st: ServerState, tenant: str, ids: list[str], access: Access | None = None) -> JSONResponse:
+    # as Kestra: no cascade
+    return bulk(st, tenant, ids, "kill", _running, lambda ex: st.engine.kill(ex.id, cascade=False), access)
 
 
 @router.delete(
@@ -352,7 +375,10 @@ def _kill(st: ServerState, tenant: str, ids: list[str]) -> JSONResponse:
 def kill_by_ids(request: Request, tenant: str, body: Ids) -> JSONResponse:
     """Their subflow executions are not killed (as Kestra's bulk kill)."""
     st = state_of(request)
-    return _kill(st, st.tenant(tenant), _ids_body(body))
+    tenant = st.tenant(tenant)
+    return _kill(
+        st, tenant, _ids_body(body), access_of(request)
+    )  # its rule lets namespace-bound principals in
 
 
 @router.delete(P + "/kill/by-query", operation_id="killExecutionsByQuery", summary="Kill executions filter by query parameters",

@@ -22,6 +22,7 @@ from roost.engine.model import TERMINAL, iso, new_id, now
 from roost.flow.build import FlowInvalid
 from roost.flow.task import WebhookOutcome
 from roost.server import models
+from roost.server.access import access_of
 from roost.server.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from roost.server.filters import parse_filters
 from roost.server.queries import EXECUTION_FIELDS, search_executions
@@ -45,6 +46,7 @@ P = "/api/v1/{tenant}/executions"
 Page = Annotated[int, Query(ge=1, le=100000, description="The current page")]
 Size = Annotated[int, Query(ge=1, le=10000, description="The current page size")]
 RESTARTABLE = ("FAILED", "KILLED", "WARNING", "CANCELLED")
+USERNAME_LABEL = "system.username"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -160,6 +162,16 @@ def _check_file_inputs(flow: Any, inputs: dict[str, Any]) -> None:
         )
 
 
+def audit_execution(st: ServerState, ex: dict[str, Any], action: str, kind: str = "UPDATE", *,
+                    before: Any = None, after: Any = None) -> None:  # fmt: skip
+    """The audit entry of an action on an execution (kill, pause, resume, restart, change of state or labels...)."""
+    st.audit.record(kind, "EXECUTION", tenant=ex.get("tenantId") or "main",
+                    detail={"id": ex["id"], "executionId": ex["id"], "namespace": ex["namespace"], "flowId": ex["flowId"],
+                            "action": action},
+                    before=None if kind == "CREATE" else before if before is not None else {"state": ex["state"]["current"]},
+                    after=after)  # fmt: skip
+
+
 def create(st: ServerState, tenant: str, namespace: str, flow_id: str, inputs: dict[str, Any],
            labels: list[dict[str, str]], revision: int | None, schedule_date: datetime | None,
            trigger: dict[str, Any] | None = None, execution_id: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -209,7 +221,10 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
         filters.append(Filter("state", "IN", list(state)))
     if labels:
         filters.append(Filter("labels", "EQUALS", {lbl["key"]: lbl["value"] for lbl in _labels(labels)}))
-    found, total = search_executions(st.store, tenant, filters, page, size, sort)
+    readable = access_of(request).namespace_filter("EXECUTION", tenant)
+    found, total = search_executions(
+        st.store, tenant, [*filters, readable] if readable else filters, page, size, sort
+    )
     return JSONResponse({"results": [st.shape_execution(d, None) for d in found], "total": total})
 
 
@@ -222,6 +237,7 @@ def search_by_flow(
     tenant = st.tenant(tenant)
     from roost.server.filters import Filter
 
+    access_of(request).require("EXECUTION", "READ", namespace, tenant)
     found, total = search_executions(st.store, tenant, [Filter("namespace", "EQUALS", namespace),
                                                         Filter("flowId", "EQUALS", flowId)], page, size)  # fmt: skip
     return JSONResponse({"results": [st.shape_execution(d, None) for d in found], "total": total})
@@ -252,6 +268,7 @@ def delete_execution(
     st.store.delete_execution(
         executionId
     )  # the store deletes the logs with it (deleteLogs=false is not honoured)
+    audit_execution(st, ex, "DELETE", "DELETE")
     if deleteStorage:
         try:
             st.engine.runtime(tenant).storage.delete_prefix(
@@ -272,6 +289,7 @@ def kill(request: Request, tenant: str, executionId: str, isOnKillCascade: bool 
     if ex["state"]["current"] in TERMINAL:
         raise conflict(f"execution {executionId} already ended ({ex['state']['current']})")
     st.engine.kill(executionId, cascade=isOnKillCascade)
+    audit_execution(st, ex, "KILL", after={"state": "KILLING"})
     return Response(status_code=202)
 
 
@@ -287,6 +305,7 @@ def pause(request: Request, tenant: str, executionId: str) -> Response:  # noqa:
             f"execution {executionId} is {ex['state']['current']}: only a RUNNING execution pauses"
         )
     st.engine.pause(executionId)
+    audit_execution(st, ex, "PAUSE", after={"state": "PAUSED"})
     return Response(status_code=204)
 
 
@@ -300,10 +319,11 @@ async def resume(request: Request, tenant: str, executionId: str) -> Response:  
     ex = await blocking(st.execution_dict, tenant, executionId)
     if ex["state"]["current"] != "PAUSED":
         raise conflict(f"execution {executionId} is {ex['state']['current']}, not PAUSED")
-    st.engine.resume(
-        executionId,
-        {k: (v if not isinstance(v, bytes) else v.decode("utf-8", "replace")) for k, v in inputs.items()},
-    )
+    resumed = {
+        k: (v if not isinstance(v, bytes) else v.decode("utf-8", "replace")) for k, v in inputs.items()
+    }
+    st.engine.resume(executionId, resumed)
+    await blocking(audit_execution, st, ex, "RESUME", after={"state": "RUNNING", "inputs": resumed})
     return Response(status_code=204)
 
 
@@ -323,6 +343,7 @@ async def restart(
             f"execution {executionId} is {ex['state']['current']}: only {', '.join(RESTARTABLE)} executions restart"
         )
     st.engine.restart(executionId)
+    await blocking(audit_execution, st, ex, "RESTART", after={"state": "RESTARTED"})
     for _ in range(20):  # answer with the restarted state once the executor took the message
         await asyncio.sleep(0.025)
         current = await blocking(st.execution_dict, tenant, executionId)
@@ -351,9 +372,12 @@ def change_status(request: Request, tenant: str, executionId: str, status: model
         raise bad_request(
             f"an ended execution can only move to an end state ({', '.join(sorted(TERMINAL))}), not {status}"
         )
+    before = ex.state.current
     ex.state.set(status)
     st.store.save_executions([(ex.header_dict(), [])])
-    return JSONResponse(st.execution_dict(tenant, executionId))
+    changed = st.execution_dict(tenant, executionId)
+    audit_execution(st, changed, "CHANGE_STATUS", before={"state": before}, after={"state": status})
+    return JSONResponse(changed)
 
 
 @router.post(P + "/{executionId}/labels", operation_id="setLabelsOnTerminatedExecution",
@@ -367,11 +391,14 @@ def set_labels(request: Request, tenant: str, executionId: str, body: list[model
     header = loaded[0]
     if header["state"]["current"] not in TERMINAL:
         raise bad_request(f"execution {executionId} has not ended: labels change only on an ended execution")
-    merged = {lbl["key"]: lbl["value"] for lbl in header.get("labels") or []}
+    before = list(header.get("labels") or [])
+    merged = {lbl["key"]: lbl["value"] for lbl in before}
     merged.update({lbl.key: lbl.value for lbl in body})
     header["labels"] = [{"key": k, "value": v} for k, v in merged.items()]
     st.store.save_executions([(header, [])])
-    return JSONResponse(st.execution_dict(tenant, executionId))
+    changed = st.execution_dict(tenant, executionId)
+    audit_execution(st, changed, "SET_LABELS", before={"labels": before}, after={"labels": header["labels"]})
+    return JSONResponse(changed)
 
 
 @router.get(P + "/{executionId}/follow", operation_id="followExecution", summary="Follow an execution (server-sent events)",
@@ -648,6 +675,12 @@ async def create_execution(
     if wait and st.executor_running:  # listen for the end before the execution exists: it may end at once
         execution_id = new_id()
         registered = st.watcher.register(execution_id)
+    given = [lbl for lbl in _labels(labels) if lbl["key"] != USERNAME_LABEL]
+    who = request.scope.get("state", {}).get("principal")
+    if (
+        who is not None
+    ):  # who started it, as Kestra labels it (not an audit entry: executions are their own record)
+        given.append({"key": USERNAME_LABEL, "value": getattr(who, "id", None) or str(who)})
     try:
         ex = await blocking(
             create,
@@ -656,7 +689,7 @@ async def create_execution(
             namespace,
             id,
             inputs,
-            _labels(labels),
+            given,
             revision,
             scheduleDate,
             None,

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from roost.flow.build import FlowInvalid, flow_notices, parse_flow
 from roost.flow.yaml import Violation, load_document
 from roost.server import models
+from roost.server.access import Access, access_of
 from roost.server.errors import ApiError, bad_request, not_found, unprocessable
 from roost.server.filters import match_labels, match_text, page_slice, parse_filters, sorter
 from roost.server.routes.common import TENANT_SCOPED, YAML_BODY, blocking, body_text, multipart_body, state_of
@@ -103,13 +104,28 @@ def parse_or_422(st: ServerState, tenant: str, source: str) -> Any:
                             violations=violations) from None  # fmt: skip
 
 
+def audit_flow(st: ServerState, tenant: str, namespace: str, flow_id: str, before: str | None, after: str | None,
+               revision: int | None = None) -> None:  # fmt: skip
+    """The audit entry of a flow change: its YAML source before and after (None: created, or deleted)."""
+    if before == after:
+        return
+    kind = "CREATE" if before is None else "DELETE" if after is None else "UPDATE"
+    detail: dict[str, Any] = {"id": flow_id, "namespace": namespace, "flowId": flow_id}
+    if revision is not None:
+        detail["revision"] = revision
+    st.audit.record(kind, "FLOW", tenant=tenant, detail=detail, before=before, after=after)
+
+
 def _deploy(st: ServerState, tenant: str, source: str, *, expect_exists: bool | None,
-            namespace: str | None = None, flow_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+            namespace: str | None = None, flow_id: str | None = None, access: Access | None = None) -> dict[str, Any]:  # fmt: skip
     flow = parse_or_422(st, tenant, source)
     if namespace is not None and (flow.namespace != namespace or flow.id != flow_id):
         raise unprocessable(f"the flow in the body is {flow.namespace}.{flow.id}, but the URL names {namespace}.{flow_id}: "
                             "a flow's id and namespace cannot change (create a new flow instead)")  # fmt: skip
-    exists = st.store.get_flow(tenant, flow.namespace, flow.id) is not None
+    previous = st.store.get_flow(tenant, flow.namespace, flow.id)
+    exists = previous is not None
+    if access is not None:
+        access.require("FLOW", "UPDATE" if exists else "CREATE", flow.namespace, tenant)
     if expect_exists is False and exists:
         raise unprocessable(
             f"flow {flow.namespace}.{flow.id} already exists: update it with PUT {P}/{{namespace}}/{{id}}"
@@ -118,6 +134,15 @@ def _deploy(st: ServerState, tenant: str, source: str, *, expect_exists: bool | 
         raise not_found(f"flow {flow.namespace}.{flow.id} not found")
     deployed = st.engine.deploy(source, tenant)
     st.forget_flow(tenant, deployed.namespace, deployed.id)
+    audit_flow(
+        st,
+        tenant,
+        deployed.namespace,
+        deployed.id,
+        previous[1] if previous else None,
+        source,
+        deployed.revision,
+    )
     return flow_json(
         tenant, deployed.namespace, deployed.id, deployed.revision or 1, source, with_source=True
     )
@@ -129,7 +154,9 @@ async def create_flow(request: Request, tenant: str) -> JSONResponse:
     st = state_of(request)
     tenant = st.tenant(tenant)
     source = await body_text(request, "flow source")
-    return JSONResponse(await blocking(_deploy, st, tenant, source, expect_exists=False))
+    return JSONResponse(
+        await blocking(_deploy, st, tenant, source, expect_exists=False, access=access_of(request))
+    )
 
 
 def _all_flows(st: ServerState, tenant: str) -> list[dict[str, Any]]:
@@ -159,7 +186,7 @@ def _matching(st: ServerState, tenant: str, request: Request, q: str | None = No
               namespace: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """The flows the search filters (``filters[...]``, deprecated ``q`` and ``namespace``) select."""
     filters = parse_filters(request.query_params.multi_items(), FLOW_FIELDS)
-    flows = _all_flows(st, tenant)
+    flows = access_of(request).filter(_all_flows(st, tenant), "FLOW", tenant)
     if q:
         flows = [f for f in flows if _query_match(f, q)]
     if namespace:
@@ -193,7 +220,8 @@ def _query_match(flow: dict[str, Any], q: str) -> bool:
 def distinct_namespaces(request: Request, tenant: str, q: str | None = None) -> JSONResponse:
     st = state_of(request)
     tenant = st.tenant(tenant)
-    names = sorted({ns for ns, _id, _rev, _src in st.store.list_flows(tenant)})
+    scope = access_of(request).scope("FLOW", "READ", tenant)
+    names = sorted({ns for ns, _id, _rev, _src in st.store.list_flows(tenant) if scope.allows(ns)})
     if q:
         names = [n for n in names if q.lower() in n.lower()]
     return JSONResponse(names)
@@ -264,7 +292,7 @@ async def validate_flows(request: Request, tenant: str) -> JSONResponse:
 
 
 def _bulk(st: ServerState, tenant: str, text: str, *, delete: bool, namespace: str | None, allow_child: bool,
-          override: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+          override: bool = False, access: Access | None = None) -> list[dict[str, Any]]:  # fmt: skip
     from roost.flow.yaml import _split_documents
 
     chunks = [c for _o, c in _split_documents(text)]
@@ -294,21 +322,32 @@ def _bulk(st: ServerState, tenant: str, text: str, *, delete: bool, namespace: s
     if problems:
         raise unprocessable("Invalid flows: " + "; ".join(f"document {p['index']}: {p['message']}" for p in problems),
                             errors=problems)  # fmt: skip
+    previous = {(f.namespace, f.id): st.store.get_flow(tenant, f.namespace, f.id) for f, _c in parsed}
+    keep = {(f.namespace, f.id) for f, _c in parsed}
+    doomed = [(ns, fid, src) for ns, fid, _rev, src in (st.store.list_flows(tenant, namespace, prefix=allow_child)
+              if delete and namespace else []) if (ns, fid) not in keep]  # fmt: skip
+    if access is not None:  # every flow checked before anything is written
+        for (ns, _fid), prev in previous.items():
+            access.require("FLOW", "UPDATE" if prev else "CREATE", ns, tenant)
+        for ns, _fid, _src in doomed:
+            access.require("FLOW", "DELETE", ns, tenant)
     out = []
     for _flow, chunk in parsed:
         deployed = st.engine.deploy(chunk, tenant)
         st.forget_flow(tenant, deployed.namespace, deployed.id)
+        prev = previous.get((deployed.namespace, deployed.id))
+        audit_flow(
+            st, tenant, deployed.namespace, deployed.id, prev[1] if prev else None, chunk, deployed.revision
+        )
         out.append(
             flow_json(
                 tenant, deployed.namespace, deployed.id, deployed.revision or 1, chunk, with_source=True
             )
         )
-    if delete and namespace:
-        keep = {(f.namespace, f.id) for f, _c in parsed}
-        for ns, fid, _rev, _src in st.store.list_flows(tenant, namespace, prefix=allow_child):
-            if (ns, fid) not in keep:
-                st.store.delete_flow(tenant, ns, fid)
-                st.forget_flow(tenant, ns, fid)
+    for ns, fid, src in doomed:
+        st.store.delete_flow(tenant, ns, fid)
+        st.forget_flow(tenant, ns, fid)
+        audit_flow(st, tenant, ns, fid, src, None)
     return out
 
 
@@ -326,7 +365,7 @@ async def bulk_update(
     tenant = st.tenant(tenant)
     text = await body_text(request, "flow sources")
     return JSONResponse(await blocking(_bulk, st, tenant, text, delete=delete, namespace=namespace,
-                                       allow_child=allowNamespaceChild))  # fmt: skip
+                                       allow_child=allowNamespaceChild, access=access_of(request)))  # fmt: skip
 
 
 @router.post(P + "/import", operation_id="importFlows", summary="Import flows (a multi-document YAML or a ZIP of YAML files)",
@@ -358,12 +397,32 @@ async def import_flows(request: Request, tenant: str, failOnError: bool = False)
             (str(i), chunk) for i, (_o, chunk) in enumerate(_split_documents(data.decode("utf-8", "replace")))
         ]
 
+    access = access_of(request)
+
     def run() -> list[str]:
         failed = []
+        for _name, text in sources:  # every flow checked before anything is written
+            doc = _document(text)
+            ns, fid = doc.get("namespace"), doc.get("id")
+            if isinstance(ns, str) and isinstance(fid, str):
+                access.require(
+                    "FLOW", "UPDATE" if st.store.get_flow(tenant, ns, fid) else "CREATE", ns, tenant
+                )
         for name, text in sources:
             try:
+                doc = _document(text)
+                prev = st.store.get_flow(tenant, doc["namespace"], doc["id"]) if _named(doc) else None
                 deployed = st.engine.deploy(text, tenant)
                 st.forget_flow(tenant, deployed.namespace, deployed.id)
+                audit_flow(
+                    st,
+                    tenant,
+                    deployed.namespace,
+                    deployed.id,
+                    prev[1] if prev else None,
+                    text,
+                    deployed.revision,
+                )
             except FlowInvalid as exc:
                 if failOnError:
                     raise unprocessable(f"{name}: {exc}", violations=violations_body(exc)) from None
@@ -371,6 +430,18 @@ async def import_flows(request: Request, tenant: str, failOnError: bool = False)
         return failed
 
     return JSONResponse(await blocking(run))
+
+
+def _document(text: str) -> dict[str, Any]:
+    try:
+        data = load_document(text).data
+    except Exception:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _named(doc: dict[str, Any]) -> bool:
+    return isinstance(doc.get("namespace"), str) and isinstance(doc.get("id"), str)
 
 
 def _set_key(source: str, key: str, value: Any) -> str:
@@ -388,15 +459,19 @@ def _set_key(source: str, key: str, value: Any) -> str:
     return buf.getvalue()
 
 
-def _toggle(st: ServerState, tenant: str, items: list[models.IdWithNamespace], disabled: bool) -> int:
+def _toggle(st: ServerState, tenant: str, items: list[models.IdWithNamespace], disabled: bool,
+            access: Access) -> int:  # fmt: skip
+    for item in items:
+        access.require("FLOW", "UPDATE", item.namespace, tenant)
     count = 0
     for item in items:
         found = st.store.get_flow(tenant, item.namespace, item.id)
         if found is None:
             continue
         source = _set_key(found[1], "disabled", disabled)
-        st.engine.deploy(source, tenant)
+        deployed = st.engine.deploy(source, tenant)
         st.forget_flow(tenant, item.namespace, item.id)
+        audit_flow(st, tenant, item.namespace, item.id, found[1], source, deployed.revision)
         count += 1
     return count
 
@@ -405,21 +480,21 @@ def _toggle(st: ServerState, tenant: str, items: list[models.IdWithNamespace], d
              responses={200: {"model": models.BulkResponse}})  # fmt: skip
 def enable_by_ids(request: Request, tenant: str, body: list[models.IdWithNamespace]) -> JSONResponse:
     st = state_of(request)
-    return JSONResponse({"count": _toggle(st, st.tenant(tenant), body, False)})
+    return JSONResponse({"count": _toggle(st, st.tenant(tenant), body, False, access_of(request))})
 
 
 @router.post(P + "/disable/by-ids", operation_id="disableFlowsByIds", summary="Disable flows by their ids",
              responses={200: {"model": models.BulkResponse}})  # fmt: skip
 def disable_by_ids(request: Request, tenant: str, body: list[models.IdWithNamespace]) -> JSONResponse:
     st = state_of(request)
-    return JSONResponse({"count": _toggle(st, st.tenant(tenant), body, True)})
+    return JSONResponse({"count": _toggle(st, st.tenant(tenant), body, True, access_of(request))})
 
 
 @router.delete(P + "/delete/by-ids", operation_id="deleteFlowsByIds", summary="Delete flows by their ids",
                responses={200: {"model": models.BulkResponse}})  # fmt: skip
 def delete_by_ids(request: Request, tenant: str, body: list[models.IdWithNamespace]) -> JSONResponse:
     st = state_of(request)
-    return JSONResponse({"count": _delete_flows(st, st.tenant(tenant), body)})
+    return JSONResponse({"count": _delete_flows(st, st.tenant(tenant), body, access_of(request))})
 
 
 Q = Annotated[str | None, Query(description="Deprecated: use filters[q][EQUALS]")]
@@ -430,11 +505,16 @@ def _ids(flows: list[dict[str, Any]]) -> list[models.IdWithNamespace]:
     return [models.IdWithNamespace(namespace=f["namespace"], id=f["id"]) for f in flows]
 
 
-def _delete_flows(st: ServerState, tenant: str, items: list[models.IdWithNamespace]) -> int:
+def _delete_flows(st: ServerState, tenant: str, items: list[models.IdWithNamespace], access: Access) -> int:
+    for item in items:  # all checked before any is deleted
+        access.require("FLOW", "DELETE", item.namespace, tenant)
     count = 0
     for item in items:
         st.forget_flow(tenant, item.namespace, item.id)
-        count += bool(st.store.delete_flow(tenant, item.namespace, item.id))
+        found = st.store.get_flow(tenant, item.namespace, item.id)
+        if found is not None and st.store.delete_flow(tenant, item.namespace, item.id):
+            audit_flow(st, tenant, item.namespace, item.id, found[1], None)
+            count += 1
     return count
 
 
@@ -444,7 +524,11 @@ def delete_by_query(request: Request, tenant: str, q: Q = None, namespace: NS = 
     st = state_of(request)
     tenant = st.tenant(tenant)
     return JSONResponse(
-        {"count": _delete_flows(st, tenant, _ids(_matching(st, tenant, request, q, namespace)))}
+        {
+            "count": _delete_flows(
+                st, tenant, _ids(_matching(st, tenant, request, q, namespace)), access_of(request)
+            )
+        }
     )
 
 
@@ -454,7 +538,11 @@ def enable_by_query(request: Request, tenant: str, q: Q = None, namespace: NS = 
     st = state_of(request)
     tenant = st.tenant(tenant)
     return JSONResponse(
-        {"count": _toggle(st, tenant, _ids(_matching(st, tenant, request, q, namespace)), False)}
+        {
+            "count": _toggle(
+                st, tenant, _ids(_matching(st, tenant, request, q, namespace)), False, access_of(request)
+            )
+        }
     )
 
 
@@ -464,7 +552,11 @@ def disable_by_query(request: Request, tenant: str, q: Q = None, namespace: NS =
     st = state_of(request)
     tenant = st.tenant(tenant)
     return JSONResponse(
-        {"count": _toggle(st, tenant, _ids(_matching(st, tenant, request, q, namespace)), True)}
+        {
+            "count": _toggle(
+                st, tenant, _ids(_matching(st, tenant, request, q, namespace)), True, access_of(request)
+            )
+        }
     )
 
 
@@ -517,7 +609,7 @@ async def update_namespace(request: Request, tenant: str, namespace: str, delete
     tenant = st.tenant(tenant)
     text = await body_text(request, "flow sources")
     return JSONResponse(await blocking(_bulk, st, tenant, text, delete=delete, namespace=namespace, allow_child=False,
-                                       override=override))  # fmt: skip
+                                       override=override, access=access_of(request)))  # fmt: skip
 
 
 @router.get(P + "/{namespace}/{id}", operation_id="getFlow", summary="Get a flow",
@@ -551,9 +643,8 @@ async def update_flow(request: Request, tenant: str, namespace: str, id: str) ->
     st = state_of(request)
     tenant = st.tenant(tenant)
     source = await body_text(request, "flow source")
-    return JSONResponse(
-        await blocking(_deploy, st, tenant, source, expect_exists=True, namespace=namespace, flow_id=id)
-    )
+    return JSONResponse(await blocking(_deploy, st, tenant, source, expect_exists=True, namespace=namespace, flow_id=id,
+                                       access=access_of(request)))  # fmt: skip
 
 
 @router.delete(P + "/{namespace}/{id}", operation_id="deleteFlow", summary="Delete a flow", status_code=204,
@@ -562,8 +653,10 @@ def delete_flow(request: Request, tenant: str, namespace: str, id: str) -> Respo
     st = state_of(request)
     tenant = st.tenant(tenant)
     st.forget_flow(tenant, namespace, id)
-    if not st.store.delete_flow(tenant, namespace, id):
+    found = st.store.get_flow(tenant, namespace, id)
+    if found is None or not st.store.delete_flow(tenant, namespace, id):
         raise not_found(f"flow {namespace}.{id} not found")
+    audit_flow(st, tenant, namespace, id, found[1], None)
     return Response(status_code=204)
 
 

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 
 from roost.engine.model import TERMINAL
 from roost.server import models
+from roost.server.access import access_of
 from roost.server.filters import parse_filters
 from roost.server.queries import LOG_FIELDS, delete_logs, execution_logs, search_logs
 from roost.server.routes.common import SSE_RESPONSE, TENANT_SCOPED, blocking, state_of
@@ -34,7 +35,10 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
     st = state_of(request)
     tenant = st.tenant(tenant)
     filters = parse_filters(request.query_params.multi_items(), LOG_FIELDS)
-    results, total = search_logs(st.store, tenant, filters, page, size, sort)
+    readable = access_of(request).namespace_filter("EXECUTION", tenant)
+    results, total = search_logs(
+        st.store, tenant, [*filters, readable] if readable else filters, page, size, sort
+    )
     return JSONResponse({"results": results, "total": total})
 
 
@@ -55,10 +59,14 @@ Selected = Annotated[Selection, Depends()]
 
 def _execution(request: Request, tenant: str, execution_id: str) -> tuple[Any, str]:
     """The server state and tenant, once the execution is known to exist (404 otherwise)."""
+    st, tenant, _ex = _execution_of(request, tenant, execution_id)
+    return st, tenant
+
+
+def _execution_of(request: Request, tenant: str, execution_id: str) -> tuple[Any, str, dict[str, Any]]:
     st = state_of(request)
     tenant = st.tenant(tenant)
-    st.execution_dict(tenant, execution_id)
-    return st, tenant
+    return st, tenant, st.execution_dict(tenant, execution_id)
 
 
 @router.get(P + "/{executionId}", operation_id="listLogsFromExecution", summary="Logs of an execution",
@@ -72,8 +80,11 @@ def list_logs(request: Request, tenant: str, executionId: str, sel: Selected) ->
 @router.delete(P + "/{executionId}", operation_id="deleteLogsFromExecution", summary="Delete logs of an execution",
                status_code=200, response_class=Response, responses={200: {"description": "Deleted"}})  # fmt: skip
 def delete(request: Request, tenant: str, executionId: str, sel: Selected) -> Response:  # noqa: N803
-    st, tenant = _execution(request, tenant, executionId)
-    delete_logs(st.store, tenant, execution_id=executionId, **sel.filters())
+    st, tenant, ex = _execution_of(request, tenant, executionId)
+    deleted = delete_logs(st.store, tenant, execution_id=executionId, **sel.filters())
+    st.audit.record("DELETE", "EXECUTION", tenant=tenant, detail={
+        "id": executionId, "executionId": executionId, "namespace": ex["namespace"], "flowId": ex["flowId"],
+        "action": "DELETE_LOGS"}, before={"logs": deleted, "selection": sel.filters()}, after={"logs": 0})  # fmt: skip
     return Response(status_code=200)
 
 

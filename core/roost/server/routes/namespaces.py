@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from roost.flow.model import NAMESPACE
 from roost.server import models
+from roost.server.access import access_of
 from roost.server.errors import bad_request, conflict, not_found
 from roost.server.filters import match_text, page_slice, parse_filters
 from roost.server.routes.common import TENANT_SCOPED, TEXT_BODY, blocking, body_text, multipart_body, state_of
@@ -75,7 +76,8 @@ def search_namespaces(request: Request, tenant: str, q: str | None = None, page:
                       sort: Annotated[list[str] | None, Query()] = None, existing: bool = False) -> JSONResponse:  # fmt: skip
     st = state_of(request)
     tenant = st.tenant(tenant)
-    names = _all_namespaces(st, tenant)
+    scope = access_of(request).scope("NAMESPACE", "READ", tenant)
+    names = [n for n in _all_namespaces(st, tenant) if scope.allows(n)]
     if existing:
         direct = set(st.store.namespaces(tenant))
         names = [n for n in names if n in direct]
@@ -148,6 +150,31 @@ def _dir_attrs(name: str) -> dict[str, Any]:
     return {"fileName": name, "type": "Directory", "size": 0}
 
 
+AUDIT_TEXT_LIMIT = 65_536  # text files up to this size are recorded whole in the audit log, others by digest
+
+
+def file_state(path: str, data: bytes | None) -> dict[str, Any] | None:
+    """A namespace file as the audit log records it: its path, size and digest, and its text when small."""
+    if data is None:
+        return None
+    import hashlib
+
+    out: dict[str, Any] = {"path": "/" + path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if len(data) <= AUDIT_TEXT_LIMIT:
+        try:
+            out["content"] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return out
+
+
+def audit_file(
+    st: ServerState, tenant: str, namespace: str, path: str, kind: str, before: Any, after: Any
+) -> None:
+    st.audit.record(kind, "NAMESPACE_FILE", tenant=tenant, detail={"id": f"{namespace}:/{path}", "namespace": namespace,
+                                                                  "path": "/" + path}, before=before, after=after)  # fmt: skip
+
+
 @router.get(F + "/directory", operation_id="listNamespaceDirectoryFiles", summary="List a folder", tags=["Files"],
             responses={200: {"model": list[models.FileAttributes]}})  # fmt: skip
 def list_directory(request: Request, tenant: str, namespace: str, path: str | None = None) -> JSONResponse:
@@ -194,6 +221,7 @@ def create_directory(request: Request, tenant: str, namespace: str, path: str | 
                 tenant=tenant, namespace=namespace, path=folder, created=time.time()
             )
         )
+    audit_file(st, tenant, namespace, folder, "CREATE", None, {"path": "/" + folder, "type": "Directory"})
     return Response(status_code=200)
 
 
@@ -294,7 +322,14 @@ async def upload(request: Request, tenant: str, namespace: str, path: str) -> Re
         nsfiles = st.engine.runtime(tenant).namespace_files
         if _is_dir(st, tenant, namespace, target, nsfiles.list(namespace)):
             raise conflict(f"{path} is a folder")
+        previous = nsfiles.read(namespace, target)
+        if previous is not None:  # the route lets CREATE or UPDATE through: replacing a file is an update
+            access_of(request).require("NAMESPACE", "UPDATE", namespace, tenant)
+        else:
+            access_of(request).require("NAMESPACE", "CREATE", namespace, tenant)
         nsfiles.write(namespace, target, data)
+        audit_file(st, tenant, namespace, target, "UPDATE" if previous is not None else "CREATE",
+                   file_state(target, previous), file_state(target, data))  # fmt: skip
 
     await blocking(store)
     return Response(status_code=200)
@@ -331,6 +366,8 @@ def move(
                                                        namespace_dirs.c.path == d))  # fmt: skip
             conn.execute(namespace_dirs.insert().values(tenant=tenant, namespace=namespace, path=dst + d[len(src):],
                                                         created=time.time()))  # fmt: skip
+    audit_file(st, tenant, namespace, src, "UPDATE", {"path": "/" + src, "files": [o for o, _n in moves]},
+               {"path": "/" + dst, "files": [n for _o, n in moves]})  # fmt: skip
     return Response(status_code=200)
 
 
@@ -342,13 +379,18 @@ def delete_file(request: Request, tenant: str, namespace: str, path: str) -> Res
     target = _clean(path)
     if not target:
         raise bad_request("refusing to delete the namespace's root folder: name a file or folder")
-    count = st.engine.runtime(tenant).namespace_files.delete(namespace, target)
+    nsfiles = st.engine.runtime(tenant).namespace_files
+    gone = [p for p in nsfiles.list(namespace) if p == target or p.startswith(target + "/")]
+    before = file_state(target, nsfiles.read(namespace, target)) if gone == [target] else {"path": "/" + target,
+                                                                                           "files": ["/" + p for p in gone]}  # fmt: skip
+    count = nsfiles.delete(namespace, target)
     with st.store.write_lock, st.store.engine.begin() as conn:
         count += conn.execute(namespace_dirs.delete().where(
             namespace_dirs.c.tenant == tenant, namespace_dirs.c.namespace == namespace,
             sa.or_(namespace_dirs.c.path == target, namespace_dirs.c.path.startswith(target + "/", autoescape=True)))).rowcount  # fmt: skip
     if not count:
         raise not_found(f"no file or folder {path} in namespace {namespace}")
+    audit_file(st, tenant, namespace, target, "DELETE", before, None)
     return Response(status_code=200)
 
 
@@ -371,6 +413,22 @@ def kv_type(value: Any) -> str:
     if isinstance(value, dict | list) or value is None:
         return "JSON"
     return "STRING"
+
+
+def audit_kv(
+    st: ServerState, tenant: str, namespace: str, key: str, kind: str, before: Any, after: Any
+) -> None:
+    """A KV change: the value before and after, masked when the key's name says secret (``api_token``...)."""
+    from roost.server.audit import redact
+
+    def state(e: Any) -> Any:
+        if e is None:
+            return None
+        return {"key": key, "type": kv_type(e["value"]), "value": redact({key: e["value"]})[key],
+                "expires": _iso(e.get("expires"))}  # fmt: skip
+
+    st.audit.record(kind, "KV_STORE", tenant=tenant, detail={"id": f"{namespace}:{key}", "namespace": namespace, "key": key},
+                    before=state(before), after=state(after))  # fmt: skip
 
 
 def _entry(namespace: str, e: dict[str, Any]) -> dict[str, Any]:
@@ -421,7 +479,13 @@ def delete_keys(request: Request, tenant: str, namespace: str, body: models.Keys
     st = state_of(request)
     tenant, namespace = st.tenant(tenant), _ns(namespace)
     kv = st.engine.runtime(tenant).kv
-    return JSONResponse({"keys": [k for k in body.keys if is_kv_key(k) and kv.delete(namespace, k)]})
+    deleted = []
+    for k in body.keys:
+        entry = kv.entry(namespace, k) if is_kv_key(k) else None
+        if entry is not None and kv.delete(namespace, k):
+            audit_kv(st, tenant, namespace, k, "DELETE", entry, None)
+            deleted.append(k)
+    return JSONResponse({"keys": deleted})
 
 
 @router.get(
@@ -465,7 +529,25 @@ async def put_key(request: Request, tenant: str, namespace: str, key: str) -> Re
             raise bad_request(f"ttl header {raw_ttl!r} is not an ISO-8601 duration such as PT1H") from None
         if ttl <= 0:
             raise bad_request("ttl must be positive")
-    await blocking(st.engine.runtime(tenant).kv.put, namespace, key, value, ttl)
+    kv = st.engine.runtime(tenant).kv
+
+    def put() -> None:
+        previous = kv.entry(namespace, key)
+        access_of(request).require(
+            "KVSTORE", "UPDATE" if previous is not None else "CREATE", namespace, tenant
+        )
+        kv.put(namespace, key, value, ttl)
+        audit_kv(
+            st,
+            tenant,
+            namespace,
+            key,
+            "UPDATE" if previous is not None else "CREATE",
+            previous,
+            kv.entry(namespace, key),
+        )
+
+    await blocking(put)
     return Response(status_code=200)
 
 
@@ -479,7 +561,12 @@ async def put_key(request: Request, tenant: str, namespace: str, key: str) -> Re
 def delete_key(request: Request, tenant: str, namespace: str, key: str) -> JSONResponse:
     st = state_of(request)
     tenant, namespace, key = st.tenant(tenant), _ns(namespace), _key(key)
-    return JSONResponse(bool(st.engine.runtime(tenant).kv.delete(namespace, key)))
+    kv = st.engine.runtime(tenant).kv
+    entry = kv.entry(namespace, key)
+    deleted = bool(kv.delete(namespace, key))
+    if deleted:
+        audit_kv(st, tenant, namespace, key, "DELETE", entry, None)
+    return JSONResponse(deleted)
 
 
 @router.get("/api/v1/{tenant}/kv", operation_id="listAllKeys", summary="Keys of every namespace", tags=["KV"],
@@ -489,8 +576,11 @@ def list_all_keys(request: Request, tenant: str, page: Page = 1, size: Size = 10
     tenant = st.tenant(tenant)
     filters = parse_filters(request.query_params.multi_items(), ("q", "namespace", "updated"))
     kv = st.engine.runtime(tenant).kv
+    scope = access_of(request).scope("KVSTORE", "READ", tenant)
     entries = []
     for namespace in st.store.namespaces(tenant):
+        if not scope.allows(namespace):
+            continue
         for k in kv.keys(namespace):
             e = kv.entry(namespace, k)
             if e is not None:

@@ -84,13 +84,35 @@ def document(st: ServerState, tenant: str, namespace: str) -> dict[str, Any]:
             "pluginDefaults": items}  # fmt: skip
 
 
+def save_defaults(st: ServerState, tenant: str, namespace: str, source: str, *, origin: str, author: str | None,
+                  validate: bool = True) -> Any:  # fmt: skip
+    """Store a new revision (the API's and the UI's one write path) and record it in the audit log: the
+    YAML before and after; a namespace's as a NAMESPACE change, the instance's as a SETTING change."""
+    before = stored(st).latest(tenant, namespace)
+    revision, new = stored(st).save(tenant, namespace, source, origin=origin, author=str(author) if author else None,
+                                    validate=validate)  # fmt: skip
+    if new:
+        instance = namespace == INSTANCE
+        detail = {
+            "id": "plugin-defaults" if instance else namespace,
+            "pluginDefaults": True,
+            "revision": revision.revision,
+        }
+        if not instance:
+            detail["namespace"] = namespace
+        st.audit.record("UPDATE" if before is not None else "CREATE", "SETTING" if instance else "NAMESPACE",
+                        tenant=None if instance else tenant, detail={**detail, "permission": "PLUGIN_DEFAULTS"},
+                        before=before.source if before is not None else None, after=source)  # fmt: skip
+    return revision, new
+
+
 def save(
     st: ServerState, tenant: str, namespace: str, source: str, *, origin: str, author: str | None
 ) -> dict[str, Any]:
     if len(source.encode()) > MAX_DOCUMENT:
         raise bad_request(f"a plugin-defaults document is at most {MAX_DOCUMENT} bytes")
     try:
-        stored(st).save(tenant, namespace, source, origin=origin, author=author)
+        save_defaults(st, tenant, namespace, source, origin=origin, author=author)
     except DefaultsInvalid as exc:
         raise _violations(exc) from None
     return document(st, tenant, namespace)
@@ -213,8 +235,12 @@ def namespace_revision(request: Request, tenant: str, id: Namespace, revision: R
 @router.get("/api/v1/{tenant}/plugindefaults/namespaces", operation_id="listPluginDefaultsNamespaces",
             summary="Namespaces that have plugin defaults", responses={200: {"model": list[str]}})  # fmt: skip
 def scopes(request: Request, tenant: str) -> JSONResponse:
+    from roost.server.access import access_of
+
     st = state_of(request)
-    return JSONResponse([s for s in stored(st).scopes(st.tenant(tenant)) if s != INSTANCE])
+    tenant = st.tenant(tenant)
+    scope = access_of(request).scope("PLUGIN_DEFAULTS", "READ", tenant)
+    return JSONResponse([s for s in stored(st).scopes(tenant) if s != INSTANCE and scope.allows(s)])
 
 
 @router.get(INST, operation_id="getInstancePluginDefaults", summary="The instance's plugin defaults (latest revision)",
@@ -245,4 +271,4 @@ def instance_revision(request: Request, revision: Revision) -> JSONResponse:
     return _revision(state_of(request), "main", INSTANCE, revision)
 
 
-__all__ = ["document", "router", "save", "stored"]
+__all__ = ["document", "router", "save", "save_defaults", "stored"]

@@ -57,6 +57,33 @@ def get_version() -> JSONResponse:
     return JSONResponse({"version": version(), "edition": "OSS"})
 
 
+@router.get("/api/v1/me", operation_id="currentUser", summary="The authenticated principal, its roles and tenants",
+            responses={200: {"model": models.Me}})  # fmt: skip
+def me(request: Request) -> JSONResponse:
+    """Kestra's ``ApiMe`` (id, superAdmin, tenants) plus Roost's ``bindings`` and each role's permissions."""
+    from roost.server.rbac import describe
+
+    st = state_of(request)
+    policy = st.config.auth.policy
+    principal = request.scope.get("state", {}).get("principal")
+    bindings = list(policy.bindings_of(principal))
+    if not policy.enforced:  # no role configured: everyone authenticated is ADMIN everywhere
+        from roost.server.rbac import Binding
+
+        bindings = [Binding("ADMIN")]
+    tenants = sorted({b.tenant for b in bindings if b.tenant} | ({"main", *(st.config.tenants or ())}
+                     if any(b.tenant is None for b in bindings) else set()))  # fmt: skip
+    return JSONResponse({
+        "id": getattr(principal, "id", None) or principal or "anonymous",
+        "username": str(principal) if principal else "anonymous",
+        "type": getattr(principal, "kind", "user") if principal else "anonymous",
+        "superAdmin": policy.unrestricted(principal), "restricted": not policy.unrestricted(principal),
+        "tenants": [{"id": t, "name": t} for t in tenants],
+        "bindings": [{"role": b.role, "tenant": b.tenant, "namespace": b.namespace} for b in bindings],
+        "roles": describe(policy.roles[b] for b in sorted({b.role for b in bindings}) if b in policy.roles),
+    })  # fmt: skip
+
+
 def _line(name: str, labels: dict[str, Any], value: float) -> str:
     if labels:
         inner = ",".join(

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
 from roost.server import models
+from roost.server.access import access_of
 from roost.server.errors import ApiError, bad_request, not_found
 from roost.server.filters import Filter, from_query_filters, match_text, page_slice, parse_filters
 from roost.server.routes.common import TENANT_SCOPED, state_of
@@ -159,7 +160,12 @@ def search(request: Request, tenant: str, page: Page = 1, size: Size = 10,
            sort: Annotated[list[str] | None, Query()] = None) -> JSONResponse:  # fmt: skip
     st = state_of(request)
     tenant = st.tenant(tenant)
-    items = _filtered(_all(st, tenant), _query(request))
+    items = access_of(request).filter(
+        _filtered(_all(st, tenant), _query(request)),
+        "FLOW",
+        tenant,
+        namespace=lambda i: i["triggerContext"]["namespace"],
+    )
     desc = bool(sort) and (sort or [""])[0].endswith(":desc")
     items.sort(key=lambda i: (i["triggerContext"]["namespace"], i["triggerContext"]["flowId"], i["triggerContext"]["triggerId"]),
                reverse=desc)  # fmt: skip
@@ -200,7 +206,11 @@ def _update(st: ServerState, tenant: str, namespace: str, flow_id: str, trigger_
     next_date = data.pop("nextDate", None)
     st.store.put_trigger(tenant, namespace, flow_id, trigger_id, data, next_date,
                          disabled if disabled is not None else bool(stored.get("disabled", False)))  # fmt: skip
-    return _find(st, tenant, namespace, flow_id, trigger_id)["triggerContext"]
+    after = _find(st, tenant, namespace, flow_id, trigger_id)["triggerContext"]
+    st.audit.record("UPDATE", "TRIGGER", tenant=tenant, detail={"id": f"{namespace}.{flow_id}.{trigger_id}", "namespace": namespace,
+                    "flowId": flow_id, "triggerId": trigger_id, "action": "SET_DISABLED" if disabled is not None else change.__name__.strip("_").upper()},
+                    before=item["triggerContext"], after=after)  # fmt: skip
+    return after
 
 
 def _unlock(data: dict[str, Any], _item: dict[str, Any]) -> None:
@@ -239,6 +249,9 @@ def _delete_state(st: ServerState, tenant: str, namespace: str, flow_id: str, tr
         deleted = conn.execute(triggers.delete().where(
             triggers.c.tenant == tenant, triggers.c.namespace == namespace, triggers.c.flow_id == flow_id,
             triggers.c.trigger_id == trigger_id)).rowcount  # fmt: skip
+    if deleted:
+        st.audit.record("DELETE", "TRIGGER", tenant=tenant, detail={"id": f"{namespace}.{flow_id}.{trigger_id}",
+                        "namespace": namespace, "flowId": flow_id, "triggerId": trigger_id}, before={"state": "stored"}, after=None)  # fmt: skip
     return bool(deleted)
 
 
@@ -267,7 +280,7 @@ def _parse_date(value: Any, what: str) -> datetime:
 
 
 def _set_backfill(body: dict[str, Any]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
-    def change(data: dict[str, Any], item: dict[str, Any]) -> None:
+    def backfill(data: dict[str, Any], item: dict[str, Any]) -> None:
         trig = item["_trigger"]
         if not hasattr(trig, "next_after"):
             raise bad_request(f"trigger {trig.id} is a {trig.type}: only Schedule triggers backfill")
@@ -291,16 +304,16 @@ def _set_backfill(body: dict[str, Any]) -> Callable[[dict[str, Any], dict[str, A
                             "labels": [{"key": str(x["key"]), "value": str(x.get("value"))} for x in labels],
                             "previousNextExecutionDate": item["triggerContext"].get("nextExecutionDate")}  # fmt: skip
 
-    return change
+    return backfill
 
 
 def _backfill_paused(paused: bool) -> Callable[[dict[str, Any], dict[str, Any]], None]:
-    def change(data: dict[str, Any], _item: dict[str, Any]) -> None:
+    def pause_backfill(data: dict[str, Any], _item: dict[str, Any]) -> None:
         if not data.get("backfill"):
             raise bad_request("No backfill found")
         data["backfill"] = {**data["backfill"], "paused": paused}
 
-    return change
+    return pause_backfill
 
 
 def _backfill_delete(data: dict[str, Any], _item: dict[str, Any]) -> None:
@@ -320,6 +333,7 @@ def update(request: Request, tenant: str, body: models.TriggerContext) -> JSONRe
     dates; otherwise ``disabled`` is applied."""
     st = state_of(request)
     tenant = st.tenant(tenant)
+    access_of(request).require("FLOW", "UPDATE", body.namespace, tenant)
     if body.backfill is not None:
         change = _set_backfill(body.backfill)
         return JSONResponse(_update(st, tenant, body.namespace, body.flowId, body.triggerId, change))
@@ -389,6 +403,9 @@ def _matching(st: ServerState, tenant: str, request: Request, body_filters: list
 def set_disabled(request: Request, tenant: str, body: models.SetDisabledRequest) -> JSONResponse:
     st = state_of(request)
     tenant = st.tenant(tenant)
+    access = access_of(request)
+    for ref in body.triggers:
+        access.require("FLOW", "UPDATE", ref.namespace, tenant)
     for ref in body.triggers:
         _update(
             st, tenant, ref.namespace, ref.flowId, ref.triggerId, lambda d, i: None, disabled=body.disabled

@@ -18,6 +18,7 @@ import jinja2
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from roost.server.access import access_of
 from roost.server.errors import ApiError
 from roost.server.routes.common import blocking, state_of
 from roost.server.state import ServerState
@@ -92,9 +93,11 @@ def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HT
     tenant = ctx.get("tenant") or "main"
     extensions = _extensions(st)
     base = {"request": request, "tenant": tenant, "principal": who, "auth": st.config.auth.enabled,
-            "csrf": _csrf(request), "can": lambda res, act, ns=None: can(who, res, act, ns),
+            "csrf": _csrf(request), "can": lambda res, act, ns=None: can(who, res, act, ns, tenant),
+            "banners": _banners(st, tenant, ctx) if who is not None else [],  # not before signing in
             "nav_pages": [p for p in extensions if type(p).__name__ == "UiPage"], "path": request.url.path,
-            "static": "/ui/static"}  # fmt: skip
+            "static": "/ui/static", "copilot": st.config.ai is not None,
+            "transcription": st.config.ai is not None and st.config.ai.transcription is not None}  # fmt: skip
     html = templates.get_template(template).render({**base, **ctx})
     response = HTMLResponse(html, status_code=status)
     new = getattr(request.state, "new_csrf", None)
@@ -105,6 +108,19 @@ def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HT
         )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _banners(st: ServerState, tenant: str, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """The kill switches to announce on this page: the tenant's on every page, a namespace's (or a flow's,
+    an execution's) on the pages of that namespace, flow or execution."""
+    from roost.server.routes.killswitches import banners
+
+    ex, flow = ctx.get("ex") or {}, ctx.get("flow") or {}
+    namespace = ctx.get("namespace") or flow.get("namespace") or ex.get("namespace") or None
+    try:
+        return banners(st, tenant, namespace, flow.get("id") or ex.get("flowId"), ex.get("id"))
+    except Exception:  # a store hiccup never breaks a page
+        return []
 
 
 def _extensions(st: ServerState) -> list[Any]:
@@ -188,10 +204,15 @@ async def login(request: Request) -> Response:
             next=target,
             error=f"Too many failed attempts: try again in {int(wait) + 1} s.",
         )
+    from roost.server.audit import client_ip
+
+    address = client_ip(request.scope, st.config.auth.trusted_proxies)
     if not await blocking(sessions.verify, user, password):
         sessions.limiter.failed(ip, user)
+        await blocking(st.audit.login, user[:256] or "(empty user)", address, success=False, method="form")
         return render(request, "login.html", 401, next=target, error="Invalid user name or password.")
     sessions.limiter.succeeded(ip, user)
+    await blocking(st.audit.login, user, address, success=True, method="form")
     response = RedirectResponse(target, status_code=303)
     response.headers.append("set-cookie", sessions.cookie_header(request.scope, sessions.issue(user)))
     return response
@@ -231,7 +252,7 @@ def flows_page(request: Request, tenant: str, q: str = "", namespace: str = "") 
     st = state_of(request)
     tenant = _tenant(request, tenant)
     page, size = _page(request)
-    rows = views.flow_rows(st, tenant, q, namespace)
+    rows = access_of(request).filter(views.flow_rows(st, tenant, q, namespace), "FLOW", tenant)
     shown = rows[(page - 1) * size : page * size]
     last = views.last_states(st, tenant, [(f["namespace"], f["id"]) for f in shown])
     namespaces = sorted({f["namespace"] for f in rows} | ({namespace} if namespace else set()))
@@ -253,7 +274,7 @@ tasks:
 @router.get("/ui/{tenant}/flows/new")
 def new_flow(request: Request, tenant: str) -> HTMLResponse:
     tenant = _tenant(request, tenant)
-    if not can(principal(request), "FLOW", "CREATE"):
+    if not can(principal(request), "FLOW", "CREATE", None, tenant):
         return deny(request)
     return render(request, "flow_editor.html", tenant=tenant, flow=None, source=NEW_FLOW, new=True)
 
@@ -327,8 +348,11 @@ async def flow_page(
         from roost.server.filters import Filter
         from roost.server.queries import search_executions
 
-        found, total = await blocking(search_executions, st.store, tenant, [Filter("namespace", "EQUALS", namespace),
-                                                                          Filter("flowId", "EQUALS", flow_id)], 1, 50)  # fmt: skip
+        found: list[dict[str, Any]] = []
+        total = 0
+        if access_of(request).can("EXECUTION", "READ", namespace, tenant):
+            found, total = await blocking(search_executions, st.store, tenant, [Filter("namespace", "EQUALS", namespace),
+                                                                              Filter("flowId", "EQUALS", flow_id)], 1, 50)  # fmt: skip
         ctx["executions"] = [views.execution_row(st.shape_execution(d, None)) for d in found]
         ctx["total"] = total
     elif tab == "execute" and flow is not None:
@@ -353,13 +377,20 @@ async def execute(request: Request, tenant: str, namespace: str, flow_id: str) -
 
     st = state_of(request)
     tenant = _tenant(request, tenant)
-    if not can(principal(request), "EXECUTION", "CREATE", namespace):
+    if not can(principal(request), "EXECUTION", "CREATE", namespace, tenant):
         return deny(request)
     form = await request.form()
     flow = await blocking(st.latest_flow, tenant, namespace, flow_id)
     try:
         inputs = views.form_inputs(flow, form)
-        labels = views.parse_labels(str(form.get("labels") or ""))
+        labels = [
+            lbl
+            for lbl in views.parse_labels(str(form.get("labels") or ""))
+            if lbl["key"] != "system.username"
+        ]
+        who = principal(request)
+        if who is not None and st.config.auth.enabled:  # who started it, as the API labels it
+            labels.append({"key": "system.username", "value": getattr(who, "id", None) or str(who)})
         ex = await blocking(create, st, tenant, namespace, flow_id, inputs, labels, None, None)
     except (ApiError, ValueError) as exc:
         message = exc.message if isinstance(exc, ApiError) else str(exc)
@@ -384,7 +415,9 @@ async def executions_page(request: Request, tenant: str) -> HTMLResponse:
     error = None
     try:
         filters = views.execution_filters(params)
-        found, total = await blocking(search_executions, st.store, tenant, filters, page, size)
+        readable = access_of(request).namespace_filter("EXECUTION", tenant)
+        found, total = await blocking(search_executions, st.store, tenant, [*filters, readable] if readable else filters,
+                                      page, size)  # fmt: skip
     except (ApiError, ValueError) as exc:
         error, found, total = (exc.message if isinstance(exc, ApiError) else str(exc)), [], 0
     rows = [views.execution_row(st.shape_execution(d, None)) for d in found]
@@ -426,9 +459,10 @@ async def execution_page(request: Request, tenant: str, namespace: str, flow_id:
     ctx: dict[str, Any] = {"tenant": tenant, "ex": views.execution_row(ex), "tab": tab, "tabs": EXECUTION_TABS,
                            "terminal": ex["state"]["current"] in _terminal(), "restartable": ex["state"]["current"] in RESTARTABLE,
                            "replay": _replay_route(request)}  # fmt: skip
-    children, _n = await blocking(
-        search_executions, st.store, tenant, [Filter("triggerExecutionId", "EQUALS", execution_id)], 1, 50
-    )
+    readable = access_of(request).namespace_filter("EXECUTION", tenant)
+    children, _n = await blocking(search_executions, st.store, tenant,
+                                  [Filter("triggerExecutionId", "EQUALS", execution_id), *([readable] if readable else [])],
+                                  1, 50)  # fmt: skip
     ctx["children"] = [views.execution_row(st.shape_execution(d, None)) for d in children]
     if tab == "gantt":
         ctx["gantt"] = views.gantt(ex)
@@ -493,7 +527,8 @@ async def namespaces_page(request: Request, tenant: str, q: str = "") -> HTMLRes
     st = state_of(request)
     tenant = _tenant(request, tenant)
     names = set(await blocking(_all_namespaces, st, tenant)) | {s for s in stored(st).scopes(tenant) if s}
-    shown = sorted(n for n in names if q.lower() in n.lower())
+    scope = access_of(request).scope("NAMESPACE", "READ", tenant)
+    shown = sorted(n for n in names if q.lower() in n.lower() and scope.allows(n))
     return render(request, "namespaces.html", tenant=tenant, namespaces=shown, q=q)
 
 
@@ -508,6 +543,11 @@ async def namespace_page(request: Request, tenant: str, namespace: str, tab: str
     tenant, namespace = _tenant(request, tenant), _ns(namespace)
     tab = tab if tab in NAMESPACE_TABS else "flows"
     ctx: dict[str, Any] = {"tenant": tenant, "namespace": namespace, "tab": tab, "tabs": NAMESPACE_TABS}
+    needs = {"flows": "FLOW", "kv": "KVSTORE", "secrets": "SECRET", "plugindefaults": "PLUGIN_DEFAULTS"}.get(
+        tab
+    )
+    if needs is not None and not access_of(request).can(needs, "READ", namespace, tenant):
+        return deny(request)
     if tab == "flows":
         ctx["flows"] = await blocking(views.flow_rows, st, tenant, "", namespace)
     elif tab == "files":
@@ -605,12 +645,12 @@ async def save_plugin_default(request: Request, tenant: str, namespace: str) -> 
     from roost.flow.model import PluginDefault
     from roost.plugin_defaults import DefaultsInvalid, dump_defaults
     from roost.server.routes.namespaces import _ns
-    from roost.server.routes.plugin_defaults import document, stored
+    from roost.server.routes.plugin_defaults import document, save_defaults
 
     st = state_of(request)
     tenant, namespace = _tenant(request, tenant), _ns(namespace)
     who = principal(request)
-    if not can(who, "PLUGIN_DEFAULTS", "UPDATE", namespace):
+    if not can(who, "PLUGIN_DEFAULTS", "UPDATE", namespace, tenant):
         return deny(request)
     form = await request.form()
     type_id = str(form.get("type") or "")
@@ -635,7 +675,7 @@ async def save_plugin_default(request: Request, tenant: str, namespace: str) -> 
     else:
         items.append(new)
     try:
-        await blocking(stored(st).save, tenant, namespace, dump_defaults(items), origin="ui", author=who)
+        await blocking(save_defaults, st, tenant, namespace, dump_defaults(items), origin="ui", author=who)
     except DefaultsInvalid as exc:
         messages = {v.path.rsplit(".", 1)[-1]: v.message for v in exc.violations}
         return again(422, "; ".join(str(v) for v in exc.violations), messages)
@@ -647,17 +687,17 @@ async def delete_plugin_default(request: Request, tenant: str, namespace: str, i
     from roost.flow.model import PluginDefault
     from roost.plugin_defaults import dump_defaults
     from roost.server.routes.namespaces import _ns
-    from roost.server.routes.plugin_defaults import document, stored
+    from roost.server.routes.plugin_defaults import document, save_defaults
 
     st = state_of(request)
     tenant, namespace = _tenant(request, tenant), _ns(namespace)
     who = principal(request)
-    if not can(who, "PLUGIN_DEFAULTS", "UPDATE", namespace):
+    if not can(who, "PLUGIN_DEFAULTS", "UPDATE", namespace, tenant):
         return deny(request)
     doc = await blocking(document, st, tenant, namespace)
     items = [PluginDefault.model_validate(d) for i, d in enumerate(doc["pluginDefaults"]) if i != index]
     await blocking(
-        stored(st).save, tenant, namespace, dump_defaults(items), origin="ui", author=who, validate=False
+        save_defaults, st, tenant, namespace, dump_defaults(items), origin="ui", author=who, validate=False
     )
     return _hx_redirect(f"/ui/{tenant}/namespaces/{quote(namespace)}?tab=plugindefaults")
 
@@ -703,7 +743,7 @@ async def assets_page(request: Request, tenant: str, q: str = "", type: str = ""
         except ValueError as exc:
             error = str(exc)
     all_types = sorted({a["type"] for a in await blocking(svc.search, tenant)})
-    rows = [public(a) for a in items]
+    rows = access_of(request).filter((public(a) for a in items), "ASSET", tenant)
     shown = rows[(page - 1) * size : page * size]
     return render(request, "assets.html", tenant=tenant, assets=shown, q=q, type=type, namespace=namespace,
                   metadata=metadata, types=all_types, error=error, pager=_pager(request, page, size, len(rows)))  # fmt: skip
@@ -717,7 +757,7 @@ async def asset_page(request: Request, tenant: str, asset_id: str) -> HTMLRespon
     tenant = _tenant(request, tenant)
     svc = st.engine.assets
     found = await blocking(svc.get, tenant, asset_id, None, None, True)
-    if found is None:
+    if found is None or not access_of(request).can("ASSET", "READ", found.get("namespace") or "", tenant):
         raise ApiError(404, f"asset '{asset_id}' not found")
     graph = await blocking(svc.lineage, tenant, asset_id)
     events = await blocking(svc.events, tenant, asset_id)
@@ -751,6 +791,99 @@ def plugin_type_page(request: Request, tenant: str, type_id: str) -> HTMLRespons
     if cls is None:
         raise ApiError(404, f"no plugin type {type_id}")
     return render(request, "plugin_type.html", tenant=tenant, type_id=type_id, doc=views.type_doc(cls))
+
+
+# -- kill switches ----------------------------------------------------------------------------------
+def _ks_page(request: Request, tenant: str, status: int = 200, error: str | None = None,
+             form: dict[str, Any] | None = None) -> HTMLResponse:  # fmt: skip
+    from roost.server.routes.killswitches import visible_switches
+
+    st = state_of(request)
+    access = access_of(request)
+    rows = []
+    for sw in visible_switches(st, access, tenant):
+        ids = sw.get("executionIds") or []
+        sw["scope"] = (f"executions {', '.join(ids[:3])}" + (f" (+{len(ids) - 3})" if len(ids) > 3 else "") if ids
+                       else f"flow {sw['namespace']}.{sw['flowId']}" if sw.get("flowId")
+                       else f"namespace {sw['namespace']}" if sw.get("namespace") else f"tenant {tenant}")  # fmt: skip
+        ns = sw.get("namespace") if not ids else None
+        sw["can_update"] = (
+            access.can("KILL_SWITCH", "UPDATE", ns, tenant)
+            if ns
+            else access.scope("KILL_SWITCH", "UPDATE", tenant).all
+        )
+        sw["can_delete"] = (
+            access.can("KILL_SWITCH", "DELETE", ns, tenant)
+            if ns
+            else access.scope("KILL_SWITCH", "DELETE", tenant).all
+        )
+        rows.append(sw)
+    current = [sw for sw in rows if sw["status"] != "ARCHIVED"]
+    archived = [sw for sw in rows if sw["status"] == "ARCHIVED"]
+    return render(request, "killswitches.html", status, tenant=tenant, current=current, archived=archived, error=error,
+                  form=form or {})  # fmt: skip
+
+
+@router.get("/ui/{tenant}/killswitches")
+async def killswitches_page(request: Request, tenant: str) -> HTMLResponse:
+    """Instance > Kill Switch: create one on this tenant; the active, scheduled and archived ones."""
+    tenant = _tenant(request, tenant)
+    return await blocking(_ks_page, request, tenant)
+
+
+def _form_date(value: Any) -> str | None:
+    """A ``datetime-local`` field (UTC) as the API's ISO date-time; empty stays empty."""
+    text = str(value or "").strip()
+    return (text + "Z" if "Z" not in text and "+" not in text else text) if text else None
+
+
+@router.post("/ui/{tenant}/killswitches")
+async def create_killswitch(request: Request, tenant: str) -> Response:
+    from datetime import UTC, datetime
+
+    from roost.server.routes.killswitches import create_switch
+
+    st = state_of(request)
+    tenant = _tenant(request, tenant)
+    form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+    body = {"name": form.get("name", ""), "tenantId": tenant, "evaluationType": form.get("evaluationType", ""),
+            "namespace": form.get("namespace", "").strip() or None, "flowId": form.get("flowId", "").strip() or None,
+            "executionIds": [i.strip() for i in form.get("executionIds", "").replace(",", "\n").splitlines() if i.strip()],
+            "startDate": _form_date(form.get("startDate")) or datetime.now(UTC).isoformat(),
+            "endDate": _form_date(form.get("endDate")), "description": form.get("description", "").strip() or None}  # fmt: skip
+    try:
+        await blocking(create_switch, st, access_of(request), body)
+    except ApiError as exc:
+        return await blocking(
+            _ks_page, request, tenant, exc.status if exc.status in (400, 403) else 400, exc.message, form
+        )
+    return RedirectResponse(f"/ui/{tenant}/killswitches", status_code=303)
+
+
+@router.post("/ui/{tenant}/killswitches/{switch_id}/delete")
+async def delete_killswitch(request: Request, tenant: str, switch_id: str) -> Response:
+    from roost.server.routes.killswitches import delete_switch
+
+    tenant = _tenant(request, tenant)
+    await blocking(delete_switch, state_of(request), access_of(request), switch_id)
+    return RedirectResponse(f"/ui/{tenant}/killswitches", status_code=303)
+
+
+@router.post("/ui/{tenant}/killswitches/{switch_id}/enabled")
+async def enable_killswitch(request: Request, tenant: str, switch_id: str) -> Response:
+    from roost.server.routes.killswitches import existing_switch, switch_json, update_switch
+
+    st = state_of(request)
+    tenant = _tenant(request, tenant)
+    enabled = str((await request.form()).get("enabled") or "") == "true"
+    access = access_of(request)
+
+    def toggle() -> None:
+        current = switch_json(existing_switch(st, access, switch_id, "UPDATE"))
+        update_switch(st, access, switch_id, {**current, "enabled": enabled})
+
+    await blocking(toggle)
+    return RedirectResponse(f"/ui/{tenant}/killswitches", status_code=303)
 
 
 # -- plugin pages -----------------------------------------------------------------------------------
