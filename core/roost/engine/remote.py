@@ -17,13 +17,13 @@ import os
 import socket
 import threading
 import time
-import uuid
 from typing import Any
 
 from roost.engine.executor import Job, index_of
 from roost.engine.model import FAILED, KILLED, TERMINAL
 from roost.engine.queue import Message
 from roost.engine.worker import _never_started
+from roost.store.cluster import process_id
 
 log = logging.getLogger("roost.worker")
 
@@ -140,7 +140,7 @@ class WorkerProcess:
         self.group = group
         self.heartbeat_interval = heartbeat_interval
         self.poll_interval = poll_interval if engine.store.engine.dialect.name == "postgresql" else 0.05
-        self.worker_id = self._new_id()
+        self.worker_id = process_id()
         self.claims: dict[str, tuple[str, str]] = {}  # task run id → (claim, execution id)
         self._free = threading.Semaphore(self.threads)
         self._wake = threading.Event()
@@ -150,10 +150,6 @@ class WorkerProcess:
         engine.queue = _Results(self)
         self.listener = Listener(engine.store, [JOBS_CHANNEL, KILL_CHANNEL], self._notified)
         self.started = threading.Event()
-
-    @staticmethod
-    def _new_id() -> str:
-        return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -298,7 +294,7 @@ class WorkerProcess:
                     self.claims.clear()
                 for taskrun_id in dropped:
                     self.engine.worker.kill(taskrun_id)
-                self.worker_id = self._new_id()
+                self.worker_id = process_id()
                 self.jobs.register(
                     self.worker_id, self.group, socket.gethostname(), os.getpid(), self.threads
                 )

@@ -155,10 +155,9 @@ def _engine(component: str, store: Any, data_dir: Path, workers: int, credential
         queue: Any = InProcessQueue()
     else:
         if component in ("standalone", "executor"):
-            from roost.engine.remote import WorkerProcess
-            from roost.store.cluster import Leases
+            from roost.store.cluster import Leases, process_id
 
-            leases = Leases(store, owner=WorkerProcess._new_id(), ttl=lease_timeout)
+            leases = Leases(store, owner=process_id(), ttl=lease_timeout)
         queue = StoreQueue(store, consume=component in ("standalone", "executor"), leases=leases)
     defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
     engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,

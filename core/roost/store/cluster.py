@@ -521,6 +521,19 @@ class WorkQueue(_Sql):
             return int(conn.execute(sa.select(sa.func.count()).select_from(worker_jobs)).scalar() or 0)
 
 
+def libpq_url(store: Any) -> str:
+    """The store's PostgreSQL URL for a connection of our own (LISTEN, a session lock), outside the pool."""
+    return str(store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+
+def process_id() -> str:
+    """A name for this process in the cluster tables: host, pid and a random part (pids are reused)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 class Listener:
     """A thread LISTENing on PostgreSQL channels, calling ``on_notify(channel, payload)`` per NOTIFY.
 
@@ -552,17 +565,13 @@ class Listener:
         if self._thread is not None:
             self._thread.join(3)
 
-    def _dsn(self) -> str:
-        url = self.store.engine.url.set(drivername="postgresql")
-        return str(url.render_as_string(hide_password=False))
-
     def _run(self) -> None:
         import psycopg
 
         delay = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn(), autocommit=True) as conn:
+                with psycopg.connect(libpq_url(self.store), autocommit=True) as conn:
                     for channel in self.channels:
                         conn.execute(f"LISTEN {channel}")  # channel names are our constants
                     self.on_notify("", "")
@@ -628,7 +637,7 @@ class LeaderLock:
             if self._conn is not None:
                 self._conn.execute("SELECT 1")  # still connected: the lock is still ours
                 return True
-            conn = psycopg.connect(Listener(self.store, [], lambda *_: None)._dsn(), autocommit=True)
+            conn = psycopg.connect(libpq_url(self.store), autocommit=True)
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
             if row and row[0]:
                 self._conn = conn
