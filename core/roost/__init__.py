@@ -29,6 +29,7 @@ from roost.flow.task import (
     WebhookTrigger,
 )
 from roost.hookspecs import hookimpl
+from roost.killgate import KillGate
 from roost.plugins import LazyType
 from roost.scripts import ScriptOutput, ScriptTask
 from roost.secret_backends import SecretBackendError, SecretConfigError
@@ -121,6 +122,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "KillGate",
     "ApiClient",
     "ApiError",
     "Asset",

@@ -37,19 +37,19 @@ import email.utils
 import functools
 import json
 import ssl
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from typing import Any, Literal, Self
+from typing import Any, Literal, NoReturn, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import ConfigDict
 
 from roost import Model, RunContext, TaskError
+from roost.killgate import KillGate
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
@@ -265,11 +265,10 @@ class ApiClient:
             else verify or _tls_context(),
             proxy=proxy,
         )
-        self._killed = threading.Event()
-        self._waiter: threading.Event | None = None
-        self._lock = threading.Lock()
+        self._gate = KillGate(on_kill=self._http.close)
+        self._killed = self._gate.killed
         if ctx is not None:
-            ctx.on_kill(self._on_kill)
+            ctx.on_kill(self._gate.kill)
 
     @staticmethod
     def header_value(value: str | None, name: str) -> str | None:
@@ -292,18 +291,7 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def _on_kill(self) -> None:
-        self._killed.set()
-        with self._lock:
-            waiter = self._waiter
-        if waiter is not None:
-            waiter.set()
-        try:
-            self._http.close()
-        except Exception:  # closing while a request runs on another thread may complain
-            pass
-
-    def _raise_killed(self) -> None:
+    def _raise_killed(self) -> NoReturn:
         if self._ctx is not None:
             self._ctx.sleep(0)  # raises the engine's kill exception
         raise TaskError(f"{self.service} call{self._while()} abandoned: the execution was killed")
@@ -376,31 +364,9 @@ class ApiClient:
             self._raise_killed()
         if self._ctx is None:
             return self._do(request, label)
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["response"] = self._do(request, label)
-            except BaseException as exc:  # handed to the calling thread
-                box["error"] = exc
-            finally:
-                done.set()
-
-        with self._lock:
-            self._waiter = done
-        try:
-            threading.Thread(target=work, name=f"{type(self).__name__}-http", daemon=True).start()
-            done.wait()
-        finally:
-            with self._lock:
-                self._waiter = None
-        if "response" in box:
-            return box["response"]
-        if "error" in box and not self._killed.is_set():
-            raise box["error"]
-        self._raise_killed()
-        raise AssertionError("unreachable")
+        return self._gate.run(
+            lambda: self._do(request, label), self._raise_killed, f"{type(self).__name__}-http"
+        )
 
     def send(
         self,

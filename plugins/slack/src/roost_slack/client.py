@@ -20,12 +20,11 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
-import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 from urllib.error import HTTPError, URLError
 
-from roost import RunContext, TaskError, parse_retry_after
+from roost import KillGate, RunContext, TaskError, parse_retry_after
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import RetryHandler
@@ -154,11 +153,10 @@ class SlackClient:
             logger=_SDK_LOGGER,
             retry_handlers=[_KillAwareRateLimitHandler(self)],
         )
-        self._killed = threading.Event()
-        self._waiter: threading.Event | None = None
-        self._lock = threading.Lock()
+        self._gate = KillGate()
+        self._killed = self._gate.killed
         if ctx is not None:
-            ctx.on_kill(self._on_kill)
+            ctx.on_kill(self._gate.kill)
 
     # -- context ---------------------------------------------------------------------------------
     def log(self, level: str, message: str, *args: Any) -> None:
@@ -175,14 +173,7 @@ class SlackClient:
     def scrub(self, text: str) -> str:
         return text.replace(self._token, "****")
 
-    def _on_kill(self) -> None:
-        self._killed.set()
-        with self._lock:
-            waiter = self._waiter
-        if waiter is not None:
-            waiter.set()
-
-    def _raise_killed(self) -> None:
+    def _raise_killed(self) -> NoReturn:
         if self._ctx is not None:
             self._ctx.sleep(0)  # raises the engine's kill exception
         raise TaskError("Slack call abandoned: the execution was killed")
@@ -196,32 +187,7 @@ class SlackClient:
 
     def run(self, method: str, work: Callable[[], Any]) -> dict[str, Any]:
         """Run one SDK call (``work``) on a helper thread a kill abandons; its data, or a SlackError."""
-        if self._killed.is_set():
-            self._raise_killed()
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["data"] = self._translate(method, work)
-            except BaseException as exc:  # handed to the calling thread
-                box["error"] = exc
-            finally:
-                done.set()
-
-        with self._lock:
-            self._waiter = done
-        try:
-            threading.Thread(target=target, name="slack-call", daemon=True).start()
-            done.wait()
-        finally:
-            with self._lock:
-                self._waiter = None
-        if self._killed.is_set() and "data" not in box:
-            self._raise_killed()
-        if "error" in box:
-            raise box["error"]
-        return box["data"]
+        return self._gate.run(lambda: self._translate(method, work), self._raise_killed, "slack-call")
 
     def pages(self, method: str, key: str, *, max_pages: int = 10_000, **params: Any) -> Iterator[list[Any]]:
         """Every page of a cursor-paginated method (``response_metadata.next_cursor``): its ``key`` list."""
