@@ -266,3 +266,55 @@ def test_worker_groups_and_working_directory_pins(db_url: str, tmp_path: Path) -
     assert [j.taskrun_id for j in jobs.claim("other", None, 5)] == ["free"]  # p2 belongs with p1's folder
     assert [j.taskrun_id for j in jobs.claim("plain", None, 5)] == ["p2"]
     store.close()
+
+
+def test_kill_reaches_a_task_run_on_a_worker_process(tmp_path: Path, db_url: str) -> None:
+    """A kill sent through the store reaches the worker process running the task (LISTEN/NOTIFY): the
+    script's process is stopped and the execution ends KILLED long before the script would have."""
+    data = tmp_path / "data"
+    producer = build_engine("webserver", data_dir=data, db_url=db_url)
+    flow = producer.deploy("""id: long
+namespace: scale.out
+tasks:
+  - id: nap
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["sleep 60"]
+""")
+    procs = [start("executor", data, db_url, "--no-local-workers"), start("worker", data, db_url)]
+    try:
+        ex_id = producer.create_execution(flow).id
+        deadline = time.monotonic() + 60
+        while True:
+            with producer.store.engine.connect() as conn:
+                claimed = conn.execute(sa.select(db.worker_jobs.c.worker_id)).scalar()
+            if claimed:
+                break
+            assert time.monotonic() < deadline, "no worker took the task run"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the script is running
+        killed_at = time.monotonic()
+        producer.kill(ex_id)
+        while (ex := producer.store.load_execution(ex_id)) is None or ex[0]["state"]["current"] != "KILLED":
+            assert time.monotonic() - killed_at < 30, ex and ex[0]["state"]["current"]
+            time.sleep(0.1)
+        assert ex[1][0]["state"]["current"] == "KILLED"
+    finally:
+        for p in procs:
+            p.stop()
+        producer.store.close()
+
+
+def test_secrets_a_worker_process_learns_are_masked_by_the_executor_too() -> None:
+    """A worker sends back its mask-set state (no secret in it); the executor's set absorbs it, with the
+    same salt, so the executor's own lines mask a value only the worker read."""
+    from roost.expr.masking import MaskSet
+
+    executor_set = MaskSet()
+    worker_set = MaskSet.restore(executor_set.state(), lambda ns, key: None)
+    worker_set.add("hunter2-token")  # a credential token: kept as a digest, never in clear
+    worker_set.add("s3cret", ("team", "DB_PASSWORD"))  # a backend secret: kept as its reference
+    state = worker_set.state()
+    assert "hunter2-token" not in str(state) and "s3cret" not in str(state)
+    executor_set.absorb(state, lambda ns, key: "s3cret" if (ns, key) == ("team", "DB_PASSWORD") else None)
+    assert executor_set.mask("pw=s3cret token=hunter2-token") == "pw=****** token=******"
+    assert executor_set.dirty  # written with the execution's next batch
