@@ -74,9 +74,23 @@ def ignored_flows(text: str) -> set[str]:
     return out
 
 
+def _executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--local-workers/--no-local-workers", default=True, envvar="ROOST_LOCAL_WORKERS", show_default=True,
+                     help="Run task runs in this process's thread pool, or hand them to `roost server worker` processes."),
+        click.option("--lease-timeout", type=click.FloatRange(min=1), default=30.0, envvar="ROOST_LEASE_TIMEOUT",
+                     show_default=True, help="Seconds before another executor takes over the executions of a dead one."),
+        click.option("--worker-timeout", type=click.FloatRange(min=1), default=15.0, envvar="ROOST_WORKER_TIMEOUT",
+                     show_default=True, help="Seconds without heartbeat before a worker process is dead and its task runs resubmitted."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 def _run(component: str, *, config_path: str | None, data_dir: str, workers: int, db_url: str | None = None,
          host: str | None = None, port: int | None = None, ignore_executions: str = "",
-         ignore_flows: str = "") -> None:  # fmt: skip
+         ignore_flows: str = "", **options: Any) -> None:  # fmt: skip
     import logging
 
     from roost.server.config import ConfigError, load_config
@@ -108,7 +122,7 @@ def _run(component: str, *, config_path: str | None, data_dir: str, workers: int
 
     try:
         serve(component, data_dir=Path(data_dir), db_url=db_url, config=config, workers=workers, ready=ready,
-              ignore_executions=ignore["executions"], ignore_flows=ignore["flows"])  # fmt: skip
+              ignore_executions=ignore["executions"], ignore_flows=ignore["flows"], **options)  # fmt: skip
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -124,6 +138,7 @@ def local(**kw: Any) -> None:
 
 @server.command("standalone")
 @_common(http=True, store="optional")
+@_executor_options
 def standalone(**kw: Any) -> None:
     """Everything in one process over --db-url; also serves messages other processes leave in the store."""
     _run("standalone", **kw)
@@ -138,15 +153,20 @@ def webserver(**kw: Any) -> None:
 
 @server.command("executor")
 @_common(http=False, store="required")
+@_executor_options
 def executor(**kw: Any) -> None:
-    """The executor loop with its worker pool (task runs execute in this process)."""
+    """The executor loop; task runs execute in its worker pool, or with --no-local-workers in `worker` processes.
+
+    Run as many executors as you like over one PostgreSQL store: each works on the executions it leases."""
     _run("executor", **kw)
 
 
 @server.command("worker")
 @_common(http=False, store="required")
+@click.option("--worker-group", envvar="ROOST_WORKER_GROUP", default=None,
+              help="Take only task runs of this worker group (default: those of no group).")  # fmt: skip
 def worker(**kw: Any) -> None:
-    """For now the same as `executor`: task runs are not dispatched to separate worker processes yet."""
+    """Run task runs that executors started with --no-local-workers dispatch (--workers threads)."""
     _run("worker", **kw)
 
 

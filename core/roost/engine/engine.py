@@ -42,14 +42,14 @@ from roost.engine.model import (
     iso,
     now,
 )
-from roost.engine.queue import InProcessQueue, Message, Queue
+from roost.engine.queue import InProcessQueue, Message, Queue, TaskQueue
 from roost.engine.services import EngineServices
 from roost.engine.worker import Worker
 from roost.expr.masking import MaskSet
 from roost.flow.build import FlowInvalid, parse_flow
 from roost.flow.model import Flow, PluginDefault
 from roost.plugin_defaults import defaults_for
-from roost.store.db import SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
+from roost.store.db import LeaseLost, SqlKV, SqlLogs, SqlNamespaceFiles, Store, store_unavailable
 
 log = logging.getLogger("roost.engine")
 
@@ -78,6 +78,7 @@ class Engine:
         ignore_flows: set[str] | None = None,
         credentials: Any = None,
         on_execution_end: Callable[[Execution], None] | None = None,
+        leases: Any = None,
         storage: Any = None,
         secrets: Any = None,
         kill_switches: KillSwitchGuard | None = None,
@@ -85,7 +86,10 @@ class Engine:
     ) -> None:
         """``keep_ended``: how many just-ended executions ``wait()`` answers from memory rather than from
         the store (a server keeps none: its API waits read the store, and thousands of kept executions
-        only lengthen every full garbage collection)."""
+        only lengthen every full garbage collection).
+        ``leases`` (:class:`roost.store.cluster.Leases`): several executors share the store, each
+        working only on the executions it leases. Task runs go to ``self.tasks``: the in-process
+        pool ``self.worker`` unless a worker-process queue is set (``roost.engine.remote``)."""
         from roost.plugins import get_plugins
 
         self.store = store
@@ -130,6 +134,9 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self.worker = Worker(self, workers)
+        self.tasks: TaskQueue = self.worker
+        self.leases = leases
+        self._next_lease_check = 0.0
         self.log_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.assets = AssetService(store)
         self.assets.listeners.append(self._on_asset_event)
@@ -194,7 +201,9 @@ class Engine:
         if self._thread is not None:
             return self
         if recover:
-            for ex_id in self.store.execution_ids(ACTIVE):
+            # with leases, only the executions no live executor holds; every active one otherwise
+            ids = self.leases.orphans(ACTIVE, grace=0) if self.leases else self.store.execution_ids(ACTIVE)
+            for ex_id in ids:
                 self.queue.put(Message("recover", ex_id))
         self._thread = threading.Thread(target=self._loop, name="roost-executor", daemon=True)
         self._thread.start()
@@ -206,9 +215,19 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.tasks is not self.worker:
+            self.tasks.shutdown()
+        close = getattr(self.queue, "close", None)
+        if close is not None:
+            close()
         self.worker.shutdown()
         self._flush_logs()
         self.secrets.close()
+        if self.leases is not None:
+            try:  # hand the executions over at once rather than after the lease timeout
+                self.leases.expire_all()
+            except Exception as exc:
+                log.warning("cannot give the executions' leases back: %s", exc)
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -297,7 +316,7 @@ class Engine:
         ex.variables = {}
         if schedule_date is not None:
             ex.schedule_date = schedule_date
-        return self.admit(ex, flow)
+        return self.admit(ex, flow, only_new=execution_id is not None)
 
     def typed_inputs(self, flow: Flow, ex: Execution, inputs: dict[str, Any] | None) -> dict[str, Any]:
         """The execution's inputs typed by the flow (FILE inputs stored under the execution)."""
@@ -315,12 +334,13 @@ class Engine:
 
         return resolve_inputs(flow, dict(inputs or {}), ctx, store_file)
 
-    def admit(self, ex: Execution, flow: Flow, *, share: bool = True) -> Execution:
+    def admit(self, ex: Execution, flow: Flow, *, share: bool = True, only_new: bool = False) -> Execution:
         """Store a new execution and queue its start: a CREATED one under the flow's concurrency limit
         (QUEUED, CANCELLED or FAILED above it), a RESTARTED one (a replay from a task run) at once.
 
         ``share``: hand ``ex`` itself to the executor (it then changes under the caller's feet), rather
-        than have the executor read it back from the store."""
+        than have the executor read it back from the store. ``only_new``: the id was given by the caller (a
+        scheduled date, a deduplicated webhook): :class:`roost.store.db.ExecutionExists` if it is taken."""
         tenant = ex.tenant
         switch = (
             self.kill_switches.match(tenant, flow.namespace, flow.id, ex.id)
@@ -345,12 +365,21 @@ class Engine:
         self._waiters[ex.id] = threading.Event()
         masks = self.masks(tenant, ex.id)
         version = masks.version
+        start = Message("start", ex.id, {"tenant": tenant})
+        # a queue in the store takes the start message in the execution's own transaction (one write,
+        # and never an execution without its start message)
+        to_store = getattr(self.queue, "writes_to_store", None)
+        in_tx = ex.state.current in (CREATED, "RESTARTED") and to_store is not None and to_store(start)
         self.store.save_executions(
             [(ex.header_dict(), [(seq, tr.to_dict()) for seq, tr in enumerate(ex.task_runs)])],
             masks={ex.id: masks.state()} if masks.dirty else None,
+            only_new=only_new,
+            also=functools.partial(self.queue.put_in, message=start) if in_tx else None,  # type: ignore[attr-defined]
         )
         masks.saved = version
-        if ex.state.current == CREATED and not ex.task_runs and share:
+        if in_tx:
+            pass  # already in the store's queue
+        elif ex.state.current == CREATED and not ex.task_runs and share:
             self._persisted[ex.id] = _Persisted()
             self._cache[ex.id] = ex  # the executor takes it from here without reading it back
             self.queue.put(Message("start", ex.id, {"tenant": tenant}))
@@ -492,6 +521,8 @@ class Engine:
                 self._stop.wait(min(0.05 * 2**failures, MAX_RETRY_DELAY))
 
     def _step(self) -> None:
+        if self.leases is not None and time.monotonic() >= self._next_lease_check:
+            self._keep_leases()
         timeout = min(0.2, self.kill_switches.due())
         if self._timers:
             timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
@@ -511,6 +542,26 @@ class Engine:
         finally:
             if gc_was_on:
                 gc.enable()
+
+    def _keep_leases(self) -> None:
+        """Renew this executor's leases (forgetting executions it lost) and recover the executions whose
+        executor died (their lease expired) or that no executor took."""
+        leases = self.leases
+        self._next_lease_check = time.monotonic() + leases.ttl / 3
+        self._forget(leases.renew())
+        for ex_id in leases.orphans(ACTIVE, grace=leases.ttl):
+            log.info("execution %s had no live executor: recovering it", ex_id)
+            self._forget([ex_id], quiet=True)  # what this process remembers of it may be stale
+            self.queue.put(Message("recover", ex_id))
+
+    def _forget(self, execution_ids: Any, quiet: bool = False) -> None:
+        """Drop executions from memory: another executor holds them now (or this one must re-read them)."""
+        for ex_id in execution_ids:
+            self._cache.pop(ex_id, None)
+            self._persisted.pop(ex_id, None)
+            self._written.pop(ex_id, None)
+            if not quiet:
+                log.warning("execution %s is now another executor's", ex_id)
 
     def _handle(self, messages: list[Message]) -> None:
         """Apply a batch of messages, run the inline tasks they lead to, persist once, then dispatch."""
@@ -555,16 +606,24 @@ class Engine:
             pending = results
         if not touched:
             return
-        self._persist(touched.values(), restarted)
+        staged = self.tasks.transactional  # the jobs go in the batch's transaction (worker processes)
+        if staged:
+            for eff in effects.values():
+                for job in eff.jobs:
+                    self.tasks.submit(job)
+        lost = self._persist(touched.values(), restarted, jobs=staged)
         self._flush_logs()
         for ex_id, eff in effects.items():
-            self._carry_out(touched[ex_id], eff)
+            if ex_id not in lost:
+                self._carry_out(touched[ex_id], eff, submit=not staged)
 
     def _accept(self, msg: Message) -> tuple[Execution, Switch | None] | None:
         """The execution a message is for and the kill switch acting on it, unless the message is dropped:
         ignored executions and flows (``--ignore-*``) and an IGNORE switch's scope."""
         if msg.kind in ("wake", "switches") or msg.execution_id in self.ignore_executions:
             return None
+        if self.leases is not None and not self.leases.holds(msg.execution_id):
+            return None  # another executor's now: it re-derives the work from the record
         ex = self._load(msg.execution_id)
         if ex is None or self._flow_ignored(ex):
             return None
@@ -665,12 +724,18 @@ class Engine:
     def _load(self, execution_id: str) -> Execution | None:
         ex = self._cache.get(execution_id)
         if ex is None:
-            loaded = self.store.load_execution(execution_id)
+            loaded = self.store.load_execution_and_masks(execution_id, masks=execution_id not in self._masks)
             if loaded is None:
                 return None
-            ex = Execution.from_dicts(*loaded)
+            header, runs, mask_state = loaded
+            ex = Execution.from_dicts(header, runs)
             if ex.state.terminal() and execution_id not in self._waiters:
                 return ex
+            if execution_id not in self._masks:  # read with the execution: one trip to the store, not two
+                with self._masks_lock:
+                    secrets = self.runtime(ex.tenant).secrets
+                    restored = MaskSet.restore(mask_state, secrets.get) if mask_state else MaskSet()
+                    self._masks.setdefault(execution_id, restored)
             self._cache[ex.id] = ex
             state = self._persisted[ex.id] = _Persisted()
             state.count = len(ex.task_runs)
@@ -692,6 +757,8 @@ class Engine:
         if kind == "start":
             return executor.start(ex, flow)
         if kind == "result":
+            if p.get("masks"):  # secrets a worker process learnt: mask them in the executor's lines too
+                self.masks(ex.tenant, ex.id).absorb(p["masks"], self.runtime(ex.tenant).secrets.get)
             return executor.on_result(
                 ex, flow, p["taskrun_id"], p["state"], p.get("outputs"), p["attempt"], p.get("error")
             )
@@ -719,6 +786,8 @@ class Engine:
             )
         if kind == "recover":
             return self._recover(ex, flow, executor)
+        if kind == "resubmitted":
+            return executor.resubmitted(ex, flow, p["taskrun_id"], p.get("submission"), p.get("worker"))
         return Effects()
 
     @staticmethod
@@ -780,7 +849,7 @@ class Engine:
         )  # MAX_DURATION SLAs keep counting from the execution's start
         return eff
 
-    def _persist(self, touched: Any, full: set[str] | None = None) -> None:
+    def _persist(self, touched: Any, full: set[str] | None = None, jobs: bool = False) -> set[str]:
         """Write each touched execution's header, the task runs that changed and its masks, in one
         transaction, retried until the store takes it (``_retrying``).
 
@@ -820,19 +889,47 @@ class Engine:
             state.count = len(ex.task_runs)
             items.append((ex.header_dict(), changed))
         mask_states = {ex_id: m[2] for ex_id, m in masks.items()}
-        self._retrying(lambda: self.store.save_executions(items, masks=mask_states, keep_only=keep_only,
-                                                          written=self._written),
-                       f"the state of {len(items)} executions")  # fmt: skip
+        lost: set[str] = set()
+        while True:
+            fence = None
+            if self.leases is not None:
+                ids = [header["id"] for header, _ in items]
+                ended = [header["id"] for header, _ in items if header["state"]["current"] in TERMINAL]
+                fence = functools.partial(self.leases.fence, ids=ids, release=ended)
+            try:
+                also = (
+                    functools.partial(self.tasks.write, execution_ids={h["id"] for h, _ in items})
+                    if jobs
+                    else None
+                )
+                write = functools.partial(self.store.save_executions, items, masks=mask_states,
+                                          keep_only=keep_only, written=self._written,
+                                          fence=fence, also=also)  # fmt: skip
+                self._retrying(write, f"the state of {len(items)} executions")
+                break
+            except LeaseLost as exc:  # another executor took these over: it works from the record
+                lost |= exc.execution_ids
+                self.leases.forget(exc.execution_ids)
+                self._forget(exc.execution_ids)
+                items = [item for item in items if item[0]["id"] not in exc.execution_ids]
+                for ex_id in exc.execution_ids:
+                    mask_states.pop(ex_id, None)
+                    masks.pop(ex_id, None)
+                if not items:
+                    break
+        if jobs:
+            self.tasks.written()
         for ex_masks, version, _state in masks.values():
             ex_masks.saved = version
+        return lost
 
-    def _carry_out(self, ex: Execution, eff: Effects) -> None:
-        for job in eff.jobs:
-            self.worker.submit(job)
+    def _carry_out(self, ex: Execution, eff: Effects, submit: bool = True) -> None:
+        for job in eff.jobs if submit else ():
+            self.tasks.submit(job)
         for kill in eff.kills:
-            self.worker.kill(kill.taskrun_id, kill.execution_id)
+            self.tasks.kill(kill.taskrun_id, kill.execution_id)
         for waiting in eff.unqueue:
-            self.worker.unqueue(waiting.taskrun_id, waiting.execution_id, CANCELLED)
+            self.tasks.unqueue(waiting.taskrun_id, waiting.execution_id, CANCELLED)
         for k in eff.kill_executions:
             self.kill(k.execution_id)
         for timer in eff.timers:
@@ -932,7 +1029,7 @@ class Engine:
         self.assets.record(job.tenant, bundles, {
             "namespace": job.namespace, "flowId": job.flow_id, "flowRevision": ex.flow_revision if ex else None,
             "executionId": job.execution_id, "taskId": job.task.id, "taskRunId": job.taskrun_id,
-        })  # fmt: skip
+        } | ({} if ex else {"flowRevision": (job.variables.get("flow") or {}).get("revision")}))  # fmt: skip
 
     def _on_asset_event(self, tenant: str, event: dict[str, Any]) -> None:
         """Start the executions of every EventTrigger that matches an asset lifecycle event."""

@@ -23,6 +23,7 @@ from roost.engine.model import (
     PAUSED,
     QUEUED,
     RESTARTED,
+    RESUBMITTED,
     RETRYING,
     RUNNING,
     SKIPPED,
@@ -403,6 +404,21 @@ class Executor:
             ex.state.set(RUNNING)
         ex.metadata["finalState"] = state
         self._root(ex, flow, eff)  # afterExecution tasks still run, then the execution ends
+
+    def resubmitted(self, ex: Execution, flow: Flow, taskrun_id: str, submission: int | None,
+                    worker: str | None) -> Effects:  # fmt: skip
+        """A worker process holding the task run stopped heartbeating: the run went back to the queue
+        for another worker (at least once). Recorded in its state history as Kestra's RESUBMITTED."""
+        tr = ex.by_id.get(taskrun_id)
+        if tr is None or tr.state.current in TERMINAL:
+            return Effects()
+        tr.state.set(RESUBMITTED)
+        tr.state.set(RUNNING)
+        tr.extra["submissions"] = submission
+        ex.touch(tr)
+        self._log(ex, tr, "WARN", f"worker {worker} stopped heartbeating: task run resubmitted to another "
+                                  f"worker (submission {submission})")  # fmt: skip
+        return Effects()
 
     def on_result(self, ex: Execution, flow: Flow, taskrun_id: str, state: str, outputs: dict[str, Any] | None,
                   attempt: dict[str, Any], error: str | None = None) -> Effects:  # fmt: skip

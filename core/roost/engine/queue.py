@@ -53,86 +53,123 @@ class InProcessQueue:
         return self._q.qsize()
 
 
-class StoreQueue:
-    """Messages between processes over the shared store (a ``queue_messages`` table).
+class TaskQueue(Protocol):
+    """Where the executor sends the task runs it dispatches: the in-process thread pool
+    (:class:`roost.engine.worker.Worker`) or worker processes over the store
+    (:class:`roost.engine.remote.RemoteTaskQueue`).
 
-    Producers (a webserver-only or scheduler-only process) insert rows. The one
-    consuming process (the executor) takes rows in batches, deleting what it
-    takes; the messages it sends itself (worker results, timers, subflow
-    events) stay in memory, so the hot path never touches the table. A message
-    lost to a crash is recovered like any other: the executor re-derives pending
-    work from the stored executions when it starts.
+    A queue that is not ``transactional`` is given each job once the executor's batch is written (a
+    job never starts before the state that dispatched it is stored). A ``transactional`` one is given
+    the batch's jobs before, and writes them in the batch's own transaction (:meth:`write`, then
+    :meth:`written` once it committed): the jobs exist if and only if the state that dispatched them does.
     """
 
-    def __init__(self, store: Any, *, consume: bool, poll_interval: float = 0.05) -> None:
-        import sqlalchemy as sa
+    transactional: bool
+
+    def submit(self, job: Any) -> None: ...
+
+    def write(self, conn: Any, execution_ids: set[str]) -> None:
+        """(transactional) Write the submitted jobs of ``execution_ids`` in the open transaction ``conn``."""
+
+    def written(self) -> None:
+        """(transactional) The batch committed: forget its jobs."""
+
+    def kill(self, taskrun_id: str, execution_id: str = "") -> None:
+        """Stop a task run; one that never started is confirmed KILLED at once."""
+
+    def unqueue(self, taskrun_id: str, execution_id: str, state: str) -> None:
+        """A task run that has not started never will, and is answered ``state``; a running one goes on."""
+
+    def shutdown(self) -> None: ...
+
+
+class StoreQueue:
+    """Messages between processes over the shared store (``roost.store.cluster.MessageTable``).
+
+    Producers (a webserver-only, scheduler-only or worker process) insert rows. Consumers (executors)
+    take rows in batches, deleting what they take; the messages an executor sends itself stay in
+    memory, so the hot path never touches the table. With ``leases`` several executors share the
+    table: each takes only messages of executions it holds (or can lease now), and keeps in memory
+    only the messages of executions it holds. A message lost to a crash is recovered like any other:
+    the executor re-derives pending work from the stored executions.
+
+    On PostgreSQL a LISTEN connection wakes the consumer when a row is written; the table is also
+    read every ``fallback_interval`` seconds, in case a notification was missed. On SQLite the table
+    is read every ``poll_interval`` seconds.
+    """
+
+    def __init__(self, store: Any, *, consume: bool, poll_interval: float = 0.05, leases: Any = None,
+                 fallback_interval: float = 1.0) -> None:  # fmt: skip
+        from roost.store.cluster import MESSAGES_CHANNEL, Listener, MessageTable
 
         self.store = store
         self.consume = consume
-        self.poll_interval = poll_interval
         self.local = InProcessQueue()
-        self._sa = sa
-        self.table = _queue_table()
-        self.table.create(store.engine, checkfirst=True)
-        self._postgres = not str(store.url).startswith("sqlite")
+        self.messages = MessageTable(store)
+        self.leases = leases
+        self.listener = Listener(store, [MESSAGES_CHANNEL], self._notified)
+        self.poll_interval = fallback_interval if self.listener.enabled else poll_interval
+        self._dirty = True  # rows may be waiting
+        self._unheld = True  # ... and some may be of executions this executor does not lease yet
+        self._last_poll = 0.0
+        if consume:
+            self.listener.start()
+
+    def _notified(self, _channel: str, payload: str) -> None:
+        leases = self.leases
+        if leases is not None and (not payload or not all(leases.holds(i) for i in payload.split(","))):
+            self._unheld = True
+        self._dirty = True
+        self.local.put(Message("wake", ""))
 
     def put(self, message: Message) -> None:
-        if self.consume:
+        if self.consume and self._mine(message):
             self.local.put(message)
             return
-        import json
-        import time
+        self.messages.put([(message.kind, message.execution_id, message.payload)])
 
-        with self.store.write_lock, self.store.engine.begin() as conn:
-            conn.execute(self.table.insert().values(kind=message.kind, execution_id=message.execution_id,
-                                                    payload=json.dumps(message.payload, default=str), created=time.time()))  # fmt: skip
+    def writes_to_store(self, message: Message) -> bool:
+        """Whether ``put`` would write ``message`` to the table (then :meth:`put_in` may write it in the
+        caller's transaction instead)."""
+        return not self.consume
+
+    def put_in(self, conn: Any, message: Message) -> None:
+        """Write ``message`` to the table in the open transaction ``conn``."""
+        self.messages.put_in(conn, [(message.kind, message.execution_id, message.payload)])
+
+    def _mine(self, message: Message) -> bool:
+        leases = self.leases
+        if leases is None or leases.holds(message.execution_id):
+            return True
+        # a new execution this process created: lease it at once rather than go through the table
+        return message.kind == "start" and bool(leases.acquire([message.execution_id]))
 
     def take(self, timeout: float, limit: int = 512) -> list[Message]:
         import time
 
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
-            out = self._take_rows(limit)
+            out: list[Message] = []
+            now = time.monotonic()
+            polling = now - self._last_poll >= self.poll_interval
+            if self._dirty or polling:
+                acquire = self._unheld or polling
+                self._dirty = self._unheld = False
+                if acquire:
+                    self._last_poll = now
+                rows, takeovers = self.messages.take(limit, self.leases, acquire=acquire)
+                out = [Message(r.kind, r.execution_id, r.payload) for r in rows]
+                # executions taken over from a dead executor: re-derive their pending work (after their
+                # messages, so results already written are applied before jobs are dispatched again)
+                out += [Message("recover", ex_id) for ex_id in takeovers]
             remaining = deadline - time.monotonic()
             wait = 0.0 if out else max(0.0, min(self.poll_interval, remaining))
             out += self.local.take(wait, limit - len(out)) if len(out) < limit else []
-            if out or remaining <= 0:
+            if any(m.kind != "wake" for m in out) or remaining <= 0:
                 return out
 
-    def _take_rows(self, limit: int) -> list[Message]:
-        import json
-
-        sa, t = self._sa, self.table
-        query = sa.select(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload).order_by(t.c.seq).limit(limit)
-        if self._postgres:
-            query = query.with_for_update(skip_locked=True)
-        with self.store.write_lock, self.store.engine.begin() as conn:
-            rows = conn.execute(query).all()
-            if rows:
-                conn.execute(t.delete().where(t.c.seq.in_([r.seq for r in rows])))
-        return [Message(r.kind, r.execution_id, json.loads(r.payload) if r.payload else {}) for r in rows]
-
     def depth(self) -> int:
-        sa, t = self._sa, self.table
-        with self.store.engine.connect() as conn:
-            stored = int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() or 0)
-        return stored + self.local.depth()
+        return self.messages.depth() + self.local.depth()
 
-
-_QUEUE_TABLE: Any = None
-
-
-def _queue_table() -> Any:
-    global _QUEUE_TABLE
-    if _QUEUE_TABLE is None:
-        import sqlalchemy as sa
-
-        _QUEUE_TABLE = sa.Table(
-            "queue_messages", sa.MetaData(),
-            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("kind", sa.String(32), nullable=False),
-            sa.Column("execution_id", sa.String(64), nullable=False),
-            sa.Column("payload", sa.Text),
-            sa.Column("created", sa.Float, nullable=False),
-        )  # fmt: skip
-    return _QUEUE_TABLE
+    def close(self) -> None:
+        self.listener.stop()

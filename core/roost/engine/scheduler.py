@@ -58,6 +58,7 @@ from roost.engine.conditions import (
 from roost.engine.model import Execution
 from roost.engine.trigger_context import Listener, TriggerContext, render_value
 from roost.flow.task import TERMINAL_STATES, FlowEndTrigger, RealtimeTrigger, ScheduleTrigger
+from roost.store.db import ExecutionExists
 
 log = logging.getLogger("roost.scheduler")
 
@@ -135,6 +136,10 @@ class Scheduler:
         self._watermark: float | None = None
         self._last_watch = 0.0
         self._recent: dict[str, float] = {}  # ended executions already handled (id -> end date)
+        from roost.store.cluster import LeaderLock
+
+        self.leader = LeaderLock(self.store, "scheduler")  # several scheduler processes: one fires
+        self._leading = False
         self._listeners: dict[tuple[str, str, str, str, int], Listener] = {}  # realtime triggers listening
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -160,6 +165,8 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.leader.release()
+        self._leading = False
         self._stop_listeners()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -173,6 +180,10 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not self._lead():
+                self._wake.wait(self.refresh)
+                self._wake.clear()
+                continue
             try:
                 self.tick()
             except Exception:  # the loop must survive a bug in one flow
@@ -181,6 +192,19 @@ class Scheduler:
             if delay > 0 and self._events.empty():
                 self._wake.wait(delay)
             self._wake.clear()
+
+    def _lead(self) -> bool:
+        """Whether this scheduler is the active one (another process may hold the leader lock)."""
+        leading = self.leader.held()
+        if leading and not self._leading:
+            log.info("this scheduler is the active one")
+            # a standby taking over reads the ends since about the last leader's last look
+            self._watermark = max(self._started_at or 0.0, time.time() - 2 * self.watch_interval)
+        elif not leading:
+            while not self._events.empty():  # the active scheduler reads them from the store
+                self._events.get_nowait()
+        self._leading = leading
+        return leading
 
     # -- one pass ----------------------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
@@ -284,6 +308,8 @@ class Scheduler:
                 flow, rendered, merged or None, tenant=entry.tenant, execution_id=execution_id,
                 trigger={"id": trig.id, "type": trig.type, "variables": variables},
             )  # fmt: skip
+        except ExecutionExists:
+            return None  # another scheduler process fired this date first
         except Exception as exc:
             log.error(
                 "trigger %s of %s.%s could not start an execution: %s",
@@ -592,7 +618,7 @@ class Scheduler:
         """Without an executor in this process (a separate ``scheduler`` component), no execution-end
         callback ever comes: read the executions that ended since the last look from the store instead."""
         now = time.time()
-        if getattr(self.engine, "_thread", None) is not None:
+        if getattr(self.engine, "_thread", None) is not None and getattr(self.engine, "leases", None) is None:
             self._watermark = now  # the executor runs here and calls back
             return
         if self._watermark is None:

@@ -104,6 +104,14 @@ class Worker:
             self._queued.add(job.taskrun_id)
         self.pool.submit(self._run_guarded, job)
 
+    transactional = False  # jobs are submitted once the executor's batch is written
+
+    def write(self, conn: Any, execution_ids: set[str]) -> None:
+        raise NotImplementedError("the in-process pool is not transactional")
+
+    def written(self) -> None:
+        raise NotImplementedError("the in-process pool is not transactional")
+
     def kill(self, taskrun_id: str, execution_id: str = "") -> None:
         """Stop a task run: a running one through its context; a queued one never starts and is confirmed
         KILLED at once, as is one this worker does not have (its result was lost, or dropped by an IGNORE

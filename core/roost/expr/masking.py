@@ -122,6 +122,25 @@ class MaskSet:
                 "digests": sorted([length, d] for d, length in digests.items()),
             }
 
+    def absorb(self, state: dict[str, Any], resolve: Callable[[str, str], str | None]) -> None:
+        """Add what another process's set of the same execution learnt (its :meth:`state`): secret
+        references are read again; digests count only when made with this set's salt (a worker process
+        starts from the executor's state, so they are)."""
+        other = MaskSet.restore(state, resolve)
+        for ref, value in other._refs.items():
+            self.add(value, ref)
+        if state.get("salt") == self._salt.hex() and other._pending:
+            with self._lock:
+                known = {self._digest(v) for v in self._values}
+                fresh = {d: n for d, n in other._pending.items() if d not in known and d not in self._pending}
+                if fresh:
+                    self._pending.update(fresh)
+                    self.version += 1
+        with self._lock:
+            if other._unresolved - self._unresolved:
+                self._unresolved |= other._unresolved
+                self.version += 1
+
     @classmethod
     def restore(cls, state: dict[str, Any], resolve: Callable[[str, str], str | None]) -> MaskSet:
         """The set from :meth:`state`; ``resolve(namespace, key)`` reads a secret again (None if gone)."""

@@ -343,7 +343,8 @@ class Task(PluginType):
     task_cache: TaskCache | None = None
     """Cache the task's outputs."""
     worker_group: dict[str, Any] | None = None
-    """Accepted for compatibility; one worker group here."""
+    """Kestra's ``workerGroup`` (``key``): with worker processes, only workers started with
+    ``--worker-group KEY`` run the task (it waits for one); the in-process pool runs every task."""
 
     def run(self, ctx: RunContext) -> Output | dict[str, Any] | None:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} does not implement run()")

@@ -9,14 +9,15 @@ standalone     everything, over ``--db-url`` (SQLite file or PostgreSQL); the ex
                messages other processes leave in the store's ``queue_messages`` table.
 webserver      the API only: executions it creates, kills, resumes or restarts become messages in the
                store for the executor process; ``?wait`` and the live views poll the store.
-executor       the executor loop and its worker pool (task runs execute here), over the store's queue.
-worker         the same as ``executor`` for now: task runs are not yet dispatched to separate workers.
+executor       the executor loop over the store's queue, with its worker pool (task runs execute here) or,
+               with ``--no-local-workers``, dispatching task runs to ``worker`` processes.
+worker         runs task runs claimed from the store's ``worker_jobs`` (``roost.engine.remote``).
 scheduler      Schedule, Flow and polling triggers (``roost.engine.scheduler``); executions it starts
-               become messages in the store.
+               become messages in the store. Of several scheduler processes one is active at a time.
 =============  ===========================================================================================
 
-Run only one executor (or standalone/local) per store: executions in flight are
-held in that process's memory.
+Any number of executor (and standalone) processes may share a store: each works on the executions it
+leases (``roost.store.cluster.Leases``) and takes over those of an executor that stopped renewing.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def open_store(db_url: str | None, data_dir: Path, *, exclusive: bool = False) -
         reason = str(getattr(exc, "orig", None) or exc).strip()
         if "locked" in reason and not db_url:
             reason += " (another Roost process uses this data folder)"
+        if isinstance(exc, ImportError) and "psycopg" in reason:
+            reason += ' (PostgreSQL needs the driver: pip install "roost[postgres]")'
         raise StoreError(f"cannot write the store {where}: {reason}") from None
     return store
 
@@ -79,24 +82,20 @@ def check_folder(path: Path) -> None:
 def build_engine(component: str, *, data_dir: Path, db_url: str | None = None, workers: int = 8,
                  credentials: Any = None, tenants: tuple[str, ...] | None = None, storage: Any = None,
                  secrets: Any = None, ignore_executions: set[str] | None = None,
-                 ignore_flows: set[str] | None = None) -> Any:  # fmt: skip
+                 ignore_flows: set[str] | None = None, local_workers: bool = True, lease_timeout: float = 30.0,
+                 worker_timeout: float = 15.0) -> Any:  # fmt: skip
+    """The engine of a component. Executors over a store lease their executions (``lease_timeout``: how
+    long a dead executor's executions wait before another takes them over); without ``local_workers``
+    task runs go to worker processes, declared dead after ``worker_timeout`` seconds without heartbeat."""
     for folder in (data_dir, data_dir / "storage", data_dir / "work"):
         check_folder(folder)
     store = open_store(db_url, data_dir, exclusive=component == "local")
     try:
-        engine = _engine(
-            component,
-            store,
-            data_dir,
-            workers,
-            credentials,
-            tenants,
-            storage,
-            secrets,
-            ignore_executions,
-            ignore_flows,
-        )
+        engine = _engine(component, store, data_dir, workers, credentials, tenants, storage, secrets,
+                         ignore_executions, ignore_flows, local_workers, lease_timeout, worker_timeout)  # fmt: skip
         check_storage(engine)
+        if component != "local":
+            check_shared_storage_of(engine)
     except BaseException:
         store.close()
         raise
@@ -118,22 +117,57 @@ def check_storage(engine: Any) -> None:
             raise StoreError(f"cannot write the internal storage {storage}: {exc}") from None
 
 
+def check_shared_storage_of(engine: Any) -> None:
+    """Processes sharing a store must share the internal storage too: a file a worker writes is read by
+    the API and by other workers (``roost.store.cluster.check_shared_storage``)."""
+    from roost.store.cluster import StorageMismatch, check_shared_storage
+    from roost.store.db import StoreError
+    from roost.store.storage import StorageNotFound, key_uri, read_all
+
+    storage = engine.runtime("main").storage
+    marker = ".roost/storage-id"
+
+    def read() -> str | None:
+        try:
+            return read_all(storage, key_uri(marker)).decode().strip() or None
+        except StorageNotFound:
+            return None
+
+    def write(ident: str) -> None:
+        storage.put(marker, ident.encode())
+
+    try:
+        check_shared_storage(engine.store, read, write, str(storage))
+    except StorageMismatch as exc:
+        raise StoreError(str(exc)) from None
+
+
 def _engine(component: str, store: Any, data_dir: Path, workers: int, credentials: Any,
             tenants: tuple[str, ...] | None, storage: Any, secrets: Any,
-            ignore_executions: set[str] | None = None, ignore_flows: set[str] | None = None) -> Any:  # fmt: skip
+            ignore_executions: set[str] | None = None, ignore_flows: set[str] | None = None,
+            local_workers: bool = True, lease_timeout: float = 30.0, worker_timeout: float = 15.0) -> Any:  # fmt: skip
     from roost.engine.engine import Engine
     from roost.engine.queue import InProcessQueue, StoreQueue
     from roost.plugin_defaults import defaults_dir
     from roost.store.defaults import StoredDefaults
 
+    leases = None
     if component == "local":
         queue: Any = InProcessQueue()
     else:
-        queue = StoreQueue(store, consume=component in ("standalone", "executor", "worker"))
+        if component in ("standalone", "executor"):
+            from roost.store.cluster import Leases, process_id
+
+            leases = Leases(store, owner=process_id(), ttl=lease_timeout)
+        queue = StoreQueue(store, consume=component in ("standalone", "executor"), leases=leases)
     defaults = StoredDefaults(store)  # versioned in the store; the ROOST_PLUGIN_DEFAULTS folder is imported
     engine = Engine(store, data_dir, queue=queue, workers=workers, credentials=credentials, defaults=defaults,
                     storage=storage, secrets=secrets, ignore_executions=ignore_executions,
-                    ignore_flows=ignore_flows, keep_ended=0)  # fmt: skip
+                    ignore_flows=ignore_flows, leases=leases, keep_ended=0)  # fmt: skip
+    if leases is not None and not local_workers:
+        from roost.engine.remote import RemoteTaskQueue
+
+        engine.tasks = RemoteTaskQueue(engine, heartbeat_timeout=worker_timeout)
     defaults.attach(engine, folder=defaults_dir(), tenants=sorted({"main", *(tenants or ())}))
     return engine
 
@@ -183,7 +217,8 @@ def start_scheduler(engine: Any) -> Any:
 
 def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: ServerConfig | None = None,
           workers: int = 8, ready: Any = None, ignore_executions: set[str] | None = None,
-          ignore_flows: set[str] | None = None) -> None:  # fmt: skip
+          ignore_flows: set[str] | None = None, local_workers: bool = True, lease_timeout: float = 30.0,
+          worker_timeout: float = 15.0, worker_group: str | None = None) -> None:  # fmt: skip
     """Run one component until SIGINT/SIGTERM."""
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
@@ -192,11 +227,15 @@ def serve(component: str, *, data_dir: Path, db_url: str | None = None, config: 
     engine = build_engine(component, data_dir=data_dir, db_url=db_url, workers=workers,
                           credentials=config.credentials, tenants=config.tenants, storage=config.storage,
                           secrets=config.secret, ignore_executions=ignore_executions,
-                          ignore_flows=ignore_flows)  # fmt: skip
+                          ignore_flows=ignore_flows, local_workers=local_workers, lease_timeout=lease_timeout,
+                          worker_timeout=worker_timeout)  # fmt: skip
     if ignore_executions or ignore_flows:
         log.warning("ignoring every message of executions %s and flows %s", sorted(ignore_executions or ()),
                     sorted(ignore_flows or ()))  # fmt: skip
-    runs_executor = component in ("local", "standalone", "executor", "worker")
+    if component == "worker":
+        _serve_worker(engine, workers, worker_group, ready)
+        return
+    runs_executor = component in ("local", "standalone", "executor")
     runs_scheduler = component in ("local", "standalone", "scheduler")
     runs_api = component in ("local", "standalone", "webserver")
     scheduler = None
@@ -234,6 +273,21 @@ def freeze_start_up() -> None:
     ``POST ?wait=true`` 180-220 ms; 30-55 ms once frozen). Garbage is collected first, not frozen."""
     gc.collect()
     gc.freeze()
+
+
+def _serve_worker(engine: Any, threads: int, group: str | None, ready: Any) -> None:
+    from roost.engine.remote import WorkerProcess
+
+    process = WorkerProcess(engine, threads=threads, group=group)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_a: process.stop())
+    log.info("roost worker running over %s", engine.store.url)
+    if ready is not None:
+        threading.Thread(target=lambda: process.started.wait() and ready(), daemon=True).start()
+    try:
+        process.run()
+    finally:
+        engine.store.close()
 
 
 def _serve_http(engine: Any, config: ServerConfig, component: str, runs_executor: bool, ready: Any) -> None:

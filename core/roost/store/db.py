@@ -28,7 +28,9 @@ from roost.store.tables import (
     asset_lineage,
     assets,
     audit_logs,
+    cluster_settings,
     dumps,
+    execution_leases,
     execution_masks,
     executions,
     flows,
@@ -43,6 +45,9 @@ from roost.store.tables import (
     store_versions,
     taskruns,
     triggers,
+    worker_instances,
+    worker_jobs,
+    worker_pins,
 )
 
 # KV statements built once: a task that writes a key (kv.Set on the worker path) would otherwise pay
@@ -113,6 +118,12 @@ def _v6_namespace_directories(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[namespace_dirs], checkfirst=True)
 
 
+def _v7_scale_out(conn: sa.Connection) -> None:
+    metadata.create_all(
+        conn, tables=[worker_jobs, worker_instances, worker_pins, execution_leases, cluster_settings]
+    )
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
 MIGRATIONS: list[tuple[int, Any]] = [
     (1, _v1),
@@ -121,12 +132,15 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (4, _v4_plugin_defaults),
     (5, _v5_governance),
     (6, _v6_namespace_directories),
+    (7, _v7_scale_out),
 ]
 
 
 def migrate(engine: sa.Engine) -> int:
     """Bring the schema to the latest version; returns the version reached."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes starting together migrate one after the other
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305142968051)")
         schema_version.create(conn, checkfirst=True)
         current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
         for version, fn in MIGRATIONS:
@@ -154,6 +168,18 @@ def _sqlite_pragmas(busy_timeout: float) -> Any:
 
 class StoreError(Exception):
     """The store cannot be opened or written; the message says which store and why."""
+
+
+class ExecutionExists(Exception):
+    """An execution with this id exists already (a scheduled date fired by another scheduler)."""
+
+
+class LeaseLost(Exception):
+    """Executions this executor may no longer write: another executor holds their lease now."""
+
+    def __init__(self, execution_ids: set[str]) -> None:
+        super().__init__(f"{len(execution_ids)} executions are leased to another executor")
+        self.execution_ids = execution_ids
 
 
 def store_unavailable(exc: BaseException) -> bool:
@@ -342,13 +368,17 @@ class Store:
     def save_executions(
         self, items: Iterable[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]], *,
         masks: dict[str, dict[str, Any]] | None = None, keep_only: dict[str, set[str]] | None = None,
-        written: dict[str, str] | None = None,
+        written: dict[str, str] | None = None, fence: Any = None, only_new: bool = False, also: Any = None,
     ) -> None:  # fmt: skip
         """Write execution headers and their changed task runs in one transaction, with the executions'
         masks (``execution_masks``); ``keep_only`` first drops an execution's other task runs (restart).
 
         ``written`` (execution id -> the header as last written, kept by the caller and updated here once
-        committed) spares rewriting a header that did not change: a chain of tasks changes only runs."""
+        committed) spares rewriting a header that did not change: a chain of tasks changes only runs.
+        ``fence(conn)`` runs first in the transaction and returns the ids this process may no longer write
+        (their lease went to another executor): then nothing is written and :class:`LeaseLost` is raised.
+        ``only_new``: the executions must not exist yet (:class:`ExecutionExists` otherwise, nothing written).
+        ``also(conn)`` writes more in the same transaction (the worker jobs the executions dispatched)."""
         ex_rows = []
         tr_rows = []
         texts: dict[str, str] = {}
@@ -364,9 +394,10 @@ class Store:
                 texts[header["id"]] = text
             for seq, tr in changed:
                 tr_rows.append((tr["id"], header["id"], seq, dumps(tr)))
-        if not (ex_rows or tr_rows or masks or keep_only):
+        if not (ex_rows or tr_rows or masks or keep_only or also is not None):
             return
-        if self.url.startswith("sqlite") and not keep_only and not masks:
+        plain = not (keep_only or masks or only_new) and fence is None and also is None
+        if plain and self.url.startswith("sqlite"):
             with self._sqlite_transaction() as cur:  # the hot path: one executor batch, no restart, no masks
                 if ex_rows:
                     cur.executemany(_SQLITE_UPSERT_EXECUTION, ex_rows)
@@ -376,6 +407,20 @@ class Store:
                 written.update(texts)
             return
         with self.write_lock, self.engine.begin() as conn:
+            lost = fence(conn) if fence is not None else None
+            if lost:
+                raise LeaseLost(lost)
+            if only_new:  # insert-if-absent first: of two concurrent creations, the second finds the row
+                from sqlalchemy.dialects import postgresql, sqlite
+
+                new_insert: Any = sqlite.insert if self.url.startswith("sqlite") else postgresql.insert
+                cols = ["id", "tenant", "namespace", "flow_id", "state", "start_date", "end_date", "parent_id",
+                        "deleted", "data"]  # fmt: skip
+                stmt = new_insert(executions).on_conflict_do_nothing(index_elements=["id"])
+                for row in ex_rows:
+                    inserted = stmt.values(dict(zip(cols, row, strict=True))).returning(executions.c.id)
+                    if conn.execute(inserted).first() is None:
+                        raise ExecutionExists(row[0])
             for execution_id, keep_ids in (keep_only or {}).items():
                 conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
                                                      taskruns.c.id.not_in(keep_ids)))  # fmt: skip
@@ -416,6 +461,8 @@ class Store:
                     tstmt = pg_insert(taskruns)
                     conn.execute(tstmt.on_conflict_do_update(index_elements=["id"], set_={c: tstmt.excluded[c] for c in tcols[1:]}),
                                  [dict(zip(tcols, r, strict=True)) for r in tr_rows])  # fmt: skip
+            if also is not None:
+                also(conn)
         if written is not None:
             written.update(texts)
 
@@ -444,13 +491,26 @@ class Store:
                 raw.close()
 
     def load_execution(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        loaded = self.load_execution_and_masks(execution_id, masks=False)
+        return None if loaded is None else loaded[:2]
+
+    def load_execution_and_masks(
+        self, execution_id: str, masks: bool = True
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None] | None:
+        """The execution, its task runs and (``masks``) its mask-set state, over one connection."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(executions.c.data).where(executions.c.id == execution_id)).first()
             if row is None:
                 return None
             trs = conn.execute(sa.select(taskruns.c.data).where(taskruns.c.execution_id == execution_id)
                                .order_by(taskruns.c.seq)).all()  # fmt: skip
-        return json.loads(row.data), [json.loads(r.data) for r in trs]
+            mask_row = None
+            if masks:
+                mask_row = conn.execute(
+                    sa.select(execution_masks.c.data).where(execution_masks.c.execution_id == execution_id)
+                ).first()
+        return (json.loads(row.data), [json.loads(r.data) for r in trs],
+                json.loads(mask_row.data) if mask_row is not None else None)  # fmt: skip
 
     def execution_namespace(self, execution_id: str) -> tuple[str, str] | None:
         """(tenant, namespace) of an execution, from its indexed columns only."""

@@ -226,6 +226,62 @@ namespace_dirs = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )  # fmt: skip
 
+# Scale-out (roost.store.cluster): task runs waiting for or held by a worker process, one row per task run
+# in flight; ``claim`` fences results (a job taken back from a dead worker gets a new claim, so the dead
+# worker's late result matches nothing). ``pin`` keeps a WorkingDirectory's task runs on one worker.
+worker_jobs = sa.Table(
+    "worker_jobs", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("taskrun_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("execution_id", sa.String(32), nullable=False),
+    sa.Column("worker_group", sa.String(100)),
+    sa.Column("pin", sa.String(1024)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("worker_id", sa.String(64)),
+    sa.Column("claim", sa.String(32)),
+    sa.Column("claimed", sa.Float),
+    sa.Column("submissions", sa.Integer, nullable=False, default=1),
+    sa.Column("kill", sa.Boolean, nullable=False, default=False),
+    sa.Index("ix_worker_jobs_worker", "worker_id"),
+)  # fmt: skip
+
+# One row per live worker process, its heartbeat refreshed every few seconds (Kestra's worker instances).
+worker_instances = sa.Table(
+    "worker_instances", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("worker_group", sa.String(100)),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("threads", sa.Integer, nullable=False),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+)  # fmt: skip
+
+# The worker holding a WorkingDirectory's folder: its other task runs go to that worker only.
+worker_pins = sa.Table(
+    "worker_pins", metadata,
+    sa.Column("pin", sa.String(1024), primary_key=True),
+    sa.Column("worker_id", sa.String(64), nullable=False),
+    sa.Column("execution_id", sa.String(32), nullable=False),
+)  # fmt: skip
+
+# The executor process working on an execution, until ``expires`` (renewed while it lives).
+execution_leases = sa.Table(
+    "execution_leases", metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("ix_execution_leases_owner", "owner"),
+)  # fmt: skip
+
+# Facts every process of one installation must agree on (the identity of the shared internal storage).
+cluster_settings = sa.Table(
+    "cluster_settings", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)  # fmt: skip
+
 schema_version = sa.Table(
     "schema_version", metadata,
     sa.Column("version", sa.Integer, primary_key=True),

@@ -9,6 +9,7 @@ Plugins load as ``ROOST_LOAD_PLUGINS`` says (none but the built-in one unless ``
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -23,6 +24,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_SEQ = itertools.count()
 
 
 class ServerProcess:
@@ -52,7 +56,7 @@ class ServerProcess:
             args += ["--db-url", db_url]
         args += extra or []
         full_env = {**os.environ, "ROOST_LOAD_PLUGINS": "", **(env or {})}
-        self.log = data_dir.parent / f"{component}-{self.port or os.getpid()}.log"
+        self.log = data_dir.parent / f"{component}-{self.port or os.getpid()}-{next(_SEQ)}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log.open("wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
@@ -73,6 +77,12 @@ class ServerProcess:
                     pass
             time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, mid-task, with nothing cleaned up."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self._log.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -35,6 +35,7 @@ from roost.server.routes.common import (
 )
 from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
+from roost.store.db import ExecutionExists
 from roost.store.search import EXECUTION_FIELDS, search_executions
 from roost.store.storage import StorageError, StorageOutside, StorageUnavailable, execution_prefix, uri_key
 
@@ -179,6 +180,11 @@ def create(st: ServerState, tenant: str, namespace: str, flow_id: str, inputs: d
     try:
         ex = st.engine.create_execution(flow, inputs, labels, tenant=tenant, schedule_date=schedule_date, trigger=trigger,
                                         execution_id=execution_id)  # fmt: skip
+    except ExecutionExists:  # a deduplicated delivery racing the first one: answer the execution it made
+        existing = st.engine.get_execution(execution_id) if execution_id else None
+        if existing is None:
+            raise
+        return st.shape_execution(existing.header_dict(), None)
     except InputsInvalid as exc:
         text = "; ".join(f"inputs.{k}: {v}" for k, v in exc.errors.items())
         raise unprocessable(
