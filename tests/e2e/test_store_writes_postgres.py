@@ -58,3 +58,28 @@ def test_headers_written_when_they_change(store: Store) -> None:
     head, runs = loaded
     assert head["state"]["current"] == "SUCCESS"
     assert [(r["id"], r["state"]["current"]) for r in runs] == [("t1", "SUCCESS"), ("t2", "CREATED")]
+
+
+def test_a_connection_the_server_closed_is_replaced_after_it_sat_idle(
+    store: Store, pg: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping at every checkout (a round trip of each one-statement write): one after idling."""
+    import roost.store.db as db
+
+    kv = SqlKV(store)
+    kv.put("company.team", "k", 1)
+    database = store.engine.url.database
+    pg.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+    monkeypatch.setattr(db, "_PING_AFTER", 0.0)  # every pooled connection has now sat idle long enough
+    kv.put("company.team", "k", 2)  # the dead pooled connection is found on checkout and replaced
+    assert kv.get("company.team", "k") == 2
+
+
+def test_one_statement_writes_commit_without_a_transaction(store: Store) -> None:
+    kv = SqlKV(store)
+    kv.put("company.team", "k", "v")
+    other = Store(str(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        assert SqlKV(other).get("company.team", "k") == "v"  # visible to another connection at once
+    finally:
+        other.close()

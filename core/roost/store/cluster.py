@@ -101,6 +101,16 @@ class _Tx:
             self.store.write_lock.__exit__(None, None, None)
 
 
+# WorkQueue.complete on PostgreSQL: delete the job if it still carries the claim, write the result
+# message only then, and wake the executors (NOTIFY names the execution).
+_COMPLETE = sa.text(
+    "WITH done AS (DELETE FROM worker_jobs WHERE taskrun_id = :taskrun_id AND claim = :claim RETURNING seq),"
+    " sent AS (INSERT INTO queue_messages (kind, execution_id, payload, created)"
+    " SELECT :kind, :execution_id, :payload, :created FROM done RETURNING execution_id)"
+    " SELECT pg_notify(:channel, execution_id) FROM sent"
+)
+
+
 @dataclass(slots=True)
 class StoredMessage:
     kind: str
@@ -147,7 +157,9 @@ class MessageTable(_Sql):
         executions whose lease it just took over from an executor that stopped renewing it (to recover)."""
         t = self.table
         takeovers: list[str] = []
-        with self.begin() as conn:
+        # on PostgreSQL without leases to acquire it is one statement: no transaction round trips
+        one = self.postgres and (leases is None or not acquire)
+        with self.store.one_statement() if one else self.begin() as conn:
             pick = sa.select(t.c.seq).order_by(t.c.seq).limit(limit)
             if leases is not None:
                 takeovers = leases.acquire_for_messages(conn, limit) if acquire else []
@@ -363,12 +375,17 @@ class WorkQueue(_Sql):
             return
         now = time.time()
         rows = [{**j, "created": now, "submissions": 1, "kill": False} for j in jobs]
-        if self.postgres:
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        if self.postgres:  # the NOTIFY rides on the insert (RETURNING; PostgreSQL sends one per payload)
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            for start in range(0, len(rows), 1000):
+                stmt = pg_insert(worker_jobs).values(rows[start : start + 1000])
+                stmt = stmt.on_conflict_do_nothing(index_elements=["taskrun_id"])
+                conn.execute(stmt.returning(sa.func.pg_notify(JOBS_CHANNEL, ""))).all()
+            return
+        from sqlalchemy.dialects.sqlite import insert
+
         conn.execute(insert(worker_jobs).on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
-        self.notify(conn, JOBS_CHANNEL)
 
     def claim(self, worker_id: str, group: str | None, limit: int) -> list[ClaimedJob]:
         """Take up to ``limit`` waiting jobs of ``group`` (None: jobs of no group), oldest first. A job
@@ -387,18 +404,19 @@ class WorkQueue(_Sql):
         )  # fmt: skip
         if self.postgres:
             pick = pick.with_for_update(skip_locked=True)
-        with self.begin() as conn:
+        with self.store.one_statement() as conn:
             rows = conn.execute(
                 j.update().where(j.c.seq.in_(pick.scalar_subquery()))
                 .values(worker_id=worker_id, claim=token, claimed=self.now())
                 .returning(j.c.taskrun_id, j.c.execution_id, j.c.submissions, j.c.payload, j.c.pin)
             ).all()  # fmt: skip
-            pins = {(r.pin, r.execution_id) for r in rows if r.pin}
-            if pins:
-                if self.postgres:
-                    from sqlalchemy.dialects.postgresql import insert
-                else:
-                    from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        pins = {(r.pin, r.execution_id) for r in rows if r.pin}
+        if pins:  # after the claim: a worker dying in between has its jobs resubmitted, pins or not
+            if self.postgres:
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            with self.store.one_statement() as conn:
                 conn.execute(insert(p).on_conflict_do_nothing(index_elements=["pin"]),
                              [{"pin": pin, "worker_id": worker_id, "execution_id": ex} for pin, ex in pins])  # fmt: skip
         return [
@@ -410,6 +428,11 @@ class WorkQueue(_Sql):
         """Delete the job if it still carries ``claim`` and write the result message, in one
         transaction; False (nothing written) when the job was taken back meanwhile."""
         j = worker_jobs
+        if self.postgres:  # one statement (no transaction round trips): the result only if the claim held
+            with self.store.one_statement() as conn:
+                sent = conn.execute(_COMPLETE, {"taskrun_id": taskrun_id, "claim": claim,
+                                                "channel": MESSAGES_CHANNEL, **_message_row(*message)})  # fmt: skip
+                return sent.first() is not None
         with self.begin() as conn:
             done = conn.execute(
                 j.delete().where(j.c.taskrun_id == taskrun_id, j.c.claim == claim).returning(j.c.seq)

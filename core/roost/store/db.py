@@ -226,9 +226,26 @@ class Store:
                                            pool_size=8, max_overflow=16)  # fmt: skip
             event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout))
         else:
-            self.engine = sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+            self.engine = sa.create_engine(url, pool_size=8, max_overflow=16)
+            _ping_when_idle(self.engine)
         self.write_lock = threading.RLock() if url.startswith("sqlite") else _NullLock()
+        # One-statement writes on PostgreSQL (a worker's claim, a result, a KV write) run in autocommit:
+        # BEGIN and COMMIT would be two more round trips of the three each costs otherwise.
+        self._autocommit = (
+            None if url.startswith("sqlite") else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         migrate(self.engine)
+
+    @contextmanager
+    def one_statement(self) -> Iterator[sa.Connection]:
+        """A connection for a write of one statement: autocommit on PostgreSQL, a transaction under
+        the write lock on SQLite. Only for writes that are whole in one statement."""
+        if self._autocommit is None:
+            with self.write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            with self._autocommit.connect() as conn:
+                yield conn
 
     @classmethod
     def sqlite(cls, folder: Path | str, **kw: Any) -> Store:
@@ -818,6 +835,34 @@ class SqlLogs:
         return self.store.delete_logs_between(self.tenant, after_seq, through_seq, **filters)
 
 
+_PING_AFTER = 1.0  # seconds a pooled connection may sit unused before it is checked on checkout
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Check a pooled connection on checkout only when it sat unused for a while: SQLAlchemy's
+    ``pool_pre_ping`` pays a round trip at every checkout, a third of a worker's one-statement writes.
+    A connection the server closed (a restart, an idle timeout) is found here and replaced, as before;
+    one in use within the last second is taken as alive (a failure then is a store error, retried)."""
+
+    @event.listens_for(engine, "checkin")
+    def _used(dbapi_connection: Any, record: Any) -> None:
+        record.info["used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get("used", 0.0) < _PING_AFTER:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()  # the ping opened a transaction: the checkout starts clean
+        except Exception as exc:  # the pool discards this connection and checks out another
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
 class _NullLock:
     def __enter__(self) -> None:
         return None
@@ -865,7 +910,7 @@ class SqlKV:
             with self.store._sqlite_transaction() as cur:
                 cur.execute(_SQLITE_UPSERT_KV, row)
             return
-        with self.store.write_lock, self.store.engine.begin() as conn:
+        with self.store.one_statement() as conn:
             conn.execute(_pg_upsert_kv(), dict(zip(_KV_COLUMNS, row, strict=True)))
 
     def delete(self, namespace: str, key: str) -> bool:
