@@ -196,6 +196,8 @@ class KillSwitchGuard:
         if self._load is None:
             self._next_check = math.inf
             return False
+        if not force and time.monotonic() < self._next_check and time.time() < self._next_transition:
+            return False  # not due (the executor asks at every step): no lock taken
         if not self._lock.acquire(blocking=force):
             return False
         try:
