@@ -234,7 +234,7 @@ def test_pause_and_resume_through_the_api(engine: Engine) -> None:
     import time
 
     client = client_for(engine)
-    source = "id: slow\nnamespace: company.team\ntasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT0.4S\n  - id: after\n    type: io.kestra.plugin.core.log.Log\n    message: resumed\n"
+    source = "id: slow\nnamespace: company.team\ntasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT2S\n  - id: after\n    type: io.kestra.plugin.core.log.Log\n    message: resumed\n"
     assert (
         client.post(
             "/api/v1/main/flows", content=source, headers={"Content-Type": "application/x-yaml"}
@@ -242,12 +242,12 @@ def test_pause_and_resume_through_the_api(engine: Engine) -> None:
         == 200
     )
     ex = client.post("/api/v1/main/executions/company.team/slow").json()
-    for _ in range(100):
+    for _ in range(750):  # a 2 s nap: time enough to pause it on a loaded machine
         if client.get(f"/api/v1/main/executions/{ex['id']}").json()["state"]["current"] == "RUNNING":
             break
         time.sleep(0.02)
     assert client.post(f"/api/v1/main/executions/{ex['id']}/pause").status_code == 204
-    for _ in range(100):
+    for _ in range(750):
         if client.get(f"/api/v1/main/executions/{ex['id']}").json()["state"]["current"] == "PAUSED":
             break
         time.sleep(0.02)

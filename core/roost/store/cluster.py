@@ -54,6 +54,7 @@ def queue_table() -> sa.Table:
             sa.Column("execution_id", sa.String(64), nullable=False),
             sa.Column("payload", sa.Text),
             sa.Column("created", sa.Float, nullable=False),
+            implicit_returning=False,  # inserts read no key back: they may go in a pipeline
         )  # fmt: skip
     return _QUEUE_TABLE
 
@@ -146,14 +147,8 @@ class MessageTable(_Sql):
 
     def put_in(self, conn: sa.Connection, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         """Insert messages (kind, execution id, payload) in the open transaction ``conn``."""
-        rows = [_message_row(*m) for m in messages]
-        about = _about({m[1] for m in messages})
-        if self.postgres and len(rows) <= 1000:  # the NOTIFY rides on the insert, one round trip fewer
-            notify = sa.func.pg_notify(MESSAGES_CHANNEL, about)
-            conn.execute(self.table.insert().values(rows).returning(notify)).all()
-            return
-        conn.execute(self.table.insert(), rows)
-        self.notify(conn, MESSAGES_CHANNEL, about)
+        conn.execute(self.table.insert(), [_message_row(*m) for m in messages])
+        self.notify(conn, MESSAGES_CHANNEL, _about({m[1] for m in messages}))
 
     def take(
         self, limit: int, leases: Leases | None = None, acquire: bool = True
@@ -381,17 +376,12 @@ class WorkQueue(_Sql):
             return
         now = time.time()
         rows = [{**j, "created": now, "submissions": 1, "kill": False} for j in jobs]
-        if self.postgres:  # the NOTIFY rides on the insert (RETURNING; PostgreSQL sends one per payload)
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            for start in range(0, len(rows), 1000):
-                stmt = pg_insert(worker_jobs).values(rows[start : start + 1000])
-                stmt = stmt.on_conflict_do_nothing(index_elements=["taskrun_id"])
-                conn.execute(stmt.returning(sa.func.pg_notify(JOBS_CHANNEL, ""))).all()
-            return
-        from sqlalchemy.dialects.sqlite import insert
-
+        if self.postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         conn.execute(insert(worker_jobs).on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
+        self.notify(conn, JOBS_CHANNEL)  # no answer read: it may go in the executor batch's pipeline
 
     def claim(self, worker_id: str, group: str | None, limit: int) -> list[ClaimedJob]:
         """Take up to ``limit`` waiting jobs of ``group`` (None: jobs of no group), oldest first. A job

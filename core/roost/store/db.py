@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -209,6 +209,8 @@ _SQLITE_UPSERT_TASKRUN = (
     "INSERT INTO taskruns (id, execution_id, seq, data) VALUES (?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
     " execution_id=excluded.execution_id, seq=excluded.seq, data=excluded.data"
 )
+_PG_UPSERT_EXECUTION = _SQLITE_UPSERT_EXECUTION.replace("?", "%s")
+_PG_UPSERT_TASKRUN = _SQLITE_UPSERT_TASKRUN.replace("?", "%s")
 
 
 class Store:
@@ -424,9 +426,6 @@ class Store:
                 written.update(texts)
             return
         with self.write_lock, self.engine.begin() as conn:
-            lost = fence(conn) if fence is not None else None
-            if lost:
-                raise LeaseLost(lost)
             if only_new:  # insert-if-absent first: of two concurrent creations, the second finds the row
                 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -438,50 +437,51 @@ class Store:
                     inserted = stmt.values(dict(zip(cols, row, strict=True))).returning(executions.c.id)
                     if conn.execute(inserted).first() is None:
                         raise ExecutionExists(row[0])
-            for execution_id, keep_ids in (keep_only or {}).items():
-                conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
-                                                     taskruns.c.id.not_in(keep_ids)))  # fmt: skip
-            if masks:
-                ids = list(masks)
-                conn.execute(execution_masks.delete().where(execution_masks.c.execution_id.in_(ids)))
-                conn.execute(
-                    execution_masks.insert(), [{"execution_id": i, "data": dumps(masks[i])} for i in ids]
-                )
-            if self.url.startswith("sqlite"):
-                # An upsert updates the row in place, and an index only when its columns change; INSERT OR
-                # REPLACE deleted and re-inserted the row and every index entry: twice the pages per commit.
-                if ex_rows:
-                    conn.exec_driver_sql(_SQLITE_UPSERT_EXECUTION, ex_rows)
-                if tr_rows:
-                    conn.exec_driver_sql(_SQLITE_UPSERT_TASKRUN, tr_rows)
-            else:
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                cols = [
-                    "id",
-                    "tenant",
-                    "namespace",
-                    "flow_id",
-                    "state",
-                    "start_date",
-                    "end_date",
-                    "parent_id",
-                    "deleted",
-                    "data",
-                ]
-                stmt = pg_insert(executions)
-                if ex_rows:
-                    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={c: stmt.excluded[c] for c in cols[1:]}),
-                                 [dict(zip(cols, r, strict=True)) for r in ex_rows])  # fmt: skip
-                if tr_rows:
-                    tcols = ["id", "execution_id", "seq", "data"]
-                    tstmt = pg_insert(taskruns)
-                    conn.execute(tstmt.on_conflict_do_update(index_elements=["id"], set_={c: tstmt.excluded[c] for c in tcols[1:]}),
-                                 [dict(zip(tcols, r, strict=True)) for r in tr_rows])  # fmt: skip
-            if also is not None:
-                also(conn)
+                ex_rows = []  # written as they are
+            with self._pipelined(conn):  # PostgreSQL: the statements below go in one round trip
+                self._write_rows(conn, ex_rows, tr_rows, keep_only, masks)
+                if also is not None:
+                    also(conn)
+            # The fence comes last (its answer is needed, so it ends the pipeline): the lease rows are
+            # locked from here to the commit, and if one moved to another executor, nothing is written.
+            lost = fence(conn) if fence is not None else None
+            if lost:
+                raise LeaseLost(lost)
         if written is not None:
             written.update(texts)
+
+    def _pipelined(self, conn: sa.Connection) -> Any:
+        """psycopg's pipeline mode on PostgreSQL: statements are sent without waiting for each answer
+        (errors still raise, at the end of the block). Only for statements whose rows nobody reads."""
+        if self.url.startswith("sqlite"):
+            return nullcontext()
+        return conn.connection.driver_connection.pipeline()  # type: ignore[union-attr]
+
+    def _write_rows(
+        self, conn: sa.Connection, ex_rows: list[tuple[Any, ...]], tr_rows: list[tuple[Any, ...]],
+        keep_only: dict[str, set[str]] | None, masks: dict[str, dict[str, Any]] | None,
+    ) -> None:  # fmt: skip
+        for execution_id, keep_ids in (keep_only or {}).items():
+            conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
+                                                 taskruns.c.id.not_in(keep_ids)))  # fmt: skip
+        if masks:
+            ids = list(masks)
+            conn.execute(execution_masks.delete().where(execution_masks.c.execution_id.in_(ids)))
+            conn.execute(
+                execution_masks.insert(), [{"execution_id": i, "data": dumps(masks[i])} for i in ids]
+            )
+        if self.url.startswith("sqlite"):
+            # An upsert updates the row in place, and an index only when its columns change; INSERT OR
+            # REPLACE deleted and re-inserted the row and every index entry: twice the pages per commit.
+            if ex_rows:
+                conn.exec_driver_sql(_SQLITE_UPSERT_EXECUTION, ex_rows)
+            if tr_rows:
+                conn.exec_driver_sql(_SQLITE_UPSERT_TASKRUN, tr_rows)
+        else:  # the same upserts: PostgreSQL's ON CONFLICT reads as SQLite's
+            if ex_rows:
+                conn.exec_driver_sql(_PG_UPSERT_EXECUTION, ex_rows)
+            if tr_rows:
+                conn.exec_driver_sql(_PG_UPSERT_TASKRUN, tr_rows)
 
     @contextmanager
     def _sqlite_transaction(self) -> Iterator[Any]:
