@@ -54,7 +54,6 @@ def queue_table() -> sa.Table:
             sa.Column("execution_id", sa.String(64), nullable=False),
             sa.Column("payload", sa.Text),
             sa.Column("created", sa.Float, nullable=False),
-            implicit_returning=False,  # inserts read no key back: they may go in a pipeline
         )  # fmt: skip
     return _QUEUE_TABLE
 
@@ -147,7 +146,8 @@ class MessageTable(_Sql):
 
     def put_in(self, conn: sa.Connection, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         """Insert messages (kind, execution id, payload) in the open transaction ``conn``."""
-        conn.execute(self.table.insert(), [_message_row(*m) for m in messages])
+        # inline: no key read back (no sequence fetched first), so the insert can go in a pipeline
+        conn.execute(self.table.insert().inline(), [_message_row(*m) for m in messages])
         self.notify(conn, MESSAGES_CHANNEL, _about({m[1] for m in messages}))
 
     def take(
@@ -380,8 +380,9 @@ class WorkQueue(_Sql):
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        conn.execute(insert(worker_jobs).on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
-        self.notify(conn, JOBS_CHANNEL)  # no answer read: it may go in the executor batch's pipeline
+        # inline: no key read back (no sequence fetched first): it goes in the executor batch's pipeline
+        conn.execute(insert(worker_jobs).inline().on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
+        self.notify(conn, JOBS_CHANNEL)
 
     def claim(self, worker_id: str, group: str | None, limit: int) -> list[ClaimedJob]:
         """Take up to ``limit`` waiting jobs of ``group`` (None: jobs of no group), oldest first. A job

@@ -244,7 +244,6 @@ worker_jobs = sa.Table(
     sa.Column("submissions", sa.Integer, nullable=False, default=1),
     sa.Column("kill", sa.Boolean, nullable=False, default=False),
     sa.Index("ix_worker_jobs_worker", "worker_id"),
-    implicit_returning=False,  # inserts read no key back: they go in the executor batch's pipeline
 )  # fmt: skip
 
 # One row per live worker process, its heartbeat refreshed every few seconds (Kestra's worker instances).
