@@ -7,6 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from roost.engine.model import new_id
+from roost.store.db import Store
+from roost.testing.postgres import PgServer, postgres_server
 from roost.testing.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -20,6 +23,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess("local", root / "data").wait_ready()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    """A real PostgreSQL server, one per test module."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_store(pg: PgServer) -> Iterator[Store]:
+    """A store over a fresh database of ``pg``."""
+    name = "t" + new_id().lower()[:12]
+    pg.psql(f"CREATE DATABASE {name}")
+    store = Store(f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{name}")
+    yield store
+    store.close()
 
 
 @pytest.fixture

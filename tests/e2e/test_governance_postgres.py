@@ -5,7 +5,6 @@ engine over that store."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,66 +14,50 @@ from roost.engine.killswitch import store_guard
 from roost.engine.model import new_id
 from roost.engine.queue import Message
 from roost.store.db import Store
-from roost.testing.postgres import PgServer, postgres_server
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture
-def store(pg: PgServer) -> Iterator[Store]:
-    name = "t" + new_id().lower()[:12]
-    pg.psql(f"CREATE DATABASE {name}")
-    s = Store(f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{name}")
-    yield s
-    s.close()
-
-
-def switch(store: Store, **values: object) -> str:
+def switch(pg_store: Store, **values: object) -> str:
     switch_id = new_id()
-    store.kill_switches.create(switch_id, {"name": "pg", "tenant": "main", "namespace": "team.a", "flow_id": None,
+    pg_store.kill_switches.create(switch_id, {"name": "pg", "tenant": "main", "namespace": "team.a", "flow_id": None,
                                            "execution_ids": [], "type": "KILL", "start_date": time.time(), "end_date": None,
                                            "description": None, "enabled": True, **values}, "tester")  # fmt: skip
     return switch_id
 
 
-def test_audit_log_is_append_only_on_postgres(store: Store) -> None:
-    store.audit.append(type="CREATE", resource_type="FLOW", tenant="main", user_id="u",
+def test_audit_log_is_append_only_on_postgres(pg_store: Store) -> None:
+    pg_store.audit.append(type="CREATE", resource_type="FLOW", tenant="main", user_id="u",
                        detail={"id": "f", "namespace": "team_a.x", "flowId": "f"}, after="id: f")  # fmt: skip
-    store.audit.append(type="LOGIN_FAILURE", resource_type="USER", tenant=None, user_id="mallory",
+    pg_store.audit.append(type="LOGIN_FAILURE", resource_type="USER", tenant=None, user_id="mallory",
                        detail={"id": "mallory", "attempts": 3})  # fmt: skip
     for statement in ("UPDATE audit_logs SET user_id = 'x'", "DELETE FROM audit_logs", "TRUNCATE audit_logs"):
-        with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.engine.begin() as conn:
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), pg_store.engine.begin() as conn:
             conn.execute(sa.text(statement))
-    found, total = store.audit.search(tenant="main", namespace="team_a")
+    found, total = pg_store.audit.search(tenant="main", namespace="team_a")
     assert total == 1 and found[0]["detail"]["flowId"] == "f"
-    assert store.audit.search(tenant="main", namespace="teamxa")[1] == 0  # '_' is not a wildcard
-    assert store.audit.search(all_tenants=True, details={"attempts": 3})[1] == 1
+    assert pg_store.audit.search(tenant="main", namespace="teamxa")[1] == 0  # '_' is not a wildcard
+    assert pg_store.audit.search(all_tenants=True, details={"attempts": 3})[1] == 1
     assert (
-        store.audit.search(tenant="main", within=["team_a"])[1] == 1
-        and store.audit.search(tenant="main", within=[])[1] == 0
+        pg_store.audit.search(tenant="main", within=["team_a"])[1] == 1
+        and pg_store.audit.search(tenant="main", within=[])[1] == 0
     )
 
 
-def test_switches_version_counter_and_guard_on_postgres(store: Store) -> None:
-    guard = store_guard(store, interval=0.0)
-    before = store.kill_switches.version()
-    sid = switch(store)
-    assert store.kill_switches.version() == before + 1
+def test_switches_version_counter_and_guard_on_postgres(pg_store: Store) -> None:
+    guard = store_guard(pg_store, interval=0.0)
+    before = pg_store.kill_switches.version()
+    sid = switch(pg_store)
+    assert pg_store.kill_switches.version() == before + 1
     assert guard.match("main", "team.a.b", "f", "e") is not None
-    assert store.kill_switches.delete(sid, "tester") and not store.kill_switches.delete(sid, "tester")
+    assert pg_store.kill_switches.delete(sid, "tester") and not pg_store.kill_switches.delete(sid, "tester")
     assert guard.match("main", "team.a.b", "f", "e") is None
-    assert store.kill_switches.archive(switch(store, end_date=time.time() + 60), time.time())
-    assert [r["deleted"] for r in store.kill_switches.list()].count(True) == 1
+    assert pg_store.kill_switches.archive(switch(pg_store, end_date=time.time() + 60), time.time())
+    assert [r["deleted"] for r in pg_store.kill_switches.list()].count(True) == 1
 
 
-def test_a_kill_switch_kills_executions_of_an_engine_over_postgres(store: Store, tmp_path: Path) -> None:
-    engine = Engine(store, tmp_path, workers=4)
+def test_a_kill_switch_kills_executions_of_an_engine_over_postgres(pg_store: Store, tmp_path: Path) -> None:
+    engine = Engine(pg_store, tmp_path, workers=4)
     engine.kill_switches.interval = 0.05
     engine.start()
     try:
@@ -84,8 +67,8 @@ def test_a_kill_switch_kills_executions_of_an_engine_over_postgres(store: Store,
         deadline = time.monotonic() + 20
         while len(engine.worker.running) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert store.active_execution_ids("main", ("RUNNING",), namespace="team.a") == set(ids)
-        switch(store)
+        assert pg_store.active_execution_ids("main", ("RUNNING",), namespace="team.a") == set(ids)
+        switch(pg_store)
         engine.queue.put(Message("switches", ""))
         for ex_id in ids:
             assert engine.wait(ex_id, 15).state.current == "KILLED"

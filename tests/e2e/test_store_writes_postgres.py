@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from roost.engine.model import new_id
 from roost.store.db import SqlKV, Store
-from roost.testing.postgres import PgServer, postgres_server
+from roost.testing.postgres import PgServer
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture
-def store(pg: PgServer) -> Iterator[Store]:
-    name = "t" + new_id().lower()[:12]
-    pg.psql(f"CREATE DATABASE {name}")
-    s = Store(f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{name}")
-    yield s
-    s.close()
-
-
-def test_kv_put_overwrites_in_place(store: Store) -> None:
-    kv = SqlKV(store)
+def test_kv_put_overwrites_in_place(pg_store: Store) -> None:
+    kv = SqlKV(pg_store)
     kv.put("company.team", "k", 1)
     kv.put("company.team", "k", {"a": 2}, ttl=60, description="d")
     kv.put("company.team", "other", "x")
@@ -38,22 +20,22 @@ def test_kv_put_overwrites_in_place(store: Store) -> None:
     assert kv.delete("company.team", "k") and kv.keys("company.team") == ["other"]
 
 
-def test_headers_written_when_they_change(store: Store) -> None:
+def test_headers_written_when_they_change(pg_store: Store) -> None:
     def header(state: str) -> dict:
         return {"id": "e1", "namespace": "company.team", "flowId": "f",
                 "state": {"current": state, "startDate": "2026-12-03T00:00:00.000000Z"}}  # fmt: skip
 
     written: dict[str, str] = {}
-    store.save_executions(
+    pg_store.save_executions(
         [(header("RUNNING"), [(0, {"id": "t1", "state": {"current": "RUNNING"}})])], written=written
     )
-    store.save_executions(
+    pg_store.save_executions(
         [(header("RUNNING"), [(1, {"id": "t2", "state": {"current": "CREATED"}})])], written=written
     )
-    store.save_executions(
+    pg_store.save_executions(
         [(header("SUCCESS"), [(0, {"id": "t1", "state": {"current": "SUCCESS"}})])], written=written
     )
-    loaded = store.load_execution("e1")
+    loaded = pg_store.load_execution("e1")
     assert loaded is not None
     head, runs = loaded
     assert head["state"]["current"] == "SUCCESS"
@@ -61,24 +43,24 @@ def test_headers_written_when_they_change(store: Store) -> None:
 
 
 def test_a_connection_the_server_closed_is_replaced_after_it_sat_idle(
-    store: Store, pg: PgServer, monkeypatch: pytest.MonkeyPatch
+    pg_store: Store, pg: PgServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No ping at every checkout (a round trip of each one-statement write): one after idling."""
     import roost.store.db as db
 
-    kv = SqlKV(store)
+    kv = SqlKV(pg_store)
     kv.put("company.team", "k", 1)
-    database = store.engine.url.database
+    database = pg_store.engine.url.database
     pg.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
     monkeypatch.setattr(db, "_PING_AFTER", 0.0)  # every pooled connection has now sat idle long enough
     kv.put("company.team", "k", 2)  # the dead pooled connection is found on checkout and replaced
     assert kv.get("company.team", "k") == 2
 
 
-def test_one_statement_writes_commit_without_a_transaction(store: Store) -> None:
-    kv = SqlKV(store)
+def test_one_statement_writes_commit_without_a_transaction(pg_store: Store) -> None:
+    kv = SqlKV(pg_store)
     kv.put("company.team", "k", "v")
-    other = Store(str(store.engine.url.render_as_string(hide_password=False)))
+    other = Store(str(pg_store.engine.url.render_as_string(hide_password=False)))
     try:
         assert SqlKV(other).get("company.team", "k") == "v"  # visible to another connection at once
     finally:
