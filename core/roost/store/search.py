@@ -193,11 +193,7 @@ def search_executions(store: Any, tenant: str, filters: list[Filter], page: int,
                           t.c.flow_id.contains(str(value), autoescape=True))  # fmt: skip
             where.append(like if op != "NOT_EQUALS" else sa.not_(like))
         elif f.field == "scope":
-            scopes = {s.upper() for s in (value if isinstance(value, list) else str(value).split(","))}
-            if scopes == {"SYSTEM"}:
-                where.append(t.c.namespace == "system")
-            elif scopes == {"USER"}:
-                where.append(t.c.namespace != "system")
+            where += _scope(t.c.namespace, value)
         elif f.field == "labels":
             if not isinstance(value, dict):
                 raise FilterError("filters[labels] expects filters[labels][OP][key]=value")
@@ -281,14 +277,21 @@ def log_where(tenant: str, filters: list[Filter]) -> list[Any]:
             like = t.c.message.contains(str(value), autoescape=True)
             where.append(like if op != "NOT_EQUALS" else sa.not_(like))
         elif f.field == "scope":
-            scopes = {s.upper() for s in (value if isinstance(value, list) else str(value).split(","))}
-            if scopes == {"SYSTEM"}:
-                where.append(t.c.namespace == "system")
-            elif scopes == {"USER"}:
-                where.append(sa.or_(t.c.namespace.is_(None), t.c.namespace != "system"))
+            where += _scope(t.c.namespace, value)
         elif f.field == "triggerId":
             where.append(sa.false())  # no trigger logs are stored yet
     return where
+
+
+def _scope(namespace: Any, value: Any) -> list[Any]:
+    """Kestra's ``scope`` filter: SYSTEM is the ``system`` namespace, USER every other one (a row of no
+    namespace, a log line of the server, counts as USER); both or neither filter nothing."""
+    scopes = {s.upper() for s in (value if isinstance(value, list) else str(value).split(","))}
+    if scopes == {"SYSTEM"}:
+        return [namespace == "system"]
+    if scopes == {"USER"}:
+        return [sa.or_(namespace.is_(None), namespace != "system")]
+    return []
 
 
 def log_row(r: Any) -> dict[str, Any]:
