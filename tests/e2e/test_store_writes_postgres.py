@@ -65,3 +65,20 @@ def test_one_statement_writes_commit_without_a_transaction(pg_store: Store) -> N
         assert SqlKV(other).get("company.team", "k") == "v"  # visible to another connection at once
     finally:
         other.close()
+
+
+def test_an_error_the_pipelined_batch_reports_at_its_end_is_a_store_error_and_writes_nothing(
+    pg_store: Store,
+) -> None:
+    """The executor batch goes in psycopg's pipeline mode: an error reported by its final sync comes out
+    as SQLAlchemy's errors do (what the engine's retry tells apart), and the transaction is rolled back."""
+    import sqlalchemy as sa
+
+    header = {"id": "e9", "namespace": "company.team", "flowId": "f",
+              "state": {"current": "RUNNING", "startDate": "2026-12-03T00:00:00.000000Z"}}  # fmt: skip
+    run = (0, {"id": "t9", "state": {"current": "RUNNING"}})
+    with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
+        pg_store.save_executions([(header, [run])], also=lambda conn: conn.execute(sa.text("SELECT 1 / 0")))
+    assert pg_store.load_execution("e9") is None
+    pg_store.save_executions([(header, [run])])  # the pooled connection is still usable
+    assert pg_store.load_execution("e9") is not None

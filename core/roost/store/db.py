@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -450,12 +450,27 @@ class Store:
         if written is not None:
             written.update(texts)
 
-    def _pipelined(self, conn: sa.Connection) -> Any:
-        """psycopg's pipeline mode on PostgreSQL: statements are sent without waiting for each answer
-        (errors still raise, at the end of the block). Only for statements whose rows nobody reads."""
+    @contextmanager
+    def _pipelined(self, conn: sa.Connection) -> Iterator[None]:
+        """psycopg's pipeline mode on PostgreSQL: statements are sent without waiting for each answer.
+        Only for statements whose rows nobody reads. An error the final sync reports comes out as
+        SQLAlchemy's would (a lost connection invalidated), so callers tell store faults apart as usual."""
         if self.url.startswith("sqlite"):
-            return nullcontext()
-        return conn.connection.driver_connection.pipeline()  # type: ignore[union-attr]
+            yield
+            return
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+                yield
+        except sa.exc.DBAPIError:
+            raise
+        except dbapi_error as exc:
+            lost = self.engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+            if lost:
+                conn.invalidate()
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, dbapi_error, connection_invalidated=lost
+            ) from exc
 
     def _write_rows(
         self, conn: sa.Connection, ex_rows: list[tuple[Any, ...]], tr_rows: list[tuple[Any, ...]],
