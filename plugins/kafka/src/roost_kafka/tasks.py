@@ -70,35 +70,16 @@ class Produce(KafkaConnection, Task, type="io.kestra.plugin.kafka.Produce"):
         ctx.on_kill(lambda: producer.close(timeout=0))
         count = 0
         per_topic: dict[str, int] = {}
-        checked: set[str] = set()
         try:
             if self.transactional:
                 producer.init_transactions()
                 producer.begin_transaction()
-            for index, msg in enumerate(self._messages(ctx)):
+            records = self._records(ctx, producer, key, value, servers)
+            if not isinstance(self.from_, str):  # given inline: all encoded before anything is sent
+                records = iter(list(records))
+            for topic, record in records:
                 ctx.raise_if_killed()
-                if not isinstance(msg, dict):
-                    raise TaskError(
-                        f"message {index}: expected a map with key/value/..., got {type(msg).__name__}"
-                    )
-                topic = msg.get("topic") or self.topic
-                if not topic:
-                    raise TaskError(f"message {index}: no topic (set 'topic', or 'topic' in the message)")
-                if topic not in checked:  # a clear error for a missing topic, before anything is sent
-                    checked.add(topic)
-                    if not producer.partitions_for(topic):
-                        raise TaskError(f"topic {topic!r} does not exist on Kafka at {servers}")
-                try:
-                    future = producer.send(
-                        topic,
-                        key=key.encode(msg.get("key"), topic),
-                        value=value.encode(msg.get("value"), topic),
-                        partition=msg.get("partition"),
-                        timestamp_ms=_timestamp(msg.get("timestamp")),
-                        headers=_headers(msg.get("headers")),
-                    )
-                except SerdeError as exc:
-                    raise TaskError(f"message {index}: {exc}") from None
+                future = producer.send(topic, **record)
                 if not self.transactional:
                     future.get(timeout=60)
                 count += 1
@@ -118,6 +99,35 @@ class Produce(KafkaConnection, Task, type="io.kestra.plugin.kafka.Produce"):
         for topic, n in per_topic.items():
             ctx.metric("records", n, topic=topic)
         return self.Out(messages_count=count)
+
+    def _records(self, ctx: RunContext, producer: Any, key: Any, value: Any, servers: str) -> Any:
+        """(topic, arguments of ``producer.send``) for each message, encoded; a bad one raises."""
+        checked: set[str] = set()
+        for index, msg in enumerate(self._messages(ctx)):
+            if not isinstance(msg, dict):
+                raise TaskError(
+                    f"message {index}: expected a map with key/value/..., got {type(msg).__name__}"
+                )
+            topic = msg.get("topic") or self.topic
+            if not topic:
+                raise TaskError(f"message {index}: no topic (set 'topic', or 'topic' in the message)")
+            if topic not in checked:  # a clear error for a missing topic, before anything is sent
+                checked.add(topic)
+                if not producer.partitions_for(topic):
+                    raise TaskError(f"topic {topic!r} does not exist on Kafka at {servers}")
+            try:
+                yield (
+                    topic,
+                    {
+                        "key": key.encode(msg.get("key"), topic),
+                        "value": value.encode(msg.get("value"), topic),
+                        "partition": msg.get("partition"),
+                        "timestamp_ms": _timestamp(msg.get("timestamp")),
+                        "headers": _headers(msg.get("headers")),
+                    },
+                )
+            except SerdeError as exc:
+                raise TaskError(f"message {index}: {exc}") from None
 
     def _messages(self, ctx: RunContext) -> Any:
         source = self.from_
