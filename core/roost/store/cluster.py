@@ -76,29 +76,7 @@ class _Sql:
             conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
 
     def begin(self) -> Any:
-        return _Tx(self.store)
-
-
-class _Tx:
-    """A write transaction, under the store's in-process write lock (SQLite has one writer)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def __enter__(self) -> sa.Connection:
-        self.store.write_lock.__enter__()
-        self._cm = self.store.engine.begin()
-        try:
-            return self._cm.__enter__()  # type: ignore[no-any-return]
-        except BaseException:
-            self.store.write_lock.__exit__(None, None, None)
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            self._cm.__exit__(*exc)
-        finally:
-            self.store.write_lock.__exit__(None, None, None)
+        return self.store.transaction()
 
 
 # WorkQueue.complete on PostgreSQL: delete the job if it still carries the claim, write the result
@@ -616,7 +594,7 @@ def check_shared_storage(store: Any, read_marker: Callable[[], str | None], writ
     """Every process of one installation must see one internal storage (files written by a worker are
     read by the API and other workers). The first process writes a random id to the storage and to the
     store; every later one finds the same id in its storage or refuses to start."""
-    with _Tx(store) as conn:
+    with store.transaction() as conn:
         row = conn.execute(
             sa.select(cluster_settings.c.value).where(cluster_settings.c.name == "storage_id")
         ).first()

@@ -239,15 +239,15 @@ class Store:
         migrate(self.engine)
 
     @contextmanager
-    def one_statement(self) -> Iterator[sa.Connection]:
-        """A connection for a write of one statement: autocommit on PostgreSQL, a transaction under
-        the write lock on SQLite. Only for writes that are whole in one statement."""
-        if self._autocommit is None:
-            with self.write_lock, self.engine.begin() as conn:
-                yield conn
-        else:
-            with self._autocommit.connect() as conn:
-                yield conn
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction, under the in-process write lock (SQLite has one writer)."""
+        with self.write_lock, self.engine.begin() as conn:
+            yield conn
+
+    def one_statement(self) -> Any:
+        """A connection for a write of one statement: autocommit on PostgreSQL (no BEGIN and COMMIT round
+        trips), a transaction on SQLite. Only for writes that are whole in one statement."""
+        return self.transaction() if self._autocommit is None else self._autocommit.connect()
 
     @classmethod
     def sqlite(cls, folder: Path | str, **kw: Any) -> Store:
