@@ -121,12 +121,8 @@ def cli(runs: int = 7) -> None:
         env.pop("ROOST_LOAD_PLUGINS", None)
         # as installed (pip writes bytecode): without it every module is compiled again at each start
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        roost_cmd = [
-            str(Path(sys.executable).parent / "roost"),
-            "flow",
-            "run",
-            str(hello),
-        ]  # the console script
+        roost = str(Path(sys.executable).parent / "roost")  # the console script users run
+        roost_cmd = [roost, "flow", "run", str(hello)]
         subprocess.run(roost_cmd, check=True, env=env, capture_output=True)  # warm-up: writes the bytecode
         times, cpu = [], []
         for _ in range(runs):
