@@ -186,7 +186,29 @@ def test_store_queue_between_processes(tmp_path: Path) -> None:
     got = consumer.take(0.5)
     assert sorted((m.kind, m.execution_id) for m in got) == [("kill", "ex1"), ("result", "ex2")]
     assert got[[m.kind for m in got].index("kill")].payload == {"why": "test"}
-    assert consumer.take(0.05) == [] and consumer.depth() == 0
+    assert consumer.owed() and consumer.depth() == 1  # stored until acknowledged
+    consumer.acknowledge()
+    assert consumer.take(0.05) == [] and consumer.depth() == 0 and not consumer.owed()
+
+
+def test_a_stored_message_is_deleted_only_with_the_batch_that_applied_it(tmp_path: Path) -> None:
+    """An executor that dies between taking a message and committing what it led to leaves the message
+    to the next executor: a worker's result is not lost between the two."""
+    store = Store.sqlite(tmp_path)
+    StoreQueue(store, consume=False).put(Message("result", "ex1", {"taskrun_id": "tr1"}))
+    first = StoreQueue(store, consume=True, poll_interval=0.01)
+    assert [m.kind for m in first.take(0.5)] == ["result"]
+    with pytest.raises(RuntimeError), store.transaction() as conn:  # the batch's transaction fails
+        first.acknowledge_in(conn)
+        raise RuntimeError("crash before the commit")
+    second = StoreQueue(store, consume=True, poll_interval=0.01)  # the executor taking over
+    (again,) = second.take(0.5)
+    assert (again.kind, again.payload) == ("result", {"taskrun_id": "tr1"})
+    second.release({"ex2"})  # another execution's messages only
+    with store.transaction() as conn:
+        second.acknowledge_in(conn)
+    second.acknowledged()
+    assert second.depth() == 0 and not second.owed()
 
 
 def test_assets_api(engine: Engine) -> None:

@@ -9,6 +9,7 @@ next start (at-least-once for that one).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import heapq
@@ -518,6 +519,10 @@ class Engine:
             except Exception:  # the loop must survive a bug in one message, or a store that fails to read
                 failures += 1
                 log.exception("executor loop failed")
+                if failures >= 3 and self.queue.owed():  # the same batch failed thrice: drop its messages
+                    log.error("dropping the stored messages of a batch that failed %d times", failures)
+                    with contextlib.suppress(Exception):
+                        self.queue.acknowledge()
                 self._stop.wait(min(0.05 * 2**failures, MAX_RETRY_DELAY))
 
     def _step(self) -> None:
@@ -542,6 +547,8 @@ class Engine:
         finally:
             if gc_was_on:
                 gc.enable()
+        if self.queue.owed():  # the batch wrote nothing: its stored messages are done with all the same
+            self._retrying(self.queue.acknowledge, "the acknowledgement of applied messages")
 
     def _keep_leases(self) -> None:
         """Renew this executor's leases (forgetting executions it lost) and recover the executions whose
@@ -897,11 +904,7 @@ class Engine:
                 ended = [header["id"] for header, _ in items if header["state"]["current"] in TERMINAL]
                 fence = functools.partial(self.leases.fence, ids=ids, release=ended)
             try:
-                also = (
-                    functools.partial(self.tasks.write, execution_ids={h["id"] for h, _ in items})
-                    if jobs
-                    else None
-                )
+                also = self._also_written(items, jobs)
                 write = functools.partial(self.store.save_executions, items, masks=mask_states,
                                           keep_only=keep_only, written=self._written,
                                           fence=fence, also=also)  # fmt: skip
@@ -909,19 +912,38 @@ class Engine:
                 break
             except LeaseLost as exc:  # another executor took these over: it works from the record
                 lost |= exc.execution_ids
+                self.queue.release(exc.execution_ids)
                 self.leases.forget(exc.execution_ids)
                 self._forget(exc.execution_ids)
                 items = [item for item in items if item[0]["id"] not in exc.execution_ids]
                 for ex_id in exc.execution_ids:
                     mask_states.pop(ex_id, None)
                     masks.pop(ex_id, None)
-                if not items:
+                if not items:  # nothing written: _step deletes the other messages on their own
                     break
         if jobs:
             self.tasks.written()
+        if items:
+            self.queue.acknowledged()
         for ex_masks, version, _state in masks.values():
             ex_masks.saved = version
         return lost
+
+    def _also_written(self, items: list[Any], jobs: bool) -> Callable[[Any], None] | None:
+        """What goes in the batch's transaction beside the executions: the jobs they dispatched (worker
+        processes) and the deletion of the stored messages the batch applied."""
+        owed = self.queue.owed()
+        if not (jobs or owed):
+            return None
+        execution_ids = {header["id"] for header, _ in items}
+
+        def write(conn: Any) -> None:
+            if jobs:
+                self.tasks.write(conn, execution_ids=execution_ids)
+            if owed:
+                self.queue.acknowledge_in(conn)
+
+        return write
 
     def _carry_out(self, ex: Execution, eff: Effects, submit: bool = True) -> None:
         for job in eff.jobs if submit else ():

@@ -20,12 +20,37 @@ class Message:
 
 
 class Queue(Protocol):
+    """Messages for the executor. What :meth:`take` returns stays owed until acknowledged: with the
+    batch that applied it (:meth:`acknowledge_in`, then :meth:`acknowledged`), or alone
+    (:meth:`acknowledge`) when the batch wrote nothing. A queue that loses its memory at a crash
+    (in-process) has nothing to acknowledge: it inherits the methods below, which do nothing."""
+
     def put(self, message: Message) -> None: ...
 
     def take(self, timeout: float, limit: int = 512) -> list[Message]: ...
 
+    def owed(self) -> bool:
+        """Whether messages taken since the last acknowledgement are still stored."""
+        return False
 
-class InProcessQueue:
+    def acknowledge_in(self, conn: Any) -> None:
+        """Delete the stored messages taken in the open transaction ``conn``."""
+        return None
+
+    def release(self, execution_ids: set[str]) -> None:
+        """Leave the messages taken of ``execution_ids`` stored: they are another executor's now."""
+        return None
+
+    def acknowledged(self) -> None:
+        """The transaction given to :meth:`acknowledge_in` committed."""
+        return None
+
+    def acknowledge(self) -> None:
+        """Delete the stored messages taken, in a statement of their own."""
+        return None
+
+
+class InProcessQueue(Queue):
     """Messages between threads of one process."""
 
     def __init__(self) -> None:
@@ -83,11 +108,13 @@ class TaskQueue(Protocol):
     def shutdown(self) -> None: ...
 
 
-class StoreQueue:
+class StoreQueue(Queue):
     """Messages between processes over the shared store (``roost.store.cluster.MessageTable``).
 
     Producers (a webserver-only, scheduler-only or worker process) insert rows. Consumers (executors)
-    take rows in batches, deleting what they take; the messages an executor sends itself stay in
+    read rows in batches and delete them in the transaction that writes the batch's outcome (an
+    executor that dies before it commits leaves them to the executor that takes its executions over:
+    a worker's result is never lost between the two); the messages an executor sends itself stay in
     memory, so the hot path never touches the table. With ``leases`` several executors share the
     table: each takes only messages of executions it holds (or can lease now), and keeps in memory
     only the messages of executions it holds. A message lost to a crash is recovered like any other:
@@ -112,6 +139,7 @@ class StoreQueue:
         self._dirty = True  # rows may be waiting
         self._unheld = True  # ... and some may be of executions this executor does not lease yet
         self._last_poll = 0.0
+        self._taken: list[tuple[int, str]] = []  # (seq, execution id) of rows taken, not yet deleted
         if consume:
             self.listener.start()
 
@@ -148,6 +176,7 @@ class StoreQueue:
         import time
 
         deadline = time.monotonic() + max(timeout, 0.0)
+        self._taken = []  # rows of a batch that failed are read again: their batch is retried
         while True:
             out: list[Message] = []
             now = time.monotonic()
@@ -158,6 +187,8 @@ class StoreQueue:
                 if acquire:
                     self._last_poll = now
                 rows, takeovers = self.messages.take(limit, self.leases, acquire=acquire)
+                self._taken += [(r.seq, r.execution_id) for r in rows]
+                self._dirty = self._dirty or len(rows) == limit  # more are waiting
                 out = [Message(r.kind, r.execution_id, r.payload) for r in rows]
                 # executions taken over from a dead executor: re-derive their pending work (after their
                 # messages, so results already written are applied before jobs are dispatched again)
@@ -170,6 +201,22 @@ class StoreQueue:
 
     def depth(self) -> int:
         return self.messages.depth() + self.local.depth()
+
+    def owed(self) -> bool:
+        return bool(self._taken)
+
+    def acknowledge_in(self, conn: Any) -> None:
+        self.messages.delete_in(conn, [seq for seq, _ in self._taken])
+
+    def release(self, execution_ids: set[str]) -> None:
+        self._taken = [(seq, ex_id) for seq, ex_id in self._taken if ex_id not in execution_ids]
+
+    def acknowledged(self) -> None:
+        self._taken = []
+
+    def acknowledge(self) -> None:
+        self.messages.delete([seq for seq, _ in self._taken])
+        self._taken = []
 
     def close(self) -> None:
         self.listener.stop()

@@ -21,7 +21,7 @@ from typing import Any
 
 from roost.engine.executor import Job, index_of
 from roost.engine.model import FAILED, KILLED, TERMINAL
-from roost.engine.queue import Message
+from roost.engine.queue import Message, Queue
 from roost.engine.worker import _never_started
 from roost.store.cluster import process_id
 
@@ -106,7 +106,7 @@ class RemoteTaskQueue:
                 log.warning("cannot check the workers' heartbeats: %s", exc)
 
 
-class _Results:
+class _Results(Queue):
     """The worker process's engine queue: results go back through :meth:`WorkQueue.complete` (fenced by
     the job's claim); anything else (an EventTrigger's start) to the executors' message table."""
 

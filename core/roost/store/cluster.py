@@ -94,6 +94,7 @@ class StoredMessage:
     kind: str
     execution_id: str
     payload: dict[str, Any]
+    seq: int = 0
 
 
 def _about(execution_ids: set[str]) -> str:
@@ -131,39 +132,39 @@ class MessageTable(_Sql):
     def take(
         self, limit: int, leases: Leases | None = None, acquire: bool = True
     ) -> tuple[list[StoredMessage], list[str]]:
-        """Take (delete) up to ``limit`` messages, oldest first. With ``leases``, only messages of
-        executions this executor holds or (with ``acquire``) can lease now; the second list holds the
+        """Read up to ``limit`` messages, oldest first, without deleting them: the caller deletes them
+        (:meth:`delete_in`) in the transaction that writes what they led to, so a consumer that dies in
+        between leaves them to the next. With ``leases``, only messages of executions this executor holds
+        or (with ``acquire``) can lease now, and those naming no execution; the second list holds the
         executions whose lease it just took over from an executor that stopped renewing it (to recover)."""
         t = self.table
         takeovers: list[str] = []
         # on PostgreSQL without leases to acquire it is one statement: no transaction round trips
         one = self.postgres and (leases is None or not acquire)
         with self.store.one_statement() if one else self.begin() as conn:
-            pick = sa.select(t.c.seq).order_by(t.c.seq).limit(limit)
+            pick = sa.select(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload).order_by(t.c.seq).limit(limit)
             if leases is not None:
                 takeovers = leases.acquire_for_messages(conn, limit) if acquire else []
                 lease = execution_leases
-                pick = pick.join(lease, lease.c.execution_id == t.c.execution_id).where(
-                    lease.c.owner == leases.owner
+                pick = pick.outerjoin(lease, lease.c.execution_id == t.c.execution_id).where(
+                    sa.or_(lease.c.owner == leases.owner, t.c.execution_id == "")
                 )
-            if self.postgres:  # one statement: pick (skipping rows another executor is taking) and delete
-                pick = pick.with_for_update(skip_locked=True, of=t)
-                rows = conn.execute(
-                    t.delete().where(t.c.seq.in_(pick.scalar_subquery()))
-                    .returning(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload)
-                ).all()  # fmt: skip
-                rows.sort(key=lambda r: r.seq)
-            else:
-                rows = conn.execute(
-                    sa.select(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload).where(t.c.seq.in_(pick.scalar_subquery()))
-                    .order_by(t.c.seq)
-                ).all()  # fmt: skip
-                if rows:
-                    conn.execute(t.delete().where(t.c.seq.in_([r.seq for r in rows])))
+            rows = conn.execute(pick).all()
         messages = [
-            StoredMessage(r.kind, r.execution_id, json.loads(r.payload) if r.payload else {}) for r in rows
+            StoredMessage(r.kind, r.execution_id, json.loads(r.payload) if r.payload else {}, r.seq)
+            for r in rows
         ]
         return messages, takeovers
+
+    def delete_in(self, conn: sa.Connection, seqs: Sequence[int]) -> None:
+        """Delete the messages ``seqs`` (applied) in the open transaction ``conn``."""
+        if seqs:
+            conn.execute(self.table.delete().where(self.table.c.seq.in_(seqs)))
+
+    def delete(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            with self.store.one_statement() as conn:
+                self.delete_in(conn, seqs)
 
     def depth(self) -> int:
         with self.store.engine.connect() as conn:
