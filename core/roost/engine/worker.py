@@ -181,13 +181,12 @@ class Worker:
         scripts = sys.modules.get("roost.scripts")  # not imported yet: no script task exists
         if scripts is not None and isinstance(task, scripts.ScriptTask):  # Kestra's {{ workingDir }}
             ctx.variables = {**job.variables, "workingDir": str(ctx.working_dir)}
-        reported = threading.Event()
+        unreported = threading.Lock()  # held once reported (a timeout and the task may both finish)
 
         def finish(state: str, outputs: dict[str, Any] | None, error: str | None = None,
                    assets: dict[str, Any] | None = None) -> None:  # fmt: skip
-            if reported.is_set():
+            if not unreported.acquire(blocking=False):
                 return
-            reported.set()
             attempt: dict[str, Any] = {"state": {"current": state, "histories": [
                 {"state": "RUNNING", "date": iso(started)}, {"state": state, "date": iso(now())}]}}  # fmt: skip
             if assets:
@@ -221,7 +220,7 @@ class Worker:
         except Killed:
             finish("KILLED", None)
         except TaskError as exc:
-            finish("KILLED" if ctx.killed() and not reported.is_set() else "FAILED", outputs_dict(exc.outputs),
+            finish("KILLED" if ctx.killed() and not unreported.locked() else "FAILED", outputs_dict(exc.outputs),
                    None if ctx.killed() else str(exc))  # fmt: skip
         except Exception as exc:
             if ctx.killed():

@@ -231,6 +231,8 @@ class Store:
             self.engine = sa.create_engine(url, pool_size=8, max_overflow=16)
             _ping_when_idle(self.engine)
         self.write_lock = threading.RLock() if url.startswith("sqlite") else _NullLock()
+        self._writer: Any = None  # SQLite: the connection _sqlite_transaction keeps
+        self._writer_busy = False
         # One-statement writes on PostgreSQL (a worker's claim, a result, a KV write) run in autocommit:
         # BEGIN and COMMIT would be two more round trips of the three each costs otherwise.
         self._autocommit = (
@@ -266,6 +268,10 @@ class Store:
                 tx.rollback()
 
     def close(self) -> None:
+        with self.write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()
 
     @functools.cached_property
@@ -500,11 +506,20 @@ class Store:
 
     @contextmanager
     def _sqlite_transaction(self) -> Iterator[Any]:
-        """A transaction on a pooled DBAPI connection, for the writes of every executor batch: SQLAlchemy's
-        Connection and transaction objects cost as much as the write itself there. Errors come out as
-        SQLAlchemy's, like everywhere else in the store (``store_unavailable`` tells which may pass)."""
+        """A transaction on a DBAPI connection, for the writes of every executor batch and KV write:
+        SQLAlchemy's Connection and transaction objects cost as much as the write itself there. Writes
+        take the write lock anyway, so one connection is kept for them (a pool checkout and its reset
+        cost as much again); one that failed is closed, not reused. Errors come out as SQLAlchemy's,
+        like everywhere else in the store (``store_unavailable`` tells which may pass)."""
         with self.write_lock:
-            raw = self.engine.raw_connection()
+            raw = self._writer
+            if raw is None or self._writer_busy:  # (a write within a write: its own connection)
+                raw = self.engine.raw_connection()
+                if self._writer is None and ":memory:" not in self.url:  # memory: one database per connection
+                    self._writer = raw
+            held = raw is self._writer
+            self._writer_busy = held or self._writer_busy
+            ok = False
             try:
                 cur = raw.cursor()
                 try:
@@ -515,12 +530,18 @@ class Store:
                     raise
                 finally:
                     cur.close()
+                ok = True
             except self.engine.dialect.loaded_dbapi.Error as exc:
                 raise sa.exc.DBAPIError.instance(
                     None, None, exc, self.engine.dialect.loaded_dbapi.Error
                 ) from exc
             finally:
-                raw.close()
+                if held:
+                    self._writer_busy = False
+                if not held or not ok:
+                    if held:
+                        self._writer = None
+                    raw.close()
 
     def load_execution(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         loaded = self.load_execution_and_masks(execution_id, masks=False)

@@ -6,11 +6,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+    """Compact JSON for the store, what is not JSON as its ``str()``. orjson writes every executor batch
+    (several times faster than the standard library); what it refuses and the standard library takes
+    (an integer past 64 bits, a lone surrogate) goes through the standard library."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 metadata = sa.MetaData()
