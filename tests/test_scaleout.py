@@ -246,10 +246,10 @@ def test_an_expired_lease_moves_and_the_old_owner_cannot_write(db_url: str, tmp_
     job = {"taskrun_id": "tr1", "execution_id": "ex1", "worker_group": None, "pin": None, "payload": "{}"}
     jobs = WorkQueue(store)
     with pytest.raises(db.LeaseLost):  # the fence answers last (pipelined writes): all is rolled back
-        store.save_executions([(header, [run])], fence=lambda conn: a.fence(conn, ["ex1"], []),
+        store.save_executions([(header, [run])], fence=a.fence(["ex1"], []),
                               also=lambda conn: jobs.enqueue_in(conn, [job]))  # fmt: skip
     assert store.load_execution("ex1") is None and jobs.depth() == 0
-    store.save_executions([(header, [run])], fence=lambda conn: b.fence(conn, ["ex1"], []),
+    store.save_executions([(header, [run])], fence=b.fence(["ex1"], []),
                           also=lambda conn: jobs.enqueue_in(conn, [job]))  # fmt: skip
     assert store.load_execution("ex1") is not None and jobs.depth() == 1
     with pytest.raises(db.ExecutionExists):

@@ -78,7 +78,7 @@ def test_an_error_the_pipelined_batch_reports_at_its_end_is_a_store_error_and_wr
               "state": {"current": "RUNNING", "startDate": "2026-12-03T00:00:00.000000Z"}}  # fmt: skip
     run = (0, {"id": "t9", "state": {"current": "RUNNING"}})
     with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
-        pg_store.save_executions([(header, [run])], also=lambda conn: conn.execute(sa.text("SELECT 1 / 0")))
+        pg_store.save_executions([(header, [run])], also=lambda cur: cur.execute("SELECT 1 / 0"))
     assert pg_store.load_execution("e9") is None
-    pg_store.save_executions([(header, [run])])  # the pooled connection is still usable
+    pg_store.save_executions([(header, [run])])  # the next batch gets a working connection
     assert pg_store.load_execution("e9") is not None

@@ -902,7 +902,7 @@ class Engine:
             if self.leases is not None:
                 ids = [header["id"] for header, _ in items]
                 ended = [header["id"] for header, _ in items if header["state"]["current"] in TERMINAL]
-                fence = functools.partial(self.leases.fence, ids=ids, release=ended)
+                fence = self.leases.fence(ids, ended)
             try:
                 also = self._also_written(items, jobs)
                 write = functools.partial(self.store.save_executions, items, masks=mask_states,

@@ -25,8 +25,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from roost.store.db import libpq_url
 from roost.store.tables import (
     cluster_settings,
+    dumps,
     execution_leases,
     executions,
     worker_instances,
@@ -71,22 +73,65 @@ class _Sql:
             return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Float)
         return sa.literal(time.time(), sa.Float)
 
-    def notify(self, conn: sa.Connection, channel: str, payload: str = "") -> None:
-        if self.postgres:
+    def notify(self, conn: Any, channel: str, payload: str = "") -> None:
+        """NOTIFY in the open transaction: ``conn`` is an SQLAlchemy connection, or a psycopg cursor of
+        :meth:`Store.pg_transaction` (the methods ``*_in`` below take either, on PostgreSQL)."""
+        if not self.postgres:
+            return
+        if isinstance(conn, sa.Connection):
             conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+        else:
+            conn.execute(_NOTIFY, (channel, payload))
 
     def begin(self) -> Any:
         return self.store.transaction()
 
 
-# WorkQueue.complete on PostgreSQL: delete the job if it still carries the claim, write the result
-# message only then, and wake the executors (NOTIFY names the execution).
-_COMPLETE = sa.text(
-    "WITH done AS (DELETE FROM worker_jobs WHERE taskrun_id = :taskrun_id AND claim = :claim RETURNING seq),"
+# The worker path's statements on PostgreSQL, run on Store.autocommit_cursor (SQLite runs the
+# SQLAlchemy statements of the methods that use them).
+# WorkQueue.complete: delete the job if it still carries the claim, write the result message only
+# then, and wake the executors (NOTIFY names the execution).
+_COMPLETE = (
+    "WITH done AS (DELETE FROM worker_jobs WHERE taskrun_id = %(taskrun_id)s AND claim = %(claim)s RETURNING seq),"
     " sent AS (INSERT INTO queue_messages (kind, execution_id, payload, created)"
-    " SELECT :kind, :execution_id, :payload, :created FROM done RETURNING execution_id)"
-    " SELECT pg_notify(:channel, execution_id) FROM sent"
+    " SELECT %(kind)s, %(execution_id)s, %(payload)s, %(created)s FROM done RETURNING execution_id)"
+    " SELECT pg_notify(%(channel)s, execution_id) FROM sent"
 )
+# WorkQueue.claim: the oldest waiting jobs of a group, skipping those another worker is claiming and
+# those pinned to another live worker.
+_CLAIM = (
+    "UPDATE worker_jobs SET worker_id = %(worker_id)s, claim = %(claim)s,"
+    " claimed = extract(epoch FROM clock_timestamp())::float8"
+    " WHERE seq IN (SELECT seq FROM worker_jobs j WHERE worker_id IS NULL AND kill IS false AND {group}"
+    " AND (pin IS NULL OR NOT EXISTS (SELECT 1 FROM worker_pins p WHERE p.pin = j.pin AND p.worker_id <> %(worker_id)s))"
+    " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+    " RETURNING taskrun_id, execution_id, submissions, payload, pin"
+)
+_CLAIM_NO_GROUP = _CLAIM.format(group="worker_group IS NULL")
+_CLAIM_GROUP = _CLAIM.format(group="worker_group = %(group)s")
+# MessageTable.take without leases to acquire: the messages of the executions this executor holds.
+_TAKE_HELD = (
+    "SELECT q.seq, q.kind, q.execution_id, q.payload FROM queue_messages q"
+    " LEFT JOIN execution_leases l ON l.execution_id = q.execution_id"
+    " WHERE l.owner = %(owner)s OR q.execution_id = '' ORDER BY q.seq LIMIT %(limit)s"
+)
+_TAKE_ALL = "SELECT seq, kind, execution_id, payload FROM queue_messages ORDER BY seq LIMIT %(limit)s"
+_PUT = "INSERT INTO queue_messages (kind, execution_id, payload, created) VALUES (%(kind)s, %(execution_id)s, %(payload)s, %(created)s)"
+_DELETE = "DELETE FROM queue_messages WHERE seq = ANY(%s)"
+_NOTIFY = "SELECT pg_notify(%s, %s)"
+# WorkQueue.enqueue_in: a task run that already has a job keeps it
+_ENQUEUE = (
+    "INSERT INTO worker_jobs (taskrun_id, execution_id, worker_group, pin, payload, created, submissions, kill)"
+    " VALUES (%(taskrun_id)s, %(execution_id)s, %(worker_group)s, %(pin)s, %(payload)s, %(created)s, 1, false)"
+    " ON CONFLICT (taskrun_id) DO NOTHING"
+)
+# Leases.fence: renew the batch's leases; if one is no longer ours, roost_fence fails the transaction
+_FENCE = (
+    "WITH renewed AS (UPDATE execution_leases SET expires = extract(epoch FROM clock_timestamp())::float8 + %(ttl)s"
+    " WHERE owner = %(owner)s AND execution_id = ANY(%(ids)s) RETURNING 1)"
+    " SELECT roost_fence((SELECT count(*) FROM renewed), %(expected)s)"
+)
+_RELEASE = "DELETE FROM execution_leases WHERE owner = %(owner)s AND execution_id = ANY(%(ids)s)"
 
 
 @dataclass(slots=True)
@@ -106,7 +151,7 @@ def _about(execution_ids: set[str]) -> str:
 
 def _message_row(kind: str, execution_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, "execution_id": execution_id, "created": time.time(),
-            "payload": json.dumps(payload, default=str, separators=(",", ":"))}  # fmt: skip
+            "payload": dumps(payload)}  # fmt: skip
 
 
 class MessageTable(_Sql):
@@ -120,13 +165,16 @@ class MessageTable(_Sql):
     def put(self, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         if not messages:
             return
-        with self.begin() as conn:
+        with self.store.pg_transaction() if self.postgres else self.begin() as conn:
             self.put_in(conn, messages)
 
-    def put_in(self, conn: sa.Connection, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    def put_in(self, conn: Any, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         """Insert messages (kind, execution id, payload) in the open transaction ``conn``."""
-        # inline: no key read back (no sequence fetched first), so the insert can go in a pipeline
-        conn.execute(self.table.insert().inline(), [_message_row(*m) for m in messages])
+        rows = [_message_row(*m) for m in messages]
+        if isinstance(conn, sa.Connection):  # inline: no key read back (it may go in a pipeline)
+            conn.execute(self.table.insert().inline(), rows)
+        else:
+            conn.executemany(_PUT, rows)
         self.notify(conn, MESSAGES_CHANNEL, _about({m[1] for m in messages}))
 
     def take(
@@ -139,9 +187,15 @@ class MessageTable(_Sql):
         executions whose lease it just took over from an executor that stopped renewing it (to recover)."""
         t = self.table
         takeovers: list[str] = []
-        # on PostgreSQL without leases to acquire it is one statement: no transaction round trips
-        one = self.postgres and (leases is None or not acquire)
-        with self.store.one_statement() if one else self.begin() as conn:
+        if self.postgres and (leases is None or not acquire):  # one statement: no transaction round trips
+            with self.store.autocommit_cursor() as cur:
+                if leases is None:
+                    cur.execute(_TAKE_ALL, {"limit": limit})
+                else:
+                    cur.execute(_TAKE_HELD, {"owner": leases.owner, "limit": limit})
+                rows = cur.fetchall()
+            return self._messages(rows), []
+        with self.begin() as conn:
             pick = sa.select(t.c.seq, t.c.kind, t.c.execution_id, t.c.payload).order_by(t.c.seq).limit(limit)
             if leases is not None:
                 takeovers = leases.acquire_for_messages(conn, limit) if acquire else []
@@ -150,20 +204,27 @@ class MessageTable(_Sql):
                     sa.or_(lease.c.owner == leases.owner, t.c.execution_id == "")
                 )
             rows = conn.execute(pick).all()
-        messages = [
+        return self._messages(rows), takeovers
+
+    @staticmethod
+    def _messages(rows: Sequence[Any]) -> list[StoredMessage]:
+        return [
             StoredMessage(r.kind, r.execution_id, json.loads(r.payload) if r.payload else {}, r.seq)
             for r in rows
         ]
-        return messages, takeovers
 
-    def delete_in(self, conn: sa.Connection, seqs: Sequence[int]) -> None:
+    def delete_in(self, conn: Any, seqs: Sequence[int]) -> None:
         """Delete the messages ``seqs`` (applied) in the open transaction ``conn``."""
-        if seqs:
+        if not seqs:
+            return
+        if isinstance(conn, sa.Connection):
             conn.execute(self.table.delete().where(self.table.c.seq.in_(seqs)))
+        else:
+            conn.execute(_DELETE, (list(seqs),))
 
     def delete(self, seqs: Sequence[int]) -> None:
         if seqs:
-            with self.store.one_statement() as conn:
+            with self.store.autocommit_cursor() if self.postgres else self.begin() as conn:
                 self.delete_in(conn, seqs)
 
     def depth(self) -> int:
@@ -284,21 +345,16 @@ class Leases(_Sql):
             self.held -= lost
         return lost
 
-    def fence(self, conn: sa.Connection, ids: Sequence[str], release: Sequence[str]) -> set[str]:
-        """In the transaction writing ``ids``: renew their leases and release those of ``release``
-        (ended); returns the ids whose lease is no longer ours (the caller must not write them)."""
+    def fence(self, ids: Sequence[str], release: Sequence[str]) -> Fence:
+        """The lease check of a batch writing ``ids`` (releasing the leases of ``release``, ended)."""
+        return Fence(self, list(ids), list(release))
+
+    def not_ours(self, ids: Sequence[str]) -> set[str]:
+        """Of ``ids``, those whose lease another executor holds now."""
         table = execution_leases
-        if not ids:
-            return set()
-        ours = {r.execution_id for r in conn.execute(
-            table.update().where(table.c.owner == self.owner, table.c.execution_id.in_(list(ids)))
-            .values(expires=self.now() + self.ttl).returning(table.c.execution_id))}  # fmt: skip
-        if release:
-            conn.execute(
-                table.delete().where(table.c.owner == self.owner, table.c.execution_id.in_(list(release)))
-            )
-        with self._lock:
-            self.held.difference_update(release)
+        with self.store.engine.connect() as conn:
+            ours = set(conn.execute(sa.select(table.c.execution_id).where(
+                table.c.owner == self.owner, table.c.execution_id.in_(list(ids)))).scalars())  # fmt: skip
         return set(ids) - ours
 
     def forget(self, ids: Iterable[str]) -> None:
@@ -315,6 +371,41 @@ class Leases(_Sql):
             self.notify(conn, MESSAGES_CHANNEL)
         with self._lock:
             self.held.clear()
+
+
+class Fence:
+    """Called in the transaction writing ``ids``: renews their leases and releases those of ``release``.
+    On SQLite it returns the ids whose lease is no longer ours (the caller must not write them); on
+    PostgreSQL (a :meth:`Store.pg_transaction` cursor) the check fails the transaction in SQL, and
+    :meth:`lost` then names them."""
+
+    def __init__(self, leases: Leases, ids: list[str], release: list[str]) -> None:
+        self.leases, self.ids, self.release = leases, ids, release
+
+    def __call__(self, conn: Any) -> set[str]:
+        leases, table = self.leases, execution_leases
+        if not self.ids:
+            return set()
+        if isinstance(conn, sa.Connection):
+            ours = {r.execution_id for r in conn.execute(
+                table.update().where(table.c.owner == leases.owner, table.c.execution_id.in_(self.ids))
+                .values(expires=leases.now() + leases.ttl).returning(table.c.execution_id))}  # fmt: skip
+            if self.release:
+                conn.execute(table.delete().where(table.c.owner == leases.owner,
+                                                  table.c.execution_id.in_(self.release)))  # fmt: skip
+            lost = set(self.ids) - ours
+        else:
+            conn.execute(_FENCE, {"ttl": leases.ttl, "owner": leases.owner, "ids": self.ids,
+                                  "expected": len(set(self.ids))})  # fmt: skip
+            if self.release:
+                conn.execute(_RELEASE, {"owner": leases.owner, "ids": self.release})
+            lost = set()
+        with leases._lock:
+            leases.held.difference_update(self.release)
+        return lost
+
+    def lost(self) -> set[str]:
+        return self.leases.not_ours(self.ids)
 
 
 @dataclass(slots=True)
@@ -344,23 +435,27 @@ class WorkQueue(_Sql):
     """
 
     def enqueue(self, jobs: Sequence[dict[str, Any]]) -> None:
-        with self.begin() as conn:
+        with self.store.pg_transaction() if self.postgres else self.begin() as conn:
             self.enqueue_in(conn, jobs)
 
-    def enqueue_in(self, conn: sa.Connection, jobs: Sequence[dict[str, Any]]) -> None:
+    def enqueue_in(self, conn: Any, jobs: Sequence[dict[str, Any]]) -> None:
         """Insert jobs (``taskrun_id``, ``execution_id``, ``worker_group``, ``pin``, ``payload``) in the open
         transaction ``conn``; a task run that already has a job keeps it (a recovering executor dispatches
         the runs in flight again)."""
         if not jobs:
             return
         now = time.time()
-        rows = [{**j, "created": now, "submissions": 1, "kill": False} for j in jobs]
-        if self.postgres:
-            from sqlalchemy.dialects.postgresql import insert
+        if isinstance(conn, sa.Connection):
+            if self.postgres:
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            rows = [{**j, "created": now, "submissions": 1, "kill": False} for j in jobs]
+            conn.execute(
+                insert(worker_jobs).inline().on_conflict_do_nothing(index_elements=["taskrun_id"]), rows
+            )
         else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        # inline: no key read back (no sequence fetched first): it goes in the executor batch's pipeline
-        conn.execute(insert(worker_jobs).inline().on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
+            conn.executemany(_ENQUEUE, [{**j, "created": now} for j in jobs])
         self.notify(conn, JOBS_CHANNEL)
 
     def claim(self, worker_id: str, group: str | None, limit: int) -> list[ClaimedJob]:
@@ -368,8 +463,31 @@ class WorkQueue(_Sql):
         pinned to another live worker (a WorkingDirectory's folder is there) is left to that worker."""
         if limit <= 0:
             return []
-        j, p = worker_jobs, worker_pins
         token = uuid.uuid4().hex
+        rows: Sequence[Any]
+        if self.postgres:
+            with self.store.autocommit_cursor() as cur:
+                cur.execute(_CLAIM_NO_GROUP if group is None else _CLAIM_GROUP,
+                            {"worker_id": worker_id, "claim": token, "limit": limit, "group": group})  # fmt: skip
+                rows = cur.fetchall()
+        else:
+            rows = self._claim_sqlite(worker_id, group, limit, token)
+        pins = {(r.pin, r.execution_id) for r in rows if r.pin}
+        if pins:  # after the claim: a worker dying in between has its jobs resubmitted, pins or not
+            if self.postgres:
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            with self.store.one_statement() as conn:
+                conn.execute(insert(worker_pins).on_conflict_do_nothing(index_elements=["pin"]),
+                             [{"pin": pin, "worker_id": worker_id, "execution_id": ex} for pin, ex in pins])  # fmt: skip
+        return [
+            ClaimedJob(r.taskrun_id, r.execution_id, token, r.submissions, json.loads(r.payload))
+            for r in rows
+        ]
+
+    def _claim_sqlite(self, worker_id: str, group: str | None, limit: int, token: str) -> Sequence[Any]:
+        j, p = worker_jobs, worker_pins
         pinned_elsewhere = sa.exists().where(p.c.pin == j.c.pin, p.c.worker_id != worker_id)
         pick = (
             sa.select(j.c.seq)
@@ -378,37 +496,22 @@ class WorkQueue(_Sql):
                    sa.or_(j.c.pin.is_(None), ~pinned_elsewhere))
             .order_by(j.c.seq).limit(limit)
         )  # fmt: skip
-        if self.postgres:
-            pick = pick.with_for_update(skip_locked=True)
         with self.store.one_statement() as conn:
-            rows = conn.execute(
+            return conn.execute(
                 j.update().where(j.c.seq.in_(pick.scalar_subquery()))
                 .values(worker_id=worker_id, claim=token, claimed=self.now())
                 .returning(j.c.taskrun_id, j.c.execution_id, j.c.submissions, j.c.payload, j.c.pin)
             ).all()  # fmt: skip
-        pins = {(r.pin, r.execution_id) for r in rows if r.pin}
-        if pins:  # after the claim: a worker dying in between has its jobs resubmitted, pins or not
-            if self.postgres:
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-            with self.store.one_statement() as conn:
-                conn.execute(insert(p).on_conflict_do_nothing(index_elements=["pin"]),
-                             [{"pin": pin, "worker_id": worker_id, "execution_id": ex} for pin, ex in pins])  # fmt: skip
-        return [
-            ClaimedJob(r.taskrun_id, r.execution_id, token, r.submissions, json.loads(r.payload))
-            for r in rows
-        ]
 
     def complete(self, taskrun_id: str, claim: str, message: tuple[str, str, dict[str, Any]]) -> bool:
         """Delete the job if it still carries ``claim`` and write the result message, in one
         transaction; False (nothing written) when the job was taken back meanwhile."""
         j = worker_jobs
         if self.postgres:  # one statement (no transaction round trips): the result only if the claim held
-            with self.store.one_statement() as conn:
-                sent = conn.execute(_COMPLETE, {"taskrun_id": taskrun_id, "claim": claim,
-                                                "channel": MESSAGES_CHANNEL, **_message_row(*message)})  # fmt: skip
-                return sent.first() is not None
+            with self.store.autocommit_cursor() as cur:
+                cur.execute(_COMPLETE, {"taskrun_id": taskrun_id, "claim": claim, "channel": MESSAGES_CHANNEL,
+                                        **_message_row(*message)})  # fmt: skip
+                return cur.fetchone() is not None
         with self.begin() as conn:
             done = conn.execute(
                 j.delete().where(j.c.taskrun_id == taskrun_id, j.c.claim == claim).returning(j.c.seq)
@@ -518,11 +621,6 @@ class WorkQueue(_Sql):
     def depth(self) -> int:
         with self.store.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(worker_jobs)).scalar() or 0)
-
-
-def libpq_url(store: Any) -> str:
-    """The store's PostgreSQL URL for a connection of our own (LISTEN, a session lock), outside the pool."""
-    return str(store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
 
 
 def process_id() -> str:

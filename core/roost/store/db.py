@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -59,23 +58,11 @@ _KV_MATCH = sa.and_(
 )
 _KV_GET = sa.select(kv.c.value, kv.c.expires).where(_KV_MATCH)
 _KV_DELETE = kv.delete().where(_KV_MATCH)
-_KV_COLUMNS = ("tenant", "namespace", "key", "value", "expires", "updated", "description")
 _SQLITE_UPSERT_KV = (
     "INSERT INTO kv (tenant, namespace, key, value, expires, updated, description) VALUES (?,?,?,?,?,?,?)"
     " ON CONFLICT (tenant, namespace, key) DO UPDATE SET value=excluded.value, expires=excluded.expires,"
     " updated=excluded.updated, description=excluded.description"
 )
-
-
-@cache
-def _pg_upsert_kv() -> Any:
-    from sqlalchemy.dialects.postgresql import insert
-
-    ins = insert(kv)
-    return ins.on_conflict_do_update(
-        index_elements=[kv.c.tenant, kv.c.namespace, kv.c.key],
-        set_={c: ins.excluded[c] for c in _KV_COLUMNS[3:]},
-    )
 
 
 def _v1(conn: sa.Connection) -> None:
@@ -124,6 +111,16 @@ def _v7_scale_out(conn: sa.Connection) -> None:
     )
 
 
+def _v8_lease_fence(conn: sa.Connection) -> None:
+    # An executor batch's lease check fails in SQL, so the whole batch (BEGIN to COMMIT) is sent at once
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "CREATE FUNCTION roost_fence(renewed bigint, expected bigint) RETURNS void LANGUAGE plpgsql AS "
+            "$$ BEGIN IF renewed <> expected THEN RAISE EXCEPTION 'an execution of this batch is leased to "
+            f"another executor' USING ERRCODE = '{LEASE_LOST_SQLSTATE}'; END IF; END $$"
+        )
+
+
 # Ordered migrations: version number → function. New tables or columns go at the end, never edit old ones.
 MIGRATIONS: list[tuple[int, Any]] = [
     (1, _v1),
@@ -133,6 +130,7 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (5, _v5_governance),
     (6, _v6_namespace_directories),
     (7, _v7_scale_out),
+    (8, _v8_lease_fence),
 ]
 
 
@@ -174,6 +172,9 @@ class ExecutionExists(Exception):
     """An execution with this id exists already (a scheduled date fired by another scheduler)."""
 
 
+LEASE_LOST_SQLSTATE = "RLOST"  # raised by roost_fence (migration 8)
+
+
 class LeaseLost(Exception):
     """Executions this executor may no longer write: another executor holds their lease now."""
 
@@ -210,6 +211,7 @@ _SQLITE_UPSERT_TASKRUN = (
     " execution_id=excluded.execution_id, seq=excluded.seq, data=excluded.data"
 )
 _PG_UPSERT_EXECUTION = _SQLITE_UPSERT_EXECUTION.replace("?", "%s")
+_PG_UPSERT_KV = _SQLITE_UPSERT_KV.replace("?", "%s")
 _PG_UPSERT_TASKRUN = _SQLITE_UPSERT_TASKRUN.replace("?", "%s")
 
 
@@ -233,6 +235,8 @@ class Store:
         self.write_lock = threading.RLock() if url.startswith("sqlite") else _NullLock()
         self._writer: Any = None  # SQLite: the connection _sqlite_transaction keeps
         self._writer_busy = False
+        self._idle: list[tuple[Any, float]] = []  # PostgreSQL: autocommit_cursor's connections, last use
+        self._own_slots = threading.BoundedSemaphore(24)
         # One-statement writes on PostgreSQL (a worker's claim, a result, a KV write) run in autocommit:
         # BEGIN and COMMIT would be two more round trips of the three each costs otherwise.
         self._autocommit = (
@@ -250,6 +254,67 @@ class Store:
         """A connection for a write of one statement: autocommit on PostgreSQL (no BEGIN and COMMIT round
         trips), a transaction on SQLite. Only for writes that are whole in one statement."""
         return self.transaction() if self._autocommit is None else self._autocommit.connect()
+
+    @contextmanager
+    def autocommit_cursor(self) -> Iterator[Any]:
+        """PostgreSQL: a psycopg cursor (rows as named tuples) in autocommit, on a connection of the
+        store's own outside SQLAlchemy's pool, for the one-statement writes of the worker path (a claim, a
+        result, a KV write, a take): there SQLAlchemy's checkout, execution context and result cost three
+        times the round trip. A connection unused for a second is pinged first (the server may have closed
+        it); one that failed is closed, not reused; errors come out as SQLAlchemy's (``store_unavailable``)."""
+        import psycopg
+        from psycopg.rows import namedtuple_row
+
+        if not self._own_slots.acquire(timeout=30):  # as many as SQLAlchemy's pool would open
+            raise sa.exc.TimeoutError("no connection of the store came free within 30 s")
+        try:
+            conn = self._idle_connection()
+            try:
+                with conn.cursor(row_factory=namedtuple_row) as cur:
+                    yield cur
+            except psycopg.Error as exc:
+                broken = conn.broken
+                conn.close()
+                raise sa.exc.DBAPIError.instance(
+                    None, None, exc, psycopg.Error, connection_invalidated=broken
+                ) from exc
+            except BaseException:
+                conn.close()
+                raise
+            self._idle.append((conn, time.monotonic()))
+        finally:
+            self._own_slots.release()
+
+    @contextmanager
+    def pg_transaction(self) -> Iterator[Any]:
+        """PostgreSQL: a transaction sent in one round trip — BEGIN, the statements executed on the yielded
+        cursor (none may need its answer before the end), COMMIT — in psycopg's pipeline mode on an
+        :meth:`autocommit_cursor` connection. A statement that fails fails the transaction (a connection
+        that failed is closed: the server rolls it back)."""
+        with self.autocommit_cursor() as cur, cur.connection.pipeline():
+            cur.execute("BEGIN")
+            yield cur
+            cur.execute("COMMIT")
+
+    def _idle_connection(self) -> Any:
+        import psycopg
+
+        while self._idle:
+            try:
+                conn, used = self._idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if time.monotonic() - used < _PING_AFTER:
+                return conn
+            try:
+                conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                conn.close()
+        try:
+            return psycopg.connect(libpq_url(self), autocommit=True)
+        except psycopg.Error as exc:
+            raise sa.exc.DBAPIError.instance(None, None, exc, psycopg.Error) from exc
 
     @classmethod
     def sqlite(cls, folder: Path | str, **kw: Any) -> Store:
@@ -272,6 +337,8 @@ class Store:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+        while self._idle:
+            self._idle.pop()[0].close()
         self.engine.dispose()
 
     @functools.cached_property
@@ -431,6 +498,11 @@ class Store:
             if written is not None:
                 written.update(texts)
             return
+        if not only_new and not self.url.startswith("sqlite"):
+            self._save_pg(ex_rows, tr_rows, keep_only, masks, fence, also)
+            if written is not None:
+                written.update(texts)
+            return
         with self.write_lock, self.engine.begin() as conn:
             if only_new:  # insert-if-absent first: of two concurrent creations, the second finds the row
                 from sqlalchemy.dialects import postgresql, sqlite
@@ -455,6 +527,34 @@ class Store:
                 raise LeaseLost(lost)
         if written is not None:
             written.update(texts)
+
+    def _save_pg(
+        self, ex_rows: list[tuple[Any, ...]], tr_rows: list[tuple[Any, ...]], keep_only: dict[str, set[str]] | None,
+        masks: dict[str, dict[str, Any]] | None, fence: Any, also: Any,
+    ) -> None:  # fmt: skip
+        """save_executions on PostgreSQL, in one round trip (:meth:`pg_transaction`): the lease fence fails
+        in SQL (``roost_fence``) and so rolls everything back; then :class:`LeaseLost` names what was lost."""
+        try:
+            with self.pg_transaction() as cur:
+                for execution_id, keep_ids in (keep_only or {}).items():
+                    cur.execute("DELETE FROM taskruns WHERE execution_id = %s AND NOT (id = ANY(%s))",
+                                (execution_id, list(keep_ids)))  # fmt: skip
+                if masks:
+                    cur.execute("DELETE FROM execution_masks WHERE execution_id = ANY(%s)", (list(masks),))
+                    cur.executemany("INSERT INTO execution_masks (execution_id, data) VALUES (%s, %s)",
+                                    [(i, dumps(m)) for i, m in masks.items()])  # fmt: skip
+                if ex_rows:
+                    cur.executemany(_PG_UPSERT_EXECUTION, ex_rows)
+                if tr_rows:
+                    cur.executemany(_PG_UPSERT_TASKRUN, tr_rows)
+                if also is not None:
+                    also(cur)
+                if fence is not None:
+                    fence(cur)
+        except sa.exc.DBAPIError as exc:
+            if fence is not None and getattr(exc.orig, "sqlstate", None) == LEASE_LOST_SQLSTATE:
+                raise LeaseLost(fence.lost()) from None
+            raise
 
     @contextmanager
     def _pipelined(self, conn: sa.Connection) -> Iterator[None]:
@@ -874,6 +974,11 @@ class SqlLogs:
 _PING_AFTER = 1.0  # seconds a pooled connection may sit unused before it is checked on checkout
 
 
+def libpq_url(store: Any) -> str:
+    """The store's PostgreSQL URL for a connection of our own (LISTEN, a session lock), outside the pool."""
+    return str(store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+
 def _ping_when_idle(engine: sa.Engine) -> None:
     """Check a pooled connection on checkout only when it sat unused for a while: SQLAlchemy's
     ``pool_pre_ping`` pays a round trip at every checkout, a third of a worker's one-statement writes.
@@ -946,8 +1051,8 @@ class SqlKV:
             with self.store._sqlite_transaction() as cur:
                 cur.execute(_SQLITE_UPSERT_KV, row)
             return
-        with self.store.one_statement() as conn:
-            conn.execute(_pg_upsert_kv(), dict(zip(_KV_COLUMNS, row, strict=True)))
+        with self.store.autocommit_cursor() as cur:
+            cur.execute(_PG_UPSERT_KV, row)
 
     def delete(self, namespace: str, key: str) -> bool:
         with self.store.write_lock, self.store.engine.begin() as conn:
