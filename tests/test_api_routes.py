@@ -64,6 +64,26 @@ def test_every_kestra_route_reaches_its_own_handler(app: Any, spec: str) -> None
     assert handled in (template, None), f"{spec} is answered by {handled}"
 
 
+def test_the_route_index_answers_as_the_whole_table(app: Any) -> None:
+    """The index in front of the table (a handful of candidates per request) picks, for every route of the
+    app and of Kestra's, with sample values, the route the full pass in table order would pick."""
+    from roost.server.routing import RouteIndex
+    from starlette.routing import Match
+
+    index, table = app.router.routes[0], app.router.routes[1:]
+    assert isinstance(index, RouteIndex)
+    templates = {(m, r.path) for r in table for m in getattr(r, "methods", None) or () if hasattr(r, "path")}
+    templates |= {tuple(spec.split(" ", 1)) for spec in KESTRA_ROUTES}
+    samples = [(m, concrete(t)) for m, t in templates] + [(m, concrete(t) + "/extra") for m, t in templates]
+    samples += [("GET", "/ui/"), ("GET", "/health"), ("POST", "/api/v1/main/executions/x1/x1/x1/x1/x1")]
+    assert len(samples) > 500
+    for method, path in samples:
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        full = next((r for r in table if r.matches(dict(scope))[0] == Match.FULL), None)
+        match, child = index.matches(dict(scope))
+        assert (child.get("roost.route") if match == Match.FULL else None) is full, (method, path)
+
+
 def test_the_route_list_is_kestras(app: Any) -> None:
     spec = kestra_spec()
     listed = {

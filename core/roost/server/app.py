@@ -78,6 +78,7 @@ def create_app(state: ServerState, *, api_threads: int = 6) -> FastAPI:
     sessions = ui.mount(app, state)  # the web UI under /ui/ (and / redirecting there)
     routing.install_route_stubs(app)
     routing.rank_routes(app)
+    routing.index_routes(app)
     app.add_middleware(AccessMiddleware, state=state, routes=declared_routes(app))
     app.add_middleware(AuthMiddleware, config=state.config.auth, sessions=sessions, audit=state.audit)
     app.add_middleware(errors.RequestGuard)  # outermost: malformed targets never reach auth or routes

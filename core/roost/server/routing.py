@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route, get_route_path
+from starlette.types import Receive, Scope, Send
 
 from roost.server.kestra_routes import KESTRA_ROUTES
 
@@ -47,16 +47,38 @@ def _methods(route: Any) -> set[str]:
     return set(getattr(route, "methods", None) or ())
 
 
+class _Segments:
+    """What a route's template fixes: its number of segments and its literal ones. A request whose path
+    differs in either cannot match, and is turned down without the route's regular expression: most of
+    the table does not apply to a request, and ranking puts the common parametrised routes last (a
+    creation of an execution was tried against 200 patterns)."""
+
+    def __init__(self, path: str) -> None:
+        parts = segments(path)
+        self.any = ":path}" in path  # a path parameter spans segments: only the pattern can tell
+        self.count = len(parts)
+        self.fixed = [(i, part) for i, part in enumerate(parts) if "{" not in part]
+
+    def rejects(self, scope: Scope) -> bool:
+        if self.any or scope["type"] != "http":
+            return False
+        parts = scope.get("roost.segments")
+        if parts is None:  # split once per request
+            parts = scope["roost.segments"] = segments(get_route_path(scope))
+        if len(parts) != self.count:
+            return True
+        return any(parts[i] != part for i, part in self.fixed)
+
+
 class SegmentRoute(APIRoute):
-    """A route that turns down a path of another number of segments before trying its pattern: most of the
-    table does not apply to a request, and ranked routes put the common parametrised ones last."""
+    """A route that turns down a path of other segments before trying its pattern (:class:`_Segments`)."""
 
     def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(path, *args, **kwargs)
-        self.slashes = path.count("/")
+        self.segments = _Segments(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and scope["path"].count("/") != self.slashes:
+        if self.segments.rejects(scope):
             return Match.NONE, {}
         return super().matches(scope)
 
@@ -70,10 +92,10 @@ class _Unserved(Route):
 
     def __init__(self, path: str, method: str) -> None:
         super().__init__(path, _no_such_route, methods=[method], include_in_schema=False)
-        self.slashes = path.count("/")
+        self.segments = _Segments(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and scope["path"].count("/") != self.slashes:
+        if self.segments.rejects(scope):
             return Match.NONE, {}
         return super().matches(scope)
 
@@ -114,14 +136,86 @@ def rank_routes(app: FastAPI) -> None:
     app.router.routes.sort(key=key)
 
 
+class RouteIndex(BaseRoute):
+    """First in the table: tries, in table order, only the routes a request's number of segments allows
+    (and those whose segments it cannot know), instead of the 200-odd in turn — a Python call each, which
+    cost a third of a millisecond per request. It answers only a full match; otherwise it steps aside and
+    the router's own pass finds the partial match (405) or nothing (404) as before. Rebuilt when the table
+    changes size (a route added later)."""
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+        self._size = -1
+        self._by_count: dict[int, tuple[int, dict[str | None, list[Any]]]] = {}
+        self._others: list[Any] = []
+
+    def _build(self) -> None:
+        routes = [r for r in self.router.routes if r is not self]
+        placed = {id(r): r.segments.count for r in routes if isinstance(getattr(r, "segments", None), _Segments)
+                  and not r.segments.any}  # fmt: skip
+        self._others = [r for r in routes if id(r) not in placed]
+        self._by_count = {}
+        for count in set(placed.values()):
+            group = [r for r in routes if placed.get(id(r), count) == count]
+            # then by the literal at the position whose literals tell these routes apart best
+            literals = [dict(r.segments.fixed) if id(r) in placed else {} for r in group]
+            position = max(range(count), key=lambda i: len({lit.get(i) for lit in literals}))
+            buckets: dict[str | None, list[Any]] = {}
+            for key in {lit.get(position) for lit in literals}:
+                buckets[key] = [
+                    r for r, lit in zip(group, literals, strict=True) if lit.get(position) in (key, None)
+                ]
+            self._by_count[count] = (position, buckets)
+        self._size = len(self.router.routes)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        if len(self.router.routes) != self._size:
+            self._build()
+        parts = scope.get("roost.segments")
+        if parts is None:
+            parts = scope["roost.segments"] = segments(get_route_path(scope))
+        found = self._by_count.get(len(parts))
+        if found is None:
+            candidates = self._others
+        else:
+            position, buckets = found
+            candidates = buckets.get(parts[position]) or buckets.get(None) or []
+        for route in candidates:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return Match.FULL, {**child, "roost.route": route}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope.pop("roost.route").handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+
+def index_routes(app: FastAPI) -> None:
+    """Put a :class:`RouteIndex` in front of the (ranked) table."""
+    app.router.routes.insert(0, RouteIndex(app.router))
+
+
 def handler_path(app: FastAPI, method: str, path: str) -> str | None:
     """The template of the route that would answer ``method path`` (tests and diagnostics)."""
     scope = {"type": "http", "method": method, "path": path, "root_path": ""}
     for route in app.router.routes:
-        match, _child = route.matches(scope)
+        match, child = route.matches(scope)
         if match == Match.FULL:
-            return getattr(route, "path", None)
+            return getattr(child.get("roost.route", route), "path", None)
     return None
 
 
-__all__ = ["handler_path", "install_route_stubs", "overlap", "rank", "rank_routes"]
+__all__ = [
+    "RouteIndex",
+    "handler_path",
+    "index_routes",
+    "install_route_stubs",
+    "overlap",
+    "rank",
+    "rank_routes",
+]

@@ -28,10 +28,11 @@ from roost.server.config import AiModel
 from roost.server.copilot import MAX_PROMPT, MAX_YAML, CopilotError, generate, model_settings, yaml_field
 from roost.server.errors import ApiError, bad_request, not_found
 from roost.server.routes.common import state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 from roost.server.ui.permissions import ANONYMOUS
 
-router = APIRouter(tags=["AI"], responses=models.ERRORS)
+router = APIRouter(tags=["AI"], responses=models.ERRORS, route_class=SegmentRoute)
 P = "/api/v1/{tenant}/ai"
 PERMISSION: Final = "AI_COPILOT"
 ACTION: Final = "CREATE"

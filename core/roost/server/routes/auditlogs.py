@@ -22,8 +22,9 @@ from roost.server import models
 from roost.server.access import access_of
 from roost.server.errors import bad_request, not_found
 from roost.server.routes.common import blocking, state_of
+from roost.server.routing import SegmentRoute
 
-router = APIRouter(tags=["Audit Logs"], responses=models.ERRORS)
+router = APIRouter(tags=["Audit Logs"], responses=models.ERRORS, route_class=SegmentRoute)
 P = "/api/v1/{tenant}/auditlogs"
 G = "/api/v1/auditlogs"
 Page = Annotated[int, Query(ge=1, le=100000)]

@@ -27,9 +27,10 @@ from roost.server import models
 from roost.server.access import Access, access_of
 from roost.server.errors import ApiError, bad_request, conflict, not_found
 from roost.server.routes.common import blocking, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import TENANT, ServerState
 
-router = APIRouter(tags=["KillSwitches"], responses=models.ERRORS)
+router = APIRouter(tags=["KillSwitches"], responses=models.ERRORS, route_class=SegmentRoute)
 P = "/api/v1/kill-switches"
 MAX_EXECUTIONS = 10_000
 _NS, _FLOW = re.compile(NAMESPACE), re.compile(FLOW_ID)

@@ -17,9 +17,10 @@ from roost.plugin_defaults import INSTANCE, DefaultsInvalid, dump_defaults, pars
 from roost.server import models
 from roost.server.errors import bad_request, not_found, unprocessable
 from roost.server.routes.common import YAML_BODY, blocking, body_text, multipart_body, state_of
+from roost.server.routing import SegmentRoute
 from roost.server.state import ServerState
 
-router = APIRouter(tags=["Plugin defaults"], responses=models.ERRORS)
+router = APIRouter(tags=["Plugin defaults"], responses=models.ERRORS, route_class=SegmentRoute)
 NS = "/api/v1/{tenant}/namespaces/{id}"
 INST = "/api/v1/instance/plugindefaults"
 Namespace = Annotated[str, Path(description="The namespace id")]
