@@ -82,3 +82,18 @@ def test_an_error_the_pipelined_batch_reports_at_its_end_is_a_store_error_and_wr
     assert pg_store.load_execution("e9") is None
     pg_store.save_executions([(header, [run])])  # the next batch gets a working connection
     assert pg_store.load_execution("e9") is not None
+
+
+def test_executions_are_read_back_a_batch_at_a_time(pg_store: Store) -> None:
+    """An executor reads the executions an API process created in one statement: runs in order, masks."""
+    for n in (1, 2):
+        header = {"id": f"b{n}", "namespace": "company.team", "flowId": "f",
+                  "state": {"current": "CREATED", "startDate": "2026-12-03T00:00:00.000000Z"}}  # fmt: skip
+        runs = [(seq, {"id": f"b{n}-t{seq}", "state": {"current": "CREATED"}}) for seq in (1, 0, 2)]
+        pg_store.save_executions([(header, runs)], masks={"b1": {"salt": "s"}} if n == 1 else None)
+    loaded = pg_store.load_executions(["b2", "missing", "b1"])
+    assert sorted(loaded) == ["b1", "b2"]
+    header, runs, masks = loaded["b1"]
+    assert header["id"] == "b1" and [r["id"] for r in runs] == ["b1-t0", "b1-t1", "b1-t2"]
+    assert masks == {"salt": "s"} and loaded["b2"][2] is None
+    assert pg_store.load_executions(["b1"], masks=False)["b1"][2] is None

@@ -119,6 +119,7 @@ class Engine:
         self.on_execution_end = [on_execution_end] if on_execution_end else []
         self._runtimes: dict[str, tuple[Runtime, Executor]] = {}
         self._cache: dict[str, Execution] = {}
+        self._prefetched: dict[str, Execution] = {}  # read for the batch being handled (_prefetch)
         self._persisted: dict[str, _Persisted] = {}  # what the store already holds of each cached execution
         self._written: dict[str, str] = {}  # each cached execution's header as last written (save_executions)
         self._flows: dict[tuple[str, str, str, int], Flow] = {}
@@ -543,8 +544,10 @@ class Engine:
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
+            self._prefetch(messages)
             self._handle(messages)
         finally:
+            self._prefetched = {}
             if gc_was_on:
                 gc.enable()
         if self.queue.owed():  # the batch wrote nothing: its stored messages are done with all the same
@@ -729,15 +732,30 @@ class Engine:
                 or f"{ex.namespace}|{ex.flow_id}" in self.ignore_flows)  # fmt: skip
 
     def _load(self, execution_id: str) -> Execution | None:
-        ex = self._cache.get(execution_id)
+        ex = self._cache.get(execution_id) or self._prefetched.get(execution_id)
         if ex is None:
-            loaded = self.store.load_execution_and_masks(execution_id, masks=execution_id not in self._masks)
-            if loaded is None:
-                return None
-            header, runs, mask_state = loaded
-            ex = Execution.from_dicts(header, runs)
+            ex = self._load_many([execution_id]).get(execution_id)
+        return ex
+
+    def _prefetch(self, messages: list[Message]) -> None:
+        """Read the executions a batch's messages name and this process does not hold in memory, in one
+        trip to the store (an API process's new executions, read back a batch at a time)."""
+        leases = self.leases
+        missing = {m.execution_id for m in messages if m.execution_id and m.execution_id not in self._cache
+                   and (leases is None or leases.holds(m.execution_id))}  # fmt: skip
+        if len(missing) > 1:
+            self._prefetched = self._load_many(sorted(missing))
+
+    def _load_many(self, execution_ids: list[str]) -> dict[str, Execution]:
+        """Read executions from the store; those not ended (or awaited) are kept in memory from then on."""
+        loaded = self.store.load_executions(
+            execution_ids, masks=any(i not in self._masks for i in execution_ids)
+        )
+        out: dict[str, Execution] = {}
+        for execution_id, (header, runs, mask_state) in loaded.items():
+            ex = out[execution_id] = Execution.from_dicts(header, runs)
             if ex.state.terminal() and execution_id not in self._waiters:
-                return ex
+                continue
             if execution_id not in self._masks:  # read with the execution: one trip to the store, not two
                 with self._masks_lock:
                     secrets = self.runtime(ex.tenant).secrets
@@ -749,7 +767,7 @@ class Engine:
             for seq, tr in enumerate(ex.task_runs):
                 if tr.state.current not in TERMINAL:
                     state.open[tr.id] = (seq, _signature(tr))
-        return ex
+        return out
 
     def _apply(self, ex: Execution, msg: Message) -> Effects:
         executor = self._tenant(ex.tenant)[1]

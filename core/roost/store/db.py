@@ -212,6 +212,14 @@ _SQLITE_UPSERT_TASKRUN = (
 )
 _PG_UPSERT_EXECUTION = _SQLITE_UPSERT_EXECUTION.replace("?", "%s")
 _PG_UPSERT_KV = _SQLITE_UPSERT_KV.replace("?", "%s")
+_PG_LOAD_EXECUTIONS = (
+    "SELECT e.id, e.data, ARRAY(SELECT t.data FROM taskruns t WHERE t.execution_id = e.id ORDER BY t.seq) AS runs,"
+    " (SELECT m.data FROM execution_masks m WHERE m.execution_id = e.id) AS masks"
+    " FROM executions e WHERE e.id = ANY(%s)"
+)
+_PG_LOAD_EXECUTIONS_NO_MASKS = _PG_LOAD_EXECUTIONS.replace(
+    "(SELECT m.data FROM execution_masks m WHERE m.execution_id = e.id)", "NULL"
+)
 _PG_UPSERT_TASKRUN = _SQLITE_UPSERT_TASKRUN.replace("?", "%s")
 
 
@@ -651,19 +659,36 @@ class Store:
         self, execution_id: str, masks: bool = True
     ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None] | None:
         """The execution, its task runs and (``masks``) its mask-set state, over one connection."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(executions.c.data).where(executions.c.id == execution_id)).first()
-            if row is None:
-                return None
-            trs = conn.execute(sa.select(taskruns.c.data).where(taskruns.c.execution_id == execution_id)
-                               .order_by(taskruns.c.seq)).all()  # fmt: skip
-            mask_row = None
-            if masks:
-                mask_row = conn.execute(
-                    sa.select(execution_masks.c.data).where(execution_masks.c.execution_id == execution_id)
-                ).first()
-        return (json.loads(row.data), [json.loads(r.data) for r in trs],
-                json.loads(mask_row.data) if mask_row is not None else None)  # fmt: skip
+        return self.load_executions([execution_id], masks=masks).get(execution_id)
+
+    def load_executions(
+        self, execution_ids: Sequence[str], masks: bool = True
+    ) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]]:
+        """Executions by id (those that exist), each with its task runs and (``masks``) its mask-set state:
+        on PostgreSQL one statement for them all (an executor reads back every execution an API process
+        created, a batch of them at a time)."""
+        ids = list(dict.fromkeys(execution_ids))
+        rows: list[Any]
+        if not self.url.startswith("sqlite"):
+            with self.autocommit_cursor() as cur:
+                cur.execute(_PG_LOAD_EXECUTIONS if masks else _PG_LOAD_EXECUTIONS_NO_MASKS, (ids,))
+                rows = cur.fetchall()
+        else:
+            rows = []
+            with self.engine.connect() as conn:
+                for execution_id in ids:
+                    row = conn.execute(
+                        sa.select(executions.c.data).where(executions.c.id == execution_id)
+                    ).first()
+                    if row is None:
+                        continue
+                    runs = conn.execute(sa.select(taskruns.c.data).where(taskruns.c.execution_id == execution_id)
+                                        .order_by(taskruns.c.seq)).scalars().all()  # fmt: skip
+                    mask = masks and conn.execute(sa.select(execution_masks.c.data).where(
+                        execution_masks.c.execution_id == execution_id)).scalar()  # fmt: skip
+                    rows.append((execution_id, row.data, runs, mask or None))
+        return {execution_id: (json.loads(data), [json.loads(r) for r in runs], json.loads(mask) if mask else None)
+                for execution_id, data, runs, mask in rows}  # fmt: skip
 
     def execution_namespace(self, execution_id: str) -> tuple[str, str] | None:
         """(tenant, namespace) of an execution, from its indexed columns only."""
