@@ -559,10 +559,13 @@ class Engine:
         leases = self.leases
         self._next_lease_check = time.monotonic() + leases.ttl / 3
         self._forget(leases.renew())
-        for ex_id in leases.orphans(ACTIVE, grace=leases.ttl):
+        orphans = leases.orphans(ACTIVE, grace=leases.ttl)
+        for ex_id in orphans:
             log.info("execution %s had no live executor: recovering it", ex_id)
             self._forget([ex_id], quiet=True)  # what this process remembers of it may be stale
             self.queue.put(Message("recover", ex_id))
+        if orphans:  # their stored messages (a result the dead executor took but never applied) go first
+            self.queue.look()
 
     def _forget(self, execution_ids: Any, quiet: bool = False) -> None:
         """Drop executions from memory: another executor holds them now (or this one must re-read them)."""

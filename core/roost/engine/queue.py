@@ -33,6 +33,11 @@ class Queue(Protocol):
         """Whether messages taken since the last acknowledgement are still stored."""
         return False
 
+    def look(self) -> None:
+        """Read the stored messages at the next take, before what is in memory (executions were just
+        leased to this process: their stored results come before their recovery)."""
+        return None
+
     def acknowledge_in(self, conn: Any) -> None:
         """Delete the stored messages taken in the open transaction ``conn``."""
         return None
@@ -204,6 +209,9 @@ class StoreQueue(Queue):
 
     def owed(self) -> bool:
         return bool(self._taken)
+
+    def look(self) -> None:
+        self._dirty = True
 
     def acknowledge_in(self, conn: Any) -> None:
         self.messages.delete_in(conn, [seq for seq, _ in self._taken])
