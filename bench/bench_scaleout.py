@@ -4,7 +4,8 @@ Run alone: ``python bench/bench_scaleout.py [--only cpu,api,latency,chaos] [--ch
 One line per figure:
 
 - worker processes on CPU-bound tasks (a ``kv.Set`` whose value is a ~50 ms template, rendered in the
-  worker): task runs/s with 1 worker process and with 2, and the ratio (goal ≥ 1.8×);
+  worker): task runs/s with 1 worker process and with 2, and the ratio (goal ≥ 1.8×), with workers of one
+  thread each and of two;
 - executions/s through the API (POST without wait until every execution ended, a one-task flow that
   goes through a worker) with ``webserver`` + ``executor --no-local-workers`` + 2 ``worker`` on
   PostgreSQL, and with ``local`` on SQLite (goal ≥ 300/s on PostgreSQL);
@@ -107,26 +108,31 @@ def run_executions(port: int, flow: str, n: int, concurrency: int = 16) -> float
     return asyncio.run(go())
 
 
-def cpu(pg: Any, root: Path) -> list[str]:
+def cpu(pg: Any, root: Path, threads: int = 1) -> list[str]:
+    """Worker processes of ``threads`` threads each: with one, a process runs one CPU-bound task at a time
+    (two threads of one process share its interpreter lock, which makes one process slower, not two faster)."""
     flow = "id: cpu\nnamespace: bench.api\ntasks:" + "".join(CPU_TASK.format(i=i) for i in range(4))
     executions, rates, lines = 60, {}, []
     for workers in (1, 2):
-        cluster = Cluster(pg, root, f"cpu{workers}")
+        cluster = Cluster(pg, root, f"cpu{workers}_{threads}")
         try:
             web = cluster.start("webserver", http=True)
             cluster.start("executor", "--no-local-workers")
-            procs = [cluster.start("worker", "--workers", "2") for _ in range(workers)]
+            procs = [cluster.start("worker", "--workers", str(threads)) for _ in range(workers)]
             post_flow(web.port or 0, flow)
             run_executions(web.port or 0, "cpu", 4)  # warm up
             before = [cpu_seconds(p.proc.pid) for p in procs]
             elapsed = run_executions(web.port or 0, "cpu", executions)
             used = [cpu_seconds(p.proc.pid) - b for p, b in zip(procs, before, strict=True)]
             rates[workers] = executions * 4 / elapsed
-            lines.append(f"scale-out CPU-bound ~50 ms tasks, {workers} worker process(es): {rates[workers]:.1f} task runs/s "
+            lines.append(f"scale-out CPU-bound ~50 ms tasks, {workers} worker process(es) of {threads} thread(s): {rates[workers]:.1f} task runs/s "
                          f"({elapsed:.1f} s; CPU s per worker: {', '.join(f'{u:.1f}' for u in used)})")  # fmt: skip
         finally:
             cluster.stop()
-    return [*lines, f"scale-out CPU-bound ~50 ms tasks, 2 workers vs 1: {rates[2] / rates[1]:.2f}x"]
+    return [
+        *lines,
+        f"scale-out CPU-bound ~50 ms tasks, 2 workers vs 1 ({threads} thread(s) each): {rates[2] / rates[1]:.2f}x",
+    ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -295,8 +301,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="roost-bench-scaleout-") as tmp, postgres_server() as pg:
         root = Path(tmp)
         if "cpu" in wanted:
-            for line in cpu(pg, root):
-                print(line, flush=True)
+            for threads in (1, 2):
+                for line in cpu(pg, root, threads):
+                    print(line, flush=True)
         if "api" in wanted:
             for line in api(pg, root, args.api_executions):
                 print(line, flush=True)
