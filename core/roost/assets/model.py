@@ -46,7 +46,10 @@ def asset_type_spellings(value: str) -> list[str]:
 class Asset(BaseModel):
     """An asset a task created, changed or used."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: most runs emit no asset; the schema is built on first use, not at every start-up
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True
+    )
 
     id: str
     type: str = EXTERNAL
@@ -67,6 +70,8 @@ class Asset(BaseModel):
 
 class AssetBundle(BaseModel):
     """One emission: what a piece of work read (inputs) and wrote (outputs)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     inputs: list[Asset] = Field(default_factory=list)
     outputs: list[Asset] = Field(default_factory=list)
