@@ -97,7 +97,7 @@ class LazyType:
     def load(self) -> type[PluginType]:
         module, _, attr = self.target.partition(":")
         cls = getattr(importlib.import_module(module), attr)
-        if cls.type_id != self.type_id or tuple(cls.type_aliases) != tuple(self.aliases):
+        if cls.type_id != self.type_id or tuple(getattr(cls, "type_aliases", ())) != tuple(self.aliases):
             raise PluginError(
                 f"{self.target} declares type {cls.type_id!r} (aliases {cls.type_aliases}) but was registered "
                 f"as {self.type_id!r} (aliases {self.aliases})"
@@ -246,10 +246,10 @@ class Plugins:
         lazy = self._lazy.get(type_id)
         if lazy is None:
             return
-        cls = lazy.load()
+        cls: Any = lazy.load()  # a task, trigger... or a task runner
         for tid in (lazy.type_id, *lazy.aliases):
             self._lazy.pop(tid, None)
-            self._type_map[tid] = cls
+            (self._runner_map if issubclass(cls, TaskRunner) else self._type_map)[tid] = cls
 
     def _load_all(self) -> None:
         with self._lock:
@@ -286,6 +286,7 @@ class Plugins:
         if type_id not in self._runner_map:
             with self._lock:
                 self._load_plugin("core")
+                self._materialize(type_id)
         return self._runner_map.get(type_id) or self.task_runners.get(type_id)
 
     @property

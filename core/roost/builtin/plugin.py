@@ -26,9 +26,11 @@ def register_log_exporters(register):
 
 @hookimpl
 def register_task_runners(register):
-    from roost.scripts import Docker, Process
+    from roost.plugins import LazyType
 
-    register(Process, Docker)
+    # by name: a flow without a script task never imports roost.scripts
+    register(LazyType("io.kestra.plugin.core.runner.Process", "roost.scripts:Process"),
+             LazyType("io.kestra.plugin.scripts.runner.docker.Docker", "roost.scripts:Docker"))  # fmt: skip
 
 
 @hookimpl

@@ -159,10 +159,14 @@ def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], lab
     from roost.engine.local import open_engine
     from roost.flow.build import FlowInvalid
     from roost.secret_backends import SecretConfigError
-    from roost.server.config import ConfigError, load_config
     from roost.store.db import store_unavailable
     from roost.store.storage import StorageConfigError
 
+    config_errors: tuple[type[Exception], ...] = (StorageConfigError, SecretConfigError)
+    if config_path:  # the server's configuration module only when a configuration is given
+        from roost.server.config import ConfigError, load_config
+
+        config_errors += (ConfigError,)
     try:
         config = load_config(config_path) if config_path else None
         settings = (
@@ -171,7 +175,7 @@ def flow_run(file: str, flow_dirs: tuple[str, ...], inputs: tuple[str, ...], lab
             else {}
         )
         engine = open_engine(home, **settings)
-    except (ConfigError, StorageConfigError, SecretConfigError) as exc:
+    except config_errors as exc:
         fail(str(exc))
     except Exception as exc:
         if not store_unavailable(exc):
