@@ -190,6 +190,9 @@ def test_builtin_catalogue_matches_the_classes():
     plugins = Plugins(load_entry_points=False)
     loaded = {cls for tid, cls in plugins.types.items() if plugins.type_owner(tid) == "core"}
     assert loaded == declared
+    from roost.scripts import Docker, Process
+
+    assert {plugins.resolve_runner(t.type_id) for t in (Process, Docker)} == {Process, Docker}
 
 
 def test_resolving_a_type_imports_only_its_module():
@@ -201,6 +204,8 @@ def test_resolving_a_type_imports_only_its_module():
         "from roost.plugins import Plugins\n"
         "p = Plugins(load_entry_points=False)\n"
         "assert p.resolve('io.kestra.plugin.core.log.Log') is not None\n"
+        "assert 'roost.scripts' not in sys.modules\n"
+        "assert p.resolve_runner('io.kestra.plugin.core.runner.Process').__module__ == 'roost.scripts'\n"
         "print(sorted(m for m in sys.modules if m.startswith('roost.builtin.')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

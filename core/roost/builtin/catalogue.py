@@ -72,3 +72,9 @@ TRIGGERS = (
 LOG_EXPORTERS = (
     LazyType("io.kestra.plugin.ee.core.log.FileLogExporter", _B + "log_shipper:FileLogExporter"),
 )
+
+# by name too: a flow without a script task never imports roost.scripts
+TASK_RUNNERS = (
+    LazyType("io.kestra.plugin.core.runner.Process", "roost.scripts:Process"),
+    LazyType("io.kestra.plugin.scripts.runner.docker.Docker", "roost.scripts:Docker"),
+)

@@ -26,11 +26,9 @@ def register_log_exporters(register):
 
 @hookimpl
 def register_task_runners(register):
-    from roost.plugins import LazyType
+    from roost.builtin import catalogue
 
-    # by name: a flow without a script task never imports roost.scripts
-    register(LazyType("io.kestra.plugin.core.runner.Process", "roost.scripts:Process"),
-             LazyType("io.kestra.plugin.scripts.runner.docker.Docker", "roost.scripts:Docker"))  # fmt: skip
+    register(*catalogue.TASK_RUNNERS)
 
 
 @hookimpl
