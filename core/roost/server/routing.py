@@ -47,6 +47,14 @@ def _methods(route: Any) -> set[str]:
     return set(getattr(route, "methods", None) or ())
 
 
+def _request_segments(scope: Scope) -> list[str]:
+    """The request path's segments, split once per request (every route's check reads them)."""
+    parts = scope.get("roost.segments")
+    if parts is None:
+        parts = scope["roost.segments"] = segments(get_route_path(scope))
+    return parts
+
+
 class _Segments:
     """What a route's template fixes: its number of segments and its literal ones. A request whose path
     differs in either cannot match, and is turned down without the route's regular expression: most of
@@ -62,9 +70,7 @@ class _Segments:
     def rejects(self, scope: Scope) -> bool:
         if self.any or scope["type"] != "http":
             return False
-        parts = scope.get("roost.segments")
-        if parts is None:  # split once per request
-            parts = scope["roost.segments"] = segments(get_route_path(scope))
+        parts = _request_segments(scope)
         if len(parts) != self.count:
             return True
         return any(parts[i] != part for i, part in self.fixed)
@@ -173,9 +179,7 @@ class RouteIndex(BaseRoute):
             return Match.NONE, {}
         if len(self.router.routes) != self._size:
             self._build()
-        parts = scope.get("roost.segments")
-        if parts is None:
-            parts = scope["roost.segments"] = segments(get_route_path(scope))
+        parts = _request_segments(scope)
         found = self._by_count.get(len(parts))
         if found is None:
             candidates = self._others

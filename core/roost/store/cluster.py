@@ -75,7 +75,8 @@ class _Sql:
 
     def notify(self, conn: Any, channel: str, payload: str = "") -> None:
         """NOTIFY in the open transaction: ``conn`` is an SQLAlchemy connection, or a psycopg cursor of
-        :meth:`Store.pg_transaction` (the methods ``*_in`` below take either, on PostgreSQL)."""
+        :meth:`Store.pg_transaction` (what the methods ``*_in`` below are given on PostgreSQL; SQLite gives
+        them an SQLAlchemy connection)."""
         if not self.postgres:
             return
         if isinstance(conn, sa.Connection):
@@ -171,8 +172,8 @@ class MessageTable(_Sql):
     def put_in(self, conn: Any, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         """Insert messages (kind, execution id, payload) in the open transaction ``conn``."""
         rows = [_message_row(*m) for m in messages]
-        if isinstance(conn, sa.Connection):  # inline: no key read back (it may go in a pipeline)
-            conn.execute(self.table.insert().inline(), rows)
+        if isinstance(conn, sa.Connection):  # SQLite
+            conn.execute(self.table.insert(), rows)
         else:
             conn.executemany(_PUT, rows)
         self.notify(conn, MESSAGES_CHANNEL, _about({m[1] for m in messages}))
@@ -400,8 +401,7 @@ class Fence:
             if self.release:
                 conn.execute(_RELEASE, {"owner": leases.owner, "ids": self.release})
             lost = set()
-        with leases._lock:
-            leases.held.difference_update(self.release)
+        leases.forget(self.release)
         return lost
 
     def lost(self) -> set[str]:
@@ -445,15 +445,11 @@ class WorkQueue(_Sql):
         if not jobs:
             return
         now = time.time()
-        if isinstance(conn, sa.Connection):
-            if self.postgres:
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        if isinstance(conn, sa.Connection):  # SQLite
+            from sqlalchemy.dialects.sqlite import insert
+
             rows = [{**j, "created": now, "submissions": 1, "kill": False} for j in jobs]
-            conn.execute(
-                insert(worker_jobs).inline().on_conflict_do_nothing(index_elements=["taskrun_id"]), rows
-            )
+            conn.execute(insert(worker_jobs).on_conflict_do_nothing(index_elements=["taskrun_id"]), rows)
         else:
             conn.executemany(_ENQUEUE, [{**j, "created": now} for j in jobs])
         self.notify(conn, JOBS_CHANNEL)

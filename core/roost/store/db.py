@@ -210,7 +210,11 @@ _SQLITE_UPSERT_TASKRUN = (
     "INSERT INTO taskruns (id, execution_id, seq, data) VALUES (?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
     " execution_id=excluded.execution_id, seq=excluded.seq, data=excluded.data"
 )
+_SQLITE_INSERT_NEW_EXECUTION = (
+    _SQLITE_UPSERT_EXECUTION.split(" ON CONFLICT")[0] + " ON CONFLICT (id) DO NOTHING RETURNING id"
+)
 _PG_UPSERT_EXECUTION = _SQLITE_UPSERT_EXECUTION.replace("?", "%s")
+_PG_INSERT_NEW_EXECUTION = _SQLITE_INSERT_NEW_EXECUTION.replace("?", "%s")
 _PG_UPSERT_KV = _SQLITE_UPSERT_KV.replace("?", "%s")
 _PG_LOAD_EXECUTIONS = (
     "SELECT e.id, e.data, ARRAY(SELECT t.data FROM taskruns t WHERE t.execution_id = e.id ORDER BY t.seq) AS runs,"
@@ -506,44 +510,60 @@ class Store:
             if written is not None:
                 written.update(texts)
             return
-        if not only_new and not self.url.startswith("sqlite"):
-            self._save_pg(ex_rows, tr_rows, keep_only, masks, fence, also)
-            if written is not None:
-                written.update(texts)
-            return
-        with self.write_lock, self.engine.begin() as conn:
-            if only_new:  # insert-if-absent first: of two concurrent creations, the second finds the row
-                from sqlalchemy.dialects import postgresql, sqlite
-
-                new_insert: Any = sqlite.insert if self.url.startswith("sqlite") else postgresql.insert
-                cols = ["id", "tenant", "namespace", "flow_id", "state", "start_date", "end_date", "parent_id",
-                        "deleted", "data"]  # fmt: skip
-                stmt = new_insert(executions).on_conflict_do_nothing(index_elements=["id"])
-                for row in ex_rows:
-                    inserted = stmt.values(dict(zip(cols, row, strict=True))).returning(executions.c.id)
-                    if conn.execute(inserted).first() is None:
-                        raise ExecutionExists(row[0])
-                ex_rows = []  # written as they are
-            with self._pipelined(conn):  # PostgreSQL: the statements below go in one round trip
-                self._write_rows(conn, ex_rows, tr_rows, keep_only, masks)
-                if also is not None:
-                    also(conn)
-            # The fence comes last (its answer is needed, so it ends the pipeline): the lease rows are
-            # locked from here to the commit, and if one moved to another executor, nothing is written.
-            lost = fence(conn) if fence is not None else None
-            if lost:
-                raise LeaseLost(lost)
+        if self.url.startswith("sqlite"):
+            self._save_sqlite(ex_rows, tr_rows, keep_only, masks, fence, also, only_new)
+        else:
+            self._save_pg(ex_rows, tr_rows, keep_only, masks, fence, also, only_new)
         if written is not None:
             written.update(texts)
 
+    def _save_sqlite(
+        self, ex_rows: list[tuple[Any, ...]], tr_rows: list[tuple[Any, ...]], keep_only: dict[str, set[str]] | None,
+        masks: dict[str, dict[str, Any]] | None, fence: Any, also: Any, only_new: bool,
+    ) -> None:  # fmt: skip
+        with self.write_lock, self.engine.begin() as conn:
+            if only_new:  # insert-if-absent first: of two concurrent creations, the second finds the row
+                for row in ex_rows:
+                    if conn.exec_driver_sql(_SQLITE_INSERT_NEW_EXECUTION, row).first() is None:
+                        raise ExecutionExists(row[0])
+                ex_rows = []  # written as they are
+            for execution_id, keep_ids in (keep_only or {}).items():
+                conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
+                                                     taskruns.c.id.not_in(keep_ids)))  # fmt: skip
+            if masks:
+                conn.execute(execution_masks.delete().where(execution_masks.c.execution_id.in_(list(masks))))
+                conn.execute(
+                    execution_masks.insert(),
+                    [{"execution_id": i, "data": dumps(m)} for i, m in masks.items()],
+                )
+            # An upsert updates the row in place, and an index only when its columns change; INSERT OR
+            # REPLACE deleted and re-inserted the row and every index entry: twice the pages per commit.
+            if ex_rows:
+                conn.exec_driver_sql(_SQLITE_UPSERT_EXECUTION, ex_rows)
+            if tr_rows:
+                conn.exec_driver_sql(_SQLITE_UPSERT_TASKRUN, tr_rows)
+            if also is not None:
+                also(conn)
+            lost = fence(conn) if fence is not None else None
+            if lost:  # another executor holds some of these now: nothing is written
+                raise LeaseLost(lost)
+
     def _save_pg(
         self, ex_rows: list[tuple[Any, ...]], tr_rows: list[tuple[Any, ...]], keep_only: dict[str, set[str]] | None,
-        masks: dict[str, dict[str, Any]] | None, fence: Any, also: Any,
+        masks: dict[str, dict[str, Any]] | None, fence: Any, also: Any, only_new: bool,
     ) -> None:  # fmt: skip
         """save_executions on PostgreSQL, in one round trip (:meth:`pg_transaction`): the lease fence fails
         in SQL (``roost_fence``) and so rolls everything back; then :class:`LeaseLost` names what was lost."""
         try:
             with self.pg_transaction() as cur:
+                if (
+                    only_new
+                ):  # insert-if-absent first (its answer is awaited): the second of two finds the row
+                    for row in ex_rows:
+                        cur.execute(_PG_INSERT_NEW_EXECUTION, row)
+                        if cur.fetchone() is None:
+                            raise ExecutionExists(row[0])
+                    ex_rows = []  # written as they are
                 for execution_id, keep_ids in (keep_only or {}).items():
                     cur.execute("DELETE FROM taskruns WHERE execution_id = %s AND NOT (id = ANY(%s))",
                                 (execution_id, list(keep_ids)))  # fmt: skip
@@ -565,54 +585,6 @@ class Store:
             raise
 
     @contextmanager
-    def _pipelined(self, conn: sa.Connection) -> Iterator[None]:
-        """psycopg's pipeline mode on PostgreSQL: statements are sent without waiting for each answer.
-        Only for statements whose rows nobody reads. An error the final sync reports comes out as
-        SQLAlchemy's would (a lost connection invalidated), so callers tell store faults apart as usual."""
-        if self.url.startswith("sqlite"):
-            yield
-            return
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        try:
-            with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-                yield
-        except sa.exc.DBAPIError:
-            raise
-        except dbapi_error as exc:
-            lost = self.engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
-            if lost:
-                conn.invalidate()
-            raise sa.exc.DBAPIError.instance(
-                None, None, exc, dbapi_error, connection_invalidated=lost
-            ) from exc
-
-    def _write_rows(
-        self, conn: sa.Connection, ex_rows: list[tuple[Any, ...]], tr_rows: list[tuple[Any, ...]],
-        keep_only: dict[str, set[str]] | None, masks: dict[str, dict[str, Any]] | None,
-    ) -> None:  # fmt: skip
-        for execution_id, keep_ids in (keep_only or {}).items():
-            conn.execute(taskruns.delete().where(taskruns.c.execution_id == execution_id,
-                                                 taskruns.c.id.not_in(keep_ids)))  # fmt: skip
-        if masks:
-            ids = list(masks)
-            conn.execute(execution_masks.delete().where(execution_masks.c.execution_id.in_(ids)))
-            conn.execute(
-                execution_masks.insert(), [{"execution_id": i, "data": dumps(masks[i])} for i in ids]
-            )
-        if self.url.startswith("sqlite"):
-            # An upsert updates the row in place, and an index only when its columns change; INSERT OR
-            # REPLACE deleted and re-inserted the row and every index entry: twice the pages per commit.
-            if ex_rows:
-                conn.exec_driver_sql(_SQLITE_UPSERT_EXECUTION, ex_rows)
-            if tr_rows:
-                conn.exec_driver_sql(_SQLITE_UPSERT_TASKRUN, tr_rows)
-        else:  # the same upserts: PostgreSQL's ON CONFLICT reads as SQLite's
-            if ex_rows:
-                conn.exec_driver_sql(_PG_UPSERT_EXECUTION, ex_rows)
-            if tr_rows:
-                conn.exec_driver_sql(_PG_UPSERT_TASKRUN, tr_rows)
-
-    @contextmanager
     def _sqlite_transaction(self) -> Iterator[Any]:
         """A transaction on a DBAPI connection, for the writes of every executor batch and KV write:
         SQLAlchemy's Connection and transaction objects cost as much as the write itself there. Writes
@@ -620,14 +592,11 @@ class Store:
         cost as much again); one that failed is closed, not reused. Errors come out as SQLAlchemy's,
         like everywhere else in the store (``store_unavailable`` tells which may pass)."""
         with self.write_lock:
-            raw = self._writer
-            if raw is None or self._writer_busy:  # (a write within a write: its own connection)
-                raw = self.engine.raw_connection()
-                if self._writer is None and ":memory:" not in self.url:  # memory: one database per connection
-                    self._writer = raw
-            held = raw is self._writer
-            self._writer_busy = held or self._writer_busy
-            ok = False
+            # a write within a write gets a connection of its own; a memory database is one per connection
+            keep = not self._writer_busy and ":memory:" not in self.url
+            raw = self._writer if keep and self._writer is not None else self.engine.raw_connection()
+            if keep:
+                self._writer, self._writer_busy = raw, True
             try:
                 cur = raw.cursor()
                 try:
@@ -638,18 +607,20 @@ class Store:
                     raise
                 finally:
                     cur.close()
-                ok = True
-            except self.engine.dialect.loaded_dbapi.Error as exc:
-                raise sa.exc.DBAPIError.instance(
-                    None, None, exc, self.engine.dialect.loaded_dbapi.Error
-                ) from exc
-            finally:
-                if held:
-                    self._writer_busy = False
-                if not held or not ok:
-                    if held:
-                        self._writer = None
+            except BaseException as exc:
+                if keep:
+                    self._writer = None
+                raw.close()
+                dbapi_error = self.engine.dialect.loaded_dbapi.Error
+                if isinstance(exc, dbapi_error):
+                    raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+                raise
+            else:
+                if not keep:
                     raw.close()
+            finally:
+                if keep:
+                    self._writer_busy = False
 
     def load_execution(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         loaded = self.load_execution_and_masks(execution_id, masks=False)
